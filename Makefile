@@ -1,0 +1,41 @@
+# The two commands a new hotline needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck bench migrate clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the whole system in one process (embedded mode: SQLite, in-process broker).
+run: install
+	$(BIN)/hotline run
+
+## Set up and run the whole test suite (lint, types, tests).
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy pipeline
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy pipeline
+
+migrate: install
+	$(BIN)/hotline migrate
+
+## Benchmark: prints one JSON object of figures (BENCH_N reports, default 100000).
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

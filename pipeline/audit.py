@@ -1,0 +1,179 @@
+"""The audit trail: append-only events, hash-chained per stream.
+
+Each event's hash covers the previous event's hash and the event's own content, and
+the row the stream is about (a report, a case, an `AuditStream`) keeps the head
+(`audit_seq`, `audit_hash`) in the same transaction. `verify` walks every stream and
+names the first event that was edited, deleted or moved. Personal data never goes
+into `data`: only ids, states and reasons, so a retention purge never touches a
+hashed payload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pipeline.clock import as_utc
+from pipeline.models import GENESIS_HASH, AuditChained, AuditStream, Case, Event, Report
+
+SYSTEM_ACTOR = "system"
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def event_hash(
+    prev_hash: str,
+    stream: str,
+    seq: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    from_state: str | None,
+    to_state: str | None,
+    data: dict[str, Any],
+) -> str:
+    payload = _canonical(
+        [stream, seq, as_utc(at).isoformat(timespec="microseconds"), actor, action,
+         from_state, to_state, data]
+    )
+    return hashlib.sha256((prev_hash + payload).encode()).hexdigest()
+
+
+def stream_of(head: AuditChained) -> str:
+    if isinstance(head, Report):
+        return f"report:{head.ref}"
+    if isinstance(head, Case):
+        return f"case:{head.ref}"
+    if isinstance(head, AuditStream):
+        return head.name
+    raise TypeError(f"{type(head).__name__} carries no audit stream")
+
+
+def build_event(
+    head: AuditChained,
+    *,
+    actor: str,
+    action: str,
+    at: datetime,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    data: dict[str, Any] | None = None,
+    case_id: int | None = None,
+    report_id: int | None = None,
+) -> Event:
+    """Make the next event of `head`'s stream and move the head. The caller adds it."""
+    data = data or {}
+    stream = stream_of(head)
+    seq = (head.audit_seq or 0) + 1
+    prev = head.audit_hash or GENESIS_HASH
+    digest = event_hash(prev, stream, seq, at, actor, action, from_state, to_state, data)
+    head.audit_seq, head.audit_hash = seq, digest
+    return Event(
+        stream=stream, seq=seq, at=at, actor=actor, action=action, from_state=from_state,
+        to_state=to_state, data=data, case_id=case_id, report_id=report_id,
+        prev_hash=prev, hash=digest,
+    )
+
+
+def record(
+    session: Session,
+    stream_name: str,
+    *,
+    actor: str,
+    action: str,
+    at: datetime,
+    data: dict[str, Any] | None = None,
+    case_id: int | None = None,
+) -> Event:
+    """Append an event to a named stream (users, the system, a login...)."""
+    head = session.execute(
+        select(AuditStream).where(AuditStream.name == stream_name).with_for_update()
+    ).scalar_one_or_none()
+    if head is None:
+        head = AuditStream(name=stream_name, audit_seq=0, audit_hash=GENESIS_HASH)
+        session.add(head)
+    event = build_event(head, actor=actor, action=action, at=at, data=data, case_id=case_id)
+    session.add(event)
+    return event
+
+
+@dataclass(frozen=True)
+class Problem:
+    stream: str
+    seq: int | None
+    event_id: int | None
+    what: str
+
+    def __str__(self) -> str:
+        where = f"event {self.event_id} (stream {self.stream}, seq {self.seq})" if (
+            self.event_id is not None
+        ) else f"stream {self.stream}"
+        return f"{where}: {self.what}"
+
+
+def _heads(session: Session) -> Iterator[tuple[str, int, str]]:
+    for ref, seq, digest in session.execute(select(Report.ref, Report.audit_seq, Report.audit_hash)):
+        yield f"report:{ref}", seq, digest
+    for ref, seq, digest in session.execute(select(Case.ref, Case.audit_seq, Case.audit_hash)):
+        yield f"case:{ref}", seq, digest
+    for name, seq, digest in session.execute(
+        select(AuditStream.name, AuditStream.audit_seq, AuditStream.audit_hash)
+    ):
+        yield name, seq, digest
+
+
+def verify(session: Session) -> list[Problem]:
+    """Check every stream; return one problem per broken stream (empty list: intact)."""
+    problems: list[Problem] = []
+    tails: dict[str, tuple[int, str]] = {}
+    broken: set[str] = set()
+    current: str | None = None
+    expected_seq, expected_prev = 1, GENESIS_HASH
+    rows = session.execute(
+        select(Event).order_by(Event.stream, Event.seq).execution_options(yield_per=5_000)
+    ).scalars()
+    for ev in rows:
+        if ev.stream != current:
+            current, expected_seq, expected_prev = ev.stream, 1, GENESIS_HASH
+        if ev.stream in broken:
+            continue
+        what = None
+        if ev.seq != expected_seq:
+            what = f"expected seq {expected_seq}: an event before it was deleted or moved"
+        elif ev.prev_hash != expected_prev:
+            what = "does not follow the previous event: events were deleted or reordered"
+        else:
+            digest = event_hash(
+                ev.prev_hash, ev.stream, ev.seq, ev.at, ev.actor, ev.action,
+                ev.from_state, ev.to_state, ev.data or {},
+            )
+            if digest != ev.hash:
+                what = "content does not match its hash: the event was edited"
+        if what:
+            problems.append(Problem(ev.stream, ev.seq, ev.id, what))
+            broken.add(ev.stream)
+            continue
+        tails[ev.stream] = (ev.seq, ev.hash)
+        expected_seq, expected_prev = ev.seq + 1, ev.hash
+    for stream, seq, digest in _heads(session):
+        if stream in broken or seq == 0:
+            continue
+        tail = tails.get(stream)
+        if tail is None:
+            problems.append(Problem(stream, None, None, f"all {seq} events are missing"))
+        elif tail[0] != seq or tail[1] != digest:
+            problems.append(
+                Problem(stream, None, None,
+                        f"ends at seq {tail[0]} but its head says {seq}: "
+                        "the last events were deleted or the head was edited")
+            )
+    return problems

@@ -1,0 +1,71 @@
+"""Stage 1: normalisation. Pure per report; rejected input is kept with its reason.
+
+Steps of `normalise_reports`:
+1. lock the given reports that are still `received` (others were done already),
+2. compute the canonical URL and derived facts of each (`pipeline.urls`),
+3. move each to `normalised`, or to `rejected` with a reason an analyst can read,
+4. return the ids to deduplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pipeline.clock import Clock
+from pipeline.db import is_postgresql
+from pipeline.errors import RejectedURL
+from pipeline.lifecycle import transition
+from pipeline.models import Report
+from pipeline.states import ReportState
+from pipeline.urls import CanonicalURL, canonicalise
+
+log = logging.getLogger(__name__)
+
+
+def lock_in_state(session: Session, model: Any, ids: Sequence[int], *states: str) -> list[Any]:
+    """The rows among `ids` still in one of `states`, locked against other workers
+    (PostgreSQL; SQLite takes the database write lock when the transaction begins)."""
+    query = (
+        select(model)
+        .where(model.id.in_(list(ids)), model.state.in_(states))
+        .order_by(model.id)
+    )
+    if is_postgresql(session):
+        query = query.with_for_update(skip_locked=True)
+    return list(session.execute(query).scalars())
+
+
+def normalise_reports(
+    session: Session,
+    report_ids: Sequence[int],
+    *,
+    clock: Clock,
+    canonicaliser: Callable[[str], CanonicalURL] = canonicalise,
+) -> list[int]:
+    now = clock.now()
+    done: list[int] = []
+    for report in lock_in_state(session, Report, report_ids, ReportState.RECEIVED):
+        try:
+            url = canonicaliser(report.url)
+        except RejectedURL as exc:
+            report.reject_reason = str(exc)
+            transition(session, report, ReportState.REJECTED, at=now,
+                       data={"reason": str(exc)})
+            log.info("Report %s rejected: %s", report.id, exc)
+            continue
+        report.canonical_url = url.canonical
+        report.dedup_key = url.dedup_key
+        report.host = url.host
+        report.host_unicode = url.host_unicode
+        report.registered_domain = url.registered_domain
+        report.url_kind = url.kind
+        report.url_userinfo = url.userinfo
+        report.host_confusable = url.confusable
+        transition(session, report, ReportState.NORMALISED, at=now)
+        done.append(report.id)
+    return done

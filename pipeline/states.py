@@ -1,0 +1,88 @@
+"""Every state of a report and a case, and every allowed transition, in one place.
+
+A state changes only through `lifecycle.transition`, which checks this table, stamps
+the time the state was first entered (`<state>_at`), moves `state_changed_at`, and
+writes an audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ReportState(StrEnum):
+    RECEIVED = "received"  # stored, waiting for normalisation
+    NORMALISED = "normalised"  # canonical URL known, waiting for deduplication
+    REJECTED = "rejected"  # cannot be a URL we process; kept with the reason
+    DUPLICATE = "duplicate"  # joined a case that was already open
+    NEW_CASE = "new_case"  # opened a case of its own
+
+
+class CaseState(StrEnum):
+    NORMALISED = "normalised"  # opened by deduplication, waiting for tracing
+    TRACED = "traced"  # hosting origin traced (or marked unknown)
+    AWAITING_ASSESSMENT = "awaiting_assessment"  # in the analysts' queue
+    IN_ASSESSMENT = "in_assessment"  # claimed by an analyst (with a lease)
+    AWAITING_SECOND_ASSESSMENT = "awaiting_second_assessment"  # four eyes
+    AWAITING_SUPERVISOR = "awaiting_supervisor"  # the two analysts disagreed
+    ASSESSED = "assessed"  # decision final, waiting for routing
+    ROUTED = "routed"  # destinations decided, notices planned
+    POLICE_HOLD = "police_hold"  # police asked us to wait before telling the provider
+    NOTIFIED = "notified"  # notices sent
+    MONITORING = "monitoring"  # checked on a schedule until the content is gone
+    REMOVED = "removed"  # content confirmed gone
+    CLOSED = "closed"  # nothing more to do
+
+
+R, C = ReportState, CaseState
+
+# (from, to) -> the action recorded in the audit event. `None` as from = creation.
+REPORT_TRANSITIONS: dict[tuple[ReportState | None, ReportState], str] = {
+    (None, R.RECEIVED): "report_received",
+    (R.RECEIVED, R.NORMALISED): "report_normalised",
+    (R.RECEIVED, R.REJECTED): "report_rejected",
+    (R.NORMALISED, R.DUPLICATE): "report_joined_case",
+    (R.NORMALISED, R.NEW_CASE): "report_opened_case",
+    # A duplicate whose case is gone before it could attach is re-deduplicated.
+    (R.DUPLICATE, R.NORMALISED): "report_requeued",
+}
+
+CASE_TRANSITIONS: dict[tuple[CaseState | None, CaseState], str] = {
+    (None, C.NORMALISED): "case_opened",
+    (C.NORMALISED, C.TRACED): "case_traced",
+    (C.TRACED, C.AWAITING_ASSESSMENT): "case_queued",
+    (C.AWAITING_ASSESSMENT, C.IN_ASSESSMENT): "case_claimed",
+    # Released by the analyst, or the lease ran out.
+    (C.IN_ASSESSMENT, C.AWAITING_ASSESSMENT): "case_released",
+    (C.IN_ASSESSMENT, C.ASSESSED): "case_assessed",
+    (C.IN_ASSESSMENT, C.AWAITING_SECOND_ASSESSMENT): "case_needs_second_assessment",
+    # Same-site work: an analyst applies one decision to cases they did not claim one by one.
+    (C.AWAITING_ASSESSMENT, C.ASSESSED): "case_assessed",
+    (C.AWAITING_ASSESSMENT, C.AWAITING_SECOND_ASSESSMENT): "case_needs_second_assessment",
+    (C.AWAITING_SECOND_ASSESSMENT, C.ASSESSED): "case_confirmed",
+    (C.AWAITING_SECOND_ASSESSMENT, C.AWAITING_SUPERVISOR): "case_disputed",
+    (C.AWAITING_SUPERVISOR, C.ASSESSED): "case_decided_by_supervisor",
+    (C.ASSESSED, C.ROUTED): "case_routed",
+    # "not illegal" and "out of remit" close without routing.
+    (C.ASSESSED, C.CLOSED): "case_closed",
+    (C.ROUTED, C.POLICE_HOLD): "case_held_for_police",
+    (C.ROUTED, C.NOTIFIED): "case_notified",
+    # A rule may decide that nobody is to be told (e.g. already handled elsewhere).
+    (C.ROUTED, C.CLOSED): "case_closed",
+    (C.POLICE_HOLD, C.NOTIFIED): "case_police_cleared",
+    # The police take the case over entirely: no provider notice.
+    (C.POLICE_HOLD, C.CLOSED): "case_closed",
+    (C.NOTIFIED, C.MONITORING): "case_monitoring",
+    (C.MONITORING, C.REMOVED): "case_removed",
+    # The content moved: trace again and route again.
+    (C.MONITORING, C.TRACED): "case_retraced",
+    (C.NOTIFIED, C.REMOVED): "case_removed",
+    (C.REMOVED, C.CLOSED): "case_closed",
+}
+
+# States in which a case is still being worked on (its URL is "open" for deduplication).
+OPEN_CASE_STATES = frozenset(set(CaseState) - {C.REMOVED, C.CLOSED})
+
+# Columns stamped with the time a state was first entered.
+REPORT_STATE_TIME_COLUMNS = {state: f"{state.value}_at" for state in ReportState}
+CASE_STATE_TIME_COLUMNS = {state: f"{state.value}_at" for state in CaseState}

@@ -1,0 +1,1 @@
+"""The web app: the API and (later) the analysts' console."""

@@ -1,0 +1,92 @@
+"""Intake API: reports in, tracking references out, status for reporters."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter, ValidationError
+
+from pipeline.errors import BadInput
+from pipeline.intake import accept_reports, public_status
+from pipeline.runtime import Runtime
+from pipeline.web.app import describe_validation_errors, runtime_of
+from schemas.intake import (
+    IntakeResponse,
+    ReportAccepted,
+    ReportBatchIn,
+    ReportIn,
+    ReportStatus,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["intake"])
+
+_report = TypeAdapter(ReportIn)
+_batch = TypeAdapter(ReportBatchIn)
+
+
+def parse_reports(body: bytes, max_batch: int) -> list[ReportIn]:
+    """One report object, or {"reports": [...]} with up to `max_batch` of them."""
+    try:
+        payload: Any = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadInput("the body is not valid JSON") from None
+    try:
+        if isinstance(payload, dict) and "reports" in payload:
+            raw = payload["reports"]
+            if isinstance(raw, list) and len(raw) > max_batch:
+                raise BadInput(
+                    f"reports: a request holds at most {max_batch} reports, got {len(raw)}"
+                )
+            return _batch.validate_python(payload).reports
+        return [_report.validate_python(payload)]
+    except ValidationError as exc:
+        raise BadInput("; ".join(describe_validation_errors(list(exc.errors())))) from None
+
+
+@router.post(
+    "/reports",
+    status_code=201,
+    response_model=IntakeResponse,
+    summary="Report one URL, or a batch of up to 1,000",
+    openapi_extra={"requestBody": {"content": {"application/json": {"schema": {
+        "oneOf": [ReportIn.model_json_schema(), ReportBatchIn.model_json_schema()]}}},
+        "required": True}},
+)
+async def submit_reports(
+    request: Request, runtime: Runtime = Depends(runtime_of)
+) -> IntakeResponse | JSONResponse:
+    body = await request.body()
+    if len(body) > runtime.settings.web.max_body_bytes:
+        return JSONResponse({"error": "request body too large"}, status_code=413)
+    try:
+        items = parse_reports(body, runtime.settings.intake.max_batch)
+    except BadInput as exc:
+        status = 400 if "not valid JSON" in str(exc) else 422
+        return JSONResponse({"error": str(exc)}, status_code=status)
+    submission, accepted = await run_in_threadpool(
+        accept_reports,
+        runtime.session_factory,
+        items,
+        clock=runtime.clock,
+        limits=runtime.settings.intake,
+        enqueuer=runtime.enqueuer,
+    )
+    base = runtime.settings.web.public_url.rstrip("/")
+    return IntakeResponse(
+        submission=submission,
+        reports=[
+            ReportAccepted(reference=a.ref, url=a.url,
+                           status_url=f"{base}/api/v1/reports/{a.ref}")
+            for a in accepted
+        ],
+    )
+
+
+@router.get("/reports/{ref}", response_model=ReportStatus, summary="A report's status")
+def report_status(ref: str, runtime: Runtime = Depends(runtime_of)) -> ReportStatus:
+    with runtime.session_factory() as session:
+        return public_status(session, ref)

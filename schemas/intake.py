@@ -1,0 +1,97 @@
+"""What crosses the intake boundary: reports coming in, references going out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Channel(StrEnum):
+    WEB = "web"
+    EMAIL = "email"
+    PHONE = "phone"
+    PARTNER = "partner"
+    IMPORT = "import"
+    API = "api"
+    APP = "app"
+    SOCIAL = "social"
+    OTHER = "other"
+
+
+class Category(StrEnum):
+    """Content categories (claimed by reporters, decided by analysts)."""
+
+    CSAM = "csam"
+    SELF_GENERATED_CSAM = "self_generated_csam"
+    CHILD_EROTICA = "child_erotica"
+    GROOMING = "grooming"
+    SEXTORTION = "sextortion"
+    HATE_SPEECH = "hate_speech"
+    RACISM_XENOPHOBIA = "racism_xenophobia"
+    TERRORIST_CONTENT = "terrorist_content"
+    PHISHING = "phishing"
+    OTHER = "other"
+
+
+class ReportIn(BaseModel):
+    """One reported URL."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    url: str = Field(..., min_length=1, description="The reported URL, as the reporter gave it.")
+    channel: Channel = Field(Channel.WEB, description="How the report reached the hotline.")
+    claimed_category: Category | None = Field(
+        None, description="What the reporter says the content is."
+    )
+    description: str | None = Field(None, description="The reporter's own words.")
+    reporter_contact: str | None = Field(
+        None, description="How to reach the reporter, if they chose to say. Never forwarded."
+    )
+    received_at: datetime | None = Field(
+        None, description="When the hotline received it (default: now). ISO 8601 with zone."
+    )
+    language: str | None = Field(
+        None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
+        description="Language of the report as a BCP 47 tag (e.g. sr, sr-Latn, en).",
+    )
+    urgent: bool = Field(
+        False, description="The reporter says a child is in immediate danger."
+    )
+
+    @field_validator("received_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must carry a time zone (e.g. 2026-01-05T09:00:00Z)")
+        return value
+
+
+class ReportBatchIn(BaseModel):
+    """Several reports in one request (a submission with several URLs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reports: list[ReportIn] = Field(..., min_length=1, description="The reports, in order.")
+
+
+class ReportAccepted(BaseModel):
+    reference: str = Field(..., description="Tracking reference of this report.")
+    url: str = Field(..., description="The URL as received.")
+    status_url: str = Field(..., description="Where the reporter can see the report's status.")
+
+
+class IntakeResponse(BaseModel):
+    submission: str = Field(..., description="Reference shared by the reports of one request.")
+    reports: list[ReportAccepted] = Field(..., description="One entry per report, in order.")
+
+
+class ReportStatus(BaseModel):
+    """What a reporter may know about their report: no internal detail."""
+
+    reference: str = Field(..., description="The report's tracking reference.")
+    received_at: datetime = Field(..., description="When the hotline received it.")
+    status: str = Field(..., description="received, in_progress, rejected, action_taken, "
+                        "no_action, or content_removed.")
+    explanation: str = Field(..., description="The status in plain words.")

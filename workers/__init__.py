@@ -1,0 +1,1 @@
+"""dramatiq actors: one thin wrapper per pipeline stage."""

@@ -1,0 +1,116 @@
+"""Choosing and wiring the broker: Redis when configured, in-process otherwise."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from pipeline.config import Settings
+from pipeline.messaging import chunks
+from pipeline.runtime import Runtime
+from workers import context
+
+log = logging.getLogger(__name__)
+
+# Actors are declared against this until `install` binds them to the real broker, so
+# importing the actors never makes dramatiq pick a default (RabbitMQ) broker.
+placeholder_broker = StubBroker()
+dramatiq.set_broker(placeholder_broker)
+
+
+def make_broker(settings: Settings) -> dramatiq.Broker:
+    from workers.middleware import DeadLetters
+
+    middleware = [
+        AgeLimit(),
+        TimeLimit(time_limit=settings.worker.time_limit_ms),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        Retries(
+            max_retries=settings.worker.max_retries,
+            min_backoff=settings.worker.min_backoff_ms,
+            max_backoff=settings.worker.max_backoff_ms,
+        ),
+        DeadLetters(),
+    ]
+    if settings.broker.is_redis:
+        from dramatiq.brokers.redis import RedisBroker
+
+        return RedisBroker(
+            url=settings.broker.url,
+            namespace=settings.broker.namespace,
+            heartbeat_timeout=settings.broker.heartbeat_timeout_ms,
+            middleware=middleware,
+        )
+    broker = StubBroker(middleware=middleware)
+    broker.emit_after("process_boot")
+    return broker
+
+
+class BrokerEnqueuer:
+    """Sends stage messages through the actors, `batch_size` ids per message."""
+
+    def __init__(self, batch_size: int):
+        self.batch_size = batch_size
+
+    def send(self, stage: str, ids: Sequence[int]) -> None:
+        from workers.actors import ACTORS
+
+        actor = ACTORS[stage]
+        for batch in chunks(list(ids), self.batch_size):
+            actor.send(batch)
+
+
+def install(runtime: Runtime) -> dramatiq.Broker:
+    """Make the configured broker this process's broker and bind every actor to it."""
+    from workers.actors import ACTORS
+
+    broker = make_broker(runtime.settings)
+    for actor in ACTORS.values():
+        actor.broker = broker
+        broker.declare_actor(actor)
+    dramatiq.set_broker(broker)
+    runtime.enqueuer = BrokerEnqueuer(runtime.settings.worker.batch_size)
+    context.set_runtime(runtime)
+    return broker
+
+
+def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
+    worker.start()
+    return worker
+
+
+def check_broker_safe(settings: Settings) -> None:
+    """Refuse a Redis whose eviction policy could silently drop queued messages."""
+    from pipeline.errors import ConfigError
+
+    if not settings.broker.is_redis:
+        return
+    import redis
+
+    client = redis.Redis.from_url(settings.broker.url)
+    try:
+        policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "noeviction")
+    except redis.exceptions.ResponseError:  # CONFIG disabled (managed Redis): trust it
+        log.warning("Could not read the broker's maxmemory-policy; make sure it is noeviction.")
+        return
+    finally:
+        client.close()
+    if policy != "noeviction":
+        raise ConfigError([
+            f"broker.url: Redis maxmemory-policy is {policy!r}; it must be 'noeviction' "
+            "or queued reports could be evicted"
+        ])
