@@ -121,7 +121,9 @@ class Problem:
 
 
 def _heads(session: Session) -> Iterator[tuple[str, int, str]]:
-    for ref, seq, digest in session.execute(select(Report.ref, Report.audit_seq, Report.audit_hash)):
+    for ref, seq, digest in session.execute(
+        select(Report.ref, Report.audit_seq, Report.audit_hash)
+    ):
         yield f"report:{ref}", seq, digest
     for ref, seq, digest in session.execute(select(Case.ref, Case.audit_seq, Case.audit_hash)):
         yield f"case:{ref}", seq, digest

@@ -192,7 +192,7 @@ class Settings(BaseSettings):
         return Path(self.app.data_dir)
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Any) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     message = error["msg"]
     if error["type"] == "extra_forbidden":

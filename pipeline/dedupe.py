@@ -41,7 +41,7 @@ def _open_cases(session: Session, keys: Sequence[str]) -> dict[str, tuple[int, s
     rows = session.execute(
         select(Case.open_key, Case.id, Case.ref).where(Case.open_key.in_(list(keys)))
     )
-    return {key: (case_id, ref) for key, case_id, ref in rows}
+    return {key: (case_id, ref) for key, case_id, ref in rows if key is not None}
 
 
 def _previous_cases(session: Session, keys: Sequence[str]) -> dict[str, int]:
@@ -108,7 +108,7 @@ def dedupe_reports(session: Session, report_ids: Sequence[int], *, clock: Clock)
         return []
     groups: dict[str, list[Report]] = {}
     for report in reports:
-        groups.setdefault(report.dedup_key, []).append(report)
+        groups.setdefault(report.dedup_key or "", []).append(report)
 
     existing = _open_cases(session, list(groups))
     created = open_cases(
@@ -133,7 +133,7 @@ def dedupe_reports(session: Session, report_ids: Sequence[int], *, clock: Clock)
             report.case_id = case_id
             transition(session, report, ReportState.DUPLICATE, at=now, data={"case": case_ref})
     if joined_counts:
-        cases = Case.__table__
+        cases: Any = Case.__table__
         session.execute(
             update(cases)
             .where(cases.c.id == bindparam("case_id"))

@@ -60,7 +60,7 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]
             continue
         try:
             value = json.loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             yield number, None, f"not valid JSON ({exc.msg})"
             continue
         if not isinstance(value, dict):

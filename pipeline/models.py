@@ -85,6 +85,25 @@ class Case(AuditChained, Base):
     source_channel: Mapped[str | None] = mapped_column(String(20))
     urgent: Mapped[bool] = mapped_column(default=False)
     report_count: Mapped[int] = mapped_column(default=1)
+
+    # Latest trace, copied here for routing, queueing and statistics (issue 4 fills
+    # these; the full evidence lives in the traces table).
+    hosting_country: Mapped[str | None] = mapped_column(String(2), index=True)
+    hosting_asn: Mapped[int | None]
+    hosting_org: Mapped[str | None] = mapped_column(String(255))
+    hosting_abuse_email: Mapped[str | None] = mapped_column(String(320))
+    behind_cdn: Mapped[bool] = mapped_column(default=False)
+    cdn_name: Mapped[str | None] = mapped_column(String(120))
+    origin_unknown: Mapped[bool] = mapped_column(default=False)
+    trace_outcome: Mapped[str | None] = mapped_column(String(40))
+    registrar: Mapped[str | None] = mapped_column(String(255))
+    registrar_abuse_email: Mapped[str | None] = mapped_column(String(320))
+
+    # The final assessment, copied here for routing and statistics (issue 5 fills
+    # these; every assessment is kept in its own table).
+    legality: Mapped[str | None] = mapped_column(String(40))
+    category: Mapped[str | None] = mapped_column(String(40))
+
     previous_case_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("cases.id"))
     priority: Mapped[int] = mapped_column(default=0)
 
@@ -108,6 +127,71 @@ class Case(AuditChained, Base):
     __table_args__ = (
         Index("ix_cases_state_changed", "state", "state_changed_at"),
         Index("ix_cases_queue", "state", "priority", "received_at"),
+    )
+
+
+class User(Base):
+    """A person who works in the system (analyst, supervisor, admin, auditor)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    role: Mapped[str] = mapped_column(String(20))  # analyst, supervisor, admin, auditor
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # argon2
+    must_change_password: Mapped[bool] = mapped_column(default=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None]
+
+
+class ApiToken(Base):
+    """A scoped API token; only its hash is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the token
+    prefix: Mapped[str] = mapped_column(String(12))  # shown to operators to tell tokens apart
+    scope: Mapped[str] = mapped_column(String(20))  # analyst, partner, police, provider
+    user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
+    label: Mapped[str] = mapped_column(String(120))  # e.g. the partner hotline's name
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class Notice(Base):
+    """One message to one destination: the outbox row, written in the transaction that
+    decides to send it. (case, destination, kind, round) is unique: retries never make a
+    second copy."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("cases.id"), index=True)
+    destination: Mapped[str] = mapped_column(String(120))  # key in rules/destinations.yaml
+    destination_kind: Mapped[str] = mapped_column(String(20))  # police, provider, registrar,
+    # cdn, hotline, institution, upstream
+    kind: Mapped[str] = mapped_column(String(20))  # notice, reminder, escalation
+    round: Mapped[int] = mapped_column(default=1)
+    channel: Mapped[str] = mapped_column(String(20))  # smtp, webhook, file
+    address: Mapped[str | None] = mapped_column(Text)  # e-mail address or webhook URL
+    language: Mapped[str] = mapped_column(String(10), default="en")
+    state: Mapped[str] = mapped_column(String(20), index=True)  # planned, sent, failed, dead
+    token: Mapped[str] = mapped_column(String(64), unique=True)  # confirmation link token
+    subject: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    due_at: Mapped[datetime | None]  # not before (e.g. after a police hold)
+    sent_at: Mapped[datetime | None]
+    confirmed_at: Mapped[datetime | None]  # the destination confirmed removal/receipt
+
+    __table_args__ = (
+        UniqueConstraint("case_id", "destination", "kind", "round", name="uq_notices_once"),
     )
 
 

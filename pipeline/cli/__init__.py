@@ -170,8 +170,9 @@ def submit(urls: tuple[str, ...], channel: str, category: str | None,
     settings = settings_or_exit()
     runtime, _ = runtime_with_broker(settings)
     try:
-        items = [ReportIn(url=u, channel=channel, claimed_category=category,
-                          description=description) for u in urls]
+        items = [ReportIn.model_validate({"url": u, "channel": channel,
+                                          "claimed_category": category,
+                                          "description": description}) for u in urls]
         submission, accepted = accept_reports(
             runtime.session_factory, items, clock=runtime.clock, limits=settings.intake,
             enqueuer=runtime.enqueuer,

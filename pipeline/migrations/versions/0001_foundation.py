@@ -1,8 +1,7 @@
-"""foundation: reports, cases, events, dead letters
+"""foundation: reports, cases, events, users, notices, dead letters
 
 Revision ID: 0001
-Revises: 
-Create Date: 2026-11-23 09:30:43.533230
+Revises: (none)
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ import sqlalchemy as sa
 from alembic import op
 
 import pipeline.db  # noqa: F401
-
 
 revision = '0001'
 down_revision = None
@@ -41,6 +39,18 @@ def upgrade() -> None:
     sa.Column('source_channel', sa.String(length=20), nullable=True),
     sa.Column('urgent', sa.Boolean(), nullable=False),
     sa.Column('report_count', sa.Integer(), nullable=False),
+    sa.Column('hosting_country', sa.String(length=2), nullable=True),
+    sa.Column('hosting_asn', sa.Integer(), nullable=True),
+    sa.Column('hosting_org', sa.String(length=255), nullable=True),
+    sa.Column('hosting_abuse_email', sa.String(length=320), nullable=True),
+    sa.Column('behind_cdn', sa.Boolean(), nullable=False),
+    sa.Column('cdn_name', sa.String(length=120), nullable=True),
+    sa.Column('origin_unknown', sa.Boolean(), nullable=False),
+    sa.Column('trace_outcome', sa.String(length=40), nullable=True),
+    sa.Column('registrar', sa.String(length=255), nullable=True),
+    sa.Column('registrar_abuse_email', sa.String(length=320), nullable=True),
+    sa.Column('legality', sa.String(length=40), nullable=True),
+    sa.Column('category', sa.String(length=40), nullable=True),
     sa.Column('previous_case_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('priority', sa.Integer(), nullable=False),
     sa.Column('state', sa.String(length=32), nullable=False),
@@ -69,6 +79,7 @@ def upgrade() -> None:
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_cases_dedup_key'), ['dedup_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_host'), ['host'], unique=False)
+        batch_op.create_index(batch_op.f('ix_cases_hosting_country'), ['hosting_country'], unique=False)
         batch_op.create_index('ix_cases_queue', ['state', 'priority', 'received_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_cases_registered_domain'), ['registered_domain'], unique=False)
         batch_op.create_index('ix_cases_state_changed', ['state', 'state_changed_at'], unique=False)
@@ -110,6 +121,62 @@ def upgrade() -> None:
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_events_case_id'), ['case_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_events_report_id'), ['report_id'], unique=False)
+
+    op.create_table('users',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('name', sa.String(length=80), nullable=False),
+    sa.Column('role', sa.String(length=20), nullable=False),
+    sa.Column('password_hash', sa.String(length=255), nullable=True),
+    sa.Column('must_change_password', sa.Boolean(), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('created_at', pipeline.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_login_at', pipeline.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('name')
+    )
+    op.create_table('api_tokens',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('prefix', sa.String(length=12), nullable=False),
+    sa.Column('scope', sa.String(length=20), nullable=False),
+    sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('label', sa.String(length=120), nullable=False),
+    sa.Column('created_at', pipeline.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', pipeline.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', pipeline.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('token_hash')
+    )
+    op.create_table('notices',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('case_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('destination', sa.String(length=120), nullable=False),
+    sa.Column('destination_kind', sa.String(length=20), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('round', sa.Integer(), nullable=False),
+    sa.Column('channel', sa.String(length=20), nullable=False),
+    sa.Column('address', sa.Text(), nullable=True),
+    sa.Column('language', sa.String(length=10), nullable=False),
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('token', sa.String(length=64), nullable=False),
+    sa.Column('subject', sa.Text(), nullable=True),
+    sa.Column('body', sa.Text(), nullable=True),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('created_at', pipeline.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('due_at', pipeline.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('sent_at', pipeline.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('confirmed_at', pipeline.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('case_id', 'destination', 'kind', 'round', name='uq_notices_once'),
+    sa.UniqueConstraint('token')
+    )
+    with op.batch_alter_table('notices', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_notices_case_id'), ['case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_notices_state'), ['state'], unique=False)
 
     op.create_table('reports',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -162,6 +229,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_reports_case_id'))
 
     op.drop_table('reports')
+    with op.batch_alter_table('notices', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_notices_state'))
+        batch_op.drop_index(batch_op.f('ix_notices_case_id'))
+
+    op.drop_table('notices')
+    op.drop_table('api_tokens')
+    op.drop_table('users')
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_events_report_id'))
         batch_op.drop_index(batch_op.f('ix_events_case_id'))
@@ -175,6 +249,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_cases_state_changed')
         batch_op.drop_index(batch_op.f('ix_cases_registered_domain'))
         batch_op.drop_index('ix_cases_queue')
+        batch_op.drop_index(batch_op.f('ix_cases_hosting_country'))
         batch_op.drop_index(batch_op.f('ix_cases_host'))
         batch_op.drop_index(batch_op.f('ix_cases_dedup_key'))
 
