@@ -14,6 +14,8 @@ from typing import Protocol
 NORMALISE = "normalise"
 DEDUPE = "dedupe"
 TRACE = "trace"
+ROUTE = "route"  # assessed cases -> rules -> planned notices (issue 6)
+DISPATCH = "dispatch"  # notice ids -> delivered exactly once (issue 6)
 
 
 class Enqueuer(Protocol):
