@@ -114,3 +114,18 @@ def insert_ignoring_conflicts(
         .returning(*returning)
     )
     return list(session.execute(statement).all())
+
+
+def row_values(obj: Any, *, exclude: tuple[str, ...] = ("id",)) -> dict[str, Any]:
+    """A mapped object's column values for a Core INSERT, with Python-side scalar
+    defaults filled in (the ORM applies them only at flush)."""
+    values: dict[str, Any] = {}
+    for column in obj.__table__.columns:
+        if column.key in exclude:
+            continue
+        value = getattr(obj, column.key)
+        default = column.default
+        if value is None and default is not None and getattr(default, "is_scalar", False):
+            value = default.arg
+        values[column.key] = value
+    return values

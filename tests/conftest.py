@@ -112,9 +112,10 @@ def settings_factory(tmp_path: Any) -> Callable[..., Settings]:
 
 
 def _truncate_all(runtime: Runtime) -> None:
-    from pipeline.db import Base
+    from sqlalchemy import inspect
 
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    tables = [t for t in inspect(runtime.engine).get_table_names() if t != "alembic_version"]
+    names = ", ".join(f'"{t}"' for t in tables)
     with runtime.engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 

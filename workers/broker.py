@@ -114,3 +114,15 @@ def check_broker_safe(settings: Settings) -> None:
             f"broker.url: Redis maxmemory-policy is {policy!r}; it must be 'noeviction' "
             "or queued reports could be evicted"
         ])
+
+
+def drain(broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+    """Wait until every queue of an in-process broker is empty (stages send on to
+    later queues, so go round until nothing is left)."""
+    assert isinstance(broker, StubBroker)
+    while True:
+        for queue in sorted(broker.get_declared_queues()):
+            broker.join(queue, fail_fast=False)
+        worker.join()
+        if not any(q.unfinished_tasks for q in broker.queues.values()):
+            return

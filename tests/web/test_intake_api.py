@@ -1,0 +1,130 @@
+"""The intake API: reports are stored before they are enqueued; bad input gets a
+clear 4xx naming the problem."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from pipeline.messaging import NORMALISE
+from pipeline.models import Event, Report
+from pipeline.web.app import create_app
+
+
+@pytest.fixture
+def client(runtime):
+    with TestClient(create_app(runtime)) as client:
+        yield client
+
+
+def _count(runtime, model=Report):
+    with runtime.session_factory() as session:
+        return session.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def test_one_report_is_stored_and_enqueued_with_a_tracking_reference(client, runtime):
+    response = client.post("/api/v1/reports", json={
+        "url": "http://example.com/x", "channel": "web", "claimed_category": "csam",
+        "description": "seen on a forum", "reporter_contact": "a@example.org",
+        "language": "sr-Latn"})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    ref = body["reports"][0]["reference"]
+    assert ref.startswith("R-")
+    with runtime.session_factory() as session:
+        report = session.execute(select(Report).where(Report.ref == ref)).scalar_one()
+        assert report.state == "received" and report.claimed_category == "csam"
+        event = session.execute(select(Event).where(Event.report_id == report.id)).scalar_one()
+        assert event.action == "report_received"
+        assert "a@example.org" not in json.dumps(event.data)
+    assert runtime.enqueuer.ids(NORMALISE) == [report.id]
+
+
+def test_a_batch_shares_one_submission_reference(client, runtime):
+    urls = [f"http://example.com/{n}" for n in range(1000)]
+    response = client.post("/api/v1/reports", json={"reports": [{"url": u} for u in urls]})
+    assert response.status_code == 201
+    body = response.json()
+    assert [r["url"] for r in body["reports"]] == urls
+    assert len({r["reference"] for r in body["reports"]}) == 1000
+    assert _count(runtime) == 1000
+    with runtime.session_factory() as session:
+        assert session.execute(select(func.count(func.distinct(Report.submission_ref)))
+                               ).scalar_one() == 1
+
+
+def test_a_batch_of_ten_thousand_is_refused_whole(client, runtime):
+    response = client.post("/api/v1/reports",
+                           json={"reports": [{"url": "http://e.com"}] * 10_000})
+    assert response.status_code == 422
+    assert "at most 1000" in response.json()["error"]
+    assert _count(runtime) == 0
+
+
+@pytest.mark.parametrize(("body", "status", "names"), [
+    (b"{not json", 400, "not valid JSON"),
+    (b'{"url": 5}', 422, "url"),
+    (b'{"channel": "web"}', 422, "url: Field required"),
+    (b'{"url": "http://e.com", "channel": "pigeon"}', 422, "channel"),
+    (b'{"url": "http://e.com", "claimed_category": "spam"}', 422, "claimed_category"),
+    (b'{"url": "http://e.com", "received_at": "2026-01-01T10:00:00"}', 422, "time zone"),
+    (b'{"url": "http://e.com", "colour": "red"}', 422, "colour"),
+    (b'{"url": "http://e.com", "language": "not a tag!"}', 422, "language"),
+    (b'{"reports": []}', 422, "reports"),
+    (b'{"reports": [{"url": "http://e.com"}, {"url": ""}]}', 422, "reports.1.url"),
+    (b'[1, 2]', 422, ""),
+])
+def test_bad_input_gets_a_clear_error_and_nothing_is_stored(client, runtime, body, status, names):
+    response = client.post("/api/v1/reports", content=body,
+                           headers={"content-type": "application/json"})
+    assert response.status_code == status, response.text
+    assert names in response.text
+    assert _count(runtime) == 0
+    assert runtime.enqueuer.sent == []
+
+
+@pytest.mark.parametrize(("field", "size", "limit_name"), [
+    ("url", 70_000, "url"),
+    ("description", 10_001, "description"),
+    ("reporter_contact", 501, "reporter_contact"),
+])
+def test_oversize_fields_are_refused_naming_the_field(client, runtime, field, size, limit_name):
+    payload = {"url": "http://e.com/"}
+    payload[field] = (payload.get(field, "") + "x" * size)
+    response = client.post("/api/v1/reports", json=payload)
+    assert response.status_code == 422
+    assert limit_name in response.json()["error"]
+    assert _count(runtime) == 0
+
+
+def test_a_body_over_the_size_limit_is_refused_before_it_is_read(settings_factory):
+    from pipeline.migrate import upgrade
+    from pipeline.runtime import build_runtime
+
+    settings = settings_factory(web={"max_body_bytes": 2048})
+    upgrade(settings.database.url)
+    runtime = build_runtime(settings)
+    with TestClient(create_app(runtime)) as client:
+        response = client.post("/api/v1/reports", json={"url": "http://e.com/" + "a" * 4000})
+    assert response.status_code == 413
+    runtime.close()
+
+
+def test_a_received_time_in_the_future_is_refused(client, runtime):
+    response = client.post("/api/v1/reports",
+                           json={"url": "http://e.com", "received_at": "2099-01-01T00:00:00Z"})
+    assert response.status_code == 422
+    assert "future" in response.json()["error"]
+
+
+def test_the_status_page_tells_a_reporter_only_what_they_may_know(client, runtime):
+    ref = client.post("/api/v1/reports", json={"url": "http://e.com/a"}).json()[
+        "reports"][0]["reference"]
+    status = client.get(f"/api/v1/reports/{ref}")
+    assert status.status_code == 200
+    assert status.json()["status"] == "received"
+    assert set(status.json()) == {"reference", "received_at", "status", "explanation"}
+    assert client.get("/api/v1/reports/R-NOPE-NOPE-NOPE-NOPE").status_code == 404
