@@ -2,68 +2,225 @@
 
 Steps of `dedupe_reports`:
 1. lock the given reports that are still `normalised`,
-2. group them by dedup key and look up the open case of each key,
-3. open a case for each key that has none: INSERT ... ON CONFLICT DO NOTHING on the
-   unique `open_key`, so two workers racing on one URL make exactly one case (the
-   database is the truth; a Redis claim in front only saves work),
-4. attach every report: the first of a new case becomes `new_case`, the others
-   `duplicate`; counts on the cases move with them,
-5. return the ids of the new cases, to be traced.
-A URL whose earlier case was closed opens a new case linked to the old one (a
-re-upload when the old one was removed).
+2. group them by dedup key; with Redis, claim the keys atomically (`DedupClaims`):
+   a key nobody held is ours to open, a key that names a case is probably open,
+3. join the open case of each key: one UPDATE on the unique `open_key`, which both
+   checks that the case is still open and counts the new reports on it,
+4. for each key left, read the history of the URL: a report received before the last
+   case left the open states is a late duplicate of that case; a URL whose last case
+   closed (not removed) within the window joins it; otherwise a new case opens,
+   linked to the last one (`previous_case_id`), marked `reupload` when the last case
+   closed as removed,
+5. open the new cases: INSERT ... ON CONFLICT DO NOTHING on the unique `open_key`, so
+   two workers racing on one URL make exactly one case (the database is the truth;
+   the Redis claim only saves work); a key lost to another worker goes back to step 3,
+6. attach every report: the first of a new case becomes `new_case`, the others
+   `duplicate`; tell Redis which case is open for each key,
+7. return the ids of the new cases, to be traced.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import case as sql_case
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from pipeline.clock import Clock
-from pipeline.db import insert_ignoring_conflicts
+from pipeline.clock import Clock, as_utc
+from pipeline.db import is_postgresql, row_values
+from pipeline.errors import RetryLater
 from pipeline.intake import new_reference
 from pipeline.lifecycle import transition
 from pipeline.models import Case, Event, Report
 from pipeline.normalise import lock_in_state
 from pipeline.states import CaseState, ReportState
 
+if TYPE_CHECKING:
+    from pipeline.config import Settings, UrlsSection
+
 log = logging.getLogger(__name__)
 
-_CASE_COLUMNS = [c.key for c in Case.__table__.columns if c.key != "id"]
+# How often one batch goes round "join, else open" when other workers keep winning
+# (a case closing and a new one opening under our feet); then the message is retried.
+MAX_ROUNDS = 4
+DEADLOCK_DETECTED = "40P01"  # PostgreSQL's SQLSTATE
 
 
-def _open_cases(session: Session, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+@dataclass(frozen=True)
+class DedupRules:
+    """The configurable part of deduplication (from the `urls` config section)."""
+
+    closed_case_window: timedelta = timedelta(hours=24)
+    claim_ttl_seconds: int = 86_400
+
+    @classmethod
+    def from_settings(cls, section: UrlsSection) -> DedupRules:
+        return cls(closed_case_window=timedelta(hours=section.closed_case_window_hours),
+                   claim_ttl_seconds=section.claim_ttl_seconds)
+
+
+# For each key: claim it if nobody holds it (""), else answer what it holds.
+_CLAIM_SCRIPT = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('SET', key, ARGV[1], 'NX', 'EX', tonumber(ARGV[2])) then
+    out[i] = ''
+  else
+    out[i] = redis.call('GET', key) or ''
+  end
+end
+return out
+"""
+
+# Delete the keys still holding this worker's pending claim.
+_RELEASE_SCRIPT = """
+local n = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    redis.call('DEL', key)
+    n = n + 1
+  end
+end
+return n
+"""
+
+
+class DedupClaims:
+    """Atomic claims of dedup keys in Redis: `<namespace>:dedup:<key>` holds the id of
+    the key's open case, or `pending:<token>` while a worker opens it.
+
+    The claims only save database work. Every answer is checked against the database
+    (a case named here may have closed; a claim may have expired or Redis been
+    flushed), and the unique `open_key` decides who opens a case.
+    """
+
+    def __init__(self, redis: Any, namespace: str, *, ttl_seconds: int = 86_400):
+        self.redis = redis
+        self.prefix = f"{namespace}:dedup:"
+        self.ttl_seconds = ttl_seconds
+        self._claim = redis.register_script(_CLAIM_SCRIPT)
+        self._release = redis.register_script(_RELEASE_SCRIPT)
+        self.token = "pending:" + uuid.uuid4().hex
+
+    def claim(self, keys: Sequence[str]) -> tuple[set[str], dict[str, int]]:
+        """Claim `keys` at once. Returns the keys nobody held (ours to open) and, for
+        keys another worker settled, the case id it named."""
+        if not keys:
+            return set(), {}
+        answers = self._claim(keys=[self.prefix + k for k in keys],
+                              args=[self.token, self.ttl_seconds])
+        won: set[str] = set()
+        hints: dict[str, int] = {}
+        for key, answer in zip(keys, answers, strict=True):
+            value = answer.decode() if isinstance(answer, bytes) else str(answer)
+            if value == "":
+                won.add(key)
+            elif value.isdigit():
+                hints[key] = int(value)
+        return won, hints
+
+    def settle(self, open_cases: dict[str, int]) -> None:
+        """Record the open case of each key."""
+        if not open_cases:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for key, case_id in open_cases.items():
+            pipe.set(self.prefix + key, case_id, ex=self.ttl_seconds)
+        pipe.execute()
+
+    def release(self, keys: Sequence[str]) -> None:
+        """Give up this worker's pending claims on `keys` (no open case to name)."""
+        if keys:
+            self._release(keys=[self.prefix + k for k in keys], args=[self.token])
+
+
+@dataclass(frozen=True)
+class _Placed:
+    case_id: int
+    case_ref: str
+    created: bool = False  # this call opened the case
+    closed: bool = False  # a closed case the reports joined
+
+
+@dataclass(frozen=True)
+class _Last:
+    """The latest case of a URL that is no longer open."""
+
+    case_id: int
+    case_ref: str
+    removed: bool
+    left_open_at: datetime | None  # when it was removed or closed
+
+
+def _join_open(session: Session, counts: dict[str, int]) -> dict[str, _Placed]:
+    """Count `counts[key]` more reports on the open case of each key, in one statement
+    that also proves the case is still open; return the keys that had one."""
+    if not counts:
+        return {}
+    table: Any = Case.__table__
+    keys = sorted(counts)
+    rows = session.execute(
+        update(table)
+        .where(table.c.open_key.in_(keys))
+        .values(report_count=table.c.report_count
+                + sql_case(counts, value=table.c.open_key, else_=0))
+        .returning(table.c.id, table.c.ref, table.c.open_key)
+    ).all()
+    return {key: _Placed(case_id, ref) for case_id, ref, key in rows}
+
+
+def _join_closed(session: Session, case_id: int, count: int) -> None:
+    table: Any = Case.__table__
+    session.execute(update(table).where(table.c.id == case_id)
+                    .values(report_count=table.c.report_count + count))
+
+
+def _last_cases(session: Session, keys: Sequence[str]) -> dict[str, _Last]:
     if not keys:
         return {}
     rows = session.execute(
-        select(Case.open_key, Case.id, Case.ref).where(Case.open_key.in_(list(keys)))
-    )
-    return {key: (case_id, ref) for key, case_id, ref in rows if key is not None}
-
-
-def _previous_cases(session: Session, keys: Sequence[str]) -> dict[str, int]:
-    if not keys:
-        return {}
-    rows = session.execute(
-        select(Case.dedup_key, func.max(Case.id))
+        select(Case.dedup_key, Case.id, Case.ref, Case.removed_at, Case.closed_at)
         .where(Case.dedup_key.in_(list(keys)), Case.open_key.is_(None))
-        .group_by(Case.dedup_key)
+        .order_by(Case.id)
     )
-    return {key: case_id for key, case_id in rows}
+    last: dict[str, _Last] = {}
+    for key, case_id, ref, removed_at, closed_at in rows:
+        times = [as_utc(t) for t in (removed_at, closed_at) if t is not None]
+        last[key] = _Last(case_id, ref, removed_at is not None, min(times) if times else None)
+    return last
+
+
+def _insert_cases(session: Session, rows: list[dict[str, Any]]) -> list[Any]:
+    """INSERT ... ON CONFLICT (open_key) DO NOTHING RETURNING id, open_key: the rows
+    inserted; the others lost to another worker. One statement executed for many rows
+    (compiled once and cached, unlike a multi-row VALUES of varying length)."""
+    if is_postgresql(session):
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    table: Any = Case.__table__
+    statement = (dialect_insert(table).on_conflict_do_nothing(index_elements=["open_key"])
+                 .returning(table.c.id, table.c.open_key))
+    return list(session.execute(statement, rows).all())
 
 
 def open_cases(
-    session: Session, groups: dict[str, list[Report]], *, at: Any
-) -> dict[str, tuple[int, str]]:
-    """Insert one case per key (losing races quietly); return key -> (case id, ref) of the
-    cases this call created."""
-    previous = _previous_cases(session, list(groups))
+    session: Session, groups: dict[str, list[Report]], last: dict[str, _Last], *, at: datetime
+) -> dict[str, _Placed]:
+    """Insert one case per key (losing races quietly); return the cases this call made."""
     drafts: list[tuple[Case, Event]] = []
-    for key, reports in groups.items():
+    for key in sorted(groups):  # one order for every worker: no deadlock between inserts
+        reports = groups[key]
         first = reports[0]
+        previous = last.get(key)
+        reupload = previous is not None and previous.removed
         case = Case(
             ref=new_reference("C"),
             canonical_url=first.canonical_url,
@@ -72,36 +229,96 @@ def open_cases(
             host_unicode=first.host_unicode,
             registered_domain=first.registered_domain,
             url_kind=first.url_kind,
+            host_confusable=bool(first.host_confusable),
             claimed_category=first.claimed_category,
             source_channel=first.channel,
             urgent=any(r.urgent for r in reports),
             report_count=len(reports),
-            previous_case_id=previous.get(key),
+            previous_case_id=previous.case_id if previous else None,
+            reupload=reupload,
             priority=0,
             received_at=min(r.received_at for r in reports),
             state=None,
             audit_seq=0,
         )
-        event = transition(None, case, CaseState.NORMALISED, at=at,
-                           data={"previous_case_id": previous.get(key)})
+        data = {"previous_case_id": case.previous_case_id, "reupload": reupload}
+        event = transition(None, case, CaseState.NORMALISED, at=at, data=data)
         drafts.append((case, event))
-    rows = [{col: getattr(case, col) for col in _CASE_COLUMNS} for case, _ in drafts]
-    inserted = insert_ignoring_conflicts(
-        session, Case, rows, conflict_columns=["open_key"], returning=[Case.id, Case.open_key]
-    )
+    if not drafts:
+        return {}
+    inserted = _insert_cases(session, [row_values(case) for case, _ in drafts])
     won = {key: case_id for case_id, key in inserted}
-    created: dict[str, tuple[int, str]] = {}
+    created: dict[str, _Placed] = {}
     for case, event in drafts:
         case_id = won.get(case.dedup_key)
         if case_id is None:
             continue
         event.case_id = case_id
         session.add(event)
-        created[case.dedup_key] = (case_id, case.ref)
+        created[case.dedup_key] = _Placed(case_id, case.ref, created=True)
+        if case.reupload:
+            log.info("Case %s opened for a URL reported again after case %s was removed "
+                     "(a re-upload).", case.ref, last[case.dedup_key].case_ref)
     return created
 
 
-def dedupe_reports(session: Session, report_ids: Sequence[int], *, clock: Clock) -> list[int]:
+def _place(
+    session: Session,
+    groups: dict[str, list[Report]],
+    won: set[str],
+    *,
+    rules: DedupRules,
+    now: datetime,
+) -> tuple[list[tuple[_Placed, list[Report]]], dict[str, list[Report]]]:
+    """Steps 3 to 5: where each report goes; also the keys still undecided."""
+    placements: list[tuple[_Placed, list[Report]]] = []
+    pending = dict(groups)
+    for round_ in range(MAX_ROUNDS):
+        # Keys nobody held in Redis have no open case to join (unless the claim expired
+        # or Redis lost it: then the insert below loses and the next round joins).
+        joinable = {k: len(v) for k, v in pending.items() if round_ > 0 or k not in won}
+        for key, placed in _join_open(session, joinable).items():
+            placements.append((placed, pending.pop(key)))
+        if not pending:
+            break
+        last = _last_cases(session, list(pending))
+        to_open: dict[str, list[Report]] = {}
+        for key, members in pending.items():
+            previous = last.get(key)
+            late: list[Report] = []
+            rest = members
+            if previous is not None and previous.left_open_at is not None:
+                late = [r for r in members if as_utc(r.received_at) <= previous.left_open_at]
+                rest = [r for r in members if r not in late]
+                if rest and not previous.removed and (
+                    now - previous.left_open_at <= rules.closed_case_window
+                ):
+                    late, rest = members, []
+            if late and previous is not None:
+                _join_closed(session, previous.case_id, len(late))
+                placements.append((_Placed(previous.case_id, previous.case_ref, closed=True),
+                                   late))
+            if rest:
+                to_open[key] = rest
+        created = open_cases(session, to_open, last, at=now)
+        for key, placed in created.items():
+            placements.append((placed, to_open[key]))
+        # Keys whose case another worker opened between our join and our insert.
+        pending = {k: v for k, v in to_open.items() if k not in created}
+        if not pending:
+            break
+    return placements, pending
+
+
+def dedupe_reports(
+    session: Session,
+    report_ids: Sequence[int],
+    *,
+    clock: Clock,
+    claims: DedupClaims | None = None,
+    rules: DedupRules | None = None,
+) -> list[int]:
+    rules = rules or DedupRules()
     now = clock.now()
     reports = lock_in_state(session, Report, report_ids, ReportState.NORMALISED)
     if not reports:
@@ -110,38 +327,61 @@ def dedupe_reports(session: Session, report_ids: Sequence[int], *, clock: Clock)
     for report in reports:
         groups.setdefault(report.dedup_key or "", []).append(report)
 
-    existing = _open_cases(session, list(groups))
-    created = open_cases(
-        session, {k: v for k, v in groups.items() if k not in existing}, at=now
-    )
-    # Keys whose case another worker opened between our look-up and our insert.
-    lost = [k for k in groups if k not in existing and k not in created]
-    existing.update(_open_cases(session, lost))
+    won: set[str] = set()
+    if claims is not None:
+        try:
+            won, _hints = claims.claim(sorted(groups))
+        except Exception as exc:  # Redis down: the database alone decides
+            log.warning("Dedup claims in Redis failed (%s); deciding in the database.", exc)
+            claims = None
 
-    joined_counts: dict[int, int] = {}
-    for key, members in groups.items():
-        if key in created:
-            case_id, case_ref = created[key]
+    try:
+        placements, pending = _place(session, groups, won, rules=rules, now=now)
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != DEADLOCK_DETECTED:
+            raise
+        # Another worker holds rows this batch needs while waiting for ours.
+        raise RetryLater("deduplication met a deadlock with another worker; retrying",
+                         delay_ms=200) from exc
+    if pending:
+        raise RetryLater(f"deduplication of {len(pending)} URLs kept losing races; "
+                         "retrying the batch")
+
+    for placed, members in placements:
+        rest = members
+        if placed.created:
             first, rest = members[0], members[1:]
-            first.case_id = case_id
-            transition(session, first, ReportState.NEW_CASE, at=now, data={"case": case_ref})
-        else:
-            case_id, case_ref = existing[key]
-            rest = members
-            joined_counts[case_id] = joined_counts.get(case_id, 0) + len(rest)
+            first.case_id = placed.case_id
+            transition(session, first, ReportState.NEW_CASE, at=now,
+                       data={"case": placed.case_ref})
         for report in rest:
-            report.case_id = case_id
-            transition(session, report, ReportState.DUPLICATE, at=now, data={"case": case_ref})
-    if joined_counts:
-        cases: Any = Case.__table__
-        session.execute(
-            update(cases)
-            .where(cases.c.id == bindparam("case_id"))
-            .values(report_count=cases.c.report_count + bindparam("n")),
-            [{"case_id": cid, "n": n} for cid, n in joined_counts.items()],
-        )
-    new_ids = [case_id for case_id, _ in created.values()]
-    log.info("Deduplicated %d reports: %d new cases, %d joined open cases.",
-             len(reports), len(new_ids), sum(joined_counts.values()))
+            report.case_id = placed.case_id
+            data: dict[str, Any] = {"case": placed.case_ref}
+            if placed.closed:
+                data["closed_case"] = True
+            transition(session, report, ReportState.DUPLICATE, at=now, data=data)
+
+    if claims is not None:
+        open_now = {members[0].dedup_key or "": placed.case_id
+                    for placed, members in placements if not placed.closed}
+        try:
+            claims.settle(open_now)
+            claims.release([k for k in won if k not in open_now])
+        except Exception as exc:
+            log.warning("Dedup claims in Redis could not be settled (%s).", exc)
+
+    new_ids = [p.case_id for p, _ in placements if p.created]
+    joined = sum(len(m) for p, m in placements if not p.created)
+    log.info("Deduplicated %d reports: %d new cases, %d reports joined existing cases.",
+             len(reports), len(new_ids), joined)
     return new_ids
 
+
+def dedupe_options(settings: Settings, redis: Any | None) -> dict[str, Any]:
+    """The keyword arguments of `dedupe_reports` for a process: Redis claims when there
+    is a Redis client, and the configured rules (what the dedupe actor passes)."""
+    claims = None
+    if redis is not None:
+        claims = DedupClaims(redis, settings.redis.namespace,
+                             ttl_seconds=settings.urls.claim_ttl_seconds)
+    return {"claims": claims, "rules": DedupRules.from_settings(settings.urls)}

@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.clock import Clock, as_utc
 from pipeline.config import IntakeSection
+from pipeline.db import is_postgresql
 from pipeline.errors import BadInput, NotFound
 from pipeline.lifecycle import transition
 from pipeline.messaging import NORMALISE, Enqueuer
@@ -99,6 +100,7 @@ def store_reports(
                    data={"channel": report.channel})
         for report in reports
     ]
+    assign_ids(session, reports)
     session.add_all(reports)
     session.flush()
     # The events were built before the ids existed; the hash does not cover ids.
@@ -106,6 +108,20 @@ def store_reports(
         event.report_id = report.id
     session.add_all(events)
     return reports
+
+
+def assign_ids(session: Session, reports: Sequence[Report]) -> None:
+    """On PostgreSQL, take the ids from the sequence in one query, so the flush is a
+    pipelined executemany instead of one huge `INSERT ... VALUES ... RETURNING` that
+    the driver must parse for every batch (profiled: most of intake's time)."""
+    if len(reports) < 2 or not is_postgresql(session):
+        return
+    ids = session.execute(
+        text("SELECT nextval(pg_get_serial_sequence('reports', 'id')) "
+             "FROM generate_series(1, :n)"), {"n": len(reports)}
+    ).scalars().all()
+    for report, report_id in zip(reports, ids, strict=True):
+        report.id = report_id
 
 
 def accept_reports(

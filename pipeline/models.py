@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from pipeline.crypto import EncryptedText
 from pipeline.db import Base, BigId
 
 GENESIS_HASH = "0" * 64
@@ -36,7 +37,8 @@ class Report(AuditChained, Base):
     channel: Mapped[str] = mapped_column(String(20))
     claimed_category: Mapped[str | None] = mapped_column(String(40))
     description: Mapped[str | None] = mapped_column(Text)
-    reporter_contact: Mapped[str | None] = mapped_column(Text)
+    # Encrypted at rest with the key from the environment (pipeline.crypto).
+    reporter_contact: Mapped[str | None] = mapped_column(EncryptedText())
     language: Mapped[str | None] = mapped_column(String(35))
     source: Mapped[str | None] = mapped_column(String(120))  # partner hotline, API client
     urgent: Mapped[bool] = mapped_column(default=False)  # e.g. a child in immediate danger
@@ -61,6 +63,11 @@ class Report(AuditChained, Base):
     host_confusable: Mapped[bool] = mapped_column(default=False)
 
     case_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("cases.id"), index=True)
+
+    # When retention purged each kind of personal data (pipeline.retention, issue 10).
+    contact_purged_at: Mapped[datetime | None]
+    description_purged_at: Mapped[datetime | None]
+    url_purged_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_reports_state_changed", "state", "state_changed_at"),)
 
@@ -104,7 +111,20 @@ class Case(AuditChained, Base):
     legality: Mapped[str | None] = mapped_column(String(40))
     category: Mapped[str | None] = mapped_column(String(40))
 
+    # Routing (issue 6): which rules hit and missed and what was decided, and the
+    # police hold: until when, and the police's last reason.
+    routing: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    police_hold_until: Mapped[datetime | None]
+    police_hold_reason: Mapped[str | None] = mapped_column(Text)
+
     previous_case_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("cases.id"))
+    # Issue 3: the URL was reported again after its previous case closed as removed
+    # (a re-upload, counted in statistics); and the host mixes scripts or looks Latin.
+    reupload: Mapped[bool] = mapped_column(default=False, index=True)
+    host_confusable: Mapped[bool] = mapped_column(default=False)
+    # When retention purged the URLs and the raw trace answers (pipeline.retention).
+    url_purged_at: Mapped[datetime | None]
+    trace_answers_purged_at: Mapped[datetime | None]
     priority: Mapped[int] = mapped_column(default=0)
 
     state: Mapped[str] = mapped_column(String(32))
@@ -178,7 +198,9 @@ class Notice(Base):
     channel: Mapped[str] = mapped_column(String(20))  # smtp, webhook, file
     address: Mapped[str | None] = mapped_column(Text)  # e-mail address or webhook URL
     language: Mapped[str] = mapped_column(String(10), default="en")
-    state: Mapped[str] = mapped_column(String(20), index=True)  # planned, sent, failed, dead
+    # planned, held (waits for the police), sending (claimed, with a lease), failed
+    # (retried at due_at), sent, dead (dead-lettered), cancelled (the police took over)
+    state: Mapped[str] = mapped_column(String(20), index=True)
     token: Mapped[str] = mapped_column(String(64), unique=True)  # confirmation link token
     subject: Mapped[str | None] = mapped_column(Text)
     body: Mapped[str | None] = mapped_column(Text)
@@ -189,6 +211,10 @@ class Notice(Base):
     due_at: Mapped[datetime | None]  # not before (e.g. after a police hold)
     sent_at: Mapped[datetime | None]
     confirmed_at: Mapped[datetime | None]  # the destination confirmed removal/receipt
+    # Delivery claim (issue 6): a worker sets state "sending" with a lease before it
+    # delivers; another may claim the notice again only after the lease ran out.
+    lease_until: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         UniqueConstraint("case_id", "destination", "kind", "round", name="uq_notices_once"),

@@ -1,25 +1,197 @@
-"""Placing traced cases in the analysts' assessment queue."""
+"""Placing traced cases in the analysts' assessment queue, with a priority by rules.
+
+The rules are data (`rules/priority.yaml`, path in `assessment.priority_rules`):
+each rule names conditions on the case (urgent flag, claimed category, channel,
+partner source) and the points it adds. `evaluate` returns the priority and which
+rules hit, and the hits are recorded on the case's `case_queued` event.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
 
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pipeline.errors import ConfigError
 from pipeline.lifecycle import transition
-from pipeline.models import Case
+from pipeline.models import Case, Report
 from pipeline.states import CaseState
+from schemas.intake import Category, Channel
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RULES_FILE = "rules/priority.yaml"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def case_priority(case: Case) -> int:
-    """Higher is more urgent. Urgent reports first, then by claimed category."""
-    return 100 if case.urgent else 0
+class PriorityWhen(BaseModel):
+    """Conditions of one rule; every one given must hold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    urgent: bool | None = Field(None, description="The urgent flag is this value.")
+    claimed_category: list[Category] | None = Field(None, description="Claimed category in.")
+    channel: list[Channel] | None = Field(None, description="First report's channel in.")
+    source: list[str] | None = Field(None, description="Any report's source in.")
+
+    @model_validator(mode="after")
+    def _something(self) -> PriorityWhen:
+        if all(v is None for v in (self.urgent, self.claimed_category, self.channel,
+                                    self.source)):
+            raise ValueError("a rule needs at least one condition")
+        return self
 
 
-def queue_for_assessment(session: Session, cases: Sequence[Case], *, at: datetime) -> None:
-    """Move traced cases into the queue with their priority."""
+class PriorityRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, max_length=80, description="The rule's name.")
+    why: str = Field("", description="Why it matters, for people reading the file.")
+    when: PriorityWhen = Field(..., description="Conditions.")
+    points: int = Field(..., ge=-100_000, le=100_000, description="Points added on a hit.")
+
+
+class PriorityRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[PriorityRule] = Field(default_factory=list, description="The rules, in order.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> PriorityRules:
+        names = [r.name for r in self.rules]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"rule names must be unique: {', '.join(duplicates)}")
+        return self
+
+
+@dataclass(frozen=True)
+class Priority:
+    value: int
+    hits: list[str]
+
+
+def _facts(case: Case, sources: set[str]) -> dict[str, object]:
+    return {"urgent": bool(case.urgent), "claimed_category": case.claimed_category,
+            "channel": case.source_channel, "sources": sources}
+
+
+def evaluate(rules: PriorityRules, case: Case, sources: set[str] | None = None) -> Priority:
+    """The priority of `case` and the names of the rules that hit (no side effects)."""
+    facts = _facts(case, sources or set())
+    total, hits = 0, []
+    for rule in rules.rules:
+        when = rule.when
+        if when.urgent is not None and facts["urgent"] != when.urgent:
+            continue
+        if when.claimed_category is not None and facts["claimed_category"] not in {
+            c.value for c in when.claimed_category
+        }:
+            continue
+        if when.channel is not None and facts["channel"] not in {c.value for c in when.channel}:
+            continue
+        if when.source is not None and not (set(when.source) & (sources or set())):
+            continue
+        total += rule.points
+        hits.append(rule.name)
+    return Priority(total, hits)
+
+
+def resolve_rules_path(path: str | Path) -> Path:
+    """A relative path is taken from the working folder, else from the project root."""
+    candidate = Path(path)
+    if candidate.is_absolute() or candidate.exists():
+        return candidate
+    return PROJECT_ROOT / candidate
+
+
+def parse_rules(text: str, origin: str) -> PriorityRules:
+    """Validate a priority-rules document; errors name the file, the rule and the field."""
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{origin}: not valid YAML: {exc}".replace("\n", " ")]) from None
+    try:
+        return PriorityRules.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        raw_rules = data.get("rules") if isinstance(data, dict) else None
+        for error in exc.errors():
+            loc = list(error["loc"])
+            where = ".".join(str(p) for p in loc) or "(top level)"
+            if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int) and isinstance(
+                raw_rules, list
+            ) and loc[1] < len(raw_rules) and isinstance(raw_rules[loc[1]], dict):
+                name = raw_rules[loc[1]].get("name")
+                field = ".".join(str(p) for p in loc[2:]) or "(the rule)"
+                where = f"rule {name!r} (rules[{loc[1]}]) {field}"
+            message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+            problems.append(f"{origin}: {where}: {message}")
+        raise ConfigError(problems) from None
+
+
+@lru_cache(maxsize=8)
+def _load(path: str, mtime: float) -> PriorityRules:
+    return parse_rules(Path(path).read_text(encoding="utf-8"), path)
+
+
+def load_rules(path: str | Path = DEFAULT_RULES_FILE) -> PriorityRules:
+    """Load (and cache until the file changes) the priority rules."""
+    resolved = resolve_rules_path(path)
+    if not resolved.is_file():
+        raise ConfigError([f"assessment.priority_rules: no such file {str(path)!r}"])
+    return _load(str(resolved), resolved.stat().st_mtime)
+
+
+@lru_cache(maxsize=1)
+def configured_rules_path() -> str:
+    """`assessment.priority_rules` of this process's configuration (read once)."""
+    from pipeline.config import load_settings
+
+    return load_settings().assessment.priority_rules
+
+
+def case_sources(session: Session, case_ids: Sequence[int]) -> dict[int, set[str]]:
+    """The partner hotlines / API clients the reports of each case came from."""
+    found: dict[int, set[str]] = {}
+    if not case_ids:
+        return found
+    for case_id, source in session.execute(
+        select(Report.case_id, Report.source).where(
+            Report.case_id.in_(list(case_ids)), Report.source.is_not(None)
+        ).distinct()
+    ):
+        if case_id is not None and source is not None:
+            found.setdefault(case_id, set()).add(source)
+    return found
+
+
+def queue_for_assessment(
+    session: Session,
+    cases: Sequence[Case],
+    *,
+    at: datetime,
+    rules: PriorityRules | None = None,
+) -> None:
+    """Move traced cases into the queue with their priority and the rules that hit.
+
+    Without `rules`, those of the configured file (`assessment.priority_rules`)."""
+    if not cases:
+        return
+    rules = rules if rules is not None else load_rules(configured_rules_path())
+    sources = case_sources(session, [c.id for c in cases]) if any(
+        r.when.source for r in rules.rules
+    ) else {}
     for case in cases:
-        case.priority = case_priority(case)
+        priority = evaluate(rules, case, sources.get(case.id))
+        case.priority = priority.value
         transition(session, case, CaseState.AWAITING_ASSESSMENT, at=at,
-                   data={"priority": case.priority})
+                   data={"priority": priority.value, "priority_rules": priority.hits})

@@ -8,13 +8,14 @@ again. Stages are idempotent, so an item that was merely slow costs one no-op.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipeline.messaging import DEDUPE, NORMALISE, TRACE, Enqueuer
+from pipeline.messaging import DEDUPE, DISPATCH, NORMALISE, ROUTE, TRACE, Enqueuer
 from pipeline.models import Case, Report
 from pipeline.states import CaseState, ReportState
 
@@ -26,6 +27,21 @@ PENDING: list[tuple[Any, str, str]] = [
     (Report, ReportState.NORMALISED, DEDUPE),
     (Case, CaseState.NORMALISED, TRACE),
     (Case, CaseState.TRACED, TRACE),
+    (Case, CaseState.ASSESSED, ROUTE),
+]
+
+
+def _due_notices(session: Session, now: Any, cutoff: Any, limit: int) -> list[int]:
+    from pipeline.dispatch import due_notice_ids
+
+    return due_notice_ids(session, now=now, stuck_before=cutoff, limit=limit)
+
+
+# Waits that are not a state of a Report or a Case: (finder, stage). A finder gets
+# (session, now, cutoff, limit) and returns the ids to enqueue again. Notices: planned
+# ones nobody delivered, failed ones due for a retry, claims whose lease ran out.
+FINDERS: list[tuple[Callable[[Session, Any, Any, int], list[int]], str]] = [
+    (_due_notices, DISPATCH),
 ]
 
 
@@ -41,6 +57,10 @@ def find_stuck(
             .order_by(model.state_changed_at)
             .limit(limit)
         ).scalars().all()
+        if ids:
+            stuck.setdefault(stage, []).extend(ids)
+    for finder, stage in FINDERS:
+        ids = finder(session, now, cutoff, limit)
         if ids:
             stuck.setdefault(stage, []).extend(ids)
     return stuck

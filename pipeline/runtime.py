@@ -44,6 +44,13 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
+    from pipeline.crypto import install_keys
+    from pipeline.metrics import watch_sessions
+    from pipeline.secrets import register_settings_secrets
+
+    install_keys(settings)  # reporter contacts are encrypted at rest (issue 10)
+    register_settings_secrets(settings)  # passwords in service URLs are never logged
+    watch_sessions()  # state changes and takedown times counted for /metrics
     if settings.database.url.startswith("sqlite:///"):
         from pathlib import Path
 

@@ -1,30 +1,177 @@
-"""Stage 3: hosting-origin tracing (pass-through until the tracer lands).
+"""Stage 3: hosting-origin tracing.
 
 Steps of `trace_cases`:
-1. lock the given cases that are `normalised` (or `traced` but not yet queued),
-2. trace each (placeholder: origin unknown),
-3. place them in the assessment queue.
+1. read the given cases that are `normalised` (new) or `traced` (sent back to be
+   traced again, e.g. because the content moved),
+2. trace their distinct hosts once (`pipeline.tracing.tracer.Tracer.trace`), then lock
+   the cases still waiting (rows are not held during the network work); the ids of
+   cases another transaction holds are returned, for the TRACE stage again,
+3. if a registry failed in passing (429, timeout, rate limit) for a case younger than
+   `trace.give_up_after_seconds`, raise `RetryLater`: the transaction rolls back, the
+   answers already received stay cached, and the retry asks only for what is missing;
+   an older case goes on marked "origin unknown" with the reason,
+4. store one immutable `Trace` per case with the raw answers, copy its summary onto
+   the case, move the case to `traced`,
+5. place the cases in the assessment queue.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from pipeline.clock import Clock
+from pipeline.db import insert_ignoring_conflicts
+from pipeline.errors import RetryLater
 from pipeline.lifecycle import transition
 from pipeline.models import Case
 from pipeline.normalise import lock_in_state
 from pipeline.queueing import queue_for_assessment
 from pipeline.states import CaseState
+from pipeline.tracing.models import Trace, TraceAnswer
+from pipeline.tracing.rdap import RdapAnswer
+from pipeline.tracing.tracer import RDAP_UNAVAILABLE, HostTrace, Target, Tracer
+
+log = logging.getLogger(__name__)
+
+NOT_TRACED = "not_traced"
 
 
-def trace_cases(session: Session, case_ids: Sequence[int], *, clock: Clock) -> list[int]:
+def trace_cases(
+    session: Session,
+    case_ids: Sequence[int],
+    *,
+    clock: Clock,
+    tracer: Tracer | None = None,
+) -> list[int]:
     now = clock.now()
-    cases = lock_in_state(session, Case, case_ids, CaseState.NORMALISED, CaseState.TRACED)
+    # Read without locking, trace (network), then lock: rows are not held while the
+    # registries answer (PostgreSQL; SQLite holds its one write lock throughout).
+    pending = list(session.execute(
+        select(Case.id, Case.host, Case.url_kind, Case.registered_domain, Case.state)
+        .where(Case.id.in_(list(case_ids)),
+               Case.state.in_([CaseState.NORMALISED, CaseState.TRACED]))
+    ).all())
+    if not pending:
+        return []
+    targets = {row.id: Target(row.host, row.url_kind, row.registered_domain)
+               for row in pending}
+    if tracer is not None:
+        # Cases sent back to be traced again (the content moved) skip the DNS caches.
+        refresh = {row.host for row in pending if row.state == CaseState.TRACED and row.host}
+        results = tracer.trace(list(targets.values()), refresh=refresh)
+        give_up = tracer.config.give_up_after_seconds
+    else:
+        results = {t: _not_traced(t, now) for t in targets.values()}
+        give_up = 0.0
+    cases = lock_in_state(session, Case, list(targets), CaseState.NORMALISED,
+                          CaseState.TRACED)
+    # Cases another transaction holds (deduplication adding a report) are handed back
+    # to be traced again at once, rather than waited for with locks held (deadlocks)
+    # or left for the reconciler.
+    locked = {case.id for case in cases}
+    skipped = [case_id for case_id in targets if case_id not in locked]
+    if not cases:
+        return skipped
+
+    waiting = [case for case in cases if results[targets[case.id]].transient
+               and _age_seconds(case, now) < give_up]
+    if waiting:
+        delay = max(results[targets[c.id]].retry_delay_ms for c in waiting)
+        first = results[targets[waiting[0].id]]
+        log.info("Tracing of %d cases (first %s) waits %d ms: %s.", len(waiting),
+                 waiting[0].id, delay, first.transient)
+        raise RetryLater(f"tracing waits for a registry: {first.transient}", delay_ms=delay)
+
+    answers: dict[str, dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
     for case in cases:
+        result = results[targets[case.id]]
+        if result.transient:  # past the give-up age: recorded as unknown
+            result.unknown(RDAP_UNAVAILABLE, f"gave up after {int(give_up)} s: "
+                           f"{result.transient}")
+        rdap_raw = []
+        for answer in result.rdap_answers:
+            key = _answer_key(answer)
+            answers.setdefault(key, answer)
+            rdap_raw.append({"url": answer["url"], "status": answer["status"],
+                             "at": answer["at"], "answer": key})
+        rows.append(_trace_row(case, result, rdap_raw, now))
+        _summarise(case, result)
+        data = {"outcome": result.outcome, "country": result.hosting_country,
+                "asn": result.hosting_asn, "cdn": result.cdn_name}
+        if result.reason and result.origin_unknown:
+            data["reason"] = result.reason
         if case.state == CaseState.NORMALISED:
-            transition(session, case, CaseState.TRACED, at=now, data={"outcome": "not_traced"})
+            transition(session, case, CaseState.TRACED, at=now, data=data)
+        log.debug("Case %s traced to AS%s in %s (%s).", case.id, result.hosting_asn,
+                  result.hosting_country, result.outcome)
+    # Core executemany: one prepared statement, not one huge multi-row INSERT.
+    session.execute(insert(Trace), rows)
+    _store_answers(session, answers)
     queue_for_assessment(session, cases, at=now)
-    return []
+    log.info("Traced %d cases over %d hosts.", len(cases), len(set(targets.values())))
+    return skipped
+
+
+def _age_seconds(case: Case, now: datetime) -> float:
+    since = case.state_changed_at if case.state == CaseState.TRACED else (
+        case.normalised_at or case.state_changed_at)
+    return (now - since).total_seconds()
+
+
+def _not_traced(target: Target, now: datetime) -> HostTrace:
+    result = HostTrace(host=target.host, url_kind=target.url_kind, started_at=now)
+    result.unknown(NOT_TRACED, "no tracer is configured in this process")
+    return result
+
+
+def _answer_key(answer: dict[str, Any]) -> str:
+    return answer.get("key") or RdapAnswer.from_dict(answer).key
+
+
+def _trace_row(case: Case, result: HostTrace, rdap_raw: list[dict[str, Any]],
+               now: datetime) -> dict[str, Any]:
+    return dict(
+        case_id=case.id, host=result.host, url_kind=result.url_kind,
+        started_at=result.started_at, traced_at=now, outcome=result.outcome,
+        origin_unknown=result.origin_unknown, reason=result.reason,
+        resolver=result.resolver, addresses=result.addresses,
+        cname_chain=result.cname_chain, nameservers=result.nameservers,
+        registrar=result.registrar, registrar_abuse_email=result.registrar_abuse_email,
+        behind_cdn=result.behind_cdn, cdn_name=result.cdn_name,
+        hosting_country=result.hosting_country, country_source=result.country_source,
+        hosting_asn=result.hosting_asn, hosting_org=_cut(result.hosting_org, 255),
+        hosting_abuse_email=_cut(result.hosting_abuse_email, 320),
+        dns_raw=result.dns_raw, rdap_raw=rdap_raw,
+    )
+
+
+def _summarise(case: Case, result: HostTrace) -> None:
+    case.hosting_country = result.hosting_country
+    case.hosting_asn = result.hosting_asn
+    case.hosting_org = _cut(result.hosting_org, 255)
+    case.hosting_abuse_email = _cut(result.hosting_abuse_email, 320)
+    case.behind_cdn = result.behind_cdn
+    case.cdn_name = result.cdn_name
+    case.origin_unknown = result.origin_unknown
+    case.trace_outcome = result.outcome
+    case.registrar = _cut(result.registrar, 255)
+    case.registrar_abuse_email = _cut(result.registrar_abuse_email, 320)
+
+
+def _store_answers(session: Session, answers: dict[str, dict[str, Any]]) -> None:
+    rows = [{"key": key, "url": a["url"], "status": a["status"],
+             "received_at": datetime.fromisoformat(a["at"]), "body": a["body"]}
+            for key, a in sorted(answers.items())]
+    insert_ignoring_conflicts(session, TraceAnswer.__table__, rows,
+                              conflict_columns=["key"], returning=[TraceAnswer.key])
+
+
+def _cut(value: str | None, length: int) -> str | None:
+    return value[:length] if value else value

@@ -5,15 +5,17 @@ Actors stay plain callables: calling `normalise([1, 2])` runs the stage directly
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import dramatiq
 
-from pipeline.dedupe import dedupe_reports
+from pipeline.dedupe import dedupe_options, dedupe_reports
 from pipeline.errors import BadInput, PermanentError, RetryLater
-from pipeline.messaging import DEDUPE, NORMALISE, TRACE
+from pipeline.messaging import DEDUPE, DISPATCH, NORMALISE, ROUTE, TRACE
 from pipeline.normalise import normalise_reports
 from pipeline.trace import trace_cases
+from pipeline.urls import configure as configure_urls
 from workers import context
 from workers.broker import placeholder_broker
 
@@ -34,20 +36,48 @@ def run_stage(stage: Callable[..., list[int]], ids: Sequence[int], next_stage: s
 @dramatiq.actor(queue_name=NORMALISE, actor_name=NORMALISE, throws=PERMANENT,
                 broker=placeholder_broker)
 def normalise(report_ids: list[int]) -> None:
+    configure_urls(context.runtime().settings.urls)
     run_stage(normalise_reports, report_ids, DEDUPE)
 
 
 @dramatiq.actor(queue_name=DEDUPE, actor_name=DEDUPE, throws=PERMANENT,
                 broker=placeholder_broker)
 def dedupe(report_ids: list[int]) -> None:
-    run_stage(dedupe_reports, report_ids, TRACE)
+    rt = context.runtime()
+    options = dedupe_options(rt.settings, rt.redis)
+    run_stage(functools.partial(dedupe_reports, **options), report_ids, TRACE)
 
 
 @dramatiq.actor(queue_name=TRACE, actor_name=TRACE, throws=PERMANENT,
                 broker=placeholder_broker)
 def trace(case_ids: list[int]) -> None:
-    run_stage(trace_cases, case_ids, None)
+    from pipeline.tracing import tracer_for
+
+    tracer = tracer_for(context.runtime())
+    # trace_cases hands back the cases another transaction held: they go round again.
+    run_stage(functools.partial(trace_cases, tracer=tracer), case_ids, TRACE)
+
+
+@dramatiq.actor(queue_name=ROUTE, actor_name=ROUTE, throws=PERMANENT,
+                broker=placeholder_broker)
+def route(case_ids: list[int]) -> None:
+    from pipeline.routing import route_cases
+
+    run_stage(functools.partial(route_cases, settings=context.runtime().settings), case_ids,
+              DISPATCH)
+
+
+@dramatiq.actor(queue_name=DISPATCH, actor_name=DISPATCH, throws=PERMANENT,
+                broker=placeholder_broker)
+def dispatch(notice_ids: list[int]) -> None:
+    """Delivery failures are handled per notice (retry time or dead letter) inside
+    `deliver_notices`; the reconciler sends failed notices again when due."""
+    from pipeline.dispatch import deliver_notices
+
+    rt = context.runtime()
+    deliver_notices(rt.session_factory, notice_ids, clock=rt.clock, settings=rt.settings)
 
 
 # Every actor, by stage name. Later stages add theirs here.
 ACTORS: dict[str, dramatiq.Actor] = {a.actor_name: a for a in (normalise, dedupe, trace)}
+ACTORS.update({a.actor_name: a for a in (route, dispatch)})

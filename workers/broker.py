@@ -30,7 +30,7 @@ dramatiq.set_broker(placeholder_broker)
 
 
 def make_broker(settings: Settings) -> dramatiq.Broker:
-    from workers.middleware import DeadLetters
+    from workers.middleware import DeadLetters, StageMetrics
 
     middleware = [
         AgeLimit(),
@@ -44,6 +44,7 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
             max_backoff=settings.worker.max_backoff_ms,
         ),
         DeadLetters(),
+        StageMetrics(),
     ]
     if settings.broker.is_redis:
         from dramatiq.brokers.redis import RedisBroker

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -39,3 +40,49 @@ class DeadLetters(Middleware):
             )
         log.error("Message %s to %s dead-lettered: %s", message.message_id,
                   message.actor_name, last_line)
+
+
+class StageMetrics(Middleware):
+    """Per stage: messages processed (ok, failed, skipped), ids carried, duration and
+    failures by error type (pipeline.metrics); and the stage, message and ids bound to
+    every log line written while the message runs (pipeline.logs)."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, tuple[float, Any]] = {}
+
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        import time
+
+        from pipeline.logs import bind
+
+        ids = message.args[0] if message.args and isinstance(message.args[0], list) else None
+        token = bind(stage=message.actor_name, message_id=message.message_id,
+                     ids=ids[:20] if ids else None)
+        self._started[message.message_id] = (time.perf_counter(), token)
+
+    def _finish(self, message: Any, outcome: str, exception: BaseException | None) -> None:
+        import time
+
+        from pipeline import metrics
+        from pipeline.logs import unbind
+
+        started = self._started.pop(message.message_id, None)
+        stage = message.actor_name
+        metrics.STAGE_MESSAGES.labels(stage, outcome).inc()
+        if message.args and isinstance(message.args[0], list):
+            metrics.STAGE_ITEMS.labels(stage).inc(len(message.args[0]))
+        if exception is not None:
+            metrics.STAGE_FAILURES.labels(stage, type(exception).__name__).inc()
+        if started is not None:
+            metrics.STAGE_SECONDS.labels(stage).observe(time.perf_counter() - started[0])
+            # Bound in another context (another thread): nothing to undo here.
+            with contextlib.suppress(ValueError):
+                unbind(started[1])
+
+    def after_process_message(self, broker: dramatiq.Broker, message: Any, *,
+                              result: Any = None, exception: BaseException | None = None
+                              ) -> None:
+        self._finish(message, "failed" if exception is not None else "ok", exception)
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        self._finish(message, "skipped", None)

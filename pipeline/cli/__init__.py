@@ -41,6 +41,20 @@ def runtime_with_broker(settings: Settings) -> tuple[Runtime, Any]:
     return runtime, broker
 
 
+def drain_if_embedded(settings: Settings, broker: Any) -> None:
+    """With the in-process broker nobody else will consume what this command queued:
+    run the stages here until the queues are empty."""
+    if settings.broker.is_redis:
+        return
+    from workers.broker import drain, start_worker
+
+    worker = start_worker(broker, settings.worker.threads)
+    try:
+        drain(broker, worker)
+    finally:
+        worker.stop()
+
+
 @click.group()
 @click.version_option(package_name="hotline")
 def main() -> None:
@@ -132,6 +146,9 @@ def worker(threads: int | None) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    from pipeline.metrics import serve_process_metrics
+
+    serve_process_metrics(settings.metrics.port)  # this worker's counters (issue 10)
     worker = start_worker(broker, threads or settings.worker.threads)
     logging.getLogger(__name__).info("Worker started with %d threads.", worker.worker_threads)
     stop.wait()
@@ -150,6 +167,9 @@ def scheduler() -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    from pipeline.metrics import serve_process_metrics
+
+    serve_process_metrics(settings.metrics.port)  # the scheduler's counters (issue 10)
     run_forever(runtime, stop)
     runtime.close()
 
@@ -168,7 +188,7 @@ def submit(urls: tuple[str, ...], channel: str, category: str | None,
     from schemas.intake import ReportIn
 
     settings = settings_or_exit()
-    runtime, _ = runtime_with_broker(settings)
+    runtime, broker = runtime_with_broker(settings)
     try:
         items = [ReportIn.model_validate({"url": u, "channel": channel,
                                           "claimed_category": category,
@@ -186,6 +206,7 @@ def submit(urls: tuple[str, ...], channel: str, category: str | None,
     for item in accepted:
         click.echo(json.dumps({"reference": item.ref, "url": item.url,
                                "submission": submission}))
+    drain_if_embedded(settings, broker)
 
 
 @main.command("import")
@@ -196,7 +217,7 @@ def import_(file: Path, source: str | None) -> None:
     from pipeline.importer import import_file
 
     settings = settings_or_exit()
-    runtime, _ = runtime_with_broker(settings)
+    runtime, broker = runtime_with_broker(settings)
     try:
         result = import_file(file, runtime.session_factory, clock=runtime.clock,
                              limits=settings.intake, enqueuer=runtime.enqueuer, source=source)
@@ -206,6 +227,7 @@ def import_(file: Path, source: str | None) -> None:
         click.echo(f"{file}:{line}: {error}", err=True)
     click.echo(f"Imported {result.imported} reports (submission {result.submission}); "
                f"{len(result.errors)} lines refused.")
+    drain_if_embedded(settings, broker)
     if result.errors:
         sys.exit(1)
 
@@ -303,5 +325,5 @@ def _register_plugins() -> None:
 
 
 # Modules in pipeline/cli/ that add commands to `main`.
-PLUGINS: list[str] = []
+PLUGINS: list[str] = ["urls", "users", "assessment", "ops", "rules", "stats", "trace"]
 _register_plugins()

@@ -71,6 +71,26 @@ def create_app(runtime: Runtime) -> FastAPI:
                              describe_validation_errors(errors)}, status_code=422)
 
     app.include_router(intake.router)
+
+    from pipeline.web import ops
+
+    ops.install(app)  # /metrics, /healthz, /readyz (issue 10)
+
+    from pipeline.web.queue import install as install_assessment
+
+    install_assessment(app)  # queue, cases, users and tokens API (issue 5)
+
+    from pipeline.web.console.routes import install as install_console
+
+    install_console(app)  # the analysts' console under /console/ (issue 8)
+
+    from pipeline.web.partners import install as install_partners
+
+    install_partners(app)  # partner intake, police replies, notice confirmation (issue 6)
+
+    from pipeline.web.stats import install as install_stats
+
+    install_stats(app)  # statistics export, per-URL export, partner takedown status (issue 7)
     return app
 
 

@@ -28,8 +28,14 @@ def test_the_shipped_config_file_is_valid_and_documents_every_key(monkeypatch):
         for key in keys or {}:
             index = next(i for i, line in enumerate(lines) if i > start
                          and line.startswith(f"  {key}:"))
-            above = lines[index - 1].strip()
-            assert above.startswith("#") or lines[index].count("#"), (
+            # A comment on the line, or in the block of lines just above (a comment may
+            # describe a small group of keys, such as the days of the working week).
+            block = []
+            for line in reversed(lines[start + 1:index]):
+                if not line.strip():
+                    break
+                block.append(line.strip())
+            assert "#" in lines[index] or any(b.startswith("#") for b in block), (
                 f"{section}.{key} has no comment in config.yaml")
     # Every key the model knows is in the shipped file.
     for name, field in Settings.model_fields.items():

@@ -1,0 +1,182 @@
+"""Reading figures out of the database after (or while) the pipeline works.
+
+Times come from the rows themselves: every state change stamps `<state>_at` with the
+worker's clock, so throughput and latency need no instrumentation in the pipeline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from pipeline.models import Case, Report
+from pipeline.states import CaseState, ReportState
+
+SETTLED_REPORT_STATES = (ReportState.REJECTED, ReportState.DUPLICATE, ReportState.NEW_CASE)
+WAITING_CASE_STATES = (CaseState.NORMALISED, CaseState.TRACED)
+
+
+def progress(session: Session, min_report_id: int = 0) -> dict[str, int]:
+    """Reports per state and cases per state (reports with id > `min_report_id`)."""
+    reports = dict(session.execute(
+        select(Report.state, func.count()).where(Report.id > min_report_id)
+        .group_by(Report.state)
+    ).all())
+    cases = dict(session.execute(select(Case.state, func.count()).group_by(Case.state)).all())
+    return {**{f"reports_{k}": v for k, v in reports.items()},
+            **{f"cases_{k}": v for k, v in cases.items()}}
+
+
+def is_settled(counts: dict[str, int], expected_reports: int) -> bool:
+    settled = sum(counts.get(f"reports_{s.value}", 0) for s in SETTLED_REPORT_STATES)
+    waiting = sum(counts.get(f"cases_{s.value}", 0) for s in WAITING_CASE_STATES)
+    return settled >= expected_reports and waiting == 0
+
+
+def wait_until_settled(
+    session_factory: sessionmaker[Session], expected_reports: int, *, min_report_id: int = 0,
+    stall_seconds: float = 180, poll: float = 0.2,
+    on_poll: Callable[[dict[str, int]], None] | None = None,
+) -> tuple[bool, dict[str, int]]:
+    """Poll until every report settled and no case waits before the queue. Gives up
+    (returns False) when nothing moved for `stall_seconds`."""
+    last: dict[str, int] = {}
+    last_change = time.monotonic()
+    while True:
+        with session_factory() as session:
+            counts = progress(session, min_report_id)
+        if on_poll:
+            on_poll(counts)
+        if is_settled(counts, expected_reports):
+            return True, counts
+        if counts != last:
+            last, last_change = counts, time.monotonic()
+        elif time.monotonic() - last_change > stall_seconds:
+            return False, counts
+        time.sleep(poll)
+
+
+def max_report_id(session: Session) -> int:
+    return int(session.execute(select(func.coalesce(func.max(Report.id), 0))).scalar_one())
+
+
+def finish_time(session: Session, min_report_id: int) -> datetime | None:
+    """When the last report of the run settled (its case queued, or it was set aside)."""
+    case_end = session.execute(
+        select(func.max(Case.awaiting_assessment_at))
+        .join(Report, Report.case_id == Case.id)
+        .where(Report.id > min_report_id, Report.state == ReportState.NEW_CASE)
+    ).scalar_one()
+    report_end = session.execute(
+        select(func.max(func.coalesce(Report.duplicate_at, Report.rejected_at)))
+        .where(Report.id > min_report_id,
+               Report.state.in_([ReportState.DUPLICATE, ReportState.REJECTED]))
+    ).scalar_one()
+    ends = [e for e in (case_end, report_end) if e is not None]
+    return max(ends) if ends else None
+
+
+def settle_times(session: Session, min_report_id: int) -> list[datetime]:
+    """When each report of the run settled, sorted (for "99% done by" figures)."""
+    opened = session.execute(
+        select(Case.awaiting_assessment_at).join(Report, Report.case_id == Case.id)
+        .where(Report.id > min_report_id, Report.state == ReportState.NEW_CASE)
+    ).scalars().all()
+    others = session.execute(
+        select(func.coalesce(Report.duplicate_at, Report.rejected_at))
+        .where(Report.id > min_report_id,
+               Report.state.in_([ReportState.DUPLICATE, ReportState.REJECTED]))
+    ).scalars().all()
+    return sorted(t for t in [*opened, *others] if t is not None)
+
+
+def _seconds(a: Any, b: Any) -> float:
+    return (b - a).total_seconds()
+
+
+def latencies(session: Session, min_report_id: int) -> dict[str, list[float]]:
+    """Seconds from intake to awaiting assessment (reports that opened a case) and from
+    intake to settled (every report: queued, joined a case, or rejected)."""
+    opened = [
+        _seconds(received, queued) for received, queued in session.execute(
+            select(Report.received_at, Case.awaiting_assessment_at)
+            .join(Case, Case.id == Report.case_id)
+            .where(Report.id > min_report_id, Report.state == ReportState.NEW_CASE)
+        )
+        if queued is not None
+    ]
+    others = [
+        _seconds(received, done) for received, done in session.execute(
+            select(Report.received_at, func.coalesce(Report.duplicate_at, Report.rejected_at))
+            .where(Report.id > min_report_id,
+                   Report.state.in_([ReportState.DUPLICATE, ReportState.REJECTED]))
+        )
+        if done is not None
+    ]
+    return {"opened_case": opened, "all_reports": opened + others}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def latency_summary(values: list[float]) -> dict[str, Any]:
+    def ms(v: float | None) -> float | None:
+        return None if v is None else round(v * 1000, 1)
+
+    return {"count": len(values), "p50_ms": ms(percentile(values, 50)),
+            "p99_ms": ms(percentile(values, 99)), "max_ms": ms(max(values) if values else None)}
+
+
+def accounting(session: Session, submitted: int, min_report_id: int = 0) -> dict[str, Any]:
+    """Every report accounted for: settled exactly once, every new case queued once."""
+    counts = progress(session, min_report_id)
+    reports = sum(v for k, v in counts.items() if k.startswith("reports_"))
+    rejected = counts.get("reports_rejected", 0)
+    duplicate = counts.get("reports_duplicate", 0)
+    new_case = counts.get("reports_new_case", 0)
+    # Each case is opened by exactly one report; each report that opened or joined a case
+    # is counted once on it.
+    cases = session.execute(
+        select(func.count(), func.coalesce(func.sum(Case.report_count), 0))
+        .where(Case.id.in_(select(Report.case_id).where(Report.id > min_report_id)))
+    ).one()
+    case_count, report_count_sum = int(cases[0]), int(cases[1])
+    opened_queued = session.execute(
+        select(func.count()).select_from(Report).join(Case, Case.id == Report.case_id)
+        .where(Report.id > min_report_id, Report.state == ReportState.NEW_CASE,
+               Case.state == CaseState.AWAITING_ASSESSMENT)
+    ).scalar_one()
+    attached = session.execute(
+        select(func.count()).select_from(Report)
+        .where(Report.id > min_report_id, Report.case_id.is_not(None))
+    ).scalar_one()
+    open_per_key = session.execute(
+        select(func.count()).select_from(
+            select(Case.dedup_key).where(Case.open_key.is_not(None))
+            .group_by(Case.dedup_key).having(func.count() > 1).subquery()
+        )
+    ).scalar_one()
+    checks = {
+        "every_report_stored": reports == submitted,
+        "every_report_settled": rejected + duplicate + new_case == submitted,
+        "every_new_case_queued": opened_queued == new_case,
+        "one_opening_report_per_case": case_count == new_case,
+        "report_counts_add_up": report_count_sum == attached == duplicate + new_case,
+        "one_open_case_per_url": open_per_key == 0,
+    }
+    return {
+        "submitted": submitted, "stored": reports, "rejected": rejected,
+        "duplicate": duplicate, "new_case": new_case, "cases": case_count,
+        "cases_awaiting_assessment": int(opened_queued), "checks": checks,
+        "ok": all(checks.values()),
+    }

@@ -1,0 +1,218 @@
+"""Operations and data protection commands (issue 10).
+
+`hotline status`, `hotline retention run [--dry-run]`, `hotline case evidence CASE`,
+`hotline case hold CASE` / `hotline case lift-hold CASE`, `hotline privacy new-key`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import select
+
+from pipeline.cli import main, settings_or_exit
+from pipeline.errors import BadInput, HotlineError, NotFound, PermissionDenied
+from pipeline.runtime import Runtime, build_runtime
+
+
+def _group(name: str, help_text: str) -> click.Group:
+    """The `main` subgroup `name`, shared with other modules that add to it."""
+    existing = main.commands.get(name)
+    if isinstance(existing, click.Group):
+        return existing
+    group = click.Group(name=name, help=help_text)
+    main.add_command(group)
+    return group
+
+
+def _runtime() -> Runtime:
+    settings = settings_or_exit()
+    try:
+        return build_runtime(settings)
+    except HotlineError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def status(as_json: bool) -> None:
+    """Database, broker and scheduler reachable; backlogs, queues, dead letters."""
+    from pipeline.health import backlog, queue_depths, readiness
+
+    runtime = _runtime()
+    checks = readiness(runtime)
+    counts: dict[str, Any] = {}
+    depths: dict[str, int] = {}
+    if checks[0].ok:
+        with runtime.session_factory() as session:
+            counts = backlog(session, runtime.clock.now())
+    with contextlib.suppress(Exception):  # the broker check above already says why
+        depths = queue_depths(runtime)
+    ready = all(c.ok for c in checks)
+    if as_json:
+        click.echo(json.dumps({"ready": ready, "checks": [c.as_dict() for c in checks],
+                               "queues": depths, **counts}, default=str))
+    else:
+        for check in checks:
+            click.echo(f"{check.name:<10} {'ok' if check.ok else 'DOWN':<5} {check.detail}")
+        if counts:
+            click.echo("")
+            click.echo("reports:  " + _pairs(counts["reports_by_state"]))
+            click.echo("cases:    " + _pairs(counts["cases_by_state"]))
+            age = counts["assessment_oldest_age_seconds"]
+            click.echo(f"assessment backlog: {counts['assessment_backlog']} cases, oldest "
+                       f"waiting {_duration(age)}")
+            notices: dict[str, int] = {}
+            for row in counts["notices"]:
+                key = f"{row['destination_kind']}/{row['state']}"
+                notices[key] = notices.get(key, 0) + row["count"]
+            click.echo("notices:  " + _pairs(notices))
+            click.echo(f"dead letters: {counts['dead_letters']} (see `hotline deadletters`)")
+            click.echo(f"legal holds: {counts['legal_holds']}")
+        click.echo("queues:   " + (_pairs(depths) if depths else "(unknown)"))
+    runtime.close()
+    if not ready:
+        sys.exit(1)
+
+
+def _pairs(values: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(values.items())) or "none"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+@main.group()
+def retention() -> None:
+    """Purging personal data and URLs after cases close."""
+
+
+@retention.command("run")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
+def retention_run(dry_run: bool) -> None:
+    """Purge what is due now (or, with --dry-run, say what that would be)."""
+    from pipeline.retention import days_for, plan, purge
+
+    runtime = _runtime()
+    section = runtime.settings.retention
+    now = runtime.clock.now()
+    if dry_run:
+        with runtime.session_factory() as session:
+            todo = plan(session, section, now=now)
+    else:
+        todo = purge(runtime.session_factory, section, now=now)
+    verb = "would purge" if dry_run else "purged"
+    summary = todo.summary()
+    for kind, counts in summary.items():
+        if kind == "held_cases":
+            continue
+        days = days_for(section, kind)
+        kept = "kept for ever" if days is None else f"{days} days after closing"
+        click.echo(f"{kind:<17} {verb} {counts['cases']} cases, {counts['reports']} reports "
+                   f"({kept})")
+    click.echo(f"legal holds: {summary['held_cases']} due cases skipped")
+    runtime.close()
+
+
+case_group = _group("case", "One case: evidence for the police, legal holds.")
+
+
+@case_group.command("evidence")
+@click.argument("case_ref")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Folder in which the bundle is written.")
+@click.option("--zip", "as_zip", is_flag=True, help="Write one .zip instead of a folder.")
+@click.option("--by", "user", default="operator", show_default=True,
+              help="Who makes the bundle (recorded in the audit trail).")
+def case_evidence(case_ref: str, out: Path, as_zip: bool, user: str) -> None:
+    """Write the evidence bundle of CASE for a police referral."""
+    from pipeline.evidence import export_evidence
+
+    runtime = _runtime()
+    try:
+        path, bundle = export_evidence(
+            runtime.session_factory, case_ref, out, settings=runtime.settings,
+            now=runtime.clock.now(), actor=f"user:{user}", as_zip=as_zip)
+    except (NotFound, FileExistsError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Evidence of case {case_ref} written to {path} "
+               f"({len(bundle.files)} files; check with `sha256sum -c SHA256SUMS`).")
+    runtime.close()
+
+
+def _supervisor(runtime: Runtime, name: str) -> tuple[str, str]:
+    from pipeline.models import User
+
+    with runtime.session_factory() as session:
+        user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
+    if user is None or not user.active:
+        raise click.ClickException(f"no active user {name!r}")
+    return user.name, user.role
+
+
+@case_group.command("hold")
+@click.argument("case_ref")
+@click.option("--by", "user", required=True, help="The supervisor setting the hold.")
+@click.option("--requested-by", required=True, help="The police unit and its reference.")
+@click.option("--reason", required=True, help="Why the data must be kept.")
+def case_hold(case_ref: str, user: str, requested_by: str, reason: str) -> None:
+    """Put CASE under a legal hold: nothing of it is purged until the hold is lifted."""
+    from pipeline.retention import set_legal_hold
+
+    runtime = _runtime()
+    name, role = _supervisor(runtime, user)
+    try:
+        with runtime.session_factory.begin() as session:
+            hold = set_legal_hold(session, case_ref, role=role, user=name,
+                                  requested_by=requested_by, reason=reason,
+                                  at=runtime.clock.now())
+            hold_id = hold.id
+    except (NotFound, BadInput, PermissionDenied) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Case {case_ref} is under legal hold {hold_id}.")
+    runtime.close()
+
+
+@case_group.command("lift-hold")
+@click.argument("case_ref")
+@click.option("--by", "user", required=True, help="The supervisor lifting the hold.")
+@click.option("--reason", required=True, help="Why the hold ends.")
+def case_lift_hold(case_ref: str, user: str, reason: str) -> None:
+    """Lift the legal hold(s) of CASE; retention applies again."""
+    from pipeline.retention import lift_legal_hold
+
+    runtime = _runtime()
+    name, role = _supervisor(runtime, user)
+    try:
+        with runtime.session_factory.begin() as session:
+            holds = lift_legal_hold(session, case_ref, role=role, user=name, reason=reason,
+                                    at=runtime.clock.now())
+    except (NotFound, BadInput, PermissionDenied) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Lifted {len(holds)} legal hold(s) of case {case_ref}.")
+    runtime.close()
+
+
+@main.group()
+def privacy() -> None:
+    """Reporter privacy: the encryption key."""
+
+
+@privacy.command("new-key")
+def privacy_new_key() -> None:
+    """Print a new encryption key (put it in HOTLINE_PRIVACY__ENCRYPTION_KEY or a file)."""
+    from pipeline.crypto import new_key
+
+    click.echo(new_key())

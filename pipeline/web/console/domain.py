@@ -1,0 +1,388 @@
+"""What the console pages ask of the domain, in one place.
+
+Each function gathers what one page shows, calling the domain modules that own the
+logic (`pipeline.assessment` for the queue, claims, decisions, welfare and the case
+view; `pipeline.takedown` for the stage clock; `pipeline.stats` for the figures;
+`pipeline.rules` for rule validation). Nothing here decides anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from pipeline.clock import as_utc
+from pipeline.errors import BadInput
+from pipeline.models import Case, Notice, User
+from pipeline.runtime import Runtime
+from pipeline.states import CaseState
+from pipeline.web.security import Viewer
+
+# --- the queue and claims --------------------------------------------------------------
+
+T = TypeVar("T")
+
+OPEN_STATES = [s.value for s in CaseState if s not in (CaseState.REMOVED, CaseState.CLOSED)]
+
+
+def work(runtime: Runtime, viewer: Viewer, fn: Callable[[Session], T]) -> T:
+    """Run `fn` in one transaction as the viewer; a denial is audited on its own
+    (`pipeline.web.queue.in_transaction`, the same path as the API)."""
+    from pipeline.web.queue import in_transaction
+
+    return in_transaction(runtime, viewer.principal, fn)
+
+
+def queue_page(runtime: Runtime, viewer: Viewer) -> dict[str, Any]:
+    """The queue (priority first, then oldest), the counts by state, and the viewer's
+    claimed cases and welfare counts."""
+    from pipeline import assessment
+    from pipeline.assessment_models import CaseLease
+
+    def read(session: Session) -> dict[str, Any]:
+        queue = assessment.list_queue(session, viewer.principal, limit=200)
+        counts = dict(session.execute(
+            select(Case.state, func.count()).where(Case.state.in_(OPEN_STATES))
+            .group_by(Case.state)).all())
+        mine = [assessment.lease_out(lease, case, viewer.name) for lease, case in
+                session.execute(
+                    select(CaseLease, Case).join(Case, Case.id == CaseLease.case_id)
+                    .where(CaseLease.user_id == viewer.user_id)
+                    .order_by(CaseLease.claimed_at)).all()]
+        return {"queue": queue, "counts": counts, "mine": mine,
+                "welfare": welfare_of(session, runtime, viewer)}
+
+    return work(runtime, viewer, read)
+
+
+def welfare_of(session: Session, runtime: Runtime, viewer: Viewer) -> Any:
+    """The viewer's counts today (analysts and supervisors), for the break prompt."""
+    if viewer.role not in ("analyst", "supervisor"):
+        return None
+    from pipeline.web.queue import own_welfare
+
+    return own_welfare(session, runtime, viewer.principal)
+
+
+def claim_next(runtime: Runtime, viewer: Viewer, *, kind: str = "first") -> str | None:
+    """Claim the next case for the viewer; its reference, or None when none waits."""
+    from pipeline import assessment
+
+    if kind not in ("any", "first", "second"):
+        raise BadInput("kind: any, first or second")
+
+    def claim(session: Session) -> str | None:
+        lease = assessment.claim_next(session, viewer.principal, now=runtime.clock.now(),
+                                      lease_seconds=runtime.settings.assessment.lease_seconds,
+                                      kind=kind)
+        return lease.case_ref if lease is not None else None
+
+    return work(runtime, viewer, claim)
+
+
+def release(runtime: Runtime, viewer: Viewer, ref: str) -> None:
+    from pipeline import assessment
+
+    work(runtime, viewer, lambda s: assessment.release(s, viewer.principal, ref,
+                                                       now=runtime.clock.now()))
+
+
+def renew(runtime: Runtime, viewer: Viewer, ref: str) -> None:
+    """Extend the viewer's own lease on a case."""
+    from pipeline import assessment
+
+    work(runtime, viewer, lambda s: assessment.renew(
+        s, viewer.principal, ref, now=runtime.clock.now(),
+        lease_seconds=runtime.settings.assessment.lease_seconds))
+
+
+def assess(runtime: Runtime, viewer: Viewer, ref: str, values: dict[str, Any]) -> str:
+    """Record the viewer's assessment of case `ref` (committed, then sent on to routing
+    by the same path as the API); the outcome in words."""
+    from pipeline.web.cases import decide
+    from schemas.assessment import AssessmentIn
+
+    decision = AssessmentIn.model_validate(values)
+    result = decide(runtime, viewer.principal, [ref], decision)
+    return str(result.decisions[0].outcome) if result.decisions else "nothing"
+
+
+def describe_problems(exc: Exception) -> list[str]:
+    """One line per problem, naming the field."""
+    if not isinstance(exc, ValidationError):
+        return [part.strip() for part in str(exc).split(";") if part.strip()]
+    lines: list[str] = []
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error.get("loc", ()))
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        if loc:
+            lines.append(f"{loc}: {message}")
+        else:  # the whole-form check lists several problems joined by ";"
+            lines.extend(part.strip() for part in message.split(";") if part.strip())
+    return lines
+
+
+def assessment_choices() -> dict[str, list[tuple[str, str]]]:
+    """The options of each field of the assessment form, from the schema's enums."""
+    from schemas.assessment import AgeGroup, ContentType, Gender, Legality, SiteType
+    from schemas.intake import Category
+
+    def options(enum: Any) -> list[tuple[str, str]]:
+        return [(member.value, member.value.replace("_", " ")) for member in enum]
+
+    return {"legality": options(Legality), "category": options(Category),
+            "age_group": options(AgeGroup), "gender": options(Gender),
+            "site_type": options(SiteType), "content_type": options(ContentType)}
+
+
+# --- the case page ---------------------------------------------------------------------
+
+
+def case_page(runtime: Runtime, viewer: Viewer, ref: str) -> dict[str, Any]:
+    """The case as the viewer may see it (`assessment.case_view` checks that, and
+    records who looked at a reporter's contact), with the trace evidence, the notices
+    and the takedown timeline."""
+    from pipeline import assessment
+
+    def read(session: Session) -> dict[str, Any]:
+        view = assessment.case_view(session, viewer.principal, ref, now=runtime.clock.now(),
+                                    settings=runtime.settings.assessment)
+        case = session.get(Case, view.id)
+        assert case is not None
+        return {
+            "case": case,
+            "view": view,
+            "traces": traces_of(session, case),
+            "notices": notices_of(session, case),
+            "timeline": timeline_of(session, case),
+            "checks": checks_of(session, case),
+            "routing": case.routing if isinstance(case.routing, dict) else None,
+            "holds_lease": view.lease is not None and view.lease.holder == viewer.name,
+            "may_decide": case.state == CaseState.AWAITING_SUPERVISOR
+            and viewer.role == "supervisor",
+            "welfare": welfare_of(session, runtime, viewer),
+        }
+
+    return work(runtime, viewer, read)
+
+
+def traces_of(session: Session, case: Case) -> list[Any]:
+    """Every trace of the case, newest first (issue 4's evidence table)."""
+    try:
+        from pipeline.tracing.models import Trace
+    except ImportError:
+        return []
+    return list(session.execute(
+        select(Trace).where(Trace.case_id == case.id).order_by(Trace.traced_at.desc())
+    ).scalars())
+
+
+def notices_of(session: Session, case: Case) -> list[Notice]:
+    return list(session.execute(
+        select(Notice).where(Notice.case_id == case.id)
+        .order_by(Notice.created_at, Notice.round, Notice.id)
+    ).scalars())
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    at: datetime | None
+    since_received: timedelta | None
+
+
+def timeline_of(session: Session, case: Case) -> list[Stage]:
+    """The INHOPE stage times of the case (pipeline.takedown's clock)."""
+    from pipeline.takedown import STAGES, stage_times
+
+    times = stage_times(session, case)
+    start = as_utc(case.received_at)
+    return [Stage(name, times.get(name),
+                  as_utc(at) - start if (at := times.get(name)) is not None else None)
+            for name in STAGES]
+
+
+def checks_of(session: Session, case: Case) -> list[Any]:
+    from pipeline.takedown import TakedownCheck
+
+    return list(session.execute(
+        select(TakedownCheck).where(TakedownCheck.case_id == case.id)
+        .order_by(TakedownCheck.at.desc()).limit(20)
+    ).scalars())
+
+
+def review_page(runtime: Runtime, viewer: Viewer) -> dict[str, Any]:
+    """Cases waiting for a second analyst, and the disputed ones (supervisors decide)."""
+    from pipeline import assessment
+
+    def read(session: Session) -> dict[str, Any]:
+        second = assessment.list_queue(session, viewer.principal,
+                                       state="awaiting_second_assessment", limit=200)
+        disputed = assessment.list_queue(session, viewer.principal,
+                                         state="awaiting_supervisor", limit=200)
+        return {"second": second.items, "disputed": disputed.items,
+                "can_decide_disputes": viewer.role == "supervisor"}
+
+    return work(runtime, viewer, read)
+
+
+# --- the team view -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TeamRow:
+    name: str
+    role: str
+    held: int
+    welfare: Any
+
+
+def team_view(runtime: Runtime, viewer: Viewer) -> list[TeamRow]:
+    """Per analyst: the cases they hold now and today's welfare counts."""
+    from pipeline import assessment
+    from pipeline.assessment_models import CaseLease
+    from pipeline.auth import require as require_permission
+
+    def read(session: Session) -> list[TeamRow]:
+        require_permission(viewer.principal, "welfare.view_all",
+                           what="see other analysts' welfare counts")
+        counts = assessment.welfare_all(session, now=runtime.clock.now(),
+                                        settings=runtime.settings.assessment)
+        held = dict(session.execute(
+            select(User.name, func.count(CaseLease.case_id))
+            .join(CaseLease, CaseLease.user_id == User.id).group_by(User.name)).all())
+        roles = dict(session.execute(select(User.name, User.role)).all())
+        return [TeamRow(w.user, roles.get(w.user, ""), int(held.get(w.user, 0)), w)
+                for w in counts]
+
+    return work(runtime, viewer, read)
+
+
+# --- statistics --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date  # inclusive
+
+
+def period(runtime: Runtime, start: str | None, end: str | None) -> Period:
+    """The period asked for, by default the last 90 days up to today (at most ten
+    years, as the statistics API allows)."""
+    today = as_utc(runtime.clock.now()).date()
+    try:
+        last = date.fromisoformat(end) if end else today
+        first = date.fromisoformat(start) if start else last - timedelta(days=89)
+    except ValueError:
+        raise BadInput("Dates are written YYYY-MM-DD.") from None
+    if first > last:
+        raise BadInput("The period starts after it ends.")
+    if (last - first).days > 3660:
+        raise BadInput("A period is at most ten years.")
+    return Period(first, last)
+
+
+def statistics(runtime: Runtime, viewer: Viewer, when: Period) -> Any:
+    """The period's figures (`pipeline.stats.export_stats`, the same as the export)."""
+    from pipeline.stats import export_stats
+    from pipeline.web.stats import STATS_ROLES, _allow
+
+    _allow(runtime, viewer.principal, STATS_ROLES, "read statistics")
+    with runtime.session_factory.begin() as session:
+        return export_stats(session, when.start, when.end, settings=runtime.settings,
+                            now=runtime.clock.now())
+
+
+def statistics_export(runtime: Runtime, viewer: Viewer, when: Period, fmt: str) -> Any:
+    """The export download: the statistics API's own answer, as the viewer."""
+    from starlette.responses import Response
+
+    from pipeline.web.stats import get_stats
+
+    result = get_stats(when.start, when.end, fmt, None, runtime, viewer.principal)  # type: ignore[arg-type]
+    if isinstance(result, Response):
+        return result
+    return Response(result.model_dump_json(indent=2), media_type="application/json",
+                    headers={"Content-Disposition": 'attachment; filename='
+                             f'"stats-{when.start}-{when.end}.json"'})
+
+
+def url_export(runtime: Runtime, viewer: Viewer, when: Period) -> Any:
+    """The per-URL export (admins only; audited by the statistics API)."""
+    from pipeline.web.stats import get_url_export
+
+    response = get_url_export(when.start, when.end, "csv", runtime, viewer.principal)
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="urls-{when.start}-{when.end}.csv"')
+    return response
+
+
+@dataclass(frozen=True)
+class Charts:
+    removal_distribution: Any
+    removal_by_country: Any
+    illegal_by_country: Any
+    stages: Any
+
+
+def _hours(value: float) -> str:
+    if value >= 48:
+        return f"{value / 24:.1f} d"
+    return f"{value:.1f} h"
+
+
+def charts(figures: Any) -> Charts:
+    """The statistics page's charts, drawn from the export's figures."""
+    from pipeline.web.console.charts import columns, horizontal_bars
+
+    overall = figures.removal.overall
+    cal = overall.calendar
+    distribution: list[tuple[str, float]] = []
+    if overall.count and cal.share_within_1_day is not None:
+        within = [cal.share_within_1_day or 0, cal.share_within_3_days or 0,
+                  cal.share_within_7_days or 0, 1.0]
+        labels = ["within 1 day", "1 to 3 days", "3 to 7 days", "over 7 days"]
+        previous = 0.0
+        for label, share in zip(labels, within, strict=True):
+            distribution.append((label, round((share - previous) * overall.count)))
+            previous = share
+    by_country = [(t.key, t.calendar.median_hours) for t in figures.removal.by_hosting_country
+                  if t.calendar.median_hours is not None]
+    illegal = [(c.key, c.count) for c in figures.illegal_by_hosting_country
+               if c.count is not None]
+    stages = [(s.stage.replace("_", " "), s.timing.calendar.median_hours)
+              for s in figures.stages if s.timing.calendar.median_hours is not None]
+    return Charts(
+        removal_distribution=columns(distribution, title="Removal time (received to "
+                                     "removed), cases by calendar time"),
+        removal_by_country=horizontal_bars(by_country, title="Median removal time by "
+                                           "hosting country", fmt=_hours),
+        illegal_by_country=horizontal_bars(illegal, title="Illegal URLs by hosting country",
+                                           css_class="bar alt"),
+        stages=horizontal_bars(stages, title="Median duration of each stage", fmt=_hours),
+    )
+
+
+# --- rules ---------------------------------------------------------------------------
+
+
+def rules_problems(runtime: Runtime) -> list[str]:
+    """What `hotline rules check` says about the routing rules (empty: all valid), and
+    the destinations whose address an operator has yet to fill in."""
+    from pipeline.rules import RulesInvalid, load_ruleset, placeholders
+
+    try:
+        ruleset = load_ruleset(runtime.settings.routing.rules_dir)
+    except RulesInvalid as exc:
+        return list(exc.problems)
+    except OSError as exc:
+        return [f"{runtime.settings.routing.rules_dir}: {exc.strerror}"]
+    return [f"destinations.yaml: {key}: the address is a placeholder an operator has to "
+            "fill in" for key in placeholders(ruleset)]

@@ -1,0 +1,36 @@
+"""What crosses the operations boundary: legal holds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LegalHoldIn(BaseModel):
+    """A supervisor holds a case's data at the police's request."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    requested_by: str = Field(..., min_length=1, max_length=200,
+                              description="The police unit that asked, and its reference.")
+    reason: str = Field(..., min_length=1, max_length=2_000,
+                        description="Why the data must be kept (no personal data).")
+
+
+class LegalHoldLiftIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str = Field(..., min_length=1, max_length=2_000, description="Why the hold ends.")
+
+
+class LegalHoldOut(BaseModel):
+    id: int = Field(..., description="The hold's number.")
+    case: str = Field(..., description="Reference of the held case.")
+    requested_by: str = Field(..., description="The police unit that asked.")
+    reason: str = Field(..., description="Why the data is kept.")
+    set_by: str = Field(..., description="The supervisor who set the hold.")
+    set_at: datetime = Field(..., description="When the hold was set.")
+    lifted_by: str | None = Field(None, description="The supervisor who lifted it.")
+    lifted_at: datetime | None = Field(None, description="When it was lifted (none: active).")
+    lift_reason: str | None = Field(None, description="Why it was lifted.")

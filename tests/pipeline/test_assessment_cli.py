@@ -1,0 +1,94 @@
+"""The analysts' work from the terminal: users add, queue, claim, assess, case show."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from pipeline.assessment_models import Assessment
+from pipeline.cli import main
+from pipeline.models import Case, User
+from tests.assessment_support import queue
+
+
+@pytest.fixture
+def cli(sqlite_runtime, tmp_path, monkeypatch):
+    settings = sqlite_runtime.settings
+    config = tmp_path / "cli-config.yaml"
+    config.write_text(f"app:\n  data_dir: {settings.app.data_dir}\n"
+                      f"database:\n  url: {settings.database.url}\n")
+    monkeypatch.setenv("HOTLINE_CONFIG", str(config))
+    runner = CliRunner()
+
+    def run(*args, ok=True):
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    return run
+
+
+def test_users_add_prints_a_one_time_password_or_a_token(cli, sqlite_runtime):
+    out = cli("users", "add", "ana", "--role", "analyst").output
+    assert "One-time password" in out
+    out = cli("users", "add", "sue", "--role", "supervisor", "--token").output
+    token = out.split("keep it safe): ")[1].strip()
+    assert token.startswith("hl_")
+    with sqlite_runtime.session_factory() as session:
+        ana = session.execute(select(User).where(User.name == "ana")).scalar_one()
+    assert ana.password_hash.startswith("$argon2id$")
+    assert "role" in cli("users", "add", "bo", "--role", "root", ok=False).output
+    listing = cli("users", "list").output
+    assert "ana\tanalyst\tactive" in listing and "sue\tsupervisor" in listing
+
+
+def test_an_analyst_works_a_case_from_the_terminal(cli, sqlite_runtime):
+    cli("users", "add", "ana", "--role", "analyst")
+    [case_id] = queue(sqlite_runtime, {"url": "http://a.example/1", "claimed_category": "csam",
+                                       "urgent": True})
+    with sqlite_runtime.session_factory() as session:
+        ref = session.get(Case, case_id).ref
+    assert ref in cli("queue", "--as", "ana").output
+    assert f"Claimed case {ref}" in cli("claim", "--as", "ana").output
+
+    missing = cli("assess", ref, "--as", "ana", "--legality", "illegal_international",
+                  "--category", "csam", ok=False)
+    assert missing.exit_code == 1 and "age_group: required" in missing.output
+
+    out = cli("assess", ref, "--as", "ana", "--legality", "illegal_international",
+              "--category", "csam", "--age-group", "pubescent", "--gender", "male",
+              "--site-type", "forum", "--content-type", "image", "--not-commercial").output
+    assert f"Case {ref}: finalised (now assessed)." in out
+    view = json.loads(cli("case", "show", ref, "--as", "ana").output)
+    assert view["legality"] == "illegal_international"
+    assert view["assessments"][0]["commercial"] is False
+    with sqlite_runtime.session_factory() as session:
+        assert session.execute(select(Assessment.analyst_id)).scalar_one() is not None
+
+
+def test_a_denied_command_says_so_and_exits_non_zero(cli, sqlite_runtime):
+    cli("users", "add", "al", "--role", "auditor")
+    queue(sqlite_runtime, {"url": "http://a.example/1"})
+    result = cli("claim", "--as", "al", ok=False)
+    assert result.exit_code == 1 and "denied: an auditor may not claim cases" in result.output
+    assert "no active user" in cli("claim", "--as", "nobody", ok=False).output
+
+
+def test_same_site_claim_release_and_welfare_from_the_terminal(cli, sqlite_runtime):
+    cli("users", "add", "ana", "--role", "analyst")
+    cli("users", "add", "sue", "--role", "supervisor")
+    ids = queue(sqlite_runtime, *[{"url": f"http://x.bad.example/{i}", "host": "x.bad.example",
+                                   "registered_domain": "bad.example"} for i in range(2)])
+    out = cli("claim", "--as", "ana", "--domain", "bad.example").output
+    assert "Claimed 2 cases of bad.example; 0 held by others." in out
+    assert "back in the queue" in cli("release", str(ids[0]), "--as", "ana").output
+    out = cli("assess", str(ids[1]), "--as", "ana", "--legality", "not_illegal").output
+    assert "closed" in out
+    assert "ana\t" in cli("welfare", "--as", "ana").output
+    everyone = cli("welfare", "--as", "sue", "--all").output
+    assert "ana\t" in everyone and "sue\t" in everyone
+    assert "denied" in cli("welfare", "--as", "ana", "--all", ok=False).output

@@ -1,0 +1,561 @@
+"""Dispatch through real loopback servers: an SMTP server (aiosmtpd, STARTTLS and
+login) and an HTTP webhook receiver that checks signatures. Retries, dead letters,
+the outbox folder, and exactly-once delivery while worker processes are killed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import ipaddress
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from email import policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from pipeline.clock import FrozenClock, SystemClock
+from pipeline.dispatch import (
+    IDEMPOTENCY_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Channels,
+    WebhookChannel,
+    deliver_notices,
+    verify_signature,
+)
+from pipeline.messaging import DISPATCH, RecordingEnqueuer
+from pipeline.models import DeadLetter, Event, Notice
+from pipeline.reconciler import reconcile
+from tests.factories import make_case
+
+ROOT = Path(__file__).resolve().parents[2]
+HOOK_KEY = "test-hmac-key-0123456789"
+SMTP_USER, SMTP_PASSWORD = "hotline", "s3cret-pass"
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+                critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "smtp.crt", folder / "smtp.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class SmtpServer:
+    """aiosmtpd on loopback, STARTTLS required, login required; counts every message
+    by Message-ID."""
+
+    def __init__(self, folder: Path):
+        import ssl
+
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
+
+        self.cert, key = _self_signed(folder)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert, key)
+        self.messages: list[email.message.EmailMessage] = []
+        self.ids: list[str] = []
+        self.lock = threading.Lock()
+        self.refuse: int | None = None  # answer this SMTP code to every DATA
+        self.port = _free_port()
+        server = self
+
+        class Handler:
+            async def handle_DATA(self, _server, _session, envelope):  # noqa: N802
+                if server.refuse:
+                    return f"{server.refuse} refused for the test"
+                message = email.message_from_bytes(envelope.content, policy=policy.default)
+                with server.lock:
+                    server.messages.append(message)
+                    server.ids.append(message["Message-ID"])
+                return "250 OK"
+
+        def authenticator(_server, _session, _envelope, mechanism, auth_data):
+            ok = (auth_data.login, auth_data.password) == (SMTP_USER.encode(),
+                                                          SMTP_PASSWORD.encode())
+            return AuthResult(success=ok, handled=False)
+
+        self.controller = Controller(
+            Handler(), hostname="127.0.0.1", port=self.port, tls_context=context,
+            require_starttls=True, authenticator=authenticator, auth_required=True,
+            auth_require_tls=True)
+        self.controller.start()
+
+    def settings(self) -> dict:
+        return {"smtp_host": "127.0.0.1", "smtp_port": self.port, "smtp_starttls": True,
+                "smtp_user": SMTP_USER, "smtp_ca_file": str(self.cert)}
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.ids)
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+class WebhookReceiver:
+    """An HTTP server that checks the HMAC signature and counts deliveries by
+    Idempotency-Key. `answers` lists status codes to give before answering 200."""
+
+    def __init__(self, delay: float = 0.0):
+        self.keys: list[str] = []
+        self.bodies: list[dict] = []
+        self.bad_signatures = 0
+        self.answers: list[int] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if delay:
+                    time.sleep(delay)  # widens the window in which a worker can be killed
+                with receiver.lock:
+                    if receiver.answers:
+                        status = receiver.answers.pop(0)
+                    else:
+                        status = 200
+                        if not verify_signature(HOOK_KEY.encode(),
+                                                self.headers[TIMESTAMP_HEADER], body,
+                                                self.headers[SIGNATURE_HEADER]):
+                            receiver.bad_signatures += 1
+                            status = 401
+                        else:
+                            receiver.keys.append(self.headers[IDEMPOTENCY_HEADER])
+                            receiver.bodies.append(json.loads(body))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/notices"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.keys)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def smtp_server(tmp_path):
+    server = SmtpServer(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def webhook():
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.stop()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def live_settings(settings_factory, runtime, smtp_server=None, **dispatch):
+    values = {"deliver": "live", "webhook_allow_http": True,
+              "sender_address": "notices@hotline.example.rs"}
+    if smtp_server is not None:
+        values.update(smtp_server.settings())
+    values.update(dispatch)
+    return settings_factory(database={"url": runtime.settings.database.url},
+                            dispatch=values)
+
+
+def add_notices(runtime, count, *, channel="smtp", address="abuse@host.example",
+                destination="hosting-provider"):
+    ids = []
+    with runtime.session_factory.begin() as session:
+        for i in range(count):
+            case = make_case(session, at=runtime.clock.now(),
+                             url=f"http://example.com/{channel}/{i}/{random.random()}",
+                             state="notified")
+            notice = Notice(
+                case_id=case.id, destination=destination, destination_kind="provider",
+                kind="notice", round=1, channel=channel, address=address, language="en",
+                state="planned", token=f"tok-{channel}-{i}-{random.getrandbits(64):x}",
+                subject=f"Notice {i}", body=f"Please remove case {case.ref}.\n",
+                payload={"case_ref": case.ref, "url": case.canonical_url},
+                attempts=0, created_at=runtime.clock.now(), due_at=runtime.clock.now())
+            session.add(notice)
+            session.flush()
+            ids.append(notice.id)
+    return ids
+
+
+def notice(runtime, notice_id):
+    with runtime.session_factory() as session:
+        return session.get(Notice, notice_id)
+
+
+def deliver(runtime, settings, ids, clock=None):
+    channels = Channels(settings, webhook=WebhookChannel(settings,
+                                                         secrets={"partner-hook": HOOK_KEY}))
+    return deliver_notices(runtime.session_factory, ids, clock=clock or runtime.clock,
+                           settings=settings, channels=channels)
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+def test_smtp_delivery_uses_starttls_and_login_and_marks_the_notice_sent_once(
+    runtime, settings_factory, smtp_server, monkeypatch
+):
+    monkeypatch.setenv("HOTLINE_SMTP_PASSWORD", SMTP_PASSWORD)
+    settings = live_settings(settings_factory, runtime, smtp_server)
+    (notice_id,) = add_notices(runtime, 1)
+    result = deliver(runtime, settings, [notice_id])
+    assert result.sent == [notice_id]
+    n = notice(runtime, notice_id)
+    assert (n.state, n.sent_at, n.attempts, n.lease_owner) == (
+        "sent", runtime.clock.now(), 1, None)
+    assert smtp_server.ids == [f"<{n.token}@hotline.example.rs>"]
+    (message,) = smtp_server.messages
+    assert message["To"] == "abuse@host.example" and message["Subject"] == "Notice 0"
+    again = deliver(runtime, settings, [notice_id])
+    assert again.sent == [] and smtp_server.count() == 1
+    with runtime.session_factory() as session:
+        event = session.execute(select(Event).where(Event.action == "notice_sent")
+                                ).scalar_one()
+        assert event.case_id == n.case_id and event.data["notice"] == notice_id
+
+
+def test_a_wrong_smtp_password_is_a_permanent_failure_that_is_dead_lettered(
+    runtime, settings_factory, smtp_server, monkeypatch
+):
+    monkeypatch.setenv("HOTLINE_SMTP_PASSWORD", "wrong")
+    settings = live_settings(settings_factory, runtime, smtp_server)
+    (notice_id,) = add_notices(runtime, 1)
+    result = deliver(runtime, settings, [notice_id])
+    assert result.dead == [notice_id] and smtp_server.count() == 0
+    assert "535" in notice(runtime, notice_id).last_error
+
+
+def test_the_webhook_gets_signed_json_with_the_notice_token_as_idempotency_key(
+    runtime, settings_factory, webhook
+):
+    settings = live_settings(settings_factory, runtime)
+    (notice_id,) = add_notices(runtime, 1, channel="webhook", address=webhook.url,
+                               destination="partner-hook")
+    assert deliver(runtime, settings, [notice_id]).sent == [notice_id]
+    n = notice(runtime, notice_id)
+    assert webhook.keys == [n.token] and webhook.bad_signatures == 0
+    assert webhook.bodies[0]["notice"] == n.token
+    assert webhook.bodies[0]["text"].startswith("Please remove case")
+
+
+def test_the_webhook_key_comes_from_the_environment_variable_the_directory_names(
+    runtime, settings_factory, webhook, tmp_path, monkeypatch
+):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "routing.yaml").write_text(
+        "rules:\n  - name: all\n    description: all\n    then: [{notify: '@police'}]\n")
+    (rules / "destinations.yaml").write_text(
+        "home_police: police\ndestinations:\n"
+        "  police: {kind: police, name: P, channel: file}\n"
+        f"  partner-hook: {{kind: hotline, name: H, country: AT, channel: webhook,\n"
+        f"    address: '{webhook.url}', secret_env: HOTLINE_TEST_HOOK_KEY}}\n")
+    monkeypatch.setenv("HOTLINE_TEST_HOOK_KEY", HOOK_KEY)
+    settings = settings_factory(database={"url": runtime.settings.database.url},
+                                dispatch={"deliver": "live", "webhook_allow_http": True},
+                                routing={"rules_dir": str(rules)})
+    (notice_id,) = add_notices(runtime, 1, channel="webhook", address=webhook.url,
+                               destination="partner-hook")
+    result = deliver_notices(runtime.session_factory, [notice_id], clock=runtime.clock,
+                             settings=settings)
+    assert result.sent == [notice_id] and webhook.bad_signatures == 0
+
+
+def test_a_passing_failure_is_retried_after_a_backoff_with_the_same_idempotency_key(
+    runtime, settings_factory, webhook
+):
+    settings = live_settings(settings_factory, runtime, min_backoff_seconds=60)
+    (notice_id,) = add_notices(runtime, 1, channel="webhook", address=webhook.url,
+                               destination="partner-hook")
+    webhook.answers = [503, 429]
+    assert deliver(runtime, settings, [notice_id]).retrying == [notice_id]
+    n = notice(runtime, notice_id)
+    assert (n.state, n.attempts, n.due_at) == (
+        "failed", 1, runtime.clock.now() + dt.timedelta(seconds=60))
+    assert "503" in n.last_error
+    assert deliver(runtime, settings, [notice_id]).retrying == []  # not due yet
+    runtime.clock.advance(seconds=61)
+    with runtime.session_factory() as session:
+        reconcile(session, runtime.enqueuer, now=runtime.clock.now(), deadline_seconds=120,
+                  limit=10)
+    assert runtime.enqueuer.ids(DISPATCH) == [notice_id]
+    assert deliver(runtime, settings, [notice_id]).retrying == [notice_id]
+    assert notice(runtime, notice_id).due_at == runtime.clock.now() + dt.timedelta(seconds=120)
+    runtime.clock.advance(seconds=121)
+    assert deliver(runtime, settings, [notice_id]).sent == [notice_id]
+    assert webhook.keys == [notice(runtime, notice_id).token]
+
+
+def test_a_permanent_failure_is_dead_lettered_visibly_and_can_be_retried(
+    runtime, settings_factory, webhook
+):
+    from pipeline.deadletters import list_dead_letters, retry_dead_letters
+
+    settings = live_settings(settings_factory, runtime)
+    (notice_id,) = add_notices(runtime, 1, channel="webhook", address=webhook.url,
+                               destination="partner-hook")
+    webhook.answers = [400]
+    assert deliver(runtime, settings, [notice_id]).dead == [notice_id]
+    assert notice(runtime, notice_id).state == "dead"
+    with runtime.session_factory() as session:
+        (letter,) = list_dead_letters(session)
+        assert (letter.actor, letter.args, letter.error) == (
+            "dispatch", [[notice_id]], "webhook answered 400")
+    runtime.enqueuer = RecordingEnqueuer()
+    assert retry_dead_letters(runtime) == 1
+    assert runtime.enqueuer.ids(DISPATCH) == [notice_id]
+    assert deliver(runtime, settings, [notice_id]).sent == [notice_id]
+    assert webhook.count() == 1
+
+
+def test_a_notice_failing_past_its_attempts_is_dead_lettered(
+    runtime, settings_factory, webhook
+):
+    settings = live_settings(settings_factory, runtime, max_attempts=2)
+    (notice_id,) = add_notices(runtime, 1, channel="webhook", address=webhook.url,
+                               destination="partner-hook")
+    webhook.answers = [500, 500, 500]
+    assert deliver(runtime, settings, [notice_id]).retrying == [notice_id]
+    runtime.clock.advance(days=1)
+    assert deliver(runtime, settings, [notice_id]).dead == [notice_id]
+    with runtime.session_factory() as session:
+        assert session.execute(select(DeadLetter)).scalar_one().retries == 2
+
+
+def test_a_placeholder_destination_is_dead_lettered_in_live_mode(runtime, settings_factory):
+    settings = live_settings(settings_factory, runtime)
+    (notice_id,) = add_notices(runtime, 1, address=None, destination="rs-mup-vtk")
+    assert deliver(runtime, settings, [notice_id]).dead == [notice_id]
+    assert "no address yet" in notice(runtime, notice_id).last_error
+
+
+def test_embedded_mode_writes_notices_to_the_outbox_folder_and_sends_nothing(
+    runtime, settings_factory, smtp_server
+):
+    settings = settings_factory(database={"url": runtime.settings.database.url},
+                                dispatch=smtp_server.settings())
+    assert settings.app.mode == "embedded" and settings.dispatch.deliver == "auto"
+    ids = add_notices(runtime, 2)
+    ids += add_notices(runtime, 1, address=None, destination="rs-mup-vtk")
+    assert deliver(runtime, settings, ids).sent == ids
+    assert deliver(runtime, settings, ids).sent == []
+    outbox = settings.data_path / "outbox"
+    files = sorted(p.name for p in outbox.iterdir())
+    tokens = [notice(runtime, i).token for i in ids]
+    assert files == sorted([f"notice-{ids[0]}-{tokens[0]}.eml",
+                            f"notice-{ids[1]}-{tokens[1]}.eml",
+                            f"notice-{ids[2]}-{tokens[2]}.txt"])
+    message = email.message_from_bytes((outbox / files[0]).read_bytes(), policy=policy.default)
+    assert message["To"] == "abuse@host.example"
+    assert smtp_server.count() == 0
+
+
+class Killed(BaseException):
+    """Stands for the process dying: not an Exception, so nothing catches it."""
+
+
+def test_a_worker_dying_between_delivery_and_commit_repeats_the_same_message_id_once(
+    runtime, settings_factory, smtp_server, monkeypatch
+):
+    import pipeline.dispatch as dispatch_module
+
+    monkeypatch.setenv("HOTLINE_SMTP_PASSWORD", SMTP_PASSWORD)
+    settings = live_settings(settings_factory, runtime, smtp_server, lease_seconds=300)
+    (notice_id,) = add_notices(runtime, 1)
+    real_finish = dispatch_module._finish
+
+    def die(*args, **kwargs):
+        raise Killed()
+
+    monkeypatch.setattr(dispatch_module, "_finish", die)
+    with pytest.raises(Killed):
+        deliver(runtime, settings, [notice_id])
+    monkeypatch.setattr(dispatch_module, "_finish", real_finish)
+    assert notice(runtime, notice_id).state == "sending"
+    assert deliver(runtime, settings, [notice_id]).sent == []  # the lease still holds
+    runtime.clock.advance(seconds=301)
+    assert deliver(runtime, settings, [notice_id]).sent == [notice_id]
+    token = notice(runtime, notice_id).token
+    assert smtp_server.ids == [f"<{token}@hotline.example.rs>"] * 2
+    assert len(set(smtp_server.ids)) == 1
+
+
+# ------------------------------------------------------- exactly once, processes killed
+
+WORKER = r"""
+import json, random, sys
+from sqlalchemy import select
+from pipeline.clock import SystemClock
+from pipeline.config import Settings
+from pipeline.dispatch import Channels, WebhookChannel, deliver_notices, due_condition
+from pipeline.models import Notice
+from pipeline.runtime import build_runtime
+
+config = json.loads(sys.argv[1])
+settings = Settings(**config["settings"])
+rt = build_runtime(settings)
+clock = SystemClock()
+channels = Channels(settings, webhook=WebhookChannel(settings, secrets=config["secrets"]))
+print("ready", flush=True)
+while True:
+    with rt.session_factory() as session:
+        ids = list(session.execute(select(Notice.id).where(due_condition(clock.now()))
+                                   ).scalars())
+    if not ids:
+        break
+    batch = random.sample(ids, min(5, len(ids)))
+    deliver_notices(rt.session_factory, batch, clock=clock, settings=settings,
+                    channels=channels)
+"""
+
+
+def _wait_until(predicate, what, limit=120.0):
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_notices_arrive_exactly_once_while_worker_processes_are_killed_mid_batch(
+    runtime, settings_factory, smtp_server, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("HOTLINE_SMTP_PASSWORD", SMTP_PASSWORD)
+    receiver = WebhookReceiver(delay=0.02)
+    try:
+        settings = live_settings(settings_factory, runtime, smtp_server, lease_seconds=300)
+        smtp_ids = add_notices(runtime, 30)
+        hook_ids = add_notices(runtime, 30, channel="webhook", address=receiver.url,
+                               destination="partner-hook")
+        config = {"settings": settings.model_dump(mode="json"),
+                  "secrets": {"partner-hook": HOOK_KEY}}
+        script = tmp_path / "dispatch_worker.py"
+        script.write_text(WORKER)
+        env = {**os.environ, "HOTLINE_SMTP_PASSWORD": SMTP_PASSWORD,
+               "PYTHONPATH": str(ROOT)}
+        workers = [subprocess.Popen([sys.executable, str(script), json.dumps(config)],
+                                    cwd=ROOT, env=env, stdout=subprocess.PIPE)
+                   for _ in range(4)]
+        for worker in workers:
+            assert worker.stdout.readline().strip() == b"ready"
+
+        def delivered():
+            return smtp_server.count() + receiver.count()
+
+        kills = 0
+        for threshold, victims in ((10, workers[:2]), (24, workers[2:3])):
+            _wait_until(lambda t=threshold: delivered() >= t, f"{threshold} deliveries")
+            for victim in victims:
+                if victim.poll() is None:
+                    victim.send_signal(signal.SIGKILL)
+                    kills += 1
+        for worker in workers:
+            worker.wait(timeout=300)
+        assert kills >= 1
+
+        with runtime.session_factory() as session:
+            stranded = session.execute(select(Notice.id).where(Notice.state == "sending")
+                                       ).scalars().all()
+        assert stranded, "no worker was killed in the middle of a batch"
+
+        # Reconciliation after the lease: the scheduler finds the stranded claims.
+        later = FrozenClock(SystemClock().now() + dt.timedelta(seconds=301))
+        enqueuer = RecordingEnqueuer()
+        with runtime.session_factory() as session:
+            reconcile(session, enqueuer, now=later.now(), deadline_seconds=120, limit=1000)
+        assert set(stranded) <= set(enqueuer.ids(DISPATCH))
+        deliver(runtime, settings, enqueuer.ids(DISPATCH), clock=later)
+
+        with runtime.session_factory() as session:
+            rows = session.execute(select(Notice.id, Notice.state, Notice.token)).all()
+        assert {state for _, state, _ in rows} == {"sent"}
+        tokens = {i: t for i, _, t in rows}
+        smtp_seen = Counter(m.removeprefix("<").split("@")[0] for m in smtp_server.ids)
+        hook_seen = Counter(receiver.keys)
+        # Every notice arrived, and no receiver saw a notice it could not recognise
+        # as one it already had: counted by Message-ID / Idempotency-Key.
+        assert set(smtp_seen) == {tokens[i] for i in smtp_ids}
+        assert set(hook_seen) == {tokens[i] for i in hook_ids}
+        # Raw copies beyond the first happen only for a notice whose worker died between
+        # delivering it and committing "sent": at most one per killed worker.
+        repeats = (sum(smtp_seen.values()) - len(smtp_seen)
+                   + sum(hook_seen.values()) - len(hook_seen))
+        assert repeats <= kills
+        assert receiver.bad_signatures == 0
+    finally:
+        receiver.stop()
+
+
+def test_the_route_and_dispatch_actors_take_an_assessed_case_to_the_outbox(sqlite_runtime):
+    from workers import actors, context
+
+    rt = sqlite_runtime
+    rt.settings.routing.rules_dir = str(ROOT / "rules")
+    with rt.session_factory.begin() as session:
+        case = make_case(session, at=rt.clock.now(), state="assessed",
+                         legality="illegal_international", hosting_country="DE")
+    context.set_runtime(rt)
+    try:
+        actors.route([case.id])
+        (notice_id,) = rt.enqueuer.ids(DISPATCH)
+        actors.dispatch([notice_id])
+    finally:
+        context.set_runtime(None)
+    n = notice(rt, notice_id)
+    assert (n.destination, n.state) == ("hotline-de", "sent")
+    assert [p.name for p in (rt.settings.data_path / "outbox").iterdir()] == [
+        f"notice-{notice_id}-{n.token}.txt"]

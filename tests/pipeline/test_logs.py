@@ -1,0 +1,166 @@
+"""Logs: sentences with ids, JSON for production, never personal data or secrets."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import select
+
+from pipeline.config import LoggingSection
+from pipeline.logs import REDACTED, configure, log_context, register_personal
+from pipeline.models import Report
+from pipeline.secrets import read_secret
+from tests.pipeline.ops_helpers import add_case
+
+CONTACT = "canary-contact-7Q2@example.org"
+DESCRIPTION = "Canary description: a very specific sentence nobody else writes 8XK."
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def json_log():
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    configure(LoggingSection(level="DEBUG", format="json"), stream=stream)
+    yield stream
+    root.handlers[:], _ = saved
+    root.setLevel(saved[1])
+
+
+def _lines(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_a_json_line_carries_the_case_and_report_it_concerns(json_log):
+    log = logging.getLogger("pipeline.test")
+    with log_context(case_id=12):
+        log.info("Case %s traced to AS%s in %s.", "C-1", 64500, "NL")
+        log.info("Report joined.", extra={"report_id": 34})
+    log.info("Outside any case.")
+    first, second, third = _lines(json_log)
+    assert first["message"] == "Case C-1 traced to AS64500 in NL." and first["case_id"] == 12
+    assert second["case_id"] == 12 and second["report_id"] == 34
+    assert "case_id" not in third
+
+
+def test_a_text_line_shows_the_ids():
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    try:
+        configure(LoggingSection(level="INFO", format="text"), stream=stream)
+        with log_context(case_id=7, report_id=8):
+            logging.getLogger("pipeline.test").info("Case %s closed.", "C-7")
+    finally:
+        root.handlers[:] = saved
+    assert "[case_id=7 report_id=8]: Case C-7 closed." in stream.getvalue()
+
+
+def test_a_reporter_contact_and_description_never_reach_a_log_line(runtime, json_log):
+    with runtime.session_factory.begin() as session:
+        add_case(session, at=runtime.clock.now(), contact=CONTACT, description=DESCRIPTION)
+    log = logging.getLogger("pipeline.careless")
+    with runtime.session_factory() as session:
+        report = session.execute(select(Report)).scalar_one()
+        log.info("Report %s from %s: %s", report.ref, report.reporter_contact,
+                 report.description)
+        log.warning("Shortened: %s...", report.description[:40])
+        try:
+            raise ValueError(f"bad contact {report.reporter_contact}")
+        except ValueError:
+            log.exception("Failed for %s.", report.ref)
+    output = json_log.getvalue()
+    assert CONTACT not in output and DESCRIPTION not in output
+    assert DESCRIPTION[:40] not in output
+    lines = _lines(json_log)
+    assert lines[0]["message"].count(REDACTED) == 2
+    assert "ValueError: bad contact [redacted]" in lines[-1]["exception"]
+
+
+def test_a_contact_given_at_intake_is_redacted_in_this_process(json_log):
+    report = Report(reporter_contact="+381 64 555 0101", description="short")
+    logging.getLogger("pipeline.careless").info("Contact %s", report.reporter_contact)
+    assert "+381 64 555 0101" not in json_log.getvalue()
+
+
+def test_a_secret_read_from_a_file_never_reaches_a_log_line(tmp_path, json_log):
+    path = tmp_path / "smtp-password"
+    path.write_text("s3cret-Pa55word-XYZ\n")
+    secret = read_secret(None, str(path), key="dispatch.smtp_password")
+    assert secret == "s3cret-Pa55word-XYZ"
+    logging.getLogger("pipeline.smtp").error("Login failed with password %s", secret)
+    assert "s3cret-Pa55word-XYZ" not in json_log.getvalue()
+
+
+def test_short_values_are_not_registered_so_ordinary_words_survive(json_log):
+    register_personal("no")
+    logging.getLogger("pipeline.test").info("Case has no trace.")
+    assert _lines(json_log)[0]["message"] == "Case has no trace."
+
+
+SECRET_WORDS = ("password", "passphrase", "secret", "token", "credential")
+
+
+def _names_a_secret(key: str) -> bool:
+    key = key.lower()
+    if key.endswith("_file"):
+        return False  # a path to a secret outside the repository is fine
+    return any(word in key for word in SECRET_WORDS) or key == "key" or key.endswith("_key")
+
+
+def _secret_keys(node, path=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{path}.{key}" if path else str(key)
+            if _names_a_secret(str(key)) and value not in (None, "", [], {}):
+                yield here
+            yield from _secret_keys(value, here)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _secret_keys(value, f"{path}[{i}]")
+
+
+def test_the_shipped_config_yaml_holds_no_secret():
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert list(_secret_keys(config)) == []
+    text = (REPO / "config.yaml").read_text()
+    assert "-----BEGIN" not in text  # no private key pasted in
+
+
+def test_the_secret_scanner_finds_a_secret_value():
+    assert list(_secret_keys({"dispatch": {"smtp_password": "x", "smtp_password_file": "/r"}})
+                ) == ["dispatch.smtp_password"]
+
+
+def test_secrets_given_in_the_environment_never_reach_a_log_line(monkeypatch):
+    monkeypatch.setenv("HOTLINE_SMTP_PASSWORD", "smtp-env-Pa55-QQ")
+    monkeypatch.setenv("NL_HOTLINE_WEBHOOK_KEY", "webhook-hmac-key-ZZ")
+    monkeypatch.setenv("HOTLINE_WEB__PORT", "8080")
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    try:
+        configure(LoggingSection(level="INFO", format="text"), stream=stream)
+        logging.getLogger("pipeline.dispatch").warning(
+            "SMTP login smtp-env-Pa55-QQ failed; signing with webhook-hmac-key-ZZ on 8080.")
+    finally:
+        root.handlers[:] = saved
+    assert "smtp-env-Pa55-QQ" not in stream.getvalue()
+    assert "webhook-hmac-key-ZZ" not in stream.getvalue()
+    assert "on 8080." in stream.getvalue()  # ordinary settings stay readable
+
+
+def test_a_password_in_a_service_url_never_reaches_a_log_line(settings_factory, json_log):
+    from pipeline.runtime import build_runtime
+
+    settings = settings_factory(redis={"url": "redis://:r3dis-Pa55-77@127.0.0.1:6379/0"})
+    build_runtime(settings).close()
+    logging.getLogger("pipeline.test").warning(
+        "Could not reach redis://:r3dis-Pa55-77@127.0.0.1:6379/0.")
+    assert "r3dis-Pa55-77" not in json_log.getvalue()

@@ -1,0 +1,335 @@
+"""The route stage, the police hold, partner intake and the confirmation link, on
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from pipeline.audit import verify
+from pipeline.auth import issue_token
+from pipeline.cli.rules import explain_lines
+from pipeline.messaging import DISPATCH, ROUTE
+from pipeline.models import Case, Event, Notice, Report
+from pipeline.police import PoliceDecision, release_expired_holds, reply
+from pipeline.reconciler import reconcile
+from pipeline.routing import route_cases
+from pipeline.rules import load_ruleset
+from pipeline.web.app import create_app
+from tests.factories import make_case
+
+SHIPPED = Path(__file__).resolve().parents[2] / "rules"
+RULES = load_ruleset(SHIPPED)
+
+
+def assessed(runtime, **fields):
+    values = dict(legality="illegal_international", category="csam", hosting_country="RS",
+                  hosting_abuse_email="abuse@host.rs", hosting_org="Host d.o.o.",
+                  hosting_asn=64500)
+    values.update(fields)
+    url = values.pop("url", f"http://example.rs/{len(str(fields))}-{id(fields)}")
+    with runtime.session_factory.begin() as session:
+        case = make_case(session, at=runtime.clock.now(), url=url, state="assessed",
+                         **values)
+        return case.id
+
+
+def route(runtime, *ids):
+    with runtime.session_factory.begin() as session:
+        return route_cases(session, list(ids), clock=runtime.clock, settings=runtime.settings,
+                           ruleset=RULES)
+
+
+def notices_of(runtime, case_id):
+    with runtime.session_factory() as session:
+        return list(session.execute(select(Notice).where(Notice.case_id == case_id)
+                                    .order_by(Notice.id)).scalars())
+
+
+def case_of(runtime, case_id):
+    with runtime.session_factory() as session:
+        return session.get(Case, case_id)
+
+
+def test_a_domestic_case_is_held_for_the_police_with_the_provider_notice_waiting(runtime):
+    case_id = assessed(runtime)
+    now = runtime.clock.now()
+    planned = route(runtime, case_id)
+    case = case_of(runtime, case_id)
+    assert case.state == "police_hold"
+    assert case.police_hold_until == now + timedelta(hours=72)
+    police, provider = notices_of(runtime, case_id)
+    assert (police.destination, police.state, police.due_at) == ("rs-mup-vtk", "planned", now)
+    assert (provider.destination, provider.state, provider.due_at) == (
+        "hosting-provider", "held", now + timedelta(hours=72))
+    assert provider.address == "abuse@host.rs"
+    assert planned == [police.id]
+    assert case.routing["hits"] == ["domestic-illegal"]
+    assert "nothing-to-act-on" in case.routing["misses"]
+    assert case.routing["rules"] == RULES.digest
+    with runtime.session_factory() as session:
+        actions = list(session.execute(select(Event.action).where(Event.case_id == case_id)
+                                       .order_by(Event.seq)).scalars())
+        assert actions == ["case_routed", "case_held_for_police"]
+        assert verify(session) == []
+
+
+def test_routing_a_case_twice_changes_nothing_the_second_time(runtime):
+    case_id = assessed(runtime, hosting_country="DE")
+    first = route(runtime, case_id)
+    second = route(runtime, case_id)
+    assert len(first) == 1 and second == []
+    assert len(notices_of(runtime, case_id)) == 1
+    assert case_of(runtime, case_id).state == "notified"
+
+
+def test_a_case_abroad_is_forwarded_to_the_hotline_in_the_exchange_format(runtime):
+    case_id = assessed(runtime, hosting_country="NL", hosting_abuse_email="abuse@host.nl")
+    (notice_id,) = route(runtime, case_id)
+    (notice,) = notices_of(runtime, case_id)
+    assert notice.id == notice_id and notice.destination == "hotline-nl"
+    exchange = notice.payload["exchange"]
+    assert exchange["format"] == "hotline-exchange"
+    assert exchange["reports"][0]["hosting"]["country"] == "NL"
+    assert case_of(runtime, case_id).state == "notified"
+
+
+def test_a_case_that_is_not_illegal_closes_without_routing_or_notices(runtime):
+    case_id = assessed(runtime, legality="not_illegal")
+    assert route(runtime, case_id) == []
+    case = case_of(runtime, case_id)
+    assert case.state == "closed" and case.routed_at is None and case.open_key is None
+    assert case.routing["closed"] == "nothing illegal to act on"
+    assert notices_of(runtime, case_id) == []
+
+
+def test_the_police_can_proceed_and_the_held_notices_are_released(runtime):
+    case_id = assessed(runtime)
+    route(runtime, case_id)
+    ref = case_of(runtime, case_id).ref
+    later = runtime.clock.advance(hours=2)
+    with runtime.session_factory.begin() as session:
+        released = reply(session, ref, PoliceDecision.PROCEED, clock=runtime.clock,
+                         settings=runtime.settings, actor="police:vtk")
+    provider = notices_of(runtime, case_id)[1]
+    assert released == [provider.id]
+    assert (provider.state, provider.due_at) == ("planned", later)
+    assert case_of(runtime, case_id).state == "notified"
+
+
+def test_the_police_can_keep_holding_with_a_reason_and_take_a_case_over(runtime):
+    case_id = assessed(runtime)
+    route(runtime, case_id)
+    ref = case_of(runtime, case_id).ref
+    until = runtime.clock.now() + timedelta(days=10)
+    with runtime.session_factory.begin() as session:
+        assert reply(session, ref, PoliceDecision.KEEP_HOLDING, clock=runtime.clock,
+                     settings=runtime.settings, actor="police:vtk",
+                     reason="undercover operation", hold_until=until) == []
+    case = case_of(runtime, case_id)
+    assert (case.state, case.police_hold_until, case.police_hold_reason) == (
+        "police_hold", until, "undercover operation")
+    assert notices_of(runtime, case_id)[1].due_at == until
+    with runtime.session_factory.begin() as session:
+        reply(session, ref, PoliceDecision.TAKE_OVER, clock=runtime.clock,
+              settings=runtime.settings, actor="police:vtk", reason="we handle it")
+    assert case_of(runtime, case_id).state == "closed"
+    assert notices_of(runtime, case_id)[1].state == "cancelled"
+
+
+def test_a_police_hold_ends_by_itself_at_the_deadline_only_when_configured(
+    runtime, settings_factory
+):
+    case_id = assessed(runtime)
+    route(runtime, case_id)
+    manual = settings_factory(routing={"police_hold_auto_release": False})
+    runtime.clock.advance(hours=71)
+    with runtime.session_factory.begin() as session:
+        assert release_expired_holds(session, clock=runtime.clock,
+                                     settings=runtime.settings) == []
+    runtime.clock.advance(hours=2)
+    with runtime.session_factory.begin() as session:
+        assert release_expired_holds(session, clock=runtime.clock, settings=manual) == []
+    assert case_of(runtime, case_id).state == "police_hold"
+    with runtime.session_factory.begin() as session:
+        released = release_expired_holds(session, clock=runtime.clock,
+                                         settings=runtime.settings)
+    assert released == [notices_of(runtime, case_id)[1].id]
+    case = case_of(runtime, case_id)
+    assert case.state == "notified" and case.police_hold_reason == "the police hold ran out"
+
+
+def test_the_scheduled_job_releases_expired_holds_and_sends_them_to_dispatch(runtime):
+    from pipeline.scheduler import JOBS
+
+    case_id = assessed(runtime)
+    route(runtime, case_id)
+    runtime.clock.advance(hours=73)
+    job = next(j for j in JOBS if j.name == "police-holds")
+    job.run(runtime)
+    assert runtime.enqueuer.ids(DISPATCH) == [notices_of(runtime, case_id)[1].id]
+
+
+def test_the_reconciler_routes_stuck_assessed_cases_and_dispatches_due_notices(runtime):
+    stuck_case = assessed(runtime)
+    routed_case = assessed(runtime, hosting_country="DE")
+    route(runtime, routed_case)
+    (notice,) = notices_of(runtime, routed_case)
+    runtime.clock.advance(seconds=600)
+    with runtime.session_factory() as session:
+        counts = reconcile(session, runtime.enqueuer, now=runtime.clock.now(),
+                           deadline_seconds=120, limit=100)
+    assert counts == {ROUTE: 1, DISPATCH: 1}
+    assert runtime.enqueuer.ids(ROUTE) == [stuck_case]
+    assert runtime.enqueuer.ids(DISPATCH) == [notice.id]
+
+
+def test_rules_explain_shows_why_a_case_went_where_it_went(runtime):
+    case_id = assessed(runtime, hosting_abuse_email=None)
+    with runtime.session_factory() as session:
+        before = explain_lines(session.get(Case, case_id), [], RULES, runtime.settings)
+    assert "Not routed yet. With the current rules" in before[1]
+    route(runtime, case_id)
+    notices = notices_of(runtime, case_id)
+    with runtime.session_factory() as session:
+        case = session.get(Case, case_id)
+        lines = explain_lines(case, notices, RULES, runtime.settings)
+    text = "\n".join(lines)
+    assert "  HIT  domestic-illegal: legality is illegal_international; domestic is true" in text
+    assert "  miss nothing-to-act-on: legality is illegal_international, wanted one of " \
+        "not_illegal, out_of_remit, content_not_available" in text
+    assert "  notify rs-mup-vtk (police) [rule domestic-illegal]" in text
+    assert "  could not notify @hosting_provider: tracing found no hosting_abuse_email " \
+        "[rule domestic-illegal]" in text
+
+
+def test_hotline_rules_explain_prints_the_record_from_the_command_line(
+    sqlite_runtime, monkeypatch
+):
+    from pipeline.cli import main
+
+    case_id = assessed(sqlite_runtime, hosting_country="DE")
+    route(sqlite_runtime, case_id)
+    monkeypatch.setenv("HOTLINE_DATABASE__URL", sqlite_runtime.settings.database.url)
+    monkeypatch.setenv("HOTLINE_ROUTING__RULES_DIR", str(SHIPPED))
+    result = CliRunner().invoke(main, ["rules", "explain", case_of(sqlite_runtime,
+                                                                    case_id).ref])
+    assert result.exit_code == 0, result.output
+    assert "HIT  abroad-member-hotline" in result.output
+    assert "notify hotline-de (hotline)" in result.output
+    missing = CliRunner().invoke(main, ["rules", "explain", "C-NOPE"])
+    assert missing.exit_code == 1 and "no case C-NOPE" in missing.output
+
+
+# --------------------------------------------------------------------------- the API
+
+
+@pytest.fixture
+def client(runtime):
+    with TestClient(create_app(runtime)) as client:
+        yield client
+
+
+def token(runtime, scope, label):
+    with runtime.session_factory.begin() as session:
+        value, _ = issue_token(session, scope=scope, label=label, at=runtime.clock.now())
+    return {"Authorization": f"Bearer {value}"}
+
+
+def test_the_police_reply_through_the_api_with_a_police_token(client, runtime):
+    case_id = assessed(runtime)
+    route(runtime, case_id)
+    ref = case_of(runtime, case_id).ref
+    police = token(runtime, "police", "VTK")
+    url = f"/api/v1/police/cases/{ref}/reply"
+    assert client.post(url, json={"decision": "proceed"}).status_code == 401
+    partner = token(runtime, "partner", "Stopline")
+    assert client.post(url, json={"decision": "proceed"}, headers=partner).status_code == 403
+    refused = client.post(url, json={"decision": "keep_holding"}, headers=police)
+    assert refused.status_code == 422 and "reason" in refused.json()["error"]
+    listed = client.get("/api/v1/police/cases", headers=police).json()
+    assert [(c["case"], c["reason"]) for c in listed] == [(ref, None)]
+    assert client.get("/api/v1/police/cases", headers=partner).status_code == 403
+    held = client.post(url, json={"decision": "keep_holding", "reason": "surveillance"},
+                       headers=police)
+    assert held.status_code == 200, held.text
+    assert held.json()["state"] == "police_hold"
+    done = client.post(url, json={"decision": "proceed"}, headers=police)
+    assert done.json() == {"case": ref, "state": "notified", "hold_until": None,
+                           "released_notices": 1}
+    assert runtime.enqueuer.ids(DISPATCH) == [notices_of(runtime, case_id)[1].id]
+    again = client.post(url, json={"decision": "proceed"}, headers=police)
+    assert again.status_code == 409
+    with runtime.session_factory() as session:
+        event = session.execute(select(Event).where(Event.case_id == case_id,
+                                                    Event.action == "police_hold_extended")
+                                ).scalar_one()
+        assert event.actor == "police:VTK" and event.data["reason"] == "surveillance"
+
+
+def test_partner_hotlines_submit_reports_in_the_exchange_format(client, runtime):
+    partner = token(runtime, "partner", "Stopline AT")
+    document = {
+        "format": "hotline-exchange", "version": 1,
+        "sender": {"name": "Stopline", "country": "AT"},
+        "sent_at": "2026-01-05T08:00:00Z",
+        "reports": [{"reference": "AT-1", "url": "http://example.rs/p",
+                     "received_at": "2026-01-05T07:00:00Z", "category": "csam",
+                     "legality": "illegal_international", "hosting": {"country": "RS"}}],
+    }
+    response = client.post("/api/v1/partner/reports", json=document, headers=partner)
+    assert response.status_code == 201, response.text
+    (accepted,) = response.json()["reports"]
+    assert accepted["reference"] == "AT-1"
+    with runtime.session_factory() as session:
+        report = session.execute(select(Report).where(Report.ref == accepted["our_reference"])
+                                 ).scalar_one()
+        assert (report.channel, report.source, report.claimed_category) == (
+            "partner", "Stopline AT", "csam")
+    smuggled = {**document, "reports": [{**document["reports"][0],
+                                         "reporter": "jane@example.org"}]}
+    assert client.post("/api/v1/partner/reports", json=smuggled,
+                       headers=partner).status_code == 422
+    police = token(runtime, "police", "VTK")
+    assert client.post("/api/v1/partner/reports", json=document,
+                       headers=police).status_code == 403
+
+
+def test_the_confirmation_link_shows_a_page_and_only_a_post_records_the_confirmation(
+    client, runtime
+):
+    case_id = assessed(runtime, hosting_country="DE")
+    route(runtime, case_id)
+    (notice,) = notices_of(runtime, case_id)
+    url = f"/api/v1/notices/{notice.token}/confirm"
+    page = client.get(url)
+    assert page.status_code == 200 and "<form method=\"post\">" in page.text
+    assert notices_of(runtime, case_id)[0].confirmed_at is None
+    runtime.clock.advance(hours=5)
+    assert client.post(url).status_code == 200
+    assert client.post(url).status_code == 200
+    assert notices_of(runtime, case_id)[0].confirmed_at == runtime.clock.now()
+    with runtime.session_factory() as session:
+        count = session.execute(select(func.count()).select_from(Event).where(
+            Event.case_id == case_id, Event.action == "notice_confirmed")).scalar_one()
+        assert count == 1
+        assert verify(session) == []
+    assert client.get("/api/v1/notices/nope/confirm").status_code == 404
+    assert client.post("/api/v1/notices/nope/confirm").status_code == 404
+
+
+def test_a_case_whose_notice_cannot_be_built_stays_assessed_and_the_others_go_on(runtime):
+    bad = assessed(runtime, host="evil.example\r\nBcc: someone@example.org")
+    good = assessed(runtime, hosting_country="DE")
+    planned = route(runtime, bad, good)
+    assert len(planned) == 1
+    assert case_of(runtime, bad).state == "assessed"
+    assert notices_of(runtime, bad) == []
+    assert case_of(runtime, good).state == "notified"
+    with runtime.session_factory() as session:
+        assert verify(session) == []

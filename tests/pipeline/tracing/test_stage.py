@@ -1,0 +1,206 @@
+"""The tracing stage on SQLite and PostgreSQL, and `hotline trace URL`."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select, update
+
+from pipeline.errors import RetryLater
+from pipeline.lifecycle import transition
+from pipeline.models import Case, Event
+from pipeline.states import CaseState
+from pipeline.trace import trace_cases
+from pipeline.tracing.models import ImmutableEvidence, Trace, TraceAnswer
+from tests.netfakes import records
+
+
+def open_case(runtime, host, *, kind="domain", domain=None) -> int:
+    with runtime.session_factory.begin() as session:
+        now = runtime.clock.now()
+        key = uuid.uuid4().hex
+        case = Case(ref="C" + key[:12], canonical_url=f"http://{host}/x", dedup_key=key,
+                    host=host, registered_domain=domain, url_kind=kind, received_at=now,
+                    state=None, audit_seq=0, report_count=1, priority=0)
+        event = transition(None, case, CaseState.NORMALISED, at=now)
+        session.add(case)
+        session.flush()
+        event.case_id = case.id
+        session.add(event)
+        return case.id
+
+
+def run(runtime, ids, tracer):
+    with runtime.session_factory.begin() as session:
+        return trace_cases(session, ids, clock=runtime.clock, tracer=tracer)
+
+
+def cases(runtime, ids) -> list[Case]:
+    with runtime.session_factory() as session:
+        return list(session.execute(select(Case).where(Case.id.in_(ids)).order_by(Case.id))
+                    .scalars())
+
+
+def traces(runtime, case_id) -> list[Trace]:
+    with runtime.session_factory() as session:
+        return list(session.execute(select(Trace).where(Trace.case_id == case_id)
+                                    .order_by(Trace.id)).scalars())
+
+
+@pytest.fixture
+def hosting(fake_dns, fake_rdap):
+    fake_rdap.add_network("185.50.0.0/16", records.ripe_network(
+        "185.50.0.0/16", country="DE", org="Hoster GmbH", abuse_email="abuse@hoster.de"))
+    fake_rdap.add_domain("example.com", records.domain("example.com"))
+    fake_dns.add_origin("185.50.0.0/16", asn=64800, country="DE")
+    fake_dns.add_host("www.example.com", a=["185.50.0.1"], aaaa=["2a00:50::1"])
+    fake_dns.add_host("img.example.com", a=["185.50.0.2"])
+    fake_rdap.add_network("2a00:50::/32", records.ripe_network("2a00:50::/32", country="DE"))
+
+
+def test_a_batch_traces_each_distinct_host_once_and_records_a_trace_per_case(
+    runtime, make_tracer, hosting, fake_dns, fake_rdap
+):
+    ids = [open_case(runtime, "www.example.com", domain="example.com") for _ in range(3)]
+    ids.append(open_case(runtime, "img.example.com", domain="example.com"))
+    assert run(runtime, ids, make_tracer()) == []
+    assert fake_dns.by_type["A"] == 2  # two hosts, four cases
+    assert fake_rdap.queries_by_kind == {"ip": 2, "domain": 1}
+    for case in cases(runtime, ids):
+        assert case.state == CaseState.AWAITING_ASSESSMENT
+        assert (case.hosting_country, case.hosting_asn, case.hosting_org,
+                case.hosting_abuse_email) == ("DE", 64800, "Hoster GmbH", "abuse@hoster.de")
+        assert (case.trace_outcome, case.origin_unknown, case.behind_cdn) == (
+            "traced", False, False)
+        assert case.registrar == "Example Registrar, Inc."
+        assert case.registrar_abuse_email == "abuse@registrar.example"
+    evidence = traces(runtime, ids[0])
+    assert len(evidence) == 1
+    trace = evidence[0]
+    assert [a["ip"] for a in trace.addresses] == ["185.50.0.1", "2a00:50::1"]
+    assert trace.resolver == f"127.0.0.1:{fake_dns.port}"
+    assert "185.50.0.1" in trace.dns_raw["A"]["text"]
+    with runtime.session_factory() as session:
+        stored = {row.key: row for row in session.execute(select(TraceAnswer)).scalars()}
+    assert {entry["answer"] for entry in trace.rdap_raw} <= set(stored)
+    assert any(row.body and row.body.get("name") == "EXAMPLE-NET" for row in stored.values())
+
+
+def test_a_failed_trace_still_queues_the_case_marked_origin_unknown_with_the_reason(
+    runtime, make_tracer, fake_dns
+):
+    fake_dns.add_host("www.example.com", a=["185.50.0.1"])
+    fake_dns.fail("gone.example.com", "nxdomain")
+    case_id = open_case(runtime, "gone.example.com", domain="example.com")
+    run(runtime, [case_id], make_tracer(asn_dns_zone_v4=""))
+    (case,) = cases(runtime, [case_id])
+    assert case.state == CaseState.AWAITING_ASSESSMENT
+    assert case.origin_unknown and case.trace_outcome == "nxdomain"
+    with runtime.session_factory() as session:
+        event = session.execute(select(Event).where(
+            Event.case_id == case_id, Event.to_state == CaseState.TRACED)).scalar_one()
+    assert event.data["outcome"] == "nxdomain" and "NXDOMAIN" in event.data["reason"]
+    assert traces(runtime, case_id)[0].reason == "the host name does not exist (NXDOMAIN)"
+
+
+def test_onion_and_ip_literal_urls_skip_dns(runtime, make_tracer, hosting, fake_dns):
+    onion = open_case(runtime, "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz23.onion",
+                      kind="onion")
+    literal = open_case(runtime, "185.50.7.7", kind="ip")
+    six = open_case(runtime, "[2a00:50::9]", kind="ip")
+    run(runtime, [onion, literal, six], make_tracer())
+    assert fake_dns.by_type["A"] == 0 and fake_dns.by_type["AAAA"] == 0
+    by_id = {c.id: c for c in cases(runtime, [onion, literal, six])}
+    assert by_id[onion].trace_outcome == "onion_service" and by_id[onion].origin_unknown
+    assert by_id[literal].hosting_country == "DE" and by_id[literal].hosting_asn == 64800
+    assert by_id[six].trace_outcome == "traced"
+
+
+def test_a_passing_registry_failure_retries_the_batch_until_the_give_up_age(
+    runtime, make_tracer, hosting, fake_rdap
+):
+    fake_rdap.fail("185.50.0.0/16", "429")
+    case_id = open_case(runtime, "www.example.com", domain="example.com")
+    tracer = make_tracer(give_up_after_seconds=600)
+    with pytest.raises(RetryLater) as raised:
+        run(runtime, [case_id], tracer)
+    assert raised.value.delay_ms == 7_000
+    (case,) = cases(runtime, [case_id])
+    assert case.state == CaseState.NORMALISED and traces(runtime, case_id) == []
+    runtime.clock.advance(seconds=601)
+    run(runtime, [case_id], tracer)
+    (case,) = cases(runtime, [case_id])
+    assert case.state == CaseState.AWAITING_ASSESSMENT
+    assert case.origin_unknown and case.trace_outcome == "rdap_unavailable"
+    assert "429" in (traces(runtime, case_id)[0].reason or "")
+
+
+def test_a_retraced_case_keeps_its_trace_history(runtime, make_tracer, hosting, fake_dns):
+    case_id = open_case(runtime, "www.example.com", domain="example.com")
+    tracer = make_tracer()  # one tracer: its caches must not hide the move
+    run(runtime, [case_id], tracer)
+    # The content moved (as monitoring records it): the case is traced again.
+    with runtime.session_factory.begin() as session:
+        session.execute(update(Case).where(Case.id == case_id).values(state="traced"))
+    fake_dns.add_host("www.example.com", a=["185.50.9.9"])
+    runtime.clock.advance(hours=1)
+    run(runtime, [case_id], tracer)
+    history = traces(runtime, case_id)
+    assert [t.addresses[0]["ip"] for t in history] == ["185.50.0.1", "185.50.9.9"]
+    assert history[0].traced_at < history[1].traced_at
+    (case,) = cases(runtime, [case_id])
+    assert case.state == CaseState.AWAITING_ASSESSMENT
+
+
+def test_a_trace_cannot_be_changed_once_written(runtime, make_tracer, hosting):
+    case_id = open_case(runtime, "www.example.com", domain="example.com")
+    run(runtime, [case_id], make_tracer())
+    with pytest.raises(ImmutableEvidence), runtime.session_factory.begin() as session:
+        trace = session.execute(select(Trace)).scalars().first()
+        trace.hosting_country = "XX"
+
+
+def test_cases_already_queued_are_left_alone(runtime, make_tracer, hosting, fake_rdap):
+    case_id = open_case(runtime, "www.example.com", domain="example.com")
+    tracer = make_tracer()
+    run(runtime, [case_id], tracer)
+    run(runtime, [case_id], tracer)
+    assert len(traces(runtime, case_id)) == 1
+
+
+def test_hotline_trace_prints_the_trace_as_json(
+    monkeypatch, hosting, fake_dns, fake_rdap, bootstrap_dir
+):
+    from pipeline.cli import main
+
+    monkeypatch.setenv("HOTLINE_TRACE__RESOLVERS",
+                       json.dumps([{"address": "127.0.0.1", "port": fake_dns.port}]))
+    monkeypatch.setenv("HOTLINE_TRACE__BOOTSTRAP_DIR", str(bootstrap_dir))
+    result = CliRunner().invoke(main, ["trace", "http://www.example.com/some/page"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["outcome"] == "traced" and data["cdn"] is None
+    assert data["addresses"][0] == {
+        "ip": "185.50.0.1", "asn": 64800, "prefix": "185.50.0.0/16", "rir": "ripencc",
+        "country": "DE", "abuse_email": "abuse@hoster.de", "org": "Hoster GmbH",
+        "network_name": "EXAMPLE-NET", "provider": None}
+    assert data["registrar"] == "Example Registrar, Inc."
+    assert data["registrar_abuse_email"] == "abuse@registrar.example"
+
+
+def test_a_case_locked_by_another_transaction_is_handed_back_to_be_traced_again(
+    pg_runtime, make_tracer, hosting
+):
+    runtime = pg_runtime
+    case_id = open_case(runtime, "www.example.com", domain="example.com")
+    tracer = make_tracer()
+    # Deduplication adding a report to the case holds its row for a moment.
+    with runtime.session_factory.begin() as other:
+        other.execute(select(Case).where(Case.id == case_id).with_for_update())
+        assert run(runtime, [case_id], tracer) == [case_id]
+    assert run(runtime, [case_id], tracer) == []
+    (case,) = cases(runtime, [case_id])
+    assert case.state == CaseState.AWAITING_ASSESSMENT
