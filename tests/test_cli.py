@@ -111,3 +111,11 @@ def test_hotline_run_starts_the_whole_system_in_one_process(env):
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)
     assert f"http://127.0.0.1:{port}/" in output
+
+
+def test_config_check_prints_urls_without_their_passwords(env):
+    env = {**env, "HOTLINE_DATABASE__URL": "postgresql://hotline:s3cret-pw@db.example/h",
+           "HOTLINE_BROKER__URL": "redis://:other-s3cret@redis.example:6379/0"}
+    out = hotline(env, "config", "check").stdout
+    assert "s3cret" not in out
+    assert "db.example" in out and "redis.example" in out

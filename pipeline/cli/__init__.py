@@ -313,7 +313,22 @@ def config() -> None:
 def config_check() -> None:
     """Validate the configuration and print it (secrets hidden)."""
     settings = settings_or_exit()
-    click.echo(json.dumps(settings.model_dump(mode="json"), indent=2))
+    click.echo(json.dumps(_hide_url_passwords(settings.model_dump(mode="json")), indent=2))
+
+
+def _hide_url_passwords(value: Any) -> Any:
+    """Database, broker and Redis URLs may carry a password: print them without it."""
+    if isinstance(value, dict):
+        return {k: _hide_url_passwords(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hide_url_passwords(v) for v in value]
+    if isinstance(value, str) and "://" in value and "@" in value:
+        try:
+            return _safe_url(value)
+        except Exception:  # not a URL SQLAlchemy can read: hide the user part whole
+            scheme, rest = value.split("://", 1)
+            return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return value
 
 
 def _register_plugins() -> None:
