@@ -76,6 +76,9 @@ CASE_TRANSITIONS: dict[tuple[CaseState | None, CaseState], str] = {
     (C.MONITORING, C.REMOVED): "case_removed",
     # The content moved: trace again and route again.
     (C.MONITORING, C.TRACED): "case_retraced",
+    # Traced again after it moved, a case already assessed is routed again (a new
+    # round of notices to the new host), not put back in front of the analysts.
+    (C.TRACED, C.ASSESSED): "case_rerouted",
     (C.NOTIFIED, C.REMOVED): "case_removed",
     (C.REMOVED, C.CLOSED): "case_closed",
 }

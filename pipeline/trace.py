@@ -48,7 +48,13 @@ def trace_cases(
     *,
     clock: Clock,
     tracer: Tracer | None = None,
+    rerouted: list[int] | None = None,
 ) -> list[int]:
+    """Trace the cases; return the ids another transaction held (to trace again).
+
+    Cases already assessed (the content moved while monitored) go back to `assessed`
+    and their ids are appended to `rerouted`, for the route stage.
+    """
     now = clock.now()
     # Read without locking, trace (network), then lock: rows are not held while the
     # registries answer (PostgreSQL; SQLite holds its one write lock throughout).
@@ -114,7 +120,15 @@ def trace_cases(
     # Core executemany: one prepared statement, not one huge multi-row INSERT.
     session.execute(insert(Trace), rows)
     _store_answers(session, answers)
-    queue_for_assessment(session, cases, at=now)
+    moved = [case for case in cases if case.legality is not None]
+    for case in moved:
+        transition(session, case, CaseState.ASSESSED, at=now,
+                   data={"reason": "traced again after the content moved"})
+        log.info("Case %s moved to AS%s in %s; routing it again.", case.id,
+                 case.hosting_asn, case.hosting_country)
+        if rerouted is not None:
+            rerouted.append(case.id)
+    queue_for_assessment(session, [c for c in cases if c.legality is None], at=now)
     log.info("Traced %d cases over %d hosts.", len(cases), len(set(targets.values())))
     return skipped
 

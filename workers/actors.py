@@ -53,9 +53,14 @@ def dedupe(report_ids: list[int]) -> None:
 def trace(case_ids: list[int]) -> None:
     from pipeline.tracing import tracer_for
 
-    tracer = tracer_for(context.runtime())
+    rt = context.runtime()
+    tracer = tracer_for(rt)
+    rerouted: list[int] = []
     # trace_cases hands back the cases another transaction held: they go round again.
-    run_stage(functools.partial(trace_cases, tracer=tracer), case_ids, TRACE)
+    run_stage(functools.partial(trace_cases, tracer=tracer, rerouted=rerouted), case_ids,
+              TRACE)
+    if rerouted:  # content that moved: already assessed, so straight to routing
+        rt.enqueuer.send(ROUTE, rerouted)
 
 
 @dramatiq.actor(queue_name=ROUTE, actor_name=ROUTE, throws=PERMANENT,

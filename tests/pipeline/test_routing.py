@@ -333,3 +333,28 @@ def test_a_case_whose_notice_cannot_be_built_stays_assessed_and_the_others_go_on
     assert case_of(runtime, good).state == "notified"
     with runtime.session_factory() as session:
         assert verify(session) == []
+
+
+def test_content_that_moved_is_traced_again_and_routed_in_a_new_round(runtime):
+    from pipeline.lifecycle import transition
+    from pipeline.trace import trace_cases
+
+    case_id = assessed(runtime, hosting_country="NL", hosting_abuse_email="abuse@host.nl")
+    route(runtime, case_id)
+    with runtime.session_factory.begin() as session:
+        case = session.get(Case, case_id)
+        transition(session, case, "monitoring", at=runtime.clock.advance(hours=1))
+        transition(session, case, "traced", at=runtime.clock.advance(hours=1))
+    rerouted: list[int] = []
+    with runtime.session_factory.begin() as session:
+        trace_cases(session, [case_id], clock=runtime.clock, rerouted=rerouted)
+        case = session.get(Case, case_id)
+        # The (placeholder) trace found a new home for it: Germany.
+        case.hosting_country, case.hosting_abuse_email = "DE", "abuse@host.de"
+    assert rerouted == [case_id]
+    assert case_of(runtime, case_id).state == "assessed"
+    route(runtime, case_id)
+    notices = notices_of(runtime, case_id)
+    assert [(n.destination, n.round) for n in notices] == [("hotline-nl", 1), ("hotline-de", 2)]
+    with runtime.session_factory() as session:
+        assert verify(session) == []
