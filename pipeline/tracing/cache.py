@@ -174,6 +174,12 @@ class PrefixCache:
         for address, candidates in plan:
             out[address] = next((values[k] for k in candidates if values.get(k) is not None),
                                 None)
+        if self.kind == "net":  # the RDAP network cache
+            from pipeline.metrics import RDAP_CACHE
+
+            hits = sum(1 for v in out.values() if v is not None)
+            RDAP_CACHE.labels("hit").inc(hits)
+            RDAP_CACHE.labels("miss").inc(len(out) - hits)
         return out
 
     def store(self, prefixes: Iterable[str], value: Any, ttl: float) -> None:

@@ -71,8 +71,12 @@ class RateLimiter:
             if wait_us <= 0:
                 return
             wait_ms = wait_us / 1000
+            from pipeline.metrics import RDAP_RATE_LIMIT_WAIT_SECONDS, RDAP_RATE_LIMIT_WAITS
+
+            RDAP_RATE_LIMIT_WAITS.labels(registry).inc()
             if waited_ms + wait_ms > self.max_wait_ms:
                 raise RetryLater(f"RDAP rate limit for {registry} reached",
                                  delay_ms=max(1_000, int(wait_ms) + 100))
             time.sleep(wait_ms / 1000)
+            RDAP_RATE_LIMIT_WAIT_SECONDS.labels(registry).inc(wait_ms / 1000)
             waited_ms += wait_ms
