@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Engine, Integer, create_engine, event
+from sqlalchemy import BigInteger, DateTime, Engine, Integer, create_engine, event, select
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import JSON, TypeDecorator
 
@@ -129,3 +130,16 @@ def row_values(obj: Any, *, exclude: tuple[str, ...] = ("id",)) -> dict[str, Any
             value = default.arg
         values[column.key] = value
     return values
+
+
+def lock_in_state(session: Session, model: Any, ids: Sequence[int], *states: str) -> list[Any]:
+    """The rows among `ids` still in one of `states`, locked against other workers
+    (PostgreSQL; SQLite takes the database write lock when the transaction begins)."""
+    query = (
+        select(model)
+        .where(model.id.in_(list(ids)), model.state.in_(states))
+        .order_by(model.id)
+    )
+    if is_postgresql(session):
+        query = query.with_for_update(skip_locked=True)
+    return list(session.execute(query).scalars())

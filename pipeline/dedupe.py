@@ -34,12 +34,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from pipeline.clock import Clock, as_utc
-from pipeline.db import is_postgresql, row_values
+from pipeline.db import is_postgresql, lock_in_state, row_values
 from pipeline.errors import RetryLater
 from pipeline.intake import new_reference
 from pipeline.lifecycle import transition
 from pipeline.models import Case, Event, Report
-from pipeline.normalise import lock_in_state
 from pipeline.states import CaseState, ReportState
 
 if TYPE_CHECKING:

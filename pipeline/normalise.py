@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.clock import Clock
-from pipeline.db import is_postgresql
+from pipeline.db import lock_in_state
 from pipeline.errors import RejectedURL
 from pipeline.lifecycle import transition
 from pipeline.models import Report
@@ -25,19 +23,6 @@ from pipeline.states import ReportState
 from pipeline.urls import CanonicalURL, canonicalise
 
 log = logging.getLogger(__name__)
-
-
-def lock_in_state(session: Session, model: Any, ids: Sequence[int], *states: str) -> list[Any]:
-    """The rows among `ids` still in one of `states`, locked against other workers
-    (PostgreSQL; SQLite takes the database write lock when the transaction begins)."""
-    query = (
-        select(model)
-        .where(model.id.in_(list(ids)), model.state.in_(states))
-        .order_by(model.id)
-    )
-    if is_postgresql(session):
-        query = query.with_for_update(skip_locked=True)
-    return list(session.execute(query).scalars())
 
 
 def normalise_reports(

@@ -32,11 +32,10 @@ from sqlalchemy.orm import Session
 
 from pipeline.clock import Clock
 from pipeline.config import Settings
-from pipeline.db import insert_ignoring_conflicts
+from pipeline.db import insert_ignoring_conflicts, lock_in_state
 from pipeline.errors import BadInput
 from pipeline.lifecycle import transition
 from pipeline.models import Case, Notice, Report
-from pipeline.normalise import lock_in_state
 from pipeline.notices import render_notice
 from pipeline.rules import (
     Close,

@@ -26,11 +26,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from pipeline.clock import Clock
-from pipeline.db import insert_ignoring_conflicts
+from pipeline.db import insert_ignoring_conflicts, lock_in_state
 from pipeline.errors import RetryLater
 from pipeline.lifecycle import transition
 from pipeline.models import Case
-from pipeline.normalise import lock_in_state
 from pipeline.queueing import queue_for_assessment
 from pipeline.states import CaseState
 from pipeline.tracing.models import Trace, TraceAnswer
