@@ -60,6 +60,31 @@ def stream_of(head: AuditChained) -> str:
     raise TypeError(f"{type(head).__name__} carries no audit stream")
 
 
+def event_row(
+    stream: str,
+    head: dict[str, Any],
+    *,
+    actor: str,
+    action: str,
+    at: datetime,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    data: dict[str, Any] | None = None,
+    case_id: int | None = None,
+    report_id: int | None = None,
+) -> dict[str, Any]:
+    """The next event of `stream` as a row, moving the head held in `head`'s
+    `audit_seq` and `audit_hash` keys (a row being advanced, or a dict of them)."""
+    data = data or {}
+    seq = (head.get("audit_seq") or 0) + 1
+    prev = head.get("audit_hash") or GENESIS_HASH
+    digest = event_hash(prev, stream, seq, at, actor, action, from_state, to_state, data)
+    head["audit_seq"], head["audit_hash"] = seq, digest
+    return {"stream": stream, "seq": seq, "at": at, "actor": actor, "action": action,
+            "from_state": from_state, "to_state": to_state, "data": data,
+            "case_id": case_id, "report_id": report_id, "prev_hash": prev, "hash": digest}
+
+
 def build_event(
     head: AuditChained,
     *,
@@ -73,21 +98,28 @@ def build_event(
     report_id: int | None = None,
 ) -> Event:
     """Make the next event of `head`'s stream and move the head. The caller adds it."""
-    data = data or {}
-    stream = stream_of(head)
-    seq = (head.audit_seq or 0) + 1
-    prev = head.audit_hash or GENESIS_HASH
-    digest = event_hash(prev, stream, seq, at, actor, action, from_state, to_state, data)
-    head.audit_seq, head.audit_hash = seq, digest
-    return Event(
-        stream=stream, seq=seq, at=at, actor=actor, action=action, from_state=from_state,
-        to_state=to_state, data=data, case_id=case_id, report_id=report_id,
-        prev_hash=prev, hash=digest,
-    )
+    chain: dict[str, Any] = {"audit_seq": head.audit_seq, "audit_hash": head.audit_hash}
+    row = event_row(stream_of(head), chain, actor=actor, action=action, at=at,
+                    from_state=from_state, to_state=to_state, data=data, case_id=case_id,
+                    report_id=report_id)
+    head.audit_seq, head.audit_hash = chain["audit_seq"], chain["audit_hash"]
+    return Event(**row)
 
 
 _EVENT_TABLE: Any = Event.__table__
 _EVENT_COLUMNS = [c.key for c in _EVENT_TABLE.columns if c.key != "id"]
+
+
+def insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert event rows (from `event_row`) with one executemany, in order, in the
+    session's transaction; /metrics counts them when the transaction commits."""
+    if not rows:
+        return
+    from pipeline.db import insert_rows
+    from pipeline.metrics import note_events
+
+    insert_rows(session, _EVENT_TABLE, rows)
+    note_events(session, rows)
 
 
 @sa_event.listens_for(Session, "before_flush")

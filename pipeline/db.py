@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Engine, Integer, create_engine, event, select
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Engine,
+    Integer,
+    create_engine,
+    event,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import JSON, TypeDecorator
 
@@ -95,12 +106,14 @@ def insert_ignoring_conflicts(
     rows: list[dict[str, Any]],
     *,
     conflict_columns: list[str],
-    returning: list[Any],
+    returning: list[Any] | None = None,
 ) -> list[Any]:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING, on PostgreSQL and SQLite alike.
+    """INSERT ... ON CONFLICT DO NOTHING, on PostgreSQL and SQLite alike.
 
-    Returns the rows actually inserted; the others lost to a concurrent writer (or an
-    existing row) and must be looked up by the caller.
+    With `returning`, returns the rows actually inserted; the others lost to a
+    concurrent writer (or an existing row) and must be looked up by the caller.
+    Without, the rows go in with one executemany of one statement (pipelined by
+    psycopg), not a multi-row VALUES whose text changes with every batch size.
     """
     if not rows:
         return []
@@ -108,13 +121,11 @@ def insert_ignoring_conflicts(
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-    statement = (
-        dialect_insert(table)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=conflict_columns)
-        .returning(*returning)
-    )
-    return list(session.execute(statement).all())
+    statement = dialect_insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    if returning is None:
+        session.execute(statement, rows)
+        return []
+    return list(session.execute(statement.values(rows).returning(*returning)).all())
 
 
 def row_values(obj: Any, *, exclude: tuple[str, ...] = ("id",)) -> dict[str, Any]:
@@ -143,3 +154,80 @@ def lock_in_state(session: Session, model: Any, ids: Sequence[int], *states: str
     if is_postgresql(session):
         query = query.with_for_update(skip_locked=True)
     return list(session.execute(query).scalars())
+
+
+def lock_rows(session: Session, model: Any, ids: Sequence[int], states: Sequence[str],
+              columns: Sequence[str]) -> list[dict[str, Any]]:
+    """`lock_in_state` as plain rows of `columns` (dicts), for stages that move whole
+    batches without loading ORM objects."""
+    table = model.__table__
+    query = (
+        select(*[table.c[name] for name in columns])
+        .where(table.c.id.in_(list(ids)), table.c.state.in_(list(states)))
+        .order_by(table.c.id)
+    )
+    if is_postgresql(session):
+        query = query.with_for_update(skip_locked=True)
+    return [dict(row) for row in session.execute(query).mappings()]
+
+
+def next_ids(session: Session, table: str, count: int) -> list[int]:
+    """`count` ids from a PostgreSQL table's id sequence, in one query (rows inserted
+    with their ids known can go in one pipelined executemany, without RETURNING)."""
+    return list(session.execute(
+        text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
+             "FROM generate_series(1, :n)"), {"table": table, "n": count}
+    ).scalars())
+
+
+def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert plain rows (all with the same keys) in the session's transaction.
+
+    On PostgreSQL with COPY: measured on this machine about three times cheaper per
+    row than a pipelined executemany, for the client and for the server alike (the
+    stages write some ten rows per report). The columns' own bind processing
+    (encryption, UTC) is applied first; JSON goes in as its text. SQLite: executemany.
+    """
+    if not rows:
+        return
+    if not is_postgresql(session):
+        session.execute(insert(table), rows)
+        return
+    if session.new or session.dirty:  # rows this COPY may refer to go in first
+        session.flush()
+    dialect = session.get_bind().dialect
+    columns = list(rows[0])
+    defaults = _python_defaults(table, columns)  # COPY knows only the server's defaults
+    columns += list(defaults)
+    convert: list[Any] = []
+    for name in columns:
+        column_type = table.c[name].type
+        if isinstance(column_type, JSON):
+            convert.append(_json_text)
+        else:
+            convert.append(column_type.bind_processor(dialect))
+    driver: Any = session.connection().connection.driver_connection
+    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            values = (row[c] if c in row else defaults[c] for c in columns)
+            copy.write_row([value if fn is None or value is None else fn(value)
+                            for fn, value in zip(convert, values, strict=True)])
+
+
+def _python_defaults(table: Any, given: Sequence[str]) -> dict[str, Any]:
+    """The model's Python-side scalar defaults of the columns not `given`."""
+    out: dict[str, Any] = {}
+    for column in table.columns:
+        default = column.default
+        if column.key in given or default is None or column.primary_key:
+            continue
+        if getattr(default, "is_scalar", False):
+            out[column.key] = default.arg
+        elif getattr(default, "is_callable", False):
+            out[column.key] = default.arg(None)
+    return out
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)

@@ -23,23 +23,26 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case as sql_case
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from pipeline.audit import insert_events
 from pipeline.clock import Clock, as_utc
-from pipeline.db import is_postgresql, lock_in_state, row_values
+from pipeline.db import is_postgresql, lock_rows, next_ids, row_values
 from pipeline.errors import RetryLater
 from pipeline.intake import new_reference
-from pipeline.lifecycle import transition
-from pipeline.models import Case, Event, Report
+from pipeline.lifecycle import HEAD_COLUMNS, advance, fill_times, write_rows
+from pipeline.models import Case, Report
+from pipeline.normalise import FACTS, normalise_rows
+from pipeline.normalise import READ as NORMALISE_READ
 from pipeline.states import CaseState, ReportState
+from pipeline.urls import CanonicalURL, canonicalise
 
 if TYPE_CHECKING:
     from pipeline.config import Settings, UrlsSection
@@ -78,6 +81,14 @@ end
 return out
 """
 
+# Name the open case of each key (ARGV[1] is the time to live, then one id per key).
+_SETTLE_SCRIPT = """
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[i + 1], 'EX', tonumber(ARGV[1]))
+end
+return #KEYS
+"""
+
 # Delete the keys still holding this worker's pending claim.
 _RELEASE_SCRIPT = """
 local n = 0
@@ -106,6 +117,7 @@ class DedupClaims:
         self.ttl_seconds = ttl_seconds
         self._claim = redis.register_script(_CLAIM_SCRIPT)
         self._release = redis.register_script(_RELEASE_SCRIPT)
+        self._settle = redis.register_script(_SETTLE_SCRIPT)
         self.token = "pending:" + uuid.uuid4().hex
 
     def claim(self, keys: Sequence[str]) -> tuple[set[str], dict[str, int]]:
@@ -126,13 +138,12 @@ class DedupClaims:
         return won, hints
 
     def settle(self, open_cases: dict[str, int]) -> None:
-        """Record the open case of each key."""
+        """Record the open case of each key (one script call for the batch)."""
         if not open_cases:
             return
-        pipe = self.redis.pipeline(transaction=False)
-        for key, case_id in open_cases.items():
-            pipe.set(self.prefix + key, case_id, ex=self.ttl_seconds)
-        pipe.execute()
+        keys = list(open_cases)
+        self._settle(keys=[self.prefix + k for k in keys],
+                     args=[self.ttl_seconds, *(open_cases[k] for k in keys)])
 
     def release(self, keys: Sequence[str]) -> None:
         """Give up this worker's pending claims on `keys` (no open case to name)."""
@@ -159,20 +170,25 @@ class _Last:
 
 
 def _join_open(session: Session, counts: dict[str, int]) -> dict[str, _Placed]:
-    """Count `counts[key]` more reports on the open case of each key, in one statement
-    that also proves the case is still open; return the keys that had one."""
+    """Count `counts[key]` more reports on the open case of each key, with statements
+    that also prove the case is still open; return the keys that had one. One UPDATE
+    per distinct count (most batches: one or two), each of one cached shape."""
     if not counts:
         return {}
     table: Any = Case.__table__
-    keys = sorted(counts)
-    rows = session.execute(
-        update(table)
-        .where(table.c.open_key.in_(keys))
-        .values(report_count=table.c.report_count
-                + sql_case(counts, value=table.c.open_key, else_=0))
-        .returning(table.c.id, table.c.ref, table.c.open_key)
-    ).all()
-    return {key: _Placed(case_id, ref) for case_id, ref, key in rows}
+    by_count: dict[int, list[str]] = {}
+    for key in sorted(counts):
+        by_count.setdefault(counts[key], []).append(key)
+    placed: dict[str, _Placed] = {}
+    for count, keys in sorted(by_count.items()):
+        rows = session.execute(
+            update(table)
+            .where(table.c.open_key.in_(keys))
+            .values(report_count=table.c.report_count + count)
+            .returning(table.c.id, table.c.ref, table.c.open_key)
+        ).all()
+        placed.update({key: _Placed(case_id, ref) for case_id, ref, key in rows})
+    return placed
 
 
 def _join_closed(session: Session, case_id: int, count: int) -> None:
@@ -196,81 +212,113 @@ def _last_cases(session: Session, keys: Sequence[str]) -> dict[str, _Last]:
     return last
 
 
-def _insert_cases(session: Session, rows: list[dict[str, Any]]) -> list[Any]:
-    """INSERT ... ON CONFLICT (open_key) DO NOTHING RETURNING id, open_key: the rows
-    inserted; the others lost to another worker. One statement executed for many rows
-    (compiled once and cached, unlike a multi-row VALUES of varying length)."""
-    if is_postgresql(session):
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+_CASE_DEFAULTS: dict[str, Any] = {}
+
+
+def _case_defaults() -> dict[str, Any]:
+    """Every column of a new case row, with the model's Python-side defaults."""
+    if not _CASE_DEFAULTS:
+        _CASE_DEFAULTS.update(row_values(Case()))
+    return _CASE_DEFAULTS
+
+
+def _insert_cases(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """INSERT ... ON CONFLICT (open_key) DO NOTHING: the rows that lost went to another
+    worker. Returns the id of each key inserted.
+
+    On PostgreSQL the ids come from the sequence first, so the insert is one pipelined
+    executemany (a RETURNING insert of many rows is rewritten by SQLAlchemy into one
+    multi-row VALUES whose text psycopg must parse anew for every batch size: profiled,
+    that was a third of deduplication); one SELECT then tells which rows went in.
+    """
     table: Any = Case.__table__
-    statement = (dialect_insert(table).on_conflict_do_nothing(index_elements=["open_key"])
+    if is_postgresql(session):
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        for row, case_id in zip(rows, next_ids(session, "cases", len(rows)), strict=True):
+            row["id"] = case_id
+        session.execute(pg_insert(table).on_conflict_do_nothing(index_elements=["open_key"]),
+                        rows)
+        by_id = {row["id"]: row["open_key"] for row in rows}
+        inserted = session.execute(
+            select(table.c.id).where(table.c.id.in_(list(by_id)))).scalars()
+        return {by_id[case_id]: case_id for case_id in inserted}
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    statement = (sqlite_insert(table).on_conflict_do_nothing(index_elements=["open_key"])
                  .returning(table.c.id, table.c.open_key))
-    return list(session.execute(statement, rows).all())
+    return {key: case_id for case_id, key in session.execute(statement, rows).all()}
 
 
 def open_cases(
-    session: Session, groups: dict[str, list[Report]], last: dict[str, _Last], *, at: datetime
+    session: Session, groups: dict[str, list[dict[str, Any]]], last: dict[str, _Last], *,
+    at: datetime
 ) -> dict[str, _Placed]:
     """Insert one case per key (losing races quietly); return the cases this call made."""
-    drafts: list[tuple[Case, Event]] = []
+    drafts: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for key in sorted(groups):  # one order for every worker: no deadlock between inserts
         reports = groups[key]
         first = reports[0]
         previous = last.get(key)
         reupload = previous is not None and previous.removed
-        case = Case(
+        case = dict(
+            _case_defaults(),
             ref=new_reference("C"),
-            canonical_url=first.canonical_url,
+            canonical_url=first["canonical_url"],
             dedup_key=key,
-            host=first.host,
-            host_unicode=first.host_unicode,
-            registered_domain=first.registered_domain,
-            url_kind=first.url_kind,
-            host_confusable=bool(first.host_confusable),
-            claimed_category=first.claimed_category,
-            source_channel=first.channel,
-            urgent=any(r.urgent for r in reports),
+            open_key=key,
+            host=first["host"],
+            host_unicode=first["host_unicode"],
+            registered_domain=first["registered_domain"],
+            url_kind=first["url_kind"],
+            host_confusable=bool(first["host_confusable"]),
+            claimed_category=first["claimed_category"],
+            source_channel=first["channel"],
+            urgent=any(r["urgent"] for r in reports),
             report_count=len(reports),
             previous_case_id=previous.case_id if previous else None,
             reupload=reupload,
             priority=0,
-            received_at=min(r.received_at for r in reports),
+            received_at=min(r["received_at"] for r in reports),
             state=None,
             audit_seq=0,
+            audit_hash=None,
         )
-        data = {"previous_case_id": case.previous_case_id, "reupload": reupload}
-        event = transition(None, case, CaseState.NORMALISED, at=at, data=data)
+        case["id"] = None
+        data = {"previous_case_id": case["previous_case_id"], "reupload": reupload}
+        event = advance("case", case, CaseState.NORMALISED, at=at, data=data)
+        fill_times(case).pop("id")
         drafts.append((case, event))
     if not drafts:
         return {}
-    inserted = _insert_cases(session, [row_values(case) for case, _ in drafts])
-    won = {key: case_id for case_id, key in inserted}
+    won = _insert_cases(session, [case for case, _ in drafts])
     created: dict[str, _Placed] = {}
+    events = []
     for case, event in drafts:
-        case_id = won.get(case.dedup_key)
+        case_id = won.get(case["dedup_key"])
         if case_id is None:
             continue
-        event.case_id = case_id
-        session.add(event)
-        created[case.dedup_key] = _Placed(case_id, case.ref, created=True)
-        if case.reupload:
+        event["case_id"] = case_id
+        events.append(event)
+        created[case["dedup_key"]] = _Placed(case_id, case["ref"], created=True)
+        if case["reupload"]:
             log.info("Case %s opened for a URL reported again after case %s was removed "
-                     "(a re-upload).", case.ref, last[case.dedup_key].case_ref)
+                     "(a re-upload).", case["ref"], last[case["dedup_key"]].case_ref,
+                     extra={"case_id": case_id})
+    insert_events(session, events)
     return created
 
 
 def _place(
     session: Session,
-    groups: dict[str, list[Report]],
+    groups: dict[str, list[dict[str, Any]]],
     won: set[str],
     *,
     rules: DedupRules,
     now: datetime,
-) -> tuple[list[tuple[_Placed, list[Report]]], dict[str, list[Report]]]:
+) -> tuple[list[tuple[_Placed, list[dict[str, Any]]]], dict[str, list[dict[str, Any]]]]:
     """Steps 3 to 5: where each report goes; also the keys still undecided."""
-    placements: list[tuple[_Placed, list[Report]]] = []
+    placements: list[tuple[_Placed, list[dict[str, Any]]]] = []
     pending = dict(groups)
     for round_ in range(MAX_ROUNDS):
         # Keys nobody held in Redis have no open case to join (unless the claim expired
@@ -281,14 +329,15 @@ def _place(
         if not pending:
             break
         last = _last_cases(session, list(pending))
-        to_open: dict[str, list[Report]] = {}
+        to_open: dict[str, list[dict[str, Any]]] = {}
         for key, members in pending.items():
             previous = last.get(key)
-            late: list[Report] = []
+            late: list[dict[str, Any]] = []
             rest = members
             if previous is not None and previous.left_open_at is not None:
-                late = [r for r in members if as_utc(r.received_at) <= previous.left_open_at]
-                rest = [r for r in members if r not in late]
+                left = previous.left_open_at
+                late = [r for r in members if as_utc(r["received_at"]) <= left]
+                rest = [r for r in members if as_utc(r["received_at"]) > left]
                 if rest and not previous.removed and (
                     now - previous.left_open_at <= rules.closed_case_window
                 ):
@@ -309,6 +358,11 @@ def _place(
     return placements, pending
 
 
+# What deduplication reads of a report (besides its state and audit head).
+_READ = ("case_id", "dedup_key", "canonical_url", "host", "host_unicode", "registered_domain",
+         "url_kind", "host_confusable", "claimed_category", "channel", "urgent", "received_at")
+
+
 def dedupe_reports(
     session: Session,
     report_ids: Sequence[int],
@@ -317,14 +371,54 @@ def dedupe_reports(
     claims: DedupClaims | None = None,
     rules: DedupRules | None = None,
 ) -> list[int]:
-    rules = rules or DedupRules()
+    reports = lock_rows(session, Report, report_ids, [ReportState.NORMALISED],
+                        (*HEAD_COLUMNS, *_READ))
+    new_ids, events = dedupe_rows(session, reports, at=clock.now(), claims=claims,
+                                  rules=rules)
+    write_rows(session, "report", reports, ("case_id",))
+    insert_events(session, events)
+    return new_ids
+
+
+def normalise_and_dedupe(
+    session: Session,
+    report_ids: Sequence[int],
+    *,
+    clock: Clock,
+    claims: DedupClaims | None = None,
+    rules: DedupRules | None = None,
+    canonicaliser: Callable[[str], CanonicalURL] = canonicalise,
+) -> list[int]:
+    """Both stages in one transaction: each report is locked, read and written once
+    (its two state changes, two events). What the normalise actor runs; the dedupe
+    stage alone serves reports left `normalised` (the reconciler's)."""
     now = clock.now()
-    reports = lock_in_state(session, Report, report_ids, ReportState.NORMALISED)
+    rows = lock_rows(session, Report, report_ids, [ReportState.RECEIVED],
+                     tuple(dict.fromkeys((*NORMALISE_READ, *_READ))))
+    done, events = normalise_rows(rows, at=now, canonicaliser=canonicaliser)
+    new_ids, more = dedupe_rows(session, done, at=now, claims=claims, rules=rules)
+    write_rows(session, "report", rows, (*FACTS, "case_id"))
+    insert_events(session, events + more)
+    return new_ids
+
+
+def dedupe_rows(
+    session: Session,
+    reports: list[dict[str, Any]],
+    *,
+    at: datetime,
+    claims: DedupClaims | None = None,
+    rules: DedupRules | None = None,
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """Steps 2 to 6 on locked `normalised` rows: cases are opened or joined here; the
+    rows get their `case_id` and state in memory, for the caller to store with the
+    events returned. Returns the new cases' ids and the events."""
     if not reports:
-        return []
-    groups: dict[str, list[Report]] = {}
+        return [], []
+    rules = rules or DedupRules()
+    groups: dict[str, list[dict[str, Any]]] = {}
     for report in reports:
-        groups.setdefault(report.dedup_key or "", []).append(report)
+        groups.setdefault(report["dedup_key"] or "", []).append(report)
 
     won: set[str] = set()
     if claims is not None:
@@ -335,7 +429,7 @@ def dedupe_reports(
             claims = None
 
     try:
-        placements, pending = _place(session, groups, won, rules=rules, now=now)
+        placements, pending = _place(session, groups, won, rules=rules, now=at)
     except OperationalError as exc:
         if getattr(exc.orig, "sqlstate", None) != DEADLOCK_DETECTED:
             raise
@@ -346,22 +440,24 @@ def dedupe_reports(
         raise RetryLater(f"deduplication of {len(pending)} URLs kept losing races; "
                          "retrying the batch")
 
+    events: list[dict[str, Any]] = []
     for placed, members in placements:
         rest = members
         if placed.created:
             first, rest = members[0], members[1:]
-            first.case_id = placed.case_id
-            transition(session, first, ReportState.NEW_CASE, at=now,
-                       data={"case": placed.case_ref})
+            first["case_id"] = placed.case_id
+            events.append(advance("report", first, ReportState.NEW_CASE, at=at,
+                                  data={"case": placed.case_ref}))
         for report in rest:
-            report.case_id = placed.case_id
+            report["case_id"] = placed.case_id
             data: dict[str, Any] = {"case": placed.case_ref}
             if placed.closed:
                 data["closed_case"] = True
-            transition(session, report, ReportState.DUPLICATE, at=now, data=data)
+            events.append(advance("report", report, ReportState.DUPLICATE, at=at,
+                                  data=data))
 
     if claims is not None:
-        open_now = {members[0].dedup_key or "": placed.case_id
+        open_now = {members[0]["dedup_key"] or "": placed.case_id
                     for placed, members in placements if not placed.closed}
         try:
             claims.settle(open_now)
@@ -373,7 +469,7 @@ def dedupe_reports(
     joined = sum(len(m) for p, m in placements if not p.created)
     log.info("Deduplicated %d reports: %d new cases, %d reports joined existing cases.",
              len(reports), len(new_ids), joined)
-    return new_ids
+    return new_ids, events
 
 
 def dedupe_options(settings: Settings, redis: Any | None) -> dict[str, Any]:

@@ -15,15 +15,17 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from pipeline.audit import insert_events
 from pipeline.clock import Clock, as_utc
 from pipeline.config import IntakeSection
-from pipeline.db import is_postgresql
+from pipeline.db import insert_rows, is_postgresql, next_ids
 from pipeline.errors import BadInput, NotFound
-from pipeline.lifecycle import transition
+from pipeline.lifecycle import advance, fill_times
 from pipeline.messaging import NORMALISE, Enqueuer
 from pipeline.models import Case, Report
 from pipeline.states import CaseState, ReportState
@@ -33,9 +35,11 @@ _REF_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read out on t
 
 
 def new_reference(prefix: str) -> str:
-    """An unguessable reference such as R-7KQ2-MX9D-4TPA-WZ3B (80 random bits)."""
-    body = "".join(secrets.choice(_REF_ALPHABET) for _ in range(16))
-    return f"{prefix}-" + "-".join(body[i : i + 4] for i in range(0, 16, 4))
+    """An unguessable reference such as R-7KQ2-MX9D-4TPA-WZ3B (80 random bits: 16
+    letters of the 32-letter alphabet, 5 bits each)."""
+    bits = int.from_bytes(secrets.token_bytes(10), "big")
+    body = "".join(_REF_ALPHABET[(bits >> (5 * i)) & 31] for i in range(16))
+    return f"{prefix}-{body[0:4]}-{body[4:8]}-{body[8:12]}-{body[12:16]}"
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,9 @@ def store_reports(
     source: str | None = None,
     actor: str = "intake",
     submission_ref: str | None = None,
-) -> list[Report]:
-    """Add the reports and their first audit events to `session` (no commit)."""
+) -> list[Accepted]:
+    """Insert the reports and their first audit events in `session` (no commit): one
+    executemany for the reports, one for the events."""
     now = clock.now()
     for index, item in enumerate(items):
         try:
@@ -77,8 +82,10 @@ def store_reports(
         except BadInput as exc:
             raise BadInput(f"reports[{index}].{exc}") if len(items) > 1 else exc from None
     submission_ref = submission_ref or new_reference("S")
-    reports = [
-        Report(
+    rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for item in items:
+        row: dict[str, Any] = dict(
             ref=new_reference("R"),
             submission_ref=submission_ref,
             url=item.url,
@@ -92,36 +99,36 @@ def store_reports(
             received_at=as_utc(item.received_at) if item.received_at else now,
             state=None,
             audit_seq=0,
+            audit_hash=None,
         )
-        for item in items
-    ]
-    events = [
-        transition(None, report, ReportState.RECEIVED, at=now, actor=actor,
-                   data={"channel": report.channel})
-        for report in reports
-    ]
-    assign_ids(session, reports)
-    session.add_all(reports)
-    session.flush()
+        events.append(advance("report", row, ReportState.RECEIVED, at=now, actor=actor,
+                              data={"channel": row["channel"]}))
+        rows.append(fill_times(row))
+    ids = _insert(session, rows)
     # The events were built before the ids existed; the hash does not cover ids.
-    for report, event in zip(reports, events, strict=True):
-        event.report_id = report.id
-    session.add_all(events)
-    return reports
+    for event, report_id in zip(events, ids, strict=True):
+        event["report_id"] = report_id
+    insert_events(session, events)
+    return [Accepted(report_id, row["ref"], row["url"])
+            for report_id, row in zip(ids, rows, strict=True)]
 
 
-def assign_ids(session: Session, reports: Sequence[Report]) -> None:
-    """On PostgreSQL, take the ids from the sequence in one query, so the flush is a
-    pipelined executemany instead of one huge `INSERT ... VALUES ... RETURNING` that
-    the driver must parse for every batch (profiled: most of intake's time)."""
-    if len(reports) < 2 or not is_postgresql(session):
-        return
-    ids = session.execute(
-        text("SELECT nextval(pg_get_serial_sequence('reports', 'id')) "
-             "FROM generate_series(1, :n)"), {"n": len(reports)}
-    ).scalars().all()
-    for report, report_id in zip(reports, ids, strict=True):
-        report.id = report_id
+_REPORTS: Any = Report.__table__
+
+
+def _insert(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert report rows; their ids, in order. On PostgreSQL the ids come from the
+    sequence first, so the insert is one pipelined executemany instead of a huge
+    `INSERT ... VALUES ... RETURNING` that the driver must parse for every batch
+    (profiled: most of intake's time)."""
+    if is_postgresql(session):
+        ids = next_ids(session, "reports", len(rows))
+        for row, report_id in zip(rows, ids, strict=True):
+            row["id"] = report_id
+        insert_rows(session, _REPORTS, rows)
+        return ids
+    statement = insert(_REPORTS).returning(_REPORTS.c.id, sort_by_parameter_order=True)
+    return list(session.execute(statement, rows).scalars())
 
 
 def accept_reports(
@@ -141,12 +148,10 @@ def accept_reports(
         raise BadInput(
             f"reports: a request holds at most {limits.max_batch} reports, got {len(items)}"
         )
+    submission = new_reference("S")
     with session_factory() as session, session.begin():
-        reports = store_reports(
-            session, items, clock=clock, limits=limits, source=source, actor=actor
-        )
-        accepted = [Accepted(r.id, r.ref, r.url) for r in reports]
-        submission = reports[0].submission_ref
+        accepted = store_reports(session, items, clock=clock, limits=limits, source=source,
+                                 actor=actor, submission_ref=submission)
     enqueuer.send(NORMALISE, [a.id for a in accepted])
     return submission, accepted
 

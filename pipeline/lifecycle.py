@@ -2,16 +2,24 @@
 
 `transition` checks the table in `pipeline.states`, stamps the time, and adds the
 audit event to the caller's session, so the change and its record commit together.
+
+The stages move whole batches: `advance` does the same to a plain row (a dict read
+with `HEAD_COLUMNS`), and `write_rows` stores the changed rows with one executemany,
+so a batch of 250 reports is one UPDATE statement and one INSERT of events, not 250
+ORM objects flushed one by one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam, func, update
+from sqlalchemy import case as sql_case
 from sqlalchemy.orm import Session
 
-from pipeline.audit import build_event
+from pipeline.audit import build_event, event_row
 from pipeline.errors import IllegalTransition
 from pipeline.models import Case, Event, Report
 from pipeline.states import (
@@ -24,15 +32,34 @@ from pipeline.states import (
     ReportState,
 )
 
+_TABLES: dict[str, tuple[dict[Any, str], dict[Any, str], type]] = {
+    "report": (REPORT_TRANSITIONS, REPORT_STATE_TIME_COLUMNS, ReportState),
+    "case": (CASE_TRANSITIONS, CASE_STATE_TIME_COLUMNS, CaseState),
+}
 
-def _table(item: Report | Case) -> tuple[str, dict[Any, str], dict[Any, str], type]:
-    if isinstance(item, Report):
-        return "report", REPORT_TRANSITIONS, REPORT_STATE_TIME_COLUMNS, ReportState
-    return "case", CASE_TRANSITIONS, CASE_STATE_TIME_COLUMNS, CaseState
+# The columns a row needs for `advance` (besides those the caller reads for itself).
+HEAD_COLUMNS = ("id", "ref", "state", "audit_seq", "audit_hash")
+# Keys `advance` sets on a row; `write_rows` stores them.
+_TIMES = "_times"
+
+
+def _kind(item: Report | Case) -> str:
+    return "report" if isinstance(item, Report) else "case"
+
+
+def _check(kind: str, ref: str, state: str | None, to_state: Any) -> tuple[Any, Any, str]:
+    """The current and target states and the default action; raises when not allowed."""
+    table, _, enum = _TABLES[kind]
+    current = enum(state) if state else None
+    target = enum(to_state)
+    default_action = table.get((current, target))
+    if default_action is None:
+        raise IllegalTransition(kind, ref, current, target)
+    return current, target, default_action
 
 
 def allowed(item: Report | Case, to_state: str) -> bool:
-    _, table, _, enum = _table(item)
+    table, _, enum = _TABLES[_kind(item)]
     current = enum(item.state) if item.state else None
     return (current, enum(to_state)) in table
 
@@ -52,15 +79,11 @@ def transition(
     With `session=None` the event is returned and the caller adds it (bulk paths that
     insert items and events in one statement each).
     """
-    kind, table, time_columns, enum = _table(item)
-    current = enum(item.state) if item.state else None
-    target = enum(to_state)
-    default_action = table.get((current, target))
-    if default_action is None:
-        raise IllegalTransition(kind, item.ref, current, target)
+    kind = _kind(item)
+    current, target, default_action = _check(kind, item.ref, item.state, to_state)
     item.state = target.value
     item.state_changed_at = at
-    column = time_columns[target]
+    column = _TABLES[kind][1][target]
     if getattr(item, column, None) is None:
         setattr(item, column, at)
     if isinstance(item, Case):
@@ -79,3 +102,79 @@ def transition(
     if session is not None:
         session.add(event)
     return event
+
+
+def advance(
+    kind: str,
+    row: dict[str, Any],
+    to_state: ReportState | CaseState | str,
+    *,
+    at: datetime,
+    actor: str = "system",
+    data: dict[str, Any] | None = None,
+    action: str | None = None,
+) -> dict[str, Any]:
+    """`transition` for a plain row of `kind` ("report" or "case") read with
+    `HEAD_COLUMNS` (a report row also needs `case_id`): the row's state and audit head
+    move, and the event comes back as a row for `pipeline.audit.insert_events`. Several
+    steps may be taken on one row before `write_rows` stores it once.
+
+    The state's time column is stored only where it is still empty (as `transition`
+    does); a case's `open_key` is kept in step with its state by `write_rows`.
+    """
+    current, target, default_action = _check(kind, row["ref"], row["state"], to_state)
+    row["state"] = target.value
+    row["state_changed_at"] = at
+    row.setdefault(_TIMES, {})[_TABLES[kind][1][target]] = at
+    event = event_row(
+        f"{kind}:{row['ref']}", row, actor=actor, action=action or default_action, at=at,
+        from_state=current.value if current else None, to_state=target.value, data=data,
+        case_id=row.get("id") if kind == "case" else row.get("case_id"),
+        report_id=row.get("id") if kind == "report" else None,
+    )
+    return event
+
+
+def fill_times(row: dict[str, Any]) -> dict[str, Any]:
+    """For a row about to be inserted: stamp the time columns of the states `advance`
+    moved it through, where still empty (as `write_rows` does for stored rows)."""
+    for column, at in row.pop(_TIMES, {}).items():
+        if row.get(column) is None:
+            row[column] = at
+    return row
+
+
+def write_rows(session: Session, kind: str, rows: Sequence[dict[str, Any]],
+               columns: Sequence[str] = ()) -> None:
+    """Store rows moved by `advance`: state, times, audit head and `columns`, with one
+    executemany per shape of row (normally one), in the caller's transaction."""
+    model: Any = Report if kind == "report" else Case
+    table = model.__table__
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        times = row.get(_TIMES, {})
+        shapes.setdefault(tuple(sorted(times)), []).append(row)
+    for times, members in shapes.items():
+        values: dict[str, Any] = {
+            name: bindparam(name) for name in
+            ("state", "state_changed_at", "audit_seq", "audit_hash", *columns)
+        }
+        for column in times:
+            values[column] = func.coalesce(table.c[column], bindparam(f"t_{column}"))
+        if kind == "case":  # open_key names the URL while the case is open
+            values["open_key"] = sql_case((bindparam("is_open"), table.c.dedup_key),
+                                          else_=None)
+        statement = update(table).where(table.c.id == bindparam("row_id")).values(values)
+        params = []
+        for row in members:
+            param = {name: row[name] for name in
+                     ("state", "state_changed_at", "audit_seq", "audit_hash", *columns)}
+            param["row_id"] = row["id"]
+            if kind == "case":
+                param["is_open"] = CaseState(row["state"]) in OPEN_CASE_STATES
+            for column in times:
+                param[f"t_{column}"] = row[_TIMES][column]
+            params.append(param)
+        session.execute(statement, params)
+        for row in members:
+            row.pop(_TIMES, None)

@@ -75,7 +75,7 @@ RDAP_CACHE = Counter(
     ["result"])
 RDAP_REQUESTS = Counter(
     "hotline_rdap_requests", "RDAP requests sent, by registry and outcome (ok, not_found, "
-    "rate_limited, error).", ["registry", "outcome"])
+    "rate_limited, server_error, error, timeout, unreachable).", ["registry", "outcome"])
 RDAP_RATE_LIMIT_WAITS = Counter(
     "hotline_rdap_rate_limit_waits", "Times an RDAP lookup waited for a registry's rate "
     "limit.", ["registry"])
@@ -83,8 +83,8 @@ RDAP_RATE_LIMIT_WAIT_SECONDS = Counter(
     "hotline_rdap_rate_limit_wait_seconds", "Seconds spent waiting for registries' rate "
     "limits.", ["registry"])
 DNS_QUERIES = Counter(
-    "hotline_dns_queries", "DNS queries sent, by record type and outcome (ok, nxdomain, "
-    "timeout, error).", ["rdtype", "outcome"])
+    "hotline_dns_queries", "DNS questions asked, by record type and outcome (ok, no_answer, "
+    "nxdomain, servfail, timeout, error).", ["rdtype", "outcome"])
 
 
 # --- counted from committed audit events -----------------------------------------------
@@ -118,15 +118,30 @@ def _before_flush(session: Any, _context: Any, _instances: Any) -> None:
     for obj in session.new:
         if not isinstance(obj, Event) or obj.to_state is None:
             continue
-        kind = obj.stream.split(":", 1)[0]
-        item: dict[str, Any] = {"kind": kind, "action": obj.action}
-        if obj.action == "report_received":
-            item["channel"] = (obj.data or {}).get("channel", "unknown")
+        item = _item(obj.stream, obj.action, obj.data)
+        kind = item["kind"]
         if kind == "case" and obj.to_state == "removed" and obj.case_id is not None:
             case = session.identity_map.get(identity_key(Case, obj.case_id))
             if case is not None:
                 item["removed"] = (obj.at, case.received_at, case.notified_at)
         pending.append(item)
+
+
+def _item(stream: str, action: str, data: dict[str, Any] | None) -> dict[str, Any]:
+    item: dict[str, Any] = {"kind": stream.split(":", 1)[0], "action": action}
+    if action == "report_received":
+        item["channel"] = (data or {}).get("channel", "unknown")
+    return item
+
+
+def note_events(session: Any, rows: list[dict[str, Any]]) -> None:
+    """Count state changes inserted as rows, not ORM objects (the stages' batch path,
+    `pipeline.audit.insert_events`), when the session commits."""
+    if not _watching:
+        return
+    pending = session.info.setdefault(_PENDING, [])
+    pending.extend(_item(row["stream"], row["action"], row.get("data")) for row in rows
+                   if row.get("to_state") is not None)
 
 
 def _after_commit(session: Any) -> None:

@@ -3,7 +3,8 @@
 Steps of `normalise_reports`:
 1. lock the given reports that are still `received` (others were done already),
 2. compute the canonical URL and derived facts of each (`pipeline.urls`),
-3. move each to `normalised`, or to `rejected` with a reason an analyst can read,
+3. move each to `normalised`, or to `rejected` with a reason an analyst can read
+   (one UPDATE and one INSERT of events for the batch),
 4. return the ids to deduplicate.
 """
 
@@ -11,18 +12,56 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from pipeline.audit import insert_events
 from pipeline.clock import Clock
-from pipeline.db import lock_in_state
+from pipeline.db import lock_rows
 from pipeline.errors import RejectedURL
-from pipeline.lifecycle import transition
+from pipeline.lifecycle import HEAD_COLUMNS, advance, write_rows
 from pipeline.models import Report
 from pipeline.states import ReportState
 from pipeline.urls import CanonicalURL, canonicalise
 
 log = logging.getLogger(__name__)
+
+# What normalisation reads of a report, and what it writes besides its state.
+READ = (*HEAD_COLUMNS, "case_id", "url")
+FACTS = ("canonical_url", "dedup_key", "host", "host_unicode", "registered_domain",
+         "url_kind", "url_userinfo", "host_confusable", "reject_reason")
+
+
+def normalise_rows(
+    rows: Sequence[dict[str, Any]],
+    *,
+    at: datetime,
+    canonicaliser: Callable[[str], CanonicalURL] = canonicalise,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Steps 2 and 3 on locked `received` rows (with `HEAD_COLUMNS`, `case_id`, `url`),
+    in memory: the rows normalised, and the events of every row. The caller stores the
+    rows (with `FACTS`) and the events."""
+    done: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for row in rows:
+        try:
+            url = canonicaliser(row["url"])
+        except RejectedURL as exc:
+            row.update(dict.fromkeys(FACTS), host_confusable=False, reject_reason=str(exc))
+            events.append(advance("report", row, ReportState.REJECTED, at=at,
+                                  data={"reason": str(exc)}))
+            log.info("Report %s rejected: %s", row["id"], exc,
+                     extra={"report_id": row["id"]})
+            continue
+        row.update(canonical_url=url.canonical, dedup_key=url.dedup_key, host=url.host,
+                   host_unicode=url.host_unicode, registered_domain=url.registered_domain,
+                   url_kind=url.kind, url_userinfo=url.userinfo,
+                   host_confusable=bool(url.confusable), reject_reason=None)
+        events.append(advance("report", row, ReportState.NORMALISED, at=at))
+        done.append(row)
+    return done, events
 
 
 def normalise_reports(
@@ -32,25 +71,8 @@ def normalise_reports(
     clock: Clock,
     canonicaliser: Callable[[str], CanonicalURL] = canonicalise,
 ) -> list[int]:
-    now = clock.now()
-    done: list[int] = []
-    for report in lock_in_state(session, Report, report_ids, ReportState.RECEIVED):
-        try:
-            url = canonicaliser(report.url)
-        except RejectedURL as exc:
-            report.reject_reason = str(exc)
-            transition(session, report, ReportState.REJECTED, at=now,
-                       data={"reason": str(exc)})
-            log.info("Report %s rejected: %s", report.id, exc)
-            continue
-        report.canonical_url = url.canonical
-        report.dedup_key = url.dedup_key
-        report.host = url.host
-        report.host_unicode = url.host_unicode
-        report.registered_domain = url.registered_domain
-        report.url_kind = url.kind
-        report.url_userinfo = url.userinfo
-        report.host_confusable = url.confusable
-        transition(session, report, ReportState.NORMALISED, at=now)
-        done.append(report.id)
-    return done
+    rows = lock_rows(session, Report, report_ids, [ReportState.RECEIVED], READ)
+    done, events = normalise_rows(rows, at=clock.now(), canonicaliser=canonicaliser)
+    write_rows(session, "report", rows, FACTS)
+    insert_events(session, events)
+    return [row["id"] for row in done]

@@ -9,11 +9,12 @@ rules hit, and the hits are recorded on the case's `case_queued` event.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -79,12 +80,16 @@ class Priority:
     hits: list[str]
 
 
-def _facts(case: Case, sources: set[str]) -> dict[str, object]:
+def _facts(case: Case | Mapping[str, Any], sources: set[str]) -> dict[str, object]:
+    if isinstance(case, Mapping):  # a row of the stages' batch path
+        return {"urgent": bool(case["urgent"]), "claimed_category": case["claimed_category"],
+                "channel": case["source_channel"], "sources": sources}
     return {"urgent": bool(case.urgent), "claimed_category": case.claimed_category,
             "channel": case.source_channel, "sources": sources}
 
 
-def evaluate(rules: PriorityRules, case: Case, sources: set[str] | None = None) -> Priority:
+def evaluate(rules: PriorityRules, case: Case | Mapping[str, Any],
+             sources: set[str] | None = None) -> Priority:
     """The priority of `case` and the names of the rules that hit (no side effects)."""
     facts = _facts(case, sources or set())
     total, hits = 0, []
@@ -174,6 +179,25 @@ def case_sources(session: Session, case_ids: Sequence[int]) -> dict[int, set[str
     return found
 
 
+def priorities(
+    session: Session, cases: Sequence[Case | Mapping[str, Any]], *,
+    rules: PriorityRules | None = None,
+) -> list[Priority]:
+    """The priority of each case (ORM objects or rows with `id`, `urgent`,
+    `claimed_category`, `source_channel`), in order. Without `rules`, those of the
+    configured file (`assessment.priority_rules`)."""
+    rules = rules if rules is not None else load_rules(configured_rules_path())
+    ids = [c["id"] if isinstance(c, Mapping) else c.id for c in cases]
+    sources = case_sources(session, ids) if any(r.when.source for r in rules.rules) else {}
+    return [evaluate(rules, case, sources.get(case_id))
+            for case, case_id in zip(cases, ids, strict=True)]
+
+
+def queued_data(priority: Priority) -> dict[str, Any]:
+    """What the `case_queued` event records."""
+    return {"priority": priority.value, "priority_rules": priority.hits}
+
+
 def queue_for_assessment(
     session: Session,
     cases: Sequence[Case],
@@ -186,12 +210,7 @@ def queue_for_assessment(
     Without `rules`, those of the configured file (`assessment.priority_rules`)."""
     if not cases:
         return
-    rules = rules if rules is not None else load_rules(configured_rules_path())
-    sources = case_sources(session, [c.id for c in cases]) if any(
-        r.when.source for r in rules.rules
-    ) else {}
-    for case in cases:
-        priority = evaluate(rules, case, sources.get(case.id))
+    for case, priority in zip(cases, priorities(session, cases, rules=rules), strict=True):
         case.priority = priority.value
         transition(session, case, CaseState.AWAITING_ASSESSMENT, at=at,
-                   data={"priority": priority.value, "priority_rules": priority.hits})
+                   data=queued_data(priority))

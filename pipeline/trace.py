@@ -22,15 +22,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipeline.clock import Clock
-from pipeline.db import insert_ignoring_conflicts, lock_in_state
+from pipeline.audit import insert_events
+from pipeline.clock import Clock, as_utc
+from pipeline.db import insert_ignoring_conflicts, insert_rows, lock_rows
 from pipeline.errors import RetryLater
-from pipeline.lifecycle import transition
+from pipeline.lifecycle import HEAD_COLUMNS, advance, write_rows
 from pipeline.models import Case
-from pipeline.queueing import queue_for_assessment
+from pipeline.queueing import priorities, queued_data
 from pipeline.states import CaseState
 from pipeline.tracing.models import Trace, TraceAnswer
 from pipeline.tracing.rdap import RdapAnswer
@@ -39,6 +40,7 @@ from pipeline.tracing.tracer import RDAP_UNAVAILABLE, HostTrace, Target, Tracer
 log = logging.getLogger(__name__)
 
 NOT_TRACED = "not_traced"
+_TRACES: Any = Trace.__table__
 
 
 def trace_cases(
@@ -74,29 +76,31 @@ def trace_cases(
     else:
         results = {t: _not_traced(t, now) for t in targets.values()}
         give_up = 0.0
-    cases = lock_in_state(session, Case, list(targets), CaseState.NORMALISED,
-                          CaseState.TRACED)
+    cases = lock_rows(session, Case, list(targets), [CaseState.NORMALISED, CaseState.TRACED],
+                      (*HEAD_COLUMNS, *_READ))
     # Cases another transaction holds (deduplication adding a report) are handed back
     # to be traced again at once, rather than waited for with locks held (deadlocks)
     # or left for the reconciler.
-    locked = {case.id for case in cases}
+    locked = {case["id"] for case in cases}
     skipped = [case_id for case_id in targets if case_id not in locked]
     if not cases:
         return skipped
 
-    waiting = [case for case in cases if results[targets[case.id]].transient
+    waiting = [case for case in cases if results[targets[case["id"]]].transient
                and _age_seconds(case, now) < give_up]
     if waiting:
-        delay = max(results[targets[c.id]].retry_delay_ms for c in waiting)
-        first = results[targets[waiting[0].id]]
+        delay = max(results[targets[c["id"]]].retry_delay_ms for c in waiting)
+        first = results[targets[waiting[0]["id"]]]
         log.info("Tracing of %d cases (first %s) waits %d ms: %s.", len(waiting),
-                 waiting[0].id, delay, first.transient)
+                 waiting[0]["id"], delay, first.transient,
+                 extra={"case_id": waiting[0]["id"]})
         raise RetryLater(f"tracing waits for a registry: {first.transient}", delay_ms=delay)
 
     answers: dict[str, dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
     for case in cases:
-        result = results[targets[case.id]]
+        result = results[targets[case["id"]]]
         if result.transient:  # past the give-up age: recorded as unknown
             result.unknown(RDAP_UNAVAILABLE, f"gave up after {int(give_up)} s: "
                            f"{result.transient}")
@@ -106,36 +110,41 @@ def trace_cases(
             answers.setdefault(key, answer)
             rdap_raw.append({"url": answer["url"], "status": answer["status"],
                              "at": answer["at"], "answer": key})
-        rows.append(_trace_row(case, result, rdap_raw, now))
-        _summarise(case, result)
+        rows.append(_trace_row(case["id"], result, rdap_raw, now))
+        case.update(_summary(result))
         data = {"outcome": result.outcome, "country": result.hosting_country,
                 "asn": result.hosting_asn, "cdn": result.cdn_name}
         if result.reason and result.origin_unknown:
             data["reason"] = result.reason
-        if case.state == CaseState.NORMALISED:
-            transition(session, case, CaseState.TRACED, at=now, data=data)
-        log.debug("Case %s traced to AS%s in %s (%s).", case.id, result.hosting_asn,
-                  result.hosting_country, result.outcome)
-    # Core executemany: one prepared statement, not one huge multi-row INSERT.
-    session.execute(insert(Trace), rows)
+        if case["state"] == CaseState.NORMALISED:
+            events.append(advance("case", case, CaseState.TRACED, at=now, data=data))
+        log.debug("Case %s traced to AS%s in %s (%s).", case["id"], result.hosting_asn,
+                  result.hosting_country, result.outcome, extra={"case_id": case["id"]})
+    insert_rows(session, _TRACES, rows)
     _store_answers(session, answers)
-    moved = [case for case in cases if case.legality is not None]
+    moved = [case for case in cases if case["legality"] is not None]
     for case in moved:
-        transition(session, case, CaseState.ASSESSED, at=now,
-                   data={"reason": "traced again after the content moved"})
-        log.info("Case %s moved to AS%s in %s; routing it again.", case.id,
-                 case.hosting_asn, case.hosting_country)
+        events.append(advance("case", case, CaseState.ASSESSED, at=now,
+                              data={"reason": "traced again after the content moved"}))
+        log.info("Case %s moved to AS%s in %s; routing it again.", case["id"],
+                 case["hosting_asn"], case["hosting_country"], extra={"case_id": case["id"]})
         if rerouted is not None:
-            rerouted.append(case.id)
-    queue_for_assessment(session, [c for c in cases if c.legality is None], at=now)
+            rerouted.append(case["id"])
+    queued = [case for case in cases if case["legality"] is None]
+    for case, priority in zip(queued, priorities(session, queued), strict=True):
+        case["priority"] = priority.value
+        events.append(advance("case", case, CaseState.AWAITING_ASSESSMENT, at=now,
+                              data=queued_data(priority)))
+    write_rows(session, "case", cases, _WRITTEN)
+    insert_events(session, events)
     log.info("Traced %d cases over %d hosts.", len(cases), len(set(targets.values())))
     return skipped
 
 
-def _age_seconds(case: Case, now: datetime) -> float:
-    since = case.state_changed_at if case.state == CaseState.TRACED else (
-        case.normalised_at or case.state_changed_at)
-    return (now - since).total_seconds()
+def _age_seconds(case: dict[str, Any], now: datetime) -> float:
+    since = case["state_changed_at"] if case["state"] == CaseState.TRACED else (
+        case["normalised_at"] or case["state_changed_at"])
+    return (now - as_utc(since)).total_seconds()
 
 
 def _not_traced(target: Target, now: datetime) -> HostTrace:
@@ -148,10 +157,10 @@ def _answer_key(answer: dict[str, Any]) -> str:
     return answer.get("key") or RdapAnswer.from_dict(answer).key
 
 
-def _trace_row(case: Case, result: HostTrace, rdap_raw: list[dict[str, Any]],
+def _trace_row(case_id: int, result: HostTrace, rdap_raw: list[dict[str, Any]],
                now: datetime) -> dict[str, Any]:
     return dict(
-        case_id=case.id, host=result.host, url_kind=result.url_kind,
+        case_id=case_id, host=result.host, url_kind=result.url_kind,
         started_at=result.started_at, traced_at=now, outcome=result.outcome,
         origin_unknown=result.origin_unknown, reason=result.reason,
         resolver=result.resolver, addresses=result.addresses,
@@ -165,25 +174,34 @@ def _trace_row(case: Case, result: HostTrace, rdap_raw: list[dict[str, Any]],
     )
 
 
-def _summarise(case: Case, result: HostTrace) -> None:
-    case.hosting_country = result.hosting_country
-    case.hosting_asn = result.hosting_asn
-    case.hosting_org = _cut(result.hosting_org, 255)
-    case.hosting_abuse_email = _cut(result.hosting_abuse_email, 320)
-    case.behind_cdn = result.behind_cdn
-    case.cdn_name = result.cdn_name
-    case.origin_unknown = result.origin_unknown
-    case.trace_outcome = result.outcome
-    case.registrar = _cut(result.registrar, 255)
-    case.registrar_abuse_email = _cut(result.registrar_abuse_email, 320)
+# The trace summary copied onto the case (the queue and the rules read it there).
+_SUMMARY = ("hosting_country", "hosting_asn", "hosting_org", "hosting_abuse_email",
+            "behind_cdn", "cdn_name", "origin_unknown", "trace_outcome", "registrar",
+            "registrar_abuse_email")
+# What the stage reads of a case besides its state and audit head.
+_READ = (*_SUMMARY, "legality", "urgent", "claimed_category", "source_channel", "priority",
+         "state_changed_at", "normalised_at")
+_WRITTEN = (*_SUMMARY, "priority")
+
+
+def _summary(result: HostTrace) -> dict[str, Any]:
+    return dict(
+        hosting_country=result.hosting_country, hosting_asn=result.hosting_asn,
+        hosting_org=_cut(result.hosting_org, 255),
+        hosting_abuse_email=_cut(result.hosting_abuse_email, 320),
+        behind_cdn=result.behind_cdn, cdn_name=result.cdn_name,
+        origin_unknown=result.origin_unknown, trace_outcome=result.outcome,
+        registrar=_cut(result.registrar, 255),
+        registrar_abuse_email=_cut(result.registrar_abuse_email, 320),
+    )
 
 
 def _store_answers(session: Session, answers: dict[str, dict[str, Any]]) -> None:
+    """Registry answers are shared by many traces and stored once (by content key)."""
     rows = [{"key": key, "url": a["url"], "status": a["status"],
              "received_at": datetime.fromisoformat(a["at"]), "body": a["body"]}
             for key, a in sorted(answers.items())]
-    insert_ignoring_conflicts(session, TraceAnswer.__table__, rows,
-                              conflict_columns=["key"], returning=[TraceAnswer.key])
+    insert_ignoring_conflicts(session, TraceAnswer.__table__, rows, conflict_columns=["key"])
 
 
 def _cut(value: str | None, length: int) -> str | None:

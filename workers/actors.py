@@ -10,10 +10,9 @@ from collections.abc import Callable, Sequence
 
 import dramatiq
 
-from pipeline.dedupe import dedupe_options, dedupe_reports
+from pipeline.dedupe import dedupe_options, dedupe_reports, normalise_and_dedupe
 from pipeline.errors import BadInput, PermanentError, RetryLater
 from pipeline.messaging import DEDUPE, DISPATCH, NORMALISE, ROUTE, TRACE
-from pipeline.normalise import normalise_reports
 from pipeline.trace import trace_cases
 from pipeline.urls import configure as configure_urls
 from workers import context
@@ -36,8 +35,12 @@ def run_stage(stage: Callable[..., list[int]], ids: Sequence[int], next_stage: s
 @dramatiq.actor(queue_name=NORMALISE, actor_name=NORMALISE, throws=PERMANENT,
                 broker=placeholder_broker)
 def normalise(report_ids: list[int]) -> None:
-    configure_urls(context.runtime().settings.urls)
-    run_stage(normalise_reports, report_ids, DEDUPE)
+    """Normalisation and deduplication in one transaction (each report is locked and
+    written once); the dedupe actor serves reports found `normalised` by the reconciler."""
+    rt = context.runtime()
+    configure_urls(rt.settings.urls)
+    options = dedupe_options(rt.settings, rt.redis)
+    run_stage(functools.partial(normalise_and_dedupe, **options), report_ids, TRACE)
 
 
 @dramatiq.actor(queue_name=DEDUPE, actor_name=DEDUPE, throws=PERMANENT,

@@ -405,3 +405,59 @@ def test_claims_from_two_workers_on_fresh_keys_give_each_key_to_exactly_one(
     assert redis_client.exists(f"{redis_namespace}:dedup:{keys[0]}") == 0
     other.release(keys[:30])  # not its claims: nothing happens
     assert redis_client.exists(f"{redis_namespace}:dedup:{keys[40]}") == 1
+
+
+def _intake(runtime, urls):
+    from pipeline.intake import store_reports
+    from schemas.intake import ReportIn
+
+    with runtime.session_factory.begin() as session:
+        accepted = store_reports(session, [ReportIn(url=u, channel="web") for u in urls],
+                                 clock=runtime.clock, limits=runtime.settings.intake)
+    return [a.id for a in accepted]
+
+
+def _outcome(runtime, ids):
+    """Per report, in order: state, the case's report count, its events' actions."""
+    with runtime.session_factory() as session:
+        out = []
+        for report_id in ids:
+            report = session.get(Report, report_id)
+            count = session.get(Case, report.case_id).report_count if report.case_id else None
+            actions = session.execute(
+                select(Event.action).where(Event.report_id == report_id).order_by(Event.seq)
+            ).scalars().all()
+            out.append((report.state, count, actions, report.dedup_key is not None))
+        return out
+
+
+def test_normalise_and_dedupe_in_one_transaction_end_as_the_two_stages_do(runtime):
+    """The normalise actor runs both stages at once: every report ends in the same state,
+    with the same events, as when the stages run one after the other."""
+    from pipeline.audit import verify
+    from pipeline.dedupe import normalise_and_dedupe
+    from pipeline.normalise import normalise_reports
+
+    def batch(host):
+        urls = [VARIANTS[i].replace("example.com", host) for i in (0, 2, 3, 4, 6)]
+        return [*urls, f"http://{host}/other", "http://[not-an-address/", urls[0]]
+
+    separate = _intake(runtime, batch("example.com"))
+    with runtime.session_factory.begin() as session:
+        normalised = normalise_reports(session, separate, clock=runtime.clock)
+    new_separate = dedupe(runtime, normalised)
+    fused = _intake(runtime, batch("example.org"))
+    with runtime.session_factory.begin() as session:
+        new_fused = normalise_and_dedupe(session, fused, clock=runtime.clock)
+        # Running it again changes nothing: the reports have left `received`.
+        assert normalise_and_dedupe(session, fused, clock=runtime.clock) == []
+
+    assert len(new_fused) == len(new_separate) == 2
+    assert _outcome(runtime, fused) == _outcome(runtime, separate)
+    states = [state for state, *_ in _outcome(runtime, fused)]
+    assert states.count(ReportState.NEW_CASE) == 2
+    assert states.count(ReportState.REJECTED) == 1
+    with runtime.session_factory() as session:
+        assert verify(session) == []
+        case = session.get(Case, new_fused[0])
+        assert case.state == CaseState.NORMALISED and case.report_count == 6

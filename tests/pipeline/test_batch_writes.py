@@ -1,0 +1,72 @@
+"""The stages' batch path: rows moved with `advance`, stored with `write_rows`, events and
+reports inserted with `insert_rows` (COPY on PostgreSQL). It must store exactly what the
+ORM path would: encrypted contacts, defaults, times kept, the audit chain intact."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, text
+
+from pipeline import crypto
+from pipeline.audit import insert_events, verify
+from pipeline.db import lock_rows
+from pipeline.errors import IllegalTransition
+from pipeline.intake import store_reports
+from pipeline.lifecycle import HEAD_COLUMNS, advance, write_rows
+from pipeline.models import Case, Event, Report
+from pipeline.states import CaseState, ReportState
+from schemas.intake import ReportIn
+from tests.factories import make_case
+
+CONTACT = "milica.canary@example.org"
+
+
+def test_intake_stores_the_contact_encrypted_and_the_models_defaults(runtime):
+    item = ReportIn(url="http://example.com/a", channel="web", reporter_contact=CONTACT,
+                    description="seen on a forum")
+    with runtime.session_factory.begin() as session:
+        [accepted] = store_reports(session, [item], clock=runtime.clock,
+                                   limits=runtime.settings.intake)
+    with runtime.engine.connect() as conn:
+        raw, confusable = conn.execute(
+            text("SELECT reporter_contact, host_confusable FROM reports WHERE id = :id"),
+            {"id": accepted.id}).one()
+    assert CONTACT not in raw and raw.startswith(crypto.PREFIX)
+    assert confusable in (False, 0)  # the model's default, which COPY does not know
+    with runtime.session_factory() as session:
+        report = session.get(Report, accepted.id)
+        assert report.reporter_contact == CONTACT
+        assert report.state == ReportState.RECEIVED
+        assert report.received_at == runtime.clock.now()
+        [event] = session.execute(select(Event).where(Event.report_id == report.id)).scalars()
+        assert event.data == {"channel": "web"} and event.seq == 1
+        assert verify(session) == []
+
+
+def test_write_rows_keeps_a_stamped_time_and_closes_the_open_key(runtime):
+    with runtime.session_factory.begin() as session:
+        case = make_case(session, at=runtime.clock.now(), state=CaseState.ASSESSED,
+                         closed_at=None)
+        case_id = case.id
+    first = runtime.clock.now()
+    runtime.clock.advance(minutes=5)
+    with runtime.session_factory.begin() as session:
+        [row] = lock_rows(session, Case, [case_id], [CaseState.ASSESSED], HEAD_COLUMNS)
+        events = [advance("case", row, CaseState.CLOSED, at=first)]
+        write_rows(session, "case", [row])
+        insert_events(session, events)
+    runtime.clock.advance(minutes=5)
+    with runtime.session_factory.begin() as session:
+        case = session.get(Case, case_id)
+        assert case.state == CaseState.CLOSED and case.closed_at == first
+        assert case.open_key is None  # the URL may open a new case now
+        assert case.audit_seq == 1
+        assert verify(session) == []
+
+
+def test_advance_refuses_a_move_the_table_does_not_allow_naming_the_row():
+    row = {"id": 7, "ref": "C-TEST", "state": CaseState.NORMALISED.value, "audit_seq": 0,
+           "audit_hash": None}
+    with pytest.raises(IllegalTransition, match="C-TEST"):
+        advance("case", row, CaseState.CLOSED, at=None)  # type: ignore[arg-type]
+    assert row["state"] == CaseState.NORMALISED.value and row["audit_seq"] == 0
