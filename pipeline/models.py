@@ -198,8 +198,10 @@ class Notice(Base):
     channel: Mapped[str] = mapped_column(String(20))  # smtp, webhook, file
     address: Mapped[str | None] = mapped_column(Text)  # e-mail address or webhook URL
     language: Mapped[str] = mapped_column(String(10), default="en")
-    # planned, held (waits for the police), sending (claimed, with a lease), failed
-    # (retried at due_at), sent, dead (dead-lettered), cancelled (the police took over)
+    # planned, held (waits for the police), sending (claimed, with a lease),
+    # handing_over (SMTP: only the final "." is left), failed (retried at due_at), sent,
+    # dead (dead-lettered), unconfirmed (hand-over outcome unknown: an operator resolves
+    # it), cancelled (the police took over). See pipeline.dispatch.NOTICE_STATES.
     state: Mapped[str] = mapped_column(String(20), index=True)
     token: Mapped[str] = mapped_column(String(64), unique=True)  # confirmation link token
     subject: Mapped[str | None] = mapped_column(Text)

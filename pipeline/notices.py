@@ -4,8 +4,17 @@ headers.
 - `render_notice` fills the template for the destination's kind and language
   (`pipeline/templates/notices/<kind>.<lang>.txt`, with `subject` and `body` blocks;
   English when the language has no template) and the machine-readable payload: an
-  XARF v4 report for providers, registrars and CDNs, the exchange format for
-  hotlines. It is called when the notice is planned, so a retry sends the same text.
+  XARF v4 `content` report for providers, registrars and CDNs, the exchange format
+  for hotlines. It is called when the notice is planned, so a retry sends the same
+  text.
+- Provider notices travel as XARF's e-mail binding (xarf.org, "Email Transport"):
+  `multipart/report; report-type=feedback-report` with exactly three parts, the text,
+  a `message/feedback-report` part with `Feedback-Type: xarf` (XARF's own, unofficial
+  extension of RFC 5965: a plain ARF parser rejects it, as XARF intends), and the
+  XARF JSON as `xarf.json`. This is not ARF: RFC 5965's third part is the reported
+  message or its headers, and a URL report has no such message. A category XARF has
+  no type for (hate speech, terrorist content...) gets the text alone, with no
+  report part pretending to be ARF.
 - The reporter's contact details reach the template only for a police destination
   that may receive them, and only when `routing.police_notices_include_reporter` is
   on. Every other notice is rendered without them, whatever the caller passes.
@@ -16,6 +25,7 @@ headers.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
@@ -26,6 +36,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
+from pipeline.clock import as_utc
 from pipeline.config import Settings
 from pipeline.errors import BadInput
 from pipeline.models import Case, Notice
@@ -49,12 +60,18 @@ TEMPLATE_OF_KIND = {
 # Kinds whose notices carry an XARF report and a confirmation link.
 TAKEDOWN_KINDS = frozenset({"provider", "registrar", "cdn", "upstream"})
 
-# XARF v4 `content` types by content category. XARF has no type for hate speech or
-# terrorist content: those notices carry the ARF feedback-report part only.
+# XARF v4 `content` types by content category (xarf-spec, schemas/v4/types). XARF has
+# no type for hate speech, racism or terrorist content: those notices are text only.
 XARF_TYPE = {
     "csam": "csam", "self_generated_csam": "csam", "child_erotica": "csem",
     "grooming": "csem", "sextortion": "csem", "phishing": "phishing",
 }
+# `exploitation_type` of a `csem` report (required by its schema).
+XARF_EXPLOITATION = {"grooming": "grooming", "sextortion": "sextortion",
+                     "child_erotica": "other"}
+XARF_VERSION = "4.0.0"
+XARF_FEEDBACK_TYPE = "xarf"
+_XARF_TAG = re.compile(r"[^a-z0-9_]+")
 
 CATEGORY_LABELS = {
     "en": {
@@ -136,32 +153,64 @@ def confirm_url(settings: Settings, token: str) -> str:
     return f"{settings.web.public_url.rstrip('/')}/api/v1/notices/{token}/confirm"
 
 
+def xarf_report_id(token: str) -> str:
+    """XARF wants a UUID as report_id: one derived from the notice token, so every
+    retry of a notice carries the same report."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"hotline-notice:{token}"))
+
+
 def xarf_report(case: Case, settings: Settings, token: str, at: datetime
                 ) -> dict[str, Any] | None:
-    """An XARF v4 `content` report for abuse desks that parse them (None when XARF has
-    no type for the case's category)."""
-    xarf_type = XARF_TYPE.get(case.category or case.claimed_category or "")
+    """An XARF v4 `content` report for abuse desks that parse them, with the fields the
+    v4 core and type schemas require; None when XARF has no type for the case's
+    category, or for CSAM that is not illegal under the international baseline (the
+    `csam` type's `classification` has no value for national law)."""
+    category = case.category or case.claimed_category or ""
+    xarf_type = XARF_TYPE.get(category)
     if xarf_type is None:
         return None
+    if xarf_type == "csam" and case.legality != "illegal_international":
+        return None
     sender_domain = settings.dispatch.sender_address.rpartition("@")[2] or "localhost"
-    party = {"org": settings.app.name, "contact": settings.dispatch.sender_address,
-             "domain": sender_domain, "type": "manual"}
-    return {
-        "xarf_version": "4.0.0",
-        "report_id": token,
-        "timestamp": at.isoformat().replace("+00:00", "Z"),
+    party = {"org": settings.app.name[:200], "contact": settings.dispatch.sender_address,
+             "domain": sender_domain}
+    report: dict[str, Any] = {
+        "xarf_version": XARF_VERSION,
+        "report_id": xarf_report_id(token),
+        "timestamp": _utc(at),
         "reporter": party,
         "sender": party,
         "source_identifier": case.host or case.canonical_url,
         "category": "content",
         "type": xarf_type,
         "url": case.canonical_url,
-        "domain": case.host,
-        "country_code": case.hosting_country,
-        "evidence_source": "hotline",
-        "confirmation_url": confirm_url(settings, token),
-        "tags": [f"case:{case.ref}", f"legality:{case.legality or 'unknown'}"],
+        "evidence_source": "user_report",
+        "verification_method": "manual",
     }
+    if case.host:
+        report["domain"] = case.host
+    if case.hosting_country:
+        report["country_code"] = case.hosting_country.upper()
+    if case.hosting_asn:
+        report["asn"] = case.hosting_asn
+    if case.assessed_at:
+        report["verified_at"] = _utc(case.assessed_at)
+    if xarf_type == "csam":
+        report["classification"] = "baseline"
+        report["detection_method"] = "manual_review"
+    elif xarf_type == "csem":
+        report["exploitation_type"] = XARF_EXPLOITATION.get(category, "other")
+        report["detection_method"] = "manual_review"
+    report["tags"] = [f"legality:{_XARF_TAG.sub('_', (case.legality or 'unknown').lower())}"]
+    # Fields of ours (XARF allows additional properties at the report level).
+    report["hotline_case"] = case.ref
+    report["hotline_notice"] = token
+    report["confirmation_url"] = confirm_url(settings, token)
+    return report
+
+
+def _utc(at: datetime) -> str:
+    return as_utc(at).isoformat().replace("+00:00", "Z")
 
 
 def exchange_message(case: Case, settings: Settings, at: datetime) -> dict[str, Any]:
@@ -217,10 +266,13 @@ def render_notice(
         "destination": {"name": destination.name, "kind": destination.kind},
         "notice": {"token": token, "confirm_url": confirm_url(settings, token)},
         "reporter_contacts": contacts,
-        "xarf": category in XARF_TYPE,
+        "xarf": False,
         "hold_until": hold_until,
         "at": at,
     }
+    xarf = (xarf_report(case, settings, token, at)
+            if destination.kind in TAKEDOWN_KINDS else None)
+    context["xarf"] = xarf is not None
     try:
         template = _env.get_template(name)
     except TemplateNotFound:
@@ -232,7 +284,6 @@ def render_notice(
     if destination.kind in TAKEDOWN_KINDS:
         payload["takedown"] = True
         payload["host"] = case.host
-        xarf = xarf_report(case, settings, token, at)
         if xarf is not None:
             payload["xarf"] = xarf
     if destination.kind == "hotline":
@@ -246,8 +297,10 @@ def message_id(notice: Notice, settings: Settings) -> str:
 
 
 def _feedback_report(notice: Notice) -> str:
-    """The RFC 5965 machine-readable part (message/feedback-report)."""
-    fields = [("Feedback-Type", "other"), ("User-Agent", USER_AGENT), ("Version", "1")]
+    """The second part of XARF's e-mail binding (message/feedback-report): the three
+    fields it requires, plus RFC 5965's optional Reported-Uri / Reported-Domain."""
+    fields = [("Feedback-Type", XARF_FEEDBACK_TYPE), ("User-Agent", USER_AGENT),
+              ("Version", "1")]
     url = notice.payload.get("url")
     if url:
         fields.append(("Reported-Uri", str(url)))
@@ -258,9 +311,10 @@ def _feedback_report(notice: Notice) -> str:
 
 
 def build_email(notice: Notice, settings: Settings, *, at: datetime) -> EmailMessage:
-    """The e-mail for a notice. Providers get a multipart/report (RFC 5965 shape): the
-    text, a message/feedback-report part and the XARF JSON; hotlines get the exchange
-    JSON attached."""
+    """The e-mail for a notice. A takedown notice with an XARF report is a
+    multipart/report in XARF's e-mail binding: the text, the message/feedback-report
+    part (`Feedback-Type: xarf`) and `xarf.json`, base64; without one it is the text
+    alone. Hotlines get the exchange JSON attached (multipart/mixed)."""
     import json
 
     if not notice.address:
@@ -275,15 +329,16 @@ def build_email(notice: Notice, settings: Settings, *, at: datetime) -> EmailMes
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(notice.body or "", subtype="plain", charset="utf-8")
     xarf = notice.payload.get("xarf")
-    if notice.payload.get("takedown") or xarf is not None:
+    if xarf is not None:
         feedback = EmailMessage()
         feedback["Content-Type"] = "message/feedback-report"
+        feedback["Content-Disposition"] = "inline"
         feedback.set_payload(_feedback_report(notice))
         msg.make_mixed()
         msg.attach(feedback)
-        if xarf is not None:
-            msg.add_attachment(json.dumps(xarf, indent=2, ensure_ascii=False).encode(),
-                               maintype="application", subtype="json", filename="xarf.json")
+        msg.add_attachment(json.dumps(xarf, indent=2, ensure_ascii=False).encode(),
+                           maintype="application", subtype="json", filename="xarf.json",
+                           cte="base64")
         msg.set_type("multipart/report")
         msg.set_param("report-type", "feedback-report")
     exchange = notice.payload.get("exchange")

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from pipeline.clock import Clock
 from pipeline.config import Settings
 from pipeline.db import insert_ignoring_conflicts, lock_in_state
+from pipeline.dispatch import NOTICE_STATES as DISPATCH_NOTICE_STATES
 from pipeline.errors import BadInput
 from pipeline.lifecycle import transition
 from pipeline.models import Case, Notice, Report
@@ -51,7 +52,7 @@ from pipeline.states import CaseState
 
 log = logging.getLogger(__name__)
 
-NOTICE_STATES = ("planned", "held", "sending", "failed", "sent", "dead", "cancelled")
+NOTICE_STATES = DISPATCH_NOTICE_STATES  # every state a notice can be in: pipeline.dispatch
 
 
 def case_facts(case: Case, *, home_country: str, ruleset: RuleSet) -> dict[str, Any]:

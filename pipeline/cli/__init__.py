@@ -340,5 +340,6 @@ def _register_plugins() -> None:
 
 
 # Modules in pipeline/cli/ that add commands to `main`.
-PLUGINS: list[str] = ["urls", "users", "assessment", "ops", "rules", "stats", "trace"]
+PLUGINS: list[str] = ["urls", "users", "assessment", "ops", "rules", "stats", "trace",
+                      "notices"]
 _register_plugins()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import email
 import json
+import re
+import uuid
 from datetime import UTC, datetime
 from email import policy
 from pathlib import Path
@@ -87,29 +89,67 @@ def test_every_destination_kind_has_a_template_in_serbian_and_english(kind, lang
     assert "http://bad.example.rs/x" in rendered.body
 
 
-def test_a_provider_notice_carries_an_arf_shaped_report_with_xarf_and_a_confirmation_link():
+def parse(message):
+    """What a receiver sees: the bytes on the wire, parsed by the standard library."""
+    return email.message_from_bytes(message.as_bytes(), policy=policy.default)
+
+
+def test_a_provider_notice_is_an_xarf_email_with_three_parts_and_a_confirmation_link():
     s = settings()
     d = dest()
     rendered = render_notice(case(), d, token="tok-123", settings=s, at=AT)
     link = "https://hotline.example.rs/api/v1/notices/tok-123/confirm"
-    assert link in rendered.body
-    message = build_email(notice_from(rendered, d), s, at=AT)
-    parsed = email.message_from_bytes(message.as_bytes(), policy=policy.default)
+    assert link in rendered.body and "xarf.json" in rendered.body
+    parsed = parse(build_email(notice_from(rendered, d), s, at=AT))
     assert parsed.get_content_type() == "multipart/report"
     assert parsed.get_param("report-type") == "feedback-report"
     assert parsed["Message-ID"] == "<tok-123@hotline.example.rs>"
+    # XARF's e-mail binding: exactly three parts, in this order.
     text, feedback, xarf = parsed.get_payload()
     assert text.get_content_type() == "text/plain" and link in text.get_content()
     assert feedback.get_content_type() == "message/feedback-report"
-    fields = feedback.as_string()
-    assert "Feedback-Type: other" in fields and "Version: 1" in fields
-    assert "Reported-Uri: http://bad.example.rs/x" in fields
-    assert xarf.get_content_type() == "application/json"
+    assert feedback.get_content_disposition() == "inline"
+    (fields,) = feedback.get_payload()  # the parser reads message/* as a block of fields
+    assert (fields["Feedback-Type"], fields["Version"]) == ("xarf", "1")
+    assert fields["User-Agent"].startswith("hotline/")
+    assert fields["Reported-Uri"] == "http://bad.example.rs/x"
+    assert (xarf.get_content_type(), xarf.get_filename()) == ("application/json", "xarf.json")
+    assert xarf["Content-Transfer-Encoding"] == "base64"
     report = json.loads(xarf.get_content())
-    assert report["xarf_version"] == "4.0.0" and report["category"] == "content"
-    assert (report["type"], report["url"], report["report_id"]) == (
-        "csam", "http://bad.example.rs/x", "tok-123")
-    assert report["confirmation_url"] == link
+    assert report == rendered.payload["xarf"]
+    assert (report["xarf_version"], report["category"], report["type"], report["url"]) == (
+        "4.0.0", "content", "csam", "http://bad.example.rs/x")
+    assert (report["classification"], report["detection_method"]) == ("baseline",
+                                                                      "manual_review")
+    assert report["report_id"] == str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                                 "hotline-notice:tok-123"))
+    assert report["confirmation_url"] == link and report["hotline_case"] == "C-ABC"
+
+
+XARF_CORE_REQUIRED = {"xarf_version", "report_id", "timestamp", "reporter",
+                      "source_identifier", "category", "type"}
+XARF_TYPE_REQUIRED = {"csam": {"url", "classification", "detection_method"},
+                      "csem": {"url", "exploitation_type", "detection_method"},
+                      "phishing": {"url"}}
+
+
+@pytest.mark.parametrize(("category", "xarf_type"), [
+    ("csam", "csam"), ("self_generated_csam", "csam"), ("child_erotica", "csem"),
+    ("grooming", "csem"), ("sextortion", "csem"), ("phishing", "phishing")])
+def test_every_xarf_report_has_the_fields_the_v4_schemas_require(category, xarf_type):
+    rendered = render_notice(case(category=category), dest(), token="t", settings=settings(),
+                             at=AT)
+    report = rendered.payload["xarf"]
+    assert report["type"] == xarf_type
+    assert XARF_CORE_REQUIRED | XARF_TYPE_REQUIRED[xarf_type] <= set(report)
+    assert re.fullmatch(r"4\.[0-9]+\.[0-9]+", report["xarf_version"])
+    assert uuid.UUID(report["report_id"]).version == 5
+    assert datetime.fromisoformat(report["timestamp"]) == AT
+    assert set(report["reporter"]) == {"org", "contact", "domain"}
+    assert report["reporter"]["contact"] == "notices@hotline.example.rs"
+    assert all(re.fullmatch(r"[a-z0-9_]+:[a-z0-9_]+", tag) for tag in report["tags"])
+    if xarf_type == "csem":
+        assert report["exploitation_type"] in {"grooming", "sextortion", "other"}
 
 
 def test_a_hotline_notice_carries_the_case_in_the_exchange_format():
@@ -205,12 +245,17 @@ def test_the_published_exchange_schema_file_matches_the_model():
         "regenerate schemas/exchange.schema.json from schemas.exchange.json_schema()")
 
 
-def test_a_provider_notice_about_hate_speech_carries_the_arf_part_without_xarf():
+@pytest.mark.parametrize("fields", [{"category": "hate_speech"},
+                                    {"category": "terrorist_content"},
+                                    {"category": "csam", "legality": "illegal_national"}])
+def test_a_provider_notice_without_an_xarf_type_is_the_text_alone(fields):
+    """No report part that would claim to be ARF without the third part RFC 5965
+    requires."""
     s = settings()
     d = dest()
-    rendered = render_notice(case(category="hate_speech"), d, token="t", settings=s, at=AT)
+    rendered = render_notice(case(**fields), d, token="t", settings=s, at=AT)
     assert "xarf" not in rendered.payload and "XARF" not in rendered.body
-    parsed = email.message_from_bytes(build_email(notice_from(rendered, d), s,
-                                                  at=AT).as_bytes(), policy=policy.default)
-    assert [p.get_content_type() for p in parsed.get_payload()] == [
-        "text/plain", "message/feedback-report"]
+    assert "https://hotline.example.rs/api/v1/notices/t/confirm" in rendered.body
+    parsed = parse(build_email(notice_from(rendered, d), s, at=AT))
+    assert parsed.get_content_type() == "text/plain" and not parsed.is_multipart()
+    assert "confirm" in parsed.get_content()

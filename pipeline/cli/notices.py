@@ -1,0 +1,99 @@
+"""`hotline notices list` and `hotline notices resolve ID`: the notices an operator
+must look at, above all `unconfirmed` ones (an SMTP hand-over whose outcome nobody
+saw; see pipeline/dispatch.py). They are never sent again by themselves: check with
+the receiver (the Message-ID is `<token@sender-domain>`), then resolve.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+
+import click
+
+from pipeline.cli import drain_if_embedded, main, runtime_with_broker, settings_or_exit
+from pipeline.errors import BadInput, NotFound
+from pipeline.runtime import build_runtime
+
+
+@main.group()
+def notices() -> None:
+    """Notices by state; resolving unconfirmed ones."""
+
+
+@notices.command("list")
+@click.option("--state", "states", multiple=True, default=("unconfirmed",),
+              show_default=True, help="State to list (repeat for several).")
+@click.option("--limit", default=1000, show_default=True, help="At most this many.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def notices_list(states: tuple[str, ...], limit: int, as_json: bool) -> None:
+    """Notices in the given states (default: unconfirmed), oldest first."""
+    from pipeline.dispatch import list_notices
+
+    runtime = build_runtime(settings_or_exit())
+    try:
+        with runtime.session_factory() as session:
+            rows = list_notices(session, states, limit=limit)
+    except BadInput as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        runtime.close()
+    if not rows and not as_json:
+        click.echo(f"No notices in state {', '.join(states)}.")
+    for notice, ref in rows:
+        if as_json:
+            click.echo(json.dumps({
+                "id": notice.id, "case": ref, "state": notice.state,
+                "destination": notice.destination, "kind": notice.destination_kind,
+                "channel": notice.channel, "token": notice.token,
+                "attempts": notice.attempts, "last_error": notice.last_error}))
+        else:
+            click.echo(f"{notice.id}\t{ref}\t{notice.state}\t{notice.destination}\t"
+                       f"{notice.channel}\ttoken {notice.token}\t{notice.last_error or ''}")
+
+
+@notices.command("resolve")
+@click.argument("notice_id", type=int)
+@click.option("--sent", "outcome", flag_value="sent",
+              help="The receiver has it: mark the notice sent.")
+@click.option("--send-again", "outcome", flag_value="send_again",
+              help="The receiver does not have it: send it again (same Message-ID).")
+@click.option("--reason", required=True, help="What the receiver said (audited).")
+@click.option("--by", "user", default="operator", show_default=True,
+              help="Who decides (recorded in the audit trail).")
+@click.option("--sent-at", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z",
+                                                         "%Y-%m-%dT%H:%M:%S"]),
+              default=None, help="With --sent: when it arrived (default: now; UTC if no "
+                                 "offset).")
+def notices_resolve(notice_id: int, outcome: str | None, reason: str, user: str,
+                    sent_at: datetime | None) -> None:
+    """Resolve an unconfirmed notice after checking with its receiver."""
+    from datetime import UTC
+
+    from pipeline.dispatch import resolve_unconfirmed
+    from pipeline.messaging import DISPATCH
+
+    if outcome is None:
+        raise click.UsageError("say --sent or --send-again")
+    if sent_at is not None and sent_at.tzinfo is None:
+        sent_at = sent_at.replace(tzinfo=UTC)
+    settings = settings_or_exit()
+    runtime, broker = runtime_with_broker(settings)
+    try:
+        with runtime.session_factory.begin() as session:
+            notice = resolve_unconfirmed(
+                session, notice_id, outcome="sent" if outcome == "sent" else "send_again",
+                by=f"operator:{user}", reason=reason, now=runtime.clock.now(),
+                sent_at=sent_at)
+            state = notice.state
+        if state == "planned":
+            runtime.enqueuer.send(DISPATCH, [notice_id])
+            drain_if_embedded(settings, broker)
+    except (BadInput, NotFound) as exc:
+        click.echo(f"hotline: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        runtime.close()
+    click.echo(f"Notice {notice_id}: "
+               + ("marked sent." if state == "sent" else "planned again and queued."))
