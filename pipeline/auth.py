@@ -61,6 +61,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "case.view": frozenset({A, S, ADM, AUD}),
     "case.view_any": frozenset({S, ADM, AUD}),  # beyond the analyst's own and queued cases
     "case.decide_dispute": frozenset({S}),  # the two analysts disagreed
+    "case.legal_hold": frozenset({S}),  # set or lift, at the police's request
+    "case.legal_hold_view": frozenset({S, ADM, AUD}),
     "welfare.view_own": frozenset({A, S}),
     "welfare.view_all": frozenset({S, ADM}),
     "users.manage": frozenset({ADM}),
@@ -233,7 +235,7 @@ def record_denial(
     """Add the audit event of a denial to `session` (the caller commits)."""
     audit.record(session, principal.stream, actor=principal.actor, action="access_denied",
                  at=at, case_id=case_id, data={"reason": reason, **(data or {})})
-    log.warning("Denied %s: %s.", principal.actor, reason)
+    log.warning("Denied %s: %s.", principal.actor, reason, extra={"case_id": case_id})
 
 
 @contextmanager

@@ -354,10 +354,10 @@ def _write(session: Session, case: Case, item: Due, directory: Any | None, setti
     session.add(build_event(case, actor="system", action=action, at=now, data=data,
                             case_id=case.id))
     log.info("Case %s: %s to %s planned as notice %s.", case.id, item.what,
-             row["destination"], notice_id)
+             row["destination"], notice_id, extra={"case_id": case.id, "notice_id": notice_id})
     if problem:
         log.warning("Case %s: escalation %s could not be made: %s.", case.id, item.what,
-                    problem)
+                    problem, extra={"case_id": case.id, "notice_id": notice_id})
     return notice_id
 
 

@@ -9,8 +9,15 @@ redacted.
   secret (`register_secret`: keys, passwords; `configure` also registers every
   environment variable named like a secret) and every personal value this process
   has seen (`register_personal`: reporter contacts and descriptions, registered
-  automatically whenever a `Report` is loaded or given one) with `[redacted]`.
+  automatically whenever a `Report` is loaded or given one) with `[redacted]`; and,
+  whether or not this process ever loaded them, everything shaped like an e-mail
+  address (other than a role mailbox such as abuse@, which notices go to) or a phone
+  number (`redact_patterns`).
 Both filters sit on the handler `configure` installs, so they apply to every logger.
+The first defence is not logging such values at all: `tests/test_log_calls.py` reads
+every logging call and refuses reporter contacts, descriptions, passwords, tokens and
+keys among its arguments, and asks a line about one case, report or notice to carry
+its id as a field (`extra={"case_id": case.id}` or inside `log_context(case_id=...)`).
 """
 
 from __future__ import annotations
@@ -110,6 +117,32 @@ def register_personal(value: str | None) -> None:
             _personal.popitem(last=False)
 
 
+# Mailboxes of organisations, not of persons: the abuse desks notices are sent to.
+ROLE_MAILBOXES = frozenset({"abuse", "postmaster", "hostmaster", "noc", "security", "cert",
+                            "csirt"})
+_EMAIL = re.compile(r"(?<![\w.%+-])([\w.%+-]+)@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-])")
+# A phone number: an international (+, 00) or national (0) prefix, then digits that may
+# be grouped by spaces, hyphens, slashes or brackets; 8 to 15 digits in all. Not inside a
+# word, an id, a time or a path, so timestamps, IP addresses and UUIDs stay readable.
+_PHONE = re.compile(r"(?<![\w+:/.\-])(?:\+|00|\(0|0)[\d(][\d \-/()]*\d(?![\w:\-])")
+
+
+def _email(match: re.Match[str]) -> str:
+    return match.group(0) if match.group(1).lower() in ROLE_MAILBOXES else REDACTED
+
+
+def _phone(match: re.Match[str]) -> str:
+    digits = sum(c.isdigit() for c in match.group(0))
+    return REDACTED if 8 <= digits <= 15 else match.group(0)
+
+
+def redact_patterns(text: str) -> str:
+    """E-mail addresses and phone numbers, whoever they belong to, as `[redacted]`."""
+    if "@" in text:
+        text = _EMAIL.sub(_email, text)
+    return _PHONE.sub(_phone, text)
+
+
 def redact(text: str) -> str:
     global _ordered
     with _lock:
@@ -119,17 +152,19 @@ def redact(text: str) -> str:
     for value in values:
         if value in text:
             text = text.replace(value, REDACTED)
-    return text
+    return redact_patterns(text)
 
 
 class ContextFilter(logging.Filter):
-    """Copies the bound ids onto the record (explicit `extra` wins)."""
+    """Copies the bound ids onto the record (an explicit `extra` wins unless it is None,
+    so `extra={"case_id": case_id}` may be written where the id is sometimes unknown)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         for key, value in (_context.get() or {}).items():
-            if not hasattr(record, key):
+            if getattr(record, key, None) is None:
                 setattr(record, key, value)
-        shown = [f"{k}={getattr(record, k)}" for k in ID_FIELDS if hasattr(record, k)]
+        shown = [f"{k}={getattr(record, k)}" for k in ID_FIELDS
+                 if getattr(record, k, None) is not None]
         record.ids_text = f" [{' '.join(shown)}]" if shown else ""
         return True
 
@@ -160,7 +195,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for key in ID_FIELDS:
-            if hasattr(record, key):
+            if getattr(record, key, None) is not None:
                 entry[key] = getattr(record, key)
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)

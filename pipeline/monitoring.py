@@ -40,6 +40,7 @@ from pipeline.audit import build_event
 from pipeline.config import MonitoringSection
 from pipeline.db import insert_ignoring_conflicts, is_postgresql
 from pipeline.lifecycle import transition
+from pipeline.logs import log_context
 from pipeline.messaging import TRACE, Enqueuer
 from pipeline.models import Case, Notice
 from pipeline.states import CaseState
@@ -380,7 +381,8 @@ def start_watching(session: Session, *, now: datetime, limit: int = 10_000) -> l
     )
     for case in cases:
         transition(session, case, CaseState.MONITORING, at=now)
-        log.info("Case %s is monitored until its content is gone.", case.id)
+        log.info("Case %s is monitored until its content is gone.", case.id,
+                 extra={"case_id": case.id})
     return [c.id for c in cases]
 
 
@@ -400,7 +402,7 @@ def record_claim(session: Session, case: Case, *, status: str, by: str, at: date
     session.add(build_event(case, actor=by, action="removal_claimed", at=at,
                             data={"status": status}, case_id=case.id))
     log.info("Case %s: %s says the content is %s; a check will verify it.", case.id, by,
-             status)
+             status, extra={"case_id": case.id})
     return True
 
 
@@ -484,14 +486,15 @@ def apply_check(
             "confirmed_at": now.isoformat(), "claimed_by": watch.claimed_by,
         })
         log.info("Case %s: content removed (%d consecutive misses, last %s).", case.id,
-                 watch.misses, result.reason)
+                 watch.misses, result.reason, extra={"case_id": case.id})
         consequence = "removed"
     elif consequence == "moved":
         transition(session, case, CaseState.TRACED, at=now, data={
             "reason": "partner_said_moved" if watch.claim_status == "moved"
             else "addresses_changed"})
         session.execute(delete(TakedownWatch).where(TakedownWatch.case_id == case.id))
-        log.info("Case %s: content moved; it is traced and routed again.", case.id)
+        log.info("Case %s: content moved; it is traced and routed again.", case.id,
+                 extra={"case_id": case.id})
     return consequence
 
 
@@ -514,9 +517,12 @@ def run_monitoring(
     if not due:
         return counts
     resolve = resolve or make_resolver(settings)
+    def check(item: tuple[int, str]) -> CheckResult:
+        with log_context(case_id=item[0]):  # a check's own lines name its case
+            return check_url(item[1], settings, resolve=resolve)
+
     with ThreadPoolExecutor(max_workers=min(8, len(due))) as pool:
-        results = list(pool.map(lambda item: check_url(item[1], settings, resolve=resolve),
-                                due))
+        results = list(pool.map(check, due))
     moved: list[int] = []
     for (case_id, _), result in zip(due, results, strict=True):
         with session_factory.begin() as session:

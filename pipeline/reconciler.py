@@ -72,6 +72,7 @@ def reconcile(
     """Enqueue again everything stuck; return how many per stage."""
     stuck = find_stuck(session, now=now, deadline_seconds=deadline_seconds, limit=limit)
     for stage, ids in stuck.items():
-        log.warning("Reconciler re-enqueued %d items for stage %s.", len(ids), stage)
+        log.warning("Reconciler re-enqueued %d items for stage %s.", len(ids), stage,
+                    extra={"stage": stage, "ids": ids[:20]})
         enqueuer.send(stage, ids)
     return {stage: len(ids) for stage, ids in stuck.items()}

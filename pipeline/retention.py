@@ -43,10 +43,10 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import CursorResult, Table, and_, exists, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline import audit
+from pipeline import audit, auth
 from pipeline.config import RetentionSection
 from pipeline.db import Base
-from pipeline.errors import BadInput, NotFound, PermissionDenied
+from pipeline.errors import BadInput, NotFound
 from pipeline.models import Case, Notice, Report
 from pipeline.ops_models import LegalHold
 from pipeline.states import CaseState, ReportState
@@ -59,7 +59,6 @@ PURGED = "[purged]"
 ACTOR = "retention"
 STREAM = "system:retention"
 TERMINAL = (CaseState.REMOVED.value, CaseState.CLOSED.value)
-LEGAL_HOLD_ROLES = frozenset({"supervisor"})
 
 
 @dataclass
@@ -400,30 +399,30 @@ def active_holds(session: Session, case_id: int) -> list[LegalHold]:
     ).scalars())
 
 
-def set_legal_hold(session: Session, case_ref: str, *, role: str, user: str,
+def set_legal_hold(session: Session, case_ref: str, *, principal: auth.Principal,
                    requested_by: str, reason: str, at: datetime) -> LegalHold:
-    """A supervisor holds a case's data at the police's request (audited)."""
-    if role not in LEGAL_HOLD_ROLES:
-        raise PermissionDenied(f"a {role} may not set a legal hold; a supervisor sets it")
+    """A supervisor holds a case's data at the police's request (audited). Needs the
+    permission `case.legal_hold` (`PermissionDenied` otherwise)."""
+    auth.require(principal, "case.legal_hold", what="set a legal hold; a supervisor sets it")
     if not reason.strip() or not requested_by.strip():
         raise BadInput("a legal hold needs the requester (the police unit) and a reason")
     case = _case_by_ref(session, case_ref)
     hold = LegalHold(case_id=case.id, requested_by=requested_by.strip()[:200],
-                     reason=reason.strip(), set_by=user, set_at=at)
+                     reason=reason.strip(), set_by=principal.name, set_at=at)
     session.add(hold)
     session.flush()
-    session.add(audit.build_event(case, actor=f"user:{user}", action="legal_hold_set", at=at,
+    session.add(audit.build_event(case, actor=principal.actor, action="legal_hold_set", at=at,
                                   data={"hold": hold.id}, case_id=case.id))
-    log.info("Case %s put under legal hold %d by %s.", case.ref, hold.id, user,
+    log.info("Case %s put under legal hold %d by %s.", case.ref, hold.id, principal.name,
              extra={"case_id": case.id})
     return hold
 
 
-def lift_legal_hold(session: Session, case_ref: str, *, role: str, user: str, reason: str,
-                    at: datetime) -> list[LegalHold]:
-    """A supervisor lifts every active hold of the case (audited); purge resumes."""
-    if role not in LEGAL_HOLD_ROLES:
-        raise PermissionDenied(f"a {role} may not lift a legal hold; a supervisor lifts it")
+def lift_legal_hold(session: Session, case_ref: str, *, principal: auth.Principal,
+                    reason: str, at: datetime) -> list[LegalHold]:
+    """A supervisor lifts every active hold of the case (audited); purge resumes. Needs
+    the permission `case.legal_hold`."""
+    auth.require(principal, "case.legal_hold", what="lift a legal hold; a supervisor lifts it")
     if not reason.strip():
         raise BadInput("lifting a legal hold needs a reason")
     case = _case_by_ref(session, case_ref)
@@ -431,10 +430,11 @@ def lift_legal_hold(session: Session, case_ref: str, *, role: str, user: str, re
     if not holds:
         raise BadInput(f"case {case_ref} is not under a legal hold")
     for hold in holds:
-        hold.lifted_at, hold.lifted_by, hold.lift_reason = at, user, reason.strip()
-        session.add(audit.build_event(case, actor=f"user:{user}", action="legal_hold_lifted",
+        hold.lifted_at, hold.lifted_by, hold.lift_reason = at, principal.name, reason.strip()
+        session.add(audit.build_event(case, actor=principal.actor, action="legal_hold_lifted",
                                       at=at, data={"hold": hold.id}, case_id=case.id))
-    log.info("Case %s: legal hold lifted by %s.", case.ref, user, extra={"case_id": case.id})
+    log.info("Case %s: legal hold lifted by %s.", case.ref, principal.name,
+             extra={"case_id": case.id})
     return holds
 
 

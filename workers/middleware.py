@@ -38,8 +38,11 @@ class DeadLetters(Middleware):
                     failed_at=rt.clock.now(),
                 )
             )
+        ids = message.args[0] if message.args and isinstance(message.args[0], list) else None
         log.error("Message %s to %s dead-lettered: %s", message.message_id,
-                  message.actor_name, last_line)
+                  message.actor_name, last_line, extra={
+                      "stage": message.actor_name, "message_id": message.message_id,
+                      "ids": ids[:20] if ids else None})
 
 
 class StageMetrics(Middleware):

@@ -1,7 +1,8 @@
 """Operations and data protection commands (issue 10).
 
 `hotline status`, `hotline retention run [--dry-run]`, `hotline case evidence CASE`,
-`hotline case hold CASE` / `hotline case lift-hold CASE`, `hotline privacy new-key`.
+`hotline case hold CASE` / `hotline case lift-hold CASE`, `hotline privacy new-key`,
+`hotline privacy reencrypt [--dry-run]`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 import click
 from sqlalchemy import select
 
+from pipeline import auth
+from pipeline.auth import Principal
 from pipeline.cli import main, settings_or_exit
 from pipeline.errors import BadInput, HotlineError, NotFound, PermissionDenied
 from pipeline.runtime import Runtime, build_runtime
@@ -72,6 +75,11 @@ def status(as_json: bool) -> None:
                 key = f"{row['destination_kind']}/{row['state']}"
                 notices[key] = notices.get(key, 0) + row["count"]
             click.echo("notices:  " + _pairs(notices))
+            unconfirmed = sum(row["count"] for row in counts["notices"]
+                              if row["state"] == "unconfirmed")
+            if unconfirmed:
+                click.echo(f"UNCONFIRMED notices: {unconfirmed} (an operator must resolve "
+                           "them: `hotline notices list`)")
             click.echo(f"dead letters: {counts['dead_letters']} (see `hotline deadletters`)")
             click.echo(f"legal holds: {counts['legal_holds']}")
         click.echo("queues:   " + (_pairs(depths) if depths else "(unknown)"))
@@ -152,14 +160,21 @@ def case_evidence(case_ref: str, out: Path, as_zip: bool, user: str) -> None:
     runtime.close()
 
 
-def _supervisor(runtime: Runtime, name: str) -> tuple[str, str]:
+def _principal(runtime: Runtime, name: str, action: str, what: str) -> Principal:
+    """The active user `name` as a principal allowed `action` (a refusal is audited)."""
     from pipeline.models import User
 
     with runtime.session_factory() as session:
         user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
     if user is None or not user.active:
         raise click.ClickException(f"no active user {name!r}")
-    return user.name, user.role
+    principal = auth.principal_for_user(user, via="cli")
+    try:
+        with auth.audit_denials(runtime.session_factory, principal, runtime.clock):
+            auth.require(principal, action, what=what)
+    except PermissionDenied as exc:
+        raise click.ClickException(str(exc)) from None
+    return principal
 
 
 @case_group.command("hold")
@@ -172,10 +187,11 @@ def case_hold(case_ref: str, user: str, requested_by: str, reason: str) -> None:
     from pipeline.retention import set_legal_hold
 
     runtime = _runtime()
-    name, role = _supervisor(runtime, user)
+    principal = _principal(runtime, user, "case.legal_hold",
+                           "set a legal hold; a supervisor sets it")
     try:
         with runtime.session_factory.begin() as session:
-            hold = set_legal_hold(session, case_ref, role=role, user=name,
+            hold = set_legal_hold(session, case_ref, principal=principal,
                                   requested_by=requested_by, reason=reason,
                                   at=runtime.clock.now())
             hold_id = hold.id
@@ -194,10 +210,11 @@ def case_lift_hold(case_ref: str, user: str, reason: str) -> None:
     from pipeline.retention import lift_legal_hold
 
     runtime = _runtime()
-    name, role = _supervisor(runtime, user)
+    principal = _principal(runtime, user, "case.legal_hold",
+                           "lift a legal hold; a supervisor lifts it")
     try:
         with runtime.session_factory.begin() as session:
-            holds = lift_legal_hold(session, case_ref, role=role, user=name, reason=reason,
+            holds = lift_legal_hold(session, case_ref, principal=principal, reason=reason,
                                     at=runtime.clock.now())
     except (NotFound, BadInput, PermissionDenied) as exc:
         raise click.ClickException(str(exc)) from None
@@ -207,7 +224,34 @@ def case_lift_hold(case_ref: str, user: str, reason: str) -> None:
 
 @main.group()
 def privacy() -> None:
-    """Reporter privacy: the encryption key."""
+    """Reporter privacy: the encryption key and re-encryption after a rotation."""
+
+
+@privacy.command("reencrypt")
+@click.option("--dry-run", is_flag=True, help="Count what would change; change nothing.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True,
+              help="Reports per transaction.")
+@click.option("--by", "user", default="operator", show_default=True,
+              help="Who runs it (recorded in the audit trail).")
+def privacy_reencrypt(dry_run: bool, batch_size: int, user: str) -> None:
+    """Encrypt reporter contacts stored in clear and re-encrypt those under an older key
+    with the first configured key (after a rotation). Safe to run again."""
+    from pipeline.crypto import reencrypt
+
+    runtime = _runtime()
+    done = reencrypt(runtime.session_factory, at=runtime.clock.now(), actor=f"user:{user}",
+                     batch_size=batch_size, dry_run=dry_run)
+    verb = "would be" if dry_run else "were"
+    click.echo(f"{done.clear} contacts stored in clear {verb} encrypted; {done.rotated} "
+               f"under an older key {verb} re-encrypted; {done.current} already under the "
+               f"first key.")
+    if done.changed_meanwhile:
+        click.echo(f"{done.changed_meanwhile} changed while this ran; run it again.")
+    runtime.close()
+    if done.undecryptable:
+        raise click.ClickException(
+            f"{done.undecryptable} contacts are under none of the configured keys: add the "
+            "key they were written with to the list.")
 
 
 @privacy.command("new-key")

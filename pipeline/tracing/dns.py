@@ -21,6 +21,8 @@ import dns.rdatatype
 import dns.resolver
 import dns.reversename
 
+from pipeline.metrics import DNS_QUERIES
+
 # DNS outcomes (also trace outcomes when DNS is where tracing stopped).
 OK = "ok"
 NXDOMAIN = "nxdomain"
@@ -89,7 +91,13 @@ class DnsClient:
 
     def _ask(self, name: str, rdtype: str) -> dns.resolver.Answer:
         self.queries += 1
-        return self.resolver.resolve(name, rdtype, search=False, raise_on_no_answer=False)
+        try:
+            answer = self.resolver.resolve(name, rdtype, search=False, raise_on_no_answer=False)
+        except BaseException as exc:
+            DNS_QUERIES.labels(rdtype, _query_outcome(exc)).inc()
+            raise
+        DNS_QUERIES.labels(rdtype, "ok" if answer.rrset is not None else "no_answer").inc()
+        return answer
 
     def resolve_host(self, host: str) -> DnsResult:
         """A and AAAA of `host`, following CNAMEs."""
@@ -180,6 +188,17 @@ class DnsClient:
                                  "resolver": f"{answer.nameserver}:{answer.port}"}
                 return parsed
         return None
+
+
+def _query_outcome(exc: BaseException) -> str:
+    """The `hotline_dns_queries_total` outcome of a question that raised."""
+    if isinstance(exc, dns.resolver.NXDOMAIN):
+        return "nxdomain"
+    if isinstance(exc, dns.resolver.NoNameservers):
+        return "servfail"
+    if isinstance(exc, dns.exception.Timeout):
+        return "timeout"
+    return "error"
 
 
 def parse_origin_txt(text: str) -> dict[str, Any] | None:

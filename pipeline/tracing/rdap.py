@@ -19,6 +19,7 @@ from ipwhois.exceptions import InvalidNetworkObject
 from ipwhois.rdap import _RDAPContact, _RDAPNetwork
 
 from pipeline.errors import HotlineError, RetryLater
+from pipeline.metrics import RDAP_REQUESTS
 from pipeline.tracing.bootstrap import Bootstrap, registry_name
 from pipeline.tracing.dns import now_iso
 from pipeline.tracing.ratelimit import RateLimiter
@@ -122,14 +123,18 @@ class RdapClient:
         self.limiter.acquire(registry)
         with self._lock:
             self.queries += 1
+        counted = registry or "unknown"
         try:
             response = self.http.get(url)
         except httpx.TimeoutException as exc:
+            RDAP_REQUESTS.labels(counted, "timeout").inc()
             raise RetryLater(f"RDAP {registry} timed out for {url}",
                              delay_ms=self.retry_delay_ms) from exc
         except httpx.TransportError as exc:
+            RDAP_REQUESTS.labels(counted, "unreachable").inc()
             raise RetryLater(f"RDAP {registry} unreachable for {url}: {exc}",
                              delay_ms=self.retry_delay_ms) from exc
+        RDAP_REQUESTS.labels(counted, _request_outcome(response.status_code)).inc()
         at = now_iso()
         if response.status_code == 429:
             raise RetryLater(f"RDAP {registry} answered 429 for {url}",
@@ -151,6 +156,17 @@ class RdapClient:
 
     def close(self) -> None:
         self.http.close()
+
+
+def _request_outcome(status: int) -> str:
+    """The `hotline_rdap_requests_total` outcome of an HTTP answer."""
+    if status == 200:
+        return "ok"
+    if status == 404:
+        return "not_found"
+    if status == 429:
+        return "rate_limited"
+    return "server_error" if status >= 500 else "error"
 
 
 def _retry_after_ms(response: httpx.Response) -> int | None:

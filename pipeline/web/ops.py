@@ -15,7 +15,7 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from pipeline import auth
-from pipeline.errors import NotFound, PermissionDenied
+from pipeline.errors import NotFound
 from pipeline.health import readiness
 from pipeline.metrics import exposition, registry_for
 from pipeline.models import Case
@@ -65,17 +65,13 @@ def _hold_out(hold: LegalHold, case_ref: str) -> LegalHoldOut:
                         lift_reason=hold.lift_reason)
 
 
-HOLD_VIEWERS = frozenset({"supervisor", "admin", "auditor"})
-
-
 @router.get("/api/v1/cases/{ref}/legal-holds", response_model=list[LegalHoldOut],
             summary="A case's legal holds (supervisors, admins, auditors)")
 def legal_holds(ref: str, runtime: Runtime = Depends(runtime_of),
                 principal: auth.Principal = Depends(auth.current_principal)
                 ) -> list[LegalHoldOut]:
     with auth.audit_denials(runtime.session_factory, principal, runtime.clock):
-        if principal.role not in HOLD_VIEWERS:
-            raise PermissionDenied(f"a {principal.role} may not see legal holds")
+        auth.require(principal, "case.legal_hold_view", what="see legal holds")
     with runtime.session_factory() as session:
         case_id = session.execute(select(Case.id).where(Case.ref == ref)).scalar_one_or_none()
         if case_id is None:
@@ -91,7 +87,7 @@ def set_hold(ref: str, body: LegalHoldIn, runtime: Runtime = Depends(runtime_of)
              principal: auth.Principal = Depends(auth.current_principal)) -> LegalHoldOut:
     with (auth.audit_denials(runtime.session_factory, principal, runtime.clock),
           runtime.session_factory.begin() as session):
-        hold = set_legal_hold(session, ref, role=principal.role, user=principal.name,
+        hold = set_legal_hold(session, ref, principal=principal,
                               requested_by=body.requested_by, reason=body.reason,
                               at=runtime.clock.now())
         return _hold_out(hold, ref)
@@ -104,7 +100,7 @@ def lift_hold(ref: str, body: LegalHoldLiftIn, runtime: Runtime = Depends(runtim
               ) -> list[LegalHoldOut]:
     with (auth.audit_denials(runtime.session_factory, principal, runtime.clock),
           runtime.session_factory.begin() as session):
-        holds = lift_legal_hold(session, ref, role=principal.role, user=principal.name,
+        holds = lift_legal_hold(session, ref, principal=principal,
                                 reason=body.reason, at=runtime.clock.now())
         return [_hold_out(h, ref) for h in holds]
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from pipeline.config import LoggingSection
 from pipeline.logs import REDACTED, configure, log_context, register_personal
-from pipeline.models import Report
+from pipeline.models import Case, Report
 from pipeline.secrets import read_secret
 from tests.pipeline.ops_helpers import add_case
 
@@ -164,3 +164,92 @@ def test_a_password_in_a_service_url_never_reaches_a_log_line(settings_factory, 
     logging.getLogger("pipeline.test").warning(
         "Could not reach redis://:r3dis-Pa55-77@127.0.0.1:6379/0.")
     assert "r3dis-Pa55-77" not in json_log.getvalue()
+
+
+# --- ids as fields on real paths ---------------------------------------------------------
+
+
+def test_a_legal_hold_line_carries_the_case_id(sqlite_runtime, json_log):
+    from pipeline.auth import Principal
+    from pipeline.retention import set_legal_hold
+
+    runtime = sqlite_runtime
+    with runtime.session_factory.begin() as session:
+        case = add_case(session, at=runtime.clock.now())
+    with runtime.session_factory.begin() as session:
+        set_legal_hold(session, case.ref, principal=Principal("mira", "supervisor", user_id=1),
+                       requested_by="Police", reason="Investigation", at=runtime.clock.now())
+    [line] = [x for x in _lines(json_log) if "legal hold" in x["message"]]
+    assert line["case_id"] == case.id and case.ref in line["message"]
+
+
+def test_monitoring_lines_carry_the_case_id(sqlite_runtime, json_log):
+    from pipeline.monitoring import record_claim, start_watching
+    from pipeline.states import CaseState
+
+    runtime = sqlite_runtime
+    with runtime.session_factory.begin() as session:
+        first = add_case(session, at=runtime.clock.now(), until=CaseState.NOTIFIED)
+        second = add_case(session, at=runtime.clock.now(), url="http://bad.example/y.html",
+                          until=CaseState.NOTIFIED)
+    with runtime.session_factory.begin() as session:
+        start_watching(session, now=runtime.clock.now())
+        record_claim(session, session.get(Case, second.id), status="removed",
+                     by="provider:host", at=runtime.clock.now())
+    lines = _lines(json_log)
+    watched = [x["case_id"] for x in lines if "is monitored" in x["message"]]
+    claimed = [x["case_id"] for x in lines if "says the content is" in x["message"]]
+    assert watched == [first.id, second.id] and claimed == [second.id]
+
+
+def test_a_denial_carries_the_case_it_concerns_and_no_empty_field(sqlite_runtime, json_log):
+    from pipeline.auth import Principal, record_denial
+
+    runtime = sqlite_runtime
+    ana = Principal("ana", "analyst", user_id=2)
+    with runtime.session_factory.begin() as session:
+        record_denial(session, ana, at=runtime.clock.now(), reason="not hers", case_id=41)
+        record_denial(session, ana, at=runtime.clock.now(), reason="not a page for her")
+    about_case, about_nothing = _lines(json_log)
+    assert about_case["case_id"] == 41
+    assert "case_id" not in about_nothing  # an unknown id is left out, not written as null
+
+
+def test_an_id_given_as_none_leaves_the_bound_one_in_place(json_log):
+    with log_context(case_id=5):
+        logging.getLogger("pipeline.test").info("Case %s.", "C-5", extra={"case_id": None})
+    assert _lines(json_log)[0]["case_id"] == 5
+
+
+# --- redaction by shape, for values this process never loaded -----------------------------
+
+
+@pytest.mark.parametrize("personal", [
+    "jelena.petrovic@mail.rs", "Ivana+hotline@Example.co.uk", "ж.петровић@пошта.срб",
+    "+381 64 123 4567", "+381641234567", "00381 64 123-4567", "064/123-4567", "(011) 123-456",
+    "+1 (555) 123-4567",
+])
+def test_an_email_address_or_phone_number_never_reaches_a_log_line(json_log, personal):
+    log = logging.getLogger("pipeline.careless")
+    log.info("Reporter %s wrote again.", personal)
+    try:
+        raise ValueError(f"cannot send to {personal}")
+    except ValueError:
+        log.exception("Failed.")
+    output = json_log.getvalue()
+    assert personal not in output
+    first, second = _lines(json_log)
+    assert first["message"] == f"Reporter {REDACTED} wrote again."
+    assert f"ValueError: cannot send to {REDACTED}" in second["exception"]
+
+
+@pytest.mark.parametrize("ordinary", [
+    "Notice 7 sent to abuse@host.example at 2026-05-01T12:00:00+00:00.",
+    "Case C-7KQ2-MX9D-4TPA-WZ3B traced to AS64500 at 185.10.0.7 (2a00:1::7) in NL.",
+    "Message 0a1b2c3d-0123-4567-89ab-0123456789ab to trace took 12345678 ms.",
+    "Retention purged 0 of 10000000 reports at 2026-05-01 12:00:00,123.",
+    "Checked http://bad.example/0123456789/x.html on port 8080.",
+])
+def test_ids_times_addresses_and_abuse_desks_stay_readable(json_log, ordinary):
+    logging.getLogger("pipeline.test").info(ordinary)
+    assert _lines(json_log)[0]["message"] == ordinary

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from pipeline import audit
+from pipeline import audit, auth
+from pipeline.auth import Principal
 from pipeline.config import RetentionSection
 from pipeline.errors import PermissionDenied
 from pipeline.models import Case, Event, Notice, Report
@@ -19,6 +20,7 @@ from pipeline.states import CaseState
 from pipeline.tracing.models import Trace, TraceAnswer
 from tests.pipeline.ops_helpers import add_case
 
+MIRA = Principal(name="mira", role="supervisor", user_id=1)
 SECTION = RetentionSection(reporter_contact_days=30, description_days=60,
                            trace_answers_days=90, closed_case_urls_days=365)
 PURGE_FIELDS = {
@@ -134,7 +136,7 @@ def test_a_legal_hold_stops_the_purge_until_a_supervisor_lifts_it(runtime):
     case = _closed_case(runtime, days_ago=400)
     now = runtime.clock.now()
     with runtime.session_factory.begin() as session:
-        set_legal_hold(session, case.ref, role="supervisor", user="mira",
+        set_legal_hold(session, case.ref, principal=MIRA,
                        requested_by="Police cybercrime unit, ref 2026/114",
                        reason="Investigation ongoing", at=now)
     todo = purge(runtime.session_factory, SECTION, now=now)
@@ -144,7 +146,7 @@ def test_a_legal_hold_stops_the_purge_until_a_supervisor_lifts_it(runtime):
         assert report.reporter_contact == "reporter@example.org"
         assert session.get(Case, case.id).canonical_url == "http://bad.example/x.html"
     with runtime.session_factory.begin() as session:
-        lift_legal_hold(session, case.ref, role="supervisor", user="mira",
+        lift_legal_hold(session, case.ref, principal=MIRA,
                         reason="Case closed by the court", at=now)
     purge(runtime.session_factory, SECTION, now=now)
     with runtime.session_factory() as session:
@@ -161,9 +163,26 @@ def test_a_legal_hold_stops_the_purge_until_a_supervisor_lifts_it(runtime):
 @pytest.mark.parametrize("role", ["analyst", "admin", "auditor", "police"])
 def test_only_a_supervisor_may_set_a_legal_hold(runtime, role):
     case = _closed_case(runtime, days_ago=1)
+    someone = Principal(name="someone", role=role, user_id=7)
     with pytest.raises(PermissionDenied), runtime.session_factory.begin() as session:
-        set_legal_hold(session, case.ref, role=role, user="someone", requested_by="Police",
+        set_legal_hold(session, case.ref, principal=someone, requested_by="Police",
                        reason="because", at=runtime.clock.now())
+
+
+def test_a_legal_hold_is_a_permission_of_its_own(runtime, monkeypatch):
+    """The code asks for `case.legal_hold`, not for a role: granting it to admins lets
+    an admin set a hold, and taking it from supervisors stops them."""
+    case = _closed_case(runtime, days_ago=1)
+    assert auth.PERMISSIONS["case.legal_hold"] == {"supervisor"}
+    admin = Principal(name="ada", role="admin", user_id=8)
+    monkeypatch.setitem(auth.PERMISSIONS, "case.legal_hold", frozenset({"admin"}))
+    with runtime.session_factory.begin() as session:
+        hold = set_legal_hold(session, case.ref, principal=admin, requested_by="Police",
+                              reason="because", at=runtime.clock.now())
+        assert hold.set_by == "ada"
+    with pytest.raises(PermissionDenied), runtime.session_factory.begin() as session:
+        lift_legal_hold(session, case.ref, principal=MIRA, reason="done",
+                        at=runtime.clock.now())
 
 
 def test_a_rejected_report_without_a_case_is_purged_from_its_rejection(runtime):

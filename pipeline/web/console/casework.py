@@ -109,7 +109,7 @@ def assess(ref: str, request: Request, posted: tuple[Viewer, FormData] = Depends
     runtime = _runtime(request)
     values = _assessment_values(form)
     try:
-        outcome = domain.assess(runtime, viewer, ref, values)
+        outcome, case_id = domain.assess(runtime, viewer, ref, values)
     except (BadInput, ValidationError) as exc:
         problems = domain.describe_problems(exc)
         data = domain.case_page(runtime, viewer, ref)
@@ -117,7 +117,8 @@ def assess(ref: str, request: Request, posted: tuple[Viewer, FormData] = Depends
             **data, **_form_context(), "problems": problems, "entered": values,
             "notice": "The assessment was not saved.", "notice_kind": "error"},
             status_code=422)
-    log.info("User %s assessed case %s in the console: %s.", viewer.name, ref, outcome)
+    log.info("User %s assessed case %s in the console: %s.", viewer.name, ref, outcome,
+             extra={"case_id": case_id})
     return RedirectResponse(f"/console/cases/{ref}?done=assessed", status_code=303)
 
 

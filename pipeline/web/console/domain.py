@@ -102,15 +102,18 @@ def renew(runtime: Runtime, viewer: Viewer, ref: str) -> None:
         lease_seconds=runtime.settings.assessment.lease_seconds))
 
 
-def assess(runtime: Runtime, viewer: Viewer, ref: str, values: dict[str, Any]) -> str:
+def assess(runtime: Runtime, viewer: Viewer, ref: str, values: dict[str, Any]
+           ) -> tuple[str, int | None]:
     """Record the viewer's assessment of case `ref` (committed, then sent on to routing
-    by the same path as the API); the outcome in words."""
+    by the same path as the API); the outcome in words and the case's id."""
     from pipeline.web.cases import decide
     from schemas.assessment import AssessmentIn
 
     decision = AssessmentIn.model_validate(values)
     result = decide(runtime, viewer.principal, [ref], decision)
-    return str(result.decisions[0].outcome) if result.decisions else "nothing"
+    if not result.decisions:
+        return "nothing", None
+    return str(result.decisions[0].outcome), result.decisions[0].case_id
 
 
 def describe_problems(exc: Exception) -> list[str]:
