@@ -92,10 +92,10 @@ def test_a_message_that_keeps_failing_becomes_a_dead_letter_that_can_be_retried(
         sections.update(_redis_sections(redis_url, redis_namespace))
     runtime = broker_runtime_factory(**sections)
 
-    def broken(session, ids, *, clock):
+    def broken(session, ids, *, clock, **options):
         raise RuntimeError("resolver exploded")
 
-    monkeypatch.setattr("workers.actors.normalise_reports", broken)
+    monkeypatch.setattr("workers.actors.normalise_and_dedupe", broken)
     run_worker(runtime)
     _submit(runtime, ["http://a.example/"])
 
@@ -119,11 +119,11 @@ def test_a_permanent_error_is_dead_lettered_without_retrying(
     runtime = broker_runtime_factory(worker={"max_retries": 5, "min_backoff_ms": 10_000})
     calls = []
 
-    def bad(session, ids, *, clock):
+    def bad(session, ids, *, clock, **options):
         calls.append(ids)
         raise PermanentError("this can never work")
 
-    monkeypatch.setattr("workers.actors.normalise_reports", bad)
+    monkeypatch.setattr("workers.actors.normalise_and_dedupe", bad)
     run_worker(runtime)
     _submit(runtime, ["http://a.example/"])
     def dead():
