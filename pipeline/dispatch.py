@@ -151,7 +151,8 @@ class OutboxChannel:
         target = self.target(notice)
         if target.exists():
             log.info("Notice %s is in the outbox already (%s); not written again.",
-                     notice.id, target.name)
+                     notice.id, target.name,
+                     extra={"notice_id": notice.id, "case_id": notice.case_id})
             return
         if notice.channel == "webhook":
             data = json.dumps(webhook_body(notice, self.settings), indent=2,
@@ -170,7 +171,7 @@ class OutboxChannel:
                 os.link(tmp, target)  # atomic, and never replaces an existing file
             except FileExistsError:
                 log.info("Notice %s appeared in the outbox meanwhile; not written again.",
-                         notice.id)
+                         notice.id, extra={"notice_id": notice.id, "case_id": notice.case_id})
             except OSError:  # a file system without hard links: rename (may replace)
                 if not target.exists():
                     os.replace(tmp, target)
@@ -480,7 +481,7 @@ def flag_unconfirmed(session: Session, notice_ids: Sequence[int] | None, *, now:
         flagged.append(notice.id)
         log.error("Notice %s for case %s is unconfirmed: its worker stopped after handing "
                   "it to the SMTP server; an operator must resolve it.", notice.id,
-                  notice.case_id)
+                  notice.case_id, extra={"notice_id": notice.id, "case_id": notice.case_id})
     return flagged
 
 
@@ -548,7 +549,8 @@ def deliver_notices(
         except LostLease:
             result.lost_lease.append(notice.id)
             log.warning("Notice %s: lease lost before the hand-over; another worker owns it "
-                        "now and nothing was handed over.", notice.id)
+                        "now and nothing was handed over.", notice.id,
+                        extra={"notice_id": notice.id, "case_id": notice.case_id})
             continue
         except DeliveryUnconfirmed as exc:
             with session_factory.begin() as session:
@@ -559,12 +561,14 @@ def deliver_notices(
                            data={"channel": notice.channel, "reason": str(exc)[:200]})
                     result.unconfirmed.append(notice.id)
             log.error("Notice %s for case %s is unconfirmed (%s); an operator must resolve "
-                      "it.", notice.id, notice.case_id, exc)
+                      "it.", notice.id, notice.case_id, exc,
+                      extra={"notice_id": notice.id, "case_id": notice.case_id})
             continue
         except (RetryLater, PermanentError, BadInput) as exc:
             error = exc
         except Exception as exc:  # a bug or an unexpected library error: retry, visibly
-            log.exception("Notice %s failed unexpectedly.", notice.id)
+            log.exception("Notice %s failed unexpectedly.", notice.id,
+                          extra={"notice_id": notice.id, "case_id": notice.case_id})
             error = RetryLater(f"{type(exc).__name__}: {exc}")
         with session_factory.begin() as session:
             if error is None:
@@ -574,11 +578,13 @@ def deliver_notices(
                            data={"channel": notice.channel})
                     result.sent.append(notice.id)
                     log.info("Notice %s for case %s sent to %s.", notice.id, notice.case_id,
-                             notice.destination)
+                             notice.destination,
+                             extra={"notice_id": notice.id, "case_id": notice.case_id})
                 else:
                     result.lost_lease.append(notice.id)
                     log.warning("Notice %s was delivered after its lease ran out; another "
-                                "worker owns it now.", notice.id)
+                                "worker owns it now.", notice.id,
+                                extra={"notice_id": notice.id, "case_id": notice.case_id})
                 continue
             message = str(error)[:2000]
             permanent = not isinstance(error, RetryLater)
@@ -592,7 +598,8 @@ def deliver_notices(
                            data={"error": message[:200]})
                     result.dead.append(notice.id)
                     log.error("Notice %s for case %s dead-lettered after %d attempts: %s",
-                              notice.id, notice.case_id, notice.attempts, message)
+                              notice.id, notice.case_id, notice.attempts, message,
+                              extra={"notice_id": notice.id, "case_id": notice.case_id})
             else:
                 hint = error.delay_ms if isinstance(error, RetryLater) else 0
                 retry_at = now + backoff(settings, notice.attempts, hint)
@@ -601,7 +608,8 @@ def deliver_notices(
                     result.retrying.append(notice.id)
                     log.warning("Notice %s for case %s failed (attempt %d), retrying at %s: %s",
                                 notice.id, notice.case_id, notice.attempts,
-                                retry_at.isoformat(), message)
+                                retry_at.isoformat(), message,
+                                extra={"notice_id": notice.id, "case_id": notice.case_id})
     return result
 
 
@@ -661,5 +669,5 @@ def resolve_unconfirmed(session: Session, notice_id: int, *,
     _audit(session, notice, at=now, action=action, actor=by,
            data={"reason": reason[:500], "channel": notice.channel})
     log.warning("Notice %s for case %s resolved by %s: %s.", notice.id, notice.case_id, by,
-                outcome)
+                outcome, extra={"notice_id": notice.id, "case_id": notice.case_id})
     return notice

@@ -70,7 +70,7 @@ def release_hold(session: Session, case: Case, *, at: datetime, actor: str,
     transition(session, case, CaseState.NOTIFIED, at=at, actor=actor,
                data={"reason": reason, "notices": len(held)})
     log.info("Police hold of case %s ended (%s); %d notices released.", case.id, reason,
-             len(held))
+             len(held), extra={"case_id": case.id})
     return held
 
 
@@ -108,7 +108,8 @@ def reply(
         session.add(build_event(case, actor=actor, action="police_hold_extended", at=now,
                                 case_id=case.id,
                                 data={"until": until.isoformat(), "reason": reason}))
-        log.info("Police keep holding case %s until %s.", case.id, until.isoformat())
+        log.info("Police keep holding case %s until %s.", case.id, until.isoformat(),
+                 extra={"case_id": case.id})
         return []
     # TAKE_OVER
     session.execute(update(Notice).where(Notice.case_id == case.id, Notice.state == "held")
@@ -116,7 +117,8 @@ def reply(
     case.police_hold_reason = reason
     transition(session, case, CaseState.CLOSED, at=now, actor=actor,
                data={"reason": reason, "police": "took over"})
-    log.info("Police took case %s over; its held notices are cancelled.", case.id)
+    log.info("Police took case %s over; its held notices are cancelled.", case.id,
+             extra={"case_id": case.id})
     return []
 
 

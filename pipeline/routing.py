@@ -183,7 +183,8 @@ def route_cases(
                 planned.extend(_route_one(session, case, ruleset=ruleset,
                                           settings=settings, now=now))
         except BadInput as exc:
-            log.error("Case %s could not be routed and stays assessed: %s", case.id, exc)
+            log.error("Case %s could not be routed and stays assessed: %s", case.id, exc,
+                      extra={"case_id": case.id})
     return planned
 
 
@@ -217,7 +218,7 @@ def _route_one(session: Session, case: Case, *, ruleset: RuleSet, settings: Sett
         transition(session, case, CaseState.CLOSED, at=now, actor="routing",
                    data={**audit, "reason": result.close_reason})
         log.info("Case %s closed by rule %s: %s.", case.id, decision.hits[-1:],
-                 result.close_reason)
+                 result.close_reason, extra={"case_id": case.id})
         return []
     transition(session, case, CaseState.ROUTED, at=now, actor="routing",
                data={**audit, "destinations": [t.destination.key
@@ -229,12 +230,13 @@ def _route_one(session: Session, case: Case, *, ruleset: RuleSet, settings: Sett
         transition(session, case, CaseState.POLICE_HOLD, at=now, actor="routing",
                    data={"until": hold_until.isoformat()})
         log.info("Case %s routed and held for the police until %s.", case.id,
-                 hold_until.isoformat())
+                 hold_until.isoformat(), extra={"case_id": case.id})
     else:
         transition(session, case, CaseState.NOTIFIED, at=now, actor="routing",
                    data={"notices": len(result.notices)})
         log.info("Case %s routed to %s.", case.id,
-                 ", ".join(t.destination.key for t, _, _ in result.notices))
+                 ", ".join(t.destination.key for t, _, _ in result.notices),
+                 extra={"case_id": case.id})
     return planned
 
 

@@ -87,11 +87,22 @@ class IntakeResponse(BaseModel):
     reports: list[ReportAccepted] = Field(..., description="One entry per report, in order.")
 
 
+class PublicStatus(StrEnum):
+    """The status of a report as its reporter sees it (`pipeline.intake.public_status`)."""
+
+    RECEIVED = "received"  # stored, not yet processed
+    IN_PROGRESS = "in_progress"  # being processed or waiting for an analyst
+    REJECTED = "rejected"  # the address could not be processed
+    ACTION_TAKEN = "action_taken"  # assessed and passed on for action
+    CONTENT_REMOVED = "content_removed"  # the content is gone
+    CLOSED = "closed"  # assessed; nothing to act on (not illegal, out of remit, gone)
+
+
 class ReportStatus(BaseModel):
     """What a reporter may know about their report: no internal detail."""
 
     reference: str = Field(..., description="The report's tracking reference.")
     received_at: datetime = Field(..., description="When the hotline received it.")
-    status: str = Field(..., description="received, in_progress, rejected, action_taken, "
-                        "no_action, or content_removed.")
+    status: PublicStatus = Field(..., description="received, in_progress, rejected, "
+                                 "action_taken, content_removed, or closed.")
     explanation: str = Field(..., description="The status in plain words.")

@@ -39,25 +39,7 @@ FORBIDDEN = re.compile(
 # (file, start of the message) -> why it carries no id.
 ALLOWED: dict[tuple[str, str], str] = {}
 # (file, start of the message) -> who adds the field. Remove an entry once it is done.
-PENDING: dict[tuple[str, str], str] = {
-    ("pipeline/dispatch.py", "Notice %s is in the outbox already"): "dispatch owner",
-    ("pipeline/dispatch.py", "Notice %s appeared in the outbox meanwhile"): "dispatch owner",
-    ("pipeline/dispatch.py", "Notice %s for case %s is unconfirmed"): "dispatch owner",
-    ("pipeline/dispatch.py", "Notice %s: lease lost before the hand-over"): "dispatch owner",
-    ("pipeline/dispatch.py", "Notice %s failed unexpectedly"): "dispatch owner",
-    ("pipeline/dispatch.py", "Notice %s for case %s sent"): "dispatch owner",
-    ("pipeline/dispatch.py", "Notice %s was delivered after its lease"): "dispatch owner",
-    ("pipeline/dispatch.py", "Notice %s for case %s dead-lettered"): "dispatch owner",
-    ("pipeline/dispatch.py", "Notice %s for case %s failed"): "dispatch owner",
-    ("pipeline/dispatch.py", "Notice %s for case %s resolved by"): "dispatch owner",
-    ("pipeline/police.py", "Police hold of case %s ended"): "dispatch owner",
-    ("pipeline/police.py", "Police keep holding case %s"): "dispatch owner",
-    ("pipeline/police.py", "Police took case %s over"): "dispatch owner",
-    ("pipeline/routing.py", "Case %s could not be routed"): "dispatch owner",
-    ("pipeline/routing.py", "Case %s closed by rule %s"): "dispatch owner",
-    ("pipeline/routing.py", "Case %s routed and held"): "dispatch owner",
-    ("pipeline/routing.py", "Case %s routed to %s"): "dispatch owner",
-}
+PENDING: dict[tuple[str, str], str] = {}
 
 
 @dataclass

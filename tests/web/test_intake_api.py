@@ -11,7 +11,9 @@ from sqlalchemy import func, select
 
 from pipeline.messaging import NORMALISE
 from pipeline.models import Event, Report
+from pipeline.states import CaseState, ReportState
 from pipeline.web.app import create_app
+from tests.factories import make_case, make_report
 
 
 @pytest.fixture
@@ -128,3 +130,45 @@ def test_the_status_page_tells_a_reporter_only_what_they_may_know(client, runtim
     assert status.json()["status"] == "received"
     assert set(status.json()) == {"reference", "received_at", "status", "explanation"}
     assert client.get("/api/v1/reports/R-NOPE-NOPE-NOPE-NOPE").status_code == 404
+
+
+def _status_schema(schema: dict) -> dict:
+    """The OpenAPI schema of `ReportStatus.status`, its `$ref` / `allOf` followed."""
+    node = schema["components"]["schemas"]["ReportStatus"]["properties"]["status"]
+    while "enum" not in node:
+        target = node["$ref"] if "$ref" in node else node["allOf"][0]["$ref"]
+        node = schema["components"]["schemas"][target.rsplit("/", 1)[1]]
+    return node
+
+
+def test_every_status_a_reporter_can_see_is_one_the_api_documents(client, runtime):
+    documented = _status_schema(client.get("/openapi.json").json())["enum"]
+    assert sorted(documented) == ["action_taken", "closed", "content_removed", "in_progress",
+                                  "received", "rejected"]
+    description = client.get("/openapi.json").json()["components"]["schemas"][
+        "ReportStatus"]["properties"]["status"]["description"]
+    assert all(value in description for value in documented), description
+
+    at = runtime.clock.now()
+    refs: dict[tuple[str, str | None], str] = {}
+    with runtime.session_factory() as session, session.begin():
+        for n, (report_state, case_state) in enumerate(
+                (r, c) for r in ReportState for c in [None, *CaseState]):
+            case_id = None
+            if case_state is not None:
+                case_id = make_case(session, at=at, url=f"http://s.example/{n}",
+                                    state=case_state).id
+            report = make_report(session, at=at, url=f"http://s.example/{n}",
+                                 state=report_state, case_id=case_id)
+            refs[(report_state, case_state)] = report.ref
+
+    seen: dict[tuple[str, str | None], str] = {}
+    for key, ref in refs.items():
+        response = client.get(f"/api/v1/reports/{ref}")
+        assert response.status_code == 200, (key, response.text)
+        seen[key] = response.json()["status"]
+    assert {k: v for k, v in seen.items() if v not in documented} == {}
+    # Every documented value is one a reporter can actually be shown.
+    assert set(seen.values()) == set(documented)
+    assert seen[(ReportState.NEW_CASE, CaseState.CLOSED)] == "closed"
+    assert seen[(ReportState.DUPLICATE, CaseState.REMOVED)] == "content_removed"
