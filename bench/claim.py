@@ -6,7 +6,11 @@ Steps of `run`:
 2. fill the queue with `backlog` cases awaiting assessment in one INSERT ... SELECT
    (priorities 0, 100 and 1000 mixed, received times spread over 30 days), ANALYZE,
 3. time sequential claims by one analyst, each a whole committed transaction (the
-   lease row, the state change and its audit event), after a short warm-up,
+   lease row, the state change and its audit event), after a short warm-up: of kind
+   `first` (the figure of the target), of kind `any` (what the API's claim button
+   does: a look for a second assessment first), and of kind `first` through an
+   engine without the pool's pre-ping (the round trip `pipeline.db.make_engine`
+   spends on every checkout, to show what the pool costs),
 4. time claims by 4 analysts at once (threads of this process, each with its own
    connection: the figures include waiting for Python's GIL, not only the database),
 5. return the percentiles in milliseconds.
@@ -24,12 +28,13 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.assessment import claim_next
 from pipeline.auth import Principal, principal_for_user
 from pipeline.config import AssessmentSection
-from pipeline.db import make_engine, make_session_factory
+from pipeline.db import make_engine, make_session_factory, normalise_database_url
 from pipeline.migrate import upgrade
 from pipeline.models import User
 
@@ -80,11 +85,12 @@ def run(pg_url: str, backlog: int = 100_000) -> dict[str, float]:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ANALYZE cases"))
 
-        def one_claim(principal: Principal) -> float:
+        def one_claim(principal: Principal, kind: str = "first",
+                      sessions: sessionmaker[Session] = factory) -> float:
             started = time.perf_counter()
-            with factory.begin() as session:
+            with sessions.begin() as session:
                 lease = claim_next(session, principal, now=datetime.now(UTC),
-                                   lease_seconds=LEASE_SECONDS, kind="first",
+                                   lease_seconds=LEASE_SECONDS, kind=kind,
                                    wait_for_disk=settings.claim_waits_for_disk)
             elapsed = (time.perf_counter() - started) * 1000
             if lease is None:
@@ -97,6 +103,15 @@ def run(pg_url: str, backlog: int = 100_000) -> dict[str, float]:
             one_claim(principals[0])
         sequential = [one_claim(principals[0])
                       for _ in range(max(1, min(SEQUENTIAL_CLAIMS, backlog // 4)))]
+        extra = max(1, min(SEQUENTIAL_CLAIMS, backlog // 8))
+        of_kind_any = [one_claim(principals[0], "any") for _ in range(extra)]
+        bare = create_engine(normalise_database_url(pg_url), pool_size=1, pool_pre_ping=False)
+        try:
+            unpinged = make_session_factory(bare)
+            one_claim(principals[0], sessions=unpinged)  # the connection
+            no_pre_ping = [one_claim(principals[0], sessions=unpinged) for _ in range(extra)]
+        finally:
+            bare.dispose()
 
         concurrent: list[float] = []
         lock = threading.Lock()
@@ -124,9 +139,14 @@ def run(pg_url: str, backlog: int = 100_000) -> dict[str, float]:
             "backlog": float(backlog),
             "claim_p50_ms": round(statistics.median(sequential), 3),
             "claim_p99_ms": round(_percentile(sequential, 99), 3),
+            "claim_any_p50_ms": round(statistics.median(of_kind_any), 3),
+            "claim_any_p99_ms": round(_percentile(of_kind_any, 99), 3),
+            "claim_no_pre_ping_p50_ms": round(statistics.median(no_pre_ping), 3),
+            "claim_no_pre_ping_p99_ms": round(_percentile(no_pre_ping, 99), 3),
             "claim_concurrent_p50_ms": round(statistics.median(concurrent), 3),
             "claim_concurrent_p99_ms": round(_percentile(concurrent, 99), 3),
-            "claims_measured": float(len(sequential) + len(concurrent)),
+            "claims_measured": float(len(sequential) + len(of_kind_any) + len(no_pre_ping)
+                                     + len(concurrent)),
         }
     finally:
         engine.dispose()

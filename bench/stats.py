@@ -8,7 +8,9 @@ Steps of `run`:
    duplicates) and notices (police, provider, partner hotline; reminders), the same
    rows on both sides from one seeded generator: COPY on PostgreSQL, executemany in
    chunks on SQLite,
-3. time one export of the whole year on each (a warm-up on a small period first),
+3. time one export of the whole year on each (a warm-up on a small period first); on
+   PostgreSQL also with `stats.parallel` off (everything on one connection), to show
+   what the second connection brings,
 4. drop both databases, and return the seconds.
 
 Run alone: `python -m bench.stats postgresql://postgres@127.0.0.1:5432/postgres
@@ -213,8 +215,9 @@ def load_sqlite(url: str, n_cases: int, chunk: int = 50_000) -> None:
         engine.dispose()
 
 
-def time_export(url: str) -> float:
-    settings = Settings(database={"url": url}, worktime={"timezone": "Europe/Belgrade"})
+def time_export(url: str, *, parallel: bool = True) -> float:
+    settings = Settings(database={"url": url}, worktime={"timezone": "Europe/Belgrade"},
+                        stats={"parallel": parallel})
     engine = make_engine(url)
     factory = make_session_factory(engine)
     try:
@@ -253,6 +256,7 @@ def run(pg_url: str, sqlite_url: str, n_cases: int = 1_000_000) -> dict[str, flo
         load_postgresql(own_pg, n_cases)
         pg_load = time.perf_counter() - started
         pg_seconds = time_export(own_pg)
+        pg_one_connection = time_export(own_pg, parallel=False)
         upgrade(own_sqlite_url)
         started = time.perf_counter()
         load_sqlite(own_sqlite_url, n_cases)
@@ -267,6 +271,7 @@ def run(pg_url: str, sqlite_url: str, n_cases: int = 1_000_000) -> dict[str, flo
     return {
         "stats_export_s_postgresql": round(pg_seconds, 3),
         "stats_export_s_sqlite": round(sqlite_seconds, 3),
+        "stats_export_s_postgresql_one_connection": round(pg_one_connection, 3),
         # The names the benchmark harness looks for.
         "postgresql_seconds": round(pg_seconds, 3),
         "sqlite_seconds": round(sqlite_seconds, 3),

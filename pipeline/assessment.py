@@ -5,10 +5,13 @@ Claims (`claim_next`):
 1. check the role; only people claim;
 2. `any`: a second assessment waiting for this analyst (not one they made the first
    assessment of) when its priority is at least that of the best new case; else
-3. the best new case: highest priority, then oldest. On PostgreSQL the row is taken
-   with `SELECT ... FOR UPDATE SKIP LOCKED` on `ix_cases_queue` (state, priority,
-   received_at), one priority level at a time so the index is read in order;
-   concurrent claimers skip each other's rows instead of waiting;
+3. the best new case: highest priority, then oldest (then lowest id). On PostgreSQL
+   one statement takes it with `ORDER BY priority DESC, received_at, id LIMIT 1 FOR
+   UPDATE SKIP LOCKED` on `ix_cases_claim` (a partial index of exactly that order
+   over the cases awaiting assessment: the first free entry is the answer) and writes
+   the lease in the same statement; concurrent claimers skip each other's rows
+   instead of waiting. One UPDATE moves the case, its audit event goes in with the
+   flush: no ORM load or unit of work on this path;
 4. write the lease (`case_leases`, one row per case: INSERT ... ON CONFLICT DO UPDATE
    only over an expired lease, so even a stale read can never hand a case held by one
    analyst to another) and move a new case to `in_assessment`.
@@ -37,7 +40,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, exists, func, or_, select, text
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session
 
 from pipeline.assessment_models import Assessment, CaseLease
 from pipeline.audit import build_event
@@ -48,7 +51,7 @@ from pipeline.db import is_postgresql
 from pipeline.errors import BadInput, NotFound, PermissionDenied
 from pipeline.lifecycle import transition
 from pipeline.models import Case, Event, Report, User
-from pipeline.states import CaseState
+from pipeline.states import CASE_STATE_TIME_COLUMNS, CaseState
 from schemas.assessment import (
     CLOSING_LEGALITIES,
     AssessmentIn,
@@ -155,77 +158,135 @@ def _take_lease(session: Session, case_id: int, user_id: int, kind: str, *, now:
     return session.execute(statement, values).first() is not None
 
 
-# What a claim reads and writes of a case (the state change and its audit event):
-# loading only these keeps the hot path short.
-_CLAIM_COLUMNS = load_only(
-    Case.id, Case.ref, Case.dedup_key, Case.open_key, Case.state, Case.state_changed_at,
-    Case.in_assessment_at, Case.audit_seq, Case.audit_hash, Case.priority, Case.received_at,
-)
+# --- the first-claim hot path on PostgreSQL ---------------------------------------------
+#
+# One statement finds the best free case awaiting a first assessment, locks it and
+# writes the lease; a second one moves the case to `in_assessment`; the audit event
+# goes in with the session's flush (`pipeline.audit`, one plain INSERT). The queue is
+# read through `ix_cases_claim` (migration 0009): a partial index on (priority DESC,
+# received_at, id) WHERE state = 'awaiting_assessment', the exact order of the claim,
+# so `LIMIT 1 FOR UPDATE SKIP LOCKED` stops at the first free row of the index.
+
+_SITE_COLUMNS = {"host": Case.host, "registered_domain": Case.registered_domain}
 
 
-@lru_cache(maxsize=1)
-def _best_new_case() -> Any:
-    """The oldest case of the top priority awaiting assessment, locked, skipping rows
-    other claimers hold: one statement reading ix_cases_queue in order (PostgreSQL)."""
-    state = Case.state == C.AWAITING_ASSESSMENT.value
-    top = select(func.max(Case.priority)).where(state).scalar_subquery()
-    return (select(Case).options(_CLAIM_COLUMNS).where(state, Case.priority == top)
-            .order_by(Case.received_at).limit(1).with_for_update(skip_locked=True))
+@lru_cache(maxsize=4)
+def _claim_first_pg(site_column: str | None) -> Any:
+    """The lock-and-lease statement; `site_column` limits it to one host or domain."""
+    if site_column is not None and site_column not in _SITE_COLUMNS:
+        raise ValueError(f"no site column {site_column!r}")
+    site = f"AND {site_column} = :site " if site_column else ""
+    return text(f"""
+        WITH c AS (
+          SELECT id, ref, dedup_key, audit_seq, audit_hash FROM cases
+          WHERE state = 'awaiting_assessment' AND id <> ALL(CAST(:tried AS BIGINT[])) {site}
+          ORDER BY priority DESC, received_at, id
+          LIMIT 1 FOR UPDATE SKIP LOCKED),
+        lease AS (
+          INSERT INTO case_leases AS cl (case_id, user_id, kind, claimed_at, expires_at,
+                                         site_batch)
+          SELECT id, CAST(:user_id AS BIGINT), 'first', CAST(:now AS TIMESTAMPTZ),
+                 CAST(:expires AS TIMESTAMPTZ), CAST(:site_batch AS VARCHAR) FROM c
+          ON CONFLICT (case_id) DO UPDATE SET user_id = excluded.user_id,
+            kind = excluded.kind, claimed_at = excluded.claimed_at,
+            expires_at = excluded.expires_at, site_batch = excluded.site_batch
+          WHERE cl.expires_at <= excluded.claimed_at OR cl.user_id = excluded.user_id
+          RETURNING case_id)
+        SELECT c.id, c.ref, c.dedup_key, c.audit_seq, c.audit_hash,
+               EXISTS (SELECT 1 FROM lease) AS taken,
+               CASE WHEN :relax THEN set_config('synchronous_commit', 'off', true) END
+        FROM c""")
+
+
+_CLAIMED_COLUMN = CASE_STATE_TIME_COLUMNS[C.IN_ASSESSMENT]
+_MARK_CLAIMED_PG = text(f"""
+    UPDATE cases SET state = :state, state_changed_at = :at, open_key = :open_key,
+      {_CLAIMED_COLUMN} = COALESCE({_CLAIMED_COLUMN}, :at), audit_seq = :audit_seq,
+      audit_hash = :audit_hash
+    WHERE id = :id AND state = 'awaiting_assessment'""")
+
+
+def _claim_first_postgresql(
+    session: Session, principal: Principal, *, now: datetime, expires: datetime,
+    site: tuple[str, str] | None = None, site_batch: str | None = None,
+    relax: bool = False,
+) -> tuple[Case, CaseLease] | None:
+    user_id = person(principal)
+    statement = _claim_first_pg(site[0] if site else None)
+    tried: list[int] = []
+    while True:
+        params: dict[str, Any] = {"tried": tried, "user_id": user_id, "now": now,
+                                  "expires": expires, "site_batch": site_batch,
+                                  "relax": relax}
+        if site:
+            params["site"] = site[1]
+        row = session.execute(statement, params).first()
+        if row is None:
+            return None
+        if not row.taken:
+            tried.append(row.id)  # a stale lease of someone else: the expiry job's
+            continue
+        # The state change of `pipeline.lifecycle` on a detached copy of the row (the
+        # only columns it touches), written back in one UPDATE; the event it makes goes
+        # in with the session's next flush, counted by the metrics like any other.
+        case = Case(id=row.id, ref=row.ref, dedup_key=row.dedup_key,
+                    state=C.AWAITING_ASSESSMENT.value, audit_seq=row.audit_seq,
+                    audit_hash=row.audit_hash)
+        setattr(case, _CLAIMED_COLUMN, now)
+        data: dict[str, Any] = {"expires_at": expires.isoformat()}
+        if site_batch:
+            data["site_batch"] = site_batch
+        event = transition(None, case, C.IN_ASSESSMENT, at=now, actor=principal.actor,
+                           data=data)
+        session.execute(_MARK_CLAIMED_PG, {
+            "id": case.id, "state": case.state, "at": now, "open_key": case.open_key,
+            "audit_seq": case.audit_seq, "audit_hash": case.audit_hash})
+        session.add(event)
+        return case, CaseLease(case_id=case.id, user_id=user_id, kind="first",
+                               claimed_at=now, expires_at=expires, site_batch=site_batch)
 
 
 def _lock_first_candidate(
     session: Session, *, excluded: Sequence[int], where: Any = None
 ) -> Case | None:
-    """The best case awaiting a first assessment, locked; None if none is free."""
-    state = Case.state == C.AWAITING_ASSESSMENT.value
+    """The best case awaiting a first assessment (SQLite, whose `BEGIN IMMEDIATE`
+    already serialises writers); None if there is none."""
     extra = [Case.id.not_in(list(excluded))] if excluded else []
     if where is not None:
         extra.append(where)
-    if not is_postgresql(session):
-        return session.execute(
-            select(Case).where(state, *extra)
-            .order_by(Case.priority.desc(), Case.received_at).limit(1)
-        ).scalar_one_or_none()
-    # One priority level at a time, so that each query reads ix_cases_queue (state,
-    # priority, received_at) in index order: the top level in one statement, the lower
-    # ones only when every case of the levels above is locked by other claimers.
-    def oldest_at(level: Any) -> Case | None:
-        return session.execute(
-            select(Case).options(_CLAIM_COLUMNS).where(state, Case.priority == level, *extra)
-            .order_by(Case.received_at).limit(1).with_for_update(skip_locked=True)
-        ).scalar_one_or_none()
+    return session.execute(
+        select(Case).where(Case.state == C.AWAITING_ASSESSMENT.value, *extra)
+        .order_by(Case.priority.desc(), Case.received_at, Case.id).limit(1)
+    ).scalar_one_or_none()
 
-    def max_level(*below: Any) -> int | None:
-        return session.execute(select(func.max(Case.priority)).where(state, *below, *extra)
-                               ).scalar()
 
-    case = session.execute(_best_new_case()).scalar_one_or_none() if not extra else (
-        oldest_at(select(func.max(Case.priority)).where(state, *extra).scalar_subquery()))
-    level = max_level() if case is None else None
-    while case is None and level is not None:
-        level = max_level(Case.priority < level)
-        case = oldest_at(level) if level is not None else None
-    return case
+# The priority of the best case awaiting a first assessment (the lowest possible when
+# none waits): the floor of a second claim of kind `any`.
+_TOP_NEW_PRIORITY = func.coalesce(
+    select(func.max(Case.priority)).where(Case.state == C.AWAITING_ASSESSMENT.value)
+    .scalar_subquery(), -(2**31))
 
 
 def _second_candidates(session: Session, user_id: int, now: datetime, *,
-                       min_priority: int | None, excluded: Sequence[int]) -> Case | None:
+                       min_priority: Any, excluded: Sequence[int]) -> Case | None:
     live_lease = exists().where(CaseLease.case_id == Case.id, CaseLease.expires_at > now)
     mine = exists().where(Assessment.case_id == Case.id, Assessment.analyst_id == user_id)
-    query = select(Case).where(Case.state == C.AWAITING_SECOND_ASSESSMENT.value,
-                               ~live_lease, ~mine)
+    # The id only (no ORM load when, as mostly, none waits); the entity once locked.
+    query = select(Case.id).where(Case.state == C.AWAITING_SECOND_ASSESSMENT.value,
+                                  ~live_lease, ~mine)
     if min_priority is not None:
         query = query.where(Case.priority >= min_priority)
     if excluded:
         query = query.where(Case.id.not_in(list(excluded)))
-    query = query.order_by(Case.priority.desc(), Case.received_at).limit(1)
+    query = query.order_by(Case.priority.desc(), Case.received_at, Case.id).limit(1)
     if is_postgresql(session):
         query = query.with_for_update(skip_locked=True, of=Case)
-    return session.execute(query).scalar_one_or_none()
+    case_id = session.execute(query).scalar_one_or_none()
+    return None if case_id is None else session.get(Case, case_id)
 
 
 def _claim_second(session: Session, principal: Principal, *, now: datetime, expires: datetime,
-                  min_priority: int | None) -> tuple[Case, CaseLease] | None:
+                  min_priority: Any) -> tuple[Case, CaseLease] | None:
     user_id = person(principal)
     tried: list[int] = []
     while True:
@@ -242,9 +303,15 @@ def _claim_second(session: Session, principal: Principal, *, now: datetime, expi
 
 
 def _claim_first(session: Session, principal: Principal, *, now: datetime, expires: datetime,
-                 where: Any = None, site_batch: str | None = None
-                 ) -> tuple[Case, CaseLease] | None:
+                 site: tuple[str, str] | None = None, site_batch: str | None = None,
+                 relax: bool = False) -> tuple[Case, CaseLease] | None:
+    """The best free case awaiting a first assessment, with the caller's lease; `site`:
+    (column, value) of one host or registered domain."""
+    if is_postgresql(session):
+        return _claim_first_postgresql(session, principal, now=now, expires=expires,
+                                       site=site, site_batch=site_batch, relax=relax)
     user_id = person(principal)
+    where = _SITE_COLUMNS[site[0]] == site[1] if site else None
     tried: list[int] = []
     while True:
         case = _lock_first_candidate(session, excluded=tried, where=where)
@@ -278,26 +345,30 @@ def claim_next(
     queue holds nothing for them. `wait_for_disk=False`: see `relax_commit`."""
     require(principal, "case.claim", what="claim cases")
     person(principal)
-    if not wait_for_disk:
-        relax_commit(session)
     expires = now + timedelta(seconds=lease_seconds)
     claimed: tuple[Case, CaseLease] | None = None
+    # `synchronous_commit` counts at the commit, so it is relaxed once something is
+    # claimed: by the first-claim statement itself on PostgreSQL (no round trip of its
+    # own on the hot path), else by `relax_commit`.
+    relaxed = wait_for_disk
     if kind in ("any", "second"):
-        floor = None
-        if kind == "any":
-            floor = session.execute(select(func.max(Case.priority)).where(
-                Case.state == C.AWAITING_ASSESSMENT.value)).scalar()
+        # `any`: a second assessment only when it is at least as urgent as the best new
+        # case (the floor is a subquery of the same statement: no round trip of its own).
         claimed = _claim_second(session, principal, now=now, expires=expires,
-                                min_priority=floor)
+                                min_priority=_TOP_NEW_PRIORITY if kind == "any" else None)
     if claimed is None and kind in ("any", "first"):
-        claimed = _claim_first(session, principal, now=now, expires=expires)
+        claimed = _claim_first(session, principal, now=now, expires=expires,
+                               relax=not wait_for_disk)
+        relaxed = relaxed or (claimed is not None and is_postgresql(session))
     if claimed is None and kind == "any":
         claimed = _claim_second(session, principal, now=now, expires=expires, min_priority=None)
     if claimed is None:
         return None
+    if not relaxed:
+        relax_commit(session)
     case, lease = claimed
     log.info("Case %s claimed by %s for a %s assessment until %s.", case.ref, principal.actor,
-             lease.kind, lease.expires_at.isoformat())
+             lease.kind, lease.expires_at.isoformat(), extra={"case_id": case.id})
     return lease_out(lease, case, principal.name)
 
 
@@ -351,7 +422,8 @@ def expire_leases(session: Session, *, now: datetime, limit: int = 1_000) -> int
         if lease is None or as_utc(lease.expires_at) > now:
             continue  # released, assessed or renewed meanwhile
         _free(session, case, lease, actor="system", now=now, action="case_lease_expired")
-        log.info("Case %s returned to the queue: its lease ran out.", case.ref)
+        log.info("Case %s returned to the queue: its lease ran out.", case.ref,
+                 extra={"case_id": case.id})
         count += 1
     return count
 
@@ -377,9 +449,9 @@ def claim_site(
             if anchor.registered_domain is None:
                 by, host, registered_domain = "host", anchor.host, None
     if host:
-        column, site = Case.host, host.lower().rstrip(".")
+        by, site = "host", host.lower().rstrip(".")
     elif registered_domain:
-        column, site = Case.registered_domain, registered_domain.lower().rstrip(".")
+        by, site = "registered_domain", registered_domain.lower().rstrip(".")
     else:
         raise BadInput("give a host, a registered domain or a case")
     batch = secrets.token_hex(8)
@@ -387,10 +459,11 @@ def claim_site(
     leases: list[LeaseOut] = []
     for _ in range(max_cases):
         claimed = _claim_first(session, principal, now=now, expires=expires,
-                               where=column == site, site_batch=batch)
+                               site=(by, site), site_batch=batch)
         if claimed is None:
             break
         leases.append(lease_out(claimed[1], claimed[0], principal.name))
+    column = _SITE_COLUMNS[by]
     held = session.execute(
         select(func.count()).select_from(Case).join(CaseLease, CaseLease.case_id == Case.id)
         .where(column == site, Case.state.in_([C.IN_ASSESSMENT.value,
@@ -513,11 +586,13 @@ def _assess_first(session: Session, principal: Principal, case: Case, lease: Cas
     if rule is not None:
         transition(session, case, C.AWAITING_SECOND_ASSESSMENT, at=now, actor=principal.actor,
                    data={**_summary(a), "four_eyes_rule": rule.name})
-        log.info("Case %s needs a second assessment (rule %s).", case.ref, rule.name)
+        log.info("Case %s needs a second assessment (rule %s).", case.ref, rule.name,
+                 extra={"case_id": case.id})
         return Decision(case, a, "needs_second_assessment", route=False)
     transition(session, case, C.ASSESSED, at=now, actor=principal.actor, data=_summary(a))
     outcome = _finalise(session, case, a, principal=principal, now=now)
-    log.info("Case %s assessed %s by %s.", case.ref, a.legality, principal.actor)
+    log.info("Case %s assessed %s by %s.", case.ref, a.legality, principal.actor,
+             extra={"case_id": case.id})
     return Decision(case, a, outcome, route=outcome == "finalised")
 
 
@@ -549,11 +624,12 @@ def _assess_second(session: Session, principal: Principal, case: Case, lease: Ca
         transition(session, case, C.AWAITING_SUPERVISOR, at=now, actor=principal.actor,
                    data=data)
         log.info("Case %s disputed: the second analyst disagreed; a supervisor decides.",
-                 case.ref)
+                 case.ref, extra={"case_id": case.id})
         return Decision(case, a, "disputed", route=False)
     transition(session, case, C.ASSESSED, at=now, actor=principal.actor, data=data)
     outcome = _finalise(session, case, a, principal=principal, now=now)
-    log.info("Case %s confirmed %s by a second analyst.", case.ref, a.legality)
+    log.info("Case %s confirmed %s by a second analyst.", case.ref, a.legality,
+             extra={"case_id": case.id})
     return Decision(case, a, outcome, route=outcome == "finalised")
 
 
@@ -571,7 +647,8 @@ def _decide_dispute(session: Session, principal: Principal, case: Case, item: As
     session.flush()
     transition(session, case, C.ASSESSED, at=now, actor=principal.actor, data=_summary(a))
     outcome = _finalise(session, case, a, principal=principal, now=now)
-    log.info("Case %s decided %s by a supervisor.", case.ref, a.legality)
+    log.info("Case %s decided %s by a supervisor.", case.ref, a.legality,
+             extra={"case_id": case.id})
     return Decision(case, a, outcome, route=outcome == "finalised")
 
 

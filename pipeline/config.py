@@ -608,6 +608,10 @@ class StatsSection(Section):
     work_mem: str = Field(
         "32MB", description="PostgreSQL work_mem for the export (sorts for percentiles)."
     )
+    parallel: bool = Field(
+        True, description="PostgreSQL: two more connections (same snapshot) compute parts "
+        "of the export at the same time as the first."
+    )
 
 
 class Settings(BaseSettings):

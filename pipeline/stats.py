@@ -1,19 +1,25 @@
 """The statistics export: aggregates computed in SQL, on PostgreSQL and SQLite alike.
 
 Steps of `export_stats`:
-1. count reports, assessments and notices of the period with GROUP BY queries,
-2. build a temporary table of the cases whose stages ended in the period, with each
-   INHOPE stage time as seconds since the epoch (`pipeline.takedown` says where each
-   comes from),
-3. build the working-time calendar of the span those times cover (one row per UTC
-   hour, `pipeline.worktime`), and add each time's working position by a join,
-4. unfold the durations into one table (series, dimension, group, calendar seconds,
-   working seconds): each stage, and removal by hosting country, provider and partner
-   hotline,
-5. aggregate it: count, median and 90th percentile (PostgreSQL's `percentile_cont`;
-   on SQLite the same interpolation from window-function ranks), and the shares done
-   within 1, 3 and 7 days,
-6. withhold counts under the suppression threshold, and hand back `StatsExport`.
+1. count the cases in one scan (assessments by legality, category and hosting
+   country, re-uploads, and the first case ever received), the reports in two (by
+   channel and claimed category; distinct URLs) and the notices in one,
+2. take each INHOPE stage time of the cases whose stages ended in the period as
+   seconds since the epoch (`pipeline.takedown` says where each comes from),
+3. add each time's working position from the working-time calendar of the span they
+   cover (one entry per UTC hour, `pipeline.worktime`),
+4. aggregate the durations of each stage, and of removal by hosting country, provider
+   and partner hotline: count, median and 90th percentile, and the shares done within
+   1, 3 and 7 days,
+5. withhold counts under the suppression threshold, and hand back `StatsExport`.
+
+On PostgreSQL steps 2-4 are two single-pass queries (`_stages_pg`, `_removal_pg`):
+the calendar goes in as arrays read by index (no join per time column), the
+percentiles are `percentile_cont` ordered-set aggregates over the NULL-filtered
+durations, and with `stats.parallel` the removal query and the report and notice
+counts run on a second connection that reads the caller's snapshot, at the same time
+as the stage query. On SQLite they go through temporary tables and window-function
+ranks (the same interpolation).
 
 Nothing here reads a URL, a reporter's contact or a case reference; group keys that
 look like an address or a URL are replaced by "redacted".
@@ -25,7 +31,9 @@ import csv
 import io
 import logging
 import math
-from collections.abc import Iterable, Sequence
+import re
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -33,10 +41,11 @@ from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from pipeline.clock import as_utc
 from pipeline.config import Settings
 from pipeline.db import UTCDateTime
 from pipeline.models import Case, Notice, Report
-from pipeline.worktime import WorkCalendar
+from pipeline.worktime import HOUR, WorkCalendar
 from schemas.stats import (
     AssessmentFigures,
     Count,
@@ -155,17 +164,21 @@ def export_stats(
     conn = session.connection()
     dialect = _Dialect(conn.dialect.name)
     if dialect.pg:
-        conn.execute(text("SELECT set_config('work_mem', :v, true)"),
-                     {"v": settings.stats.work_mem})
-        # Compiling these wide expressions costs more than it saves.
-        conn.execute(text("SELECT set_config('jit', 'off', true)"))
-
-    reports = _report_figures(session, t0, t1, suppress)
-    assessments, illegal = _assessment_figures(session, t0, t1, suppress,
-                                               settings.stats.illegal_legalities)
-    notices = _notice_figures(session, t0, t1, suppress)
-    timings = (_durations_pg(conn, t0, t1, calendar) if dialect.pg
-               else _durations(conn, dialect, t0, t1, calendar))
+        _pg_settings(conn, settings)
+    assessments, illegal, re_uploads, first = _case_figures(
+        conn, t0, t1, suppress, settings.stats.illegal_legalities)
+    reports: ReportFigures | None = None
+    notices: NoticeFigures | None = None
+    if dialect.pg:
+        reports, notices, timings = _export_pg(conn, settings, t0, t1, suppress, calendar,
+                                               first)
+    else:
+        timings = _durations(conn, dialect, t0, t1, calendar)
+    if reports is None:
+        reports = _report_figures(conn, t0, t1, suppress)
+    if notices is None:
+        notices = _notice_figures(conn, t0, t1, suppress)
+    reports = reports.model_copy(update={"re_uploads": suppress(re_uploads)})
 
     def timing(series: str, dim: str, key: str) -> Timing:
         row = timings.get((series, dim, key))
@@ -194,52 +207,76 @@ def export_stats(
     )
 
 
-def _report_figures(session: Session, t0: datetime, t1: datetime, suppress: _Suppressor
+def _report_figures(conn: Connection, t0: datetime, t1: datetime, suppress: _Suppressor
                     ) -> ReportFigures:
+    """Two scans of the period's reports: the counts by channel and claimed category
+    together (summed here), and the distinct URLs."""
     in_period = (Report.received_at >= t0) & (Report.received_at < t1)
-    total, duplicates = session.execute(
-        select(func.count(), func.count().filter(Report.state == "duplicate")).where(in_period)
-    ).one()
+    rows = conn.execute(
+        select(Report.channel, Report.claimed_category, func.count(),
+               func.count().filter(Report.state == "duplicate"))
+        .where(in_period).group_by(Report.channel, Report.claimed_category)).all()
+    by_channel: dict[Any, int] = {}
+    by_category: dict[Any, int] = {}
+    for channel, category, n, _dup in rows:
+        by_channel[channel] = by_channel.get(channel, 0) + int(n)
+        by_category[category] = by_category.get(category, 0) + int(n)
+    total = sum(int(r[2]) for r in rows)
+    duplicates = sum(int(r[3]) for r in rows)
     # GROUP BY (a hash aggregate) rather than count(DISTINCT ...) (a sort).
     keys = select(Report.dedup_key).where(in_period, Report.dedup_key.is_not(None)).group_by(
         Report.dedup_key).subquery()
-    unique_urls = session.execute(select(func.count()).select_from(keys)).scalar_one()
-    by_channel = session.execute(
-        select(Report.channel, func.count()).where(in_period).group_by(Report.channel)).all()
-    by_category = session.execute(
-        select(Report.claimed_category, func.count()).where(in_period)
-        .group_by(Report.claimed_category)).all()
-    re_uploads = session.execute(
-        select(func.count()).where(Case.received_at >= t0, Case.received_at < t1,
-                                   Case.previous_case_id.is_not(None))).scalar_one()
+    unique_urls = conn.execute(select(func.count()).select_from(keys)).scalar_one()
     return ReportFigures(
-        total=suppress(total), by_channel=suppress.counts(by_channel),
-        by_claimed_category=suppress.counts(by_category, missing="none"),
+        total=suppress(total), by_channel=suppress.counts(by_channel.items()),
+        by_claimed_category=suppress.counts(by_category.items(), missing="none"),
         unique_urls=suppress(unique_urls), duplicates=suppress(duplicates),
-        re_uploads=suppress(re_uploads),
+        re_uploads=None,  # counted with the cases (`_case_figures`)
     )
 
 
-def _assessment_figures(session: Session, t0: datetime, t1: datetime, suppress: _Suppressor,
-                        illegal: list[str]) -> tuple[AssessmentFigures, list[Count]]:
-    in_period = (Case.assessed_at >= t0) & (Case.assessed_at < t1)
-    by_legality = session.execute(
-        select(Case.legality, func.count()).where(in_period).group_by(Case.legality)).all()
-    by_category = session.execute(
-        select(Case.category, func.count()).where(in_period).group_by(Case.category)).all()
-    by_country = session.execute(
-        select(Case.hosting_country, func.count())
-        .where(in_period, Case.legality.in_(illegal)).group_by(Case.hosting_country)).all()
-    total = sum(int(n) for _, n in by_legality)
-    figures = AssessmentFigures(total=suppress(total), by_legality=suppress.counts(by_legality),
-                                by_category=suppress.counts(by_category, missing="none"))
-    return figures, suppress.counts(by_country)
+def _case_figures(conn: Connection, t0: datetime, t1: datetime, suppress: _Suppressor,
+                  illegal: list[str]
+                  ) -> tuple[AssessmentFigures, list[Count], int, datetime | None]:
+    """One scan of the cases: assessments of the period by legality, category and
+    hosting country (summed here), re-uploads received in the period, and the time of
+    the first case ever received (where the working-time calendar must start)."""
+    assessed = (Case.assessed_at >= t0) & (Case.assessed_at < t1)
+    reupload = ((Case.received_at >= t0) & (Case.received_at < t1)
+                & Case.previous_case_id.is_not(None))
+    rows = conn.execute(
+        select(Case.legality, Case.category, Case.hosting_country,
+               func.count().filter(assessed), func.count().filter(reupload),
+               func.min(Case.received_at))
+        .group_by(Case.legality, Case.category, Case.hosting_country)).all()
+    by_legality: dict[Any, int] = {}
+    by_category: dict[Any, int] = {}
+    by_country: dict[Any, int] = {}
+    re_uploads = 0
+    firsts = []
+    for legality, category, country, n, reuploads, first in rows:
+        re_uploads += int(reuploads)
+        if first is not None:
+            firsts.append(as_utc(first) if isinstance(first, datetime) else first)
+        if not n:
+            continue
+        by_legality[legality] = by_legality.get(legality, 0) + int(n)
+        by_category[category] = by_category.get(category, 0) + int(n)
+        if legality in illegal:
+            by_country[country] = by_country.get(country, 0) + int(n)
+    total = sum(by_legality.values())
+    figures = AssessmentFigures(total=suppress(total),
+                                by_legality=suppress.counts(by_legality.items()),
+                                by_category=suppress.counts(by_category.items(),
+                                                            missing="none"))
+    return (figures, suppress.counts(by_country.items()), re_uploads,
+            min(firsts) if firsts else None)
 
 
-def _notice_figures(session: Session, t0: datetime, t1: datetime, suppress: _Suppressor
+def _notice_figures(conn: Connection, t0: datetime, t1: datetime, suppress: _Suppressor
                     ) -> NoticeFigures:
     in_period = (Notice.sent_at >= t0) & (Notice.sent_at < t1)
-    rows = session.execute(
+    rows = conn.execute(
         select(Notice.destination_kind, Notice.kind, func.count()).where(in_period)
         .group_by(Notice.destination_kind, Notice.kind)).all()
     by_dest: dict[str, int] = {}
@@ -270,117 +307,223 @@ def _within(cal: str, work: str, working_day: float, where: str = "") -> list[st
             for col, unit in ((cal, DAY), (work, working_day)) for days in (1, 3, 7)]
 
 
-def _pg_calendar(conn: Connection, t1: datetime, calendar: WorkCalendar) -> None:
-    """The hourly working-time table as a temporary table (PostgreSQL), from the first
-    case ever received to the end of the period, filled in one statement."""
-    first = conn.execute(text("SELECT min(received_at) FROM cases")).scalar()
+def _pg_calendar(first: datetime | None, t1: datetime, calendar: WorkCalendar
+                 ) -> dict[str, Any]:
+    """The hourly working-time table as arrays (PostgreSQL), from the first case ever
+    received to the end of the period; hour `h` is element `h - hb`. Per hour: the
+    working seconds before it (`cum`), when its working window starts (`s`, seconds
+    since the epoch) and how long it is (`len`)."""
     first = first if isinstance(first, datetime) else t1
     rows = calendar.hourly_table(min(first, t1) - timedelta(hours=1), t1 + timedelta(hours=1))
-    conn.execute(text("DROP TABLE IF EXISTS _stats_cal"))
-    conn.execute(text("CREATE TEMP TABLE _stats_cal (h INTEGER PRIMARY KEY, "
-                      "cum DOUBLE PRECISION, ws INTEGER, we INTEGER) ON COMMIT DROP"))
-    conn.execute(text(
-        "INSERT INTO _stats_cal SELECT * FROM unnest(CAST(:h AS INTEGER[]), "
-        "CAST(:cum AS DOUBLE PRECISION[]), CAST(:ws AS INTEGER[]), CAST(:we AS INTEGER[]))"),
-        {"h": [r[0] for r in rows], "cum": [r[1] for r in rows],
-         "ws": [r[2] for r in rows], "we": [r[3] for r in rows]})
-    conn.execute(text("ANALYZE _stats_cal"))
+    return {"hb": rows[0][0] - 1, "cum": [r[1] for r in rows],
+            "s": [float(h * HOUR + ws) for h, _c, ws, _we in rows],
+            "len": [we - ws for _h, _c, ws, we in rows]}
+
+
+# The calendar arrays, once per statement: one row joined to every case row, so each
+# working position is three O(1) array reads instead of a hash join per time column.
+_PG_CAL = ("cal AS MATERIALIZED (SELECT CAST(:cum AS DOUBLE PRECISION[]) AS cum, "
+           "CAST(:s AS DOUBLE PRECISION[]) AS s, CAST(:len AS INTEGER[]) AS len)")
 
 
 def _pg_positions(source: str, columns: Sequence[str]) -> tuple[str, str]:
-    """(select list of working positions `w<col>`, joins) of epoch columns of `source`."""
+    """(hour indexes `i<col>`, working positions `w<col>`) of epoch columns of `source`,
+    two select lists for two query levels (the first joined to `cal`). The position
+    of a time t in hour h: cum[h] + clamp(t - s[h], 0, len[h]); t - s[h] is exact (two
+    doubles less than an hour apart), so it equals the hourly table's
+    t - h * 3600 - ws, and every figure is the same to the last bit."""
     d = _Dialect("postgresql")
-    joins, positions = [], []
-    for i, column in enumerate(columns):
-        joins.append(f"LEFT JOIN _stats_cal k{i} ON k{i}.h = {d.hour(source + '.' + column)}")
-        clamp = d.clamp(f"{source}.{column} - k{i}.h * 3600 - k{i}.ws", f"k{i}.we - k{i}.ws")
-        positions.append(f"k{i}.cum + {clamp} AS w{column}")
-    return ", ".join(positions), " ".join(joins)
+    hours = [f"CAST({d.hour(source + '.' + c)} AS INTEGER) - CAST(:hb AS INTEGER) AS i{c}"
+             for c in columns]
+    positions = [f"cum[i{c}] + {d.clamp(f'{c} - s[i{c}]', f'len[i{c}]')} AS w{c}"
+                 for c in columns]
+    return ", ".join(hours), ", ".join(positions)
 
 
-def _durations_pg(conn: Connection, t0: datetime, t1: datetime, calendar: WorkCalendar
-                  ) -> dict[tuple[str, str, str], tuple[Any, ...]]:
-    """The same figures as `_durations`, in two single-pass queries: ordered-set
-    aggregates with FILTER, one per stage, and GROUPING of the removals."""
-    d = _Dialect("postgresql")
-    _pg_calendar(conn, t1, calendar)
-    params: dict[str, Any] = {"t0": t0, "t1": t1, "e0": t0.timestamp(), "e1": t1.timestamp()}
+def _pg_settings(conn: Connection, settings: Settings) -> None:
+    """This transaction's memory for the sorts, and no JIT (compiling these wide
+    expressions costs more than it saves)."""
+    conn.execute(text("SELECT set_config('work_mem', :v, true), set_config('jit', 'off', true)"),
+                 {"v": settings.stats.work_mem})
+
+
+_SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f]+-[0-9A-Fa-f]+(-[0-9A-Fa-f]+)?$")
+
+
+def _export_pg(conn: Connection, settings: Settings, t0: datetime, t1: datetime,
+               suppress: _Suppressor, calendar: WorkCalendar, first: datetime | None
+               ) -> tuple[ReportFigures | None, NoticeFigures | None,
+                          dict[tuple[str, str, str], tuple[Any, ...]]]:
+    """The report and notice counts and every duration, on PostgreSQL, in three parts
+    of about the same work: the stages that end with a notice (on the caller's
+    connection), the stages of the case alone with the report and notice counts, and
+    the removals. With `stats.parallel` the last two run on two more connections of
+    the same engine that read the caller's snapshot (`pg_export_snapshot`), all three
+    at once, so the cores share the work; every figure is what one connection would
+    find. Reports and notices are None when `stats.parallel` is off: the caller
+    counts them."""
+    params: dict[str, Any] = {"t0": t0, "t1": t1, "e0": t0.timestamp(), "e1": t1.timestamp(),
+                              **_pg_calendar(first, t1, calendar)}
     wd = calendar.working_day_seconds or DAY
-    positions, joins = _pg_positions("e", list(COLUMN.values()))
+    if not settings.stats.parallel:
+        timings = _stages_pg(conn, params, wd, _NOTICE_STAGES)
+        timings.update(_stages_pg(conn, params, wd, _CASE_STAGES))
+        timings.update(_removal_pg(conn, params, wd))
+        return None, None, timings
+    snapshot = conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+    if not _SNAPSHOT_ID.match(str(snapshot)):
+        raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+    results: dict[str, Any] = {}
+
+    def on_snapshot(name: str, work: Callable[[Connection], Any]) -> threading.Thread:
+        def run() -> None:
+            try:
+                with conn.engine.connect() as other:
+                    other = other.execution_options(isolation_level="REPEATABLE READ")
+                    with other.begin():
+                        other.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+                        _pg_settings(other, settings)
+                        results[name] = work(other)
+            except BaseException as exc:  # handed to the caller's thread below
+                results.setdefault("error", exc)
+
+        thread = threading.Thread(target=run, name=f"stats-export-{name}", daemon=True)
+        thread.start()
+        return thread
+
+    def case_stages(other: Connection) -> Any:
+        return (_report_figures(other, t0, t1, suppress), _notice_figures(other, t0, t1, suppress),
+                _stages_pg(other, params, wd, _CASE_STAGES))
+
+    threads = [on_snapshot("removal", lambda other: _removal_pg(other, params, wd)),
+               on_snapshot("cases", case_stages)]
+    try:
+        timings = _stages_pg(conn, params, wd, _NOTICE_STAGES)
+    finally:
+        for thread in threads:
+            thread.join()
+    if "error" in results:
+        raise results["error"]
+    reports, notices, by_case = results["cases"]
+    timings.update(by_case)
+    timings.update(results["removal"])
+    return reports, notices, timings
+
+
+def _aggregates(c: str, k: str, wd: float) -> list[str]:
+    """count, [median, p90] calendar, [median, p90] working, counts within 1/3/7 days."""
+    return [f"count({c})",
+            f"percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY {c})",
+            f"percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY {k})",
+            *_within(c, k, wd)]
+
+
+def _figures(n: Any, cal: Any, work: Any, within: Sequence[Any]) -> tuple[Any, ...]:
+    return (n, cal[0], cal[1], work[0], work[1], *(c / n for c in within))
+
+
+_PG_BINDS = (bindparam("t0", type_=UTCDateTime()), bindparam("t1", type_=UTCDateTime()))
+# The stages computed with the removals (`_removal_pg`), those that need the case row
+# alone, and those that need the times notices were sent (a join of the notices).
+_NOTICE_TIMES = {"pn", "prn", "hn"}
+_CASE_STAGES = tuple(s[0] for s in STAGES if s[0] != "removal"
+                     and not {COLUMN[s[1]], COLUMN[s[2]]} & _NOTICE_TIMES)
+_NOTICE_STAGES = tuple(s[0] for s in STAGES if s[0] != "removal"
+                       and {COLUMN[s[1]], COLUMN[s[2]]} & _NOTICE_TIMES)
+# Each stage time: its SQL, and the condition that it falls in the period (a row of
+# the cases with none of its stage ends in the period is in no figure).
+_TIMES = {
+    "r": ("c.received_at", None), "a": ("c.assessed_at", "c.assessed_at >= :t0"),
+    "pn": ("nt.pn", "nt.pn >= :t0"),
+    "pc": ("CASE WHEN c.police_hold_at IS NOT NULL THEN c.notified_at END",
+           "c.notified_at >= :t0"),
+    "prn": ("nt.prn", "nt.prn >= :t0"), "hn": ("nt.hn", "nt.hn >= :t0"),
+    "rm": ("c.removed_at", "c.removed_at >= :t0"), "cl": ("c.closed_at", "c.closed_at >= :t0"),
+}
+
+
+def _stages_pg(conn: Connection, params: dict[str, Any], wd: float, names: Sequence[str]
+               ) -> dict[tuple[str, str, str], tuple[Any, ...]]:
+    """The stages `names` in one pass over the cases (joined to the first notice of each
+    kind when a stage needs one): one row per case with each stage time, its working
+    position, and each stage's durations (NULL outside the period); ordered-set
+    aggregates skip the NULLs."""
+    d = _Dialect("postgresql")
+    stages = [s for s in STAGES if s[0] in names]
+    columns = [c for c in COLUMN.values()
+               if any(c in (COLUMN[a], COLUMN[b]) for _n, a, b in stages)]
+    ends = [_TIMES[COLUMN[b]][1] for _n, _a, b in stages]
+    hours, positions = _pg_positions("e", columns)
     aggregates: list[str] = []
     durations: list[str] = []
-    for i, (_name, start, end) in enumerate(STAGES):
+    for i, (_name, start, end) in enumerate(stages):
         a, b = COLUMN[start], COLUMN[end]
-        # NULL outside the period: aggregates skip NULLs, so no FILTER is needed.
         inside = f"{b} >= :e0 AND {b} < :e1 AND {a} IS NOT NULL"
         durations += [f"CASE WHEN {inside} THEN {b} - {a} END AS c{i}",
                       f"CASE WHEN {inside} THEN w{b} - w{a} END AS k{i}"]
-        aggregates += [
-            f"count(c{i})",
-            f"percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY c{i})",
-            f"percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY k{i})",
-            *_within(f"c{i}", f"k{i}", wd),
-        ]
-    ends = ("c.assessed_at", "c.notified_at", "c.removed_at", "c.closed_at", "nt.pn",
-            "nt.prn", "nt.hn")
-    row = conn.execute(text(f"""
-        WITH nt AS (
+        aggregates += _aggregates(f"c{i}", f"k{i}", wd)
+    # Every stage needing a notice time starts or ends with it: the cases without
+    # notices are in none of them (an inner join).
+    join = """JOIN (
           SELECT case_id,
             min(sent_at) FILTER (WHERE destination_kind = 'police') AS pn,
             min(sent_at) FILTER (WHERE destination_kind = 'provider') AS prn,
             min(sent_at) FILTER (WHERE destination_kind = 'hotline') AS hn
           FROM notices WHERE kind = 'notice' AND sent_at < :t1
-          GROUP BY case_id),
+          GROUP BY case_id) nt ON nt.case_id = c.id""" if _NOTICE_TIMES & set(columns) else ""
+    times = ", ".join(f"{d.epoch(_TIMES[c][0])} AS {c}" for c in columns)
+    row = conn.execute(text(f"""
+        WITH {_PG_CAL},
         e AS (
-          SELECT {d.epoch('c.received_at')} AS r, {d.epoch('c.assessed_at')} AS a,
-            {d.epoch('nt.pn')} AS pn,
-            {d.epoch('CASE WHEN c.police_hold_at IS NOT NULL THEN c.notified_at END')} AS pc,
-            {d.epoch('nt.prn')} AS prn, {d.epoch('nt.hn')} AS hn,
-            {d.epoch('c.removed_at')} AS rm, {d.epoch('c.closed_at')} AS cl
-          FROM cases c LEFT JOIN nt ON nt.case_id = c.id
-          WHERE c.received_at < :t1 AND ({' OR '.join(f'{x} >= :t0' for x in ends)})
+          SELECT {times} FROM cases c {join}
+          WHERE c.received_at < :t1 AND ({' OR '.join(dict.fromkeys(e for e in ends if e))})
           OFFSET 0),
-        w AS (SELECT e.*, {positions} FROM e {joins} OFFSET 0),
+        h AS (SELECT e.*, cal.*, {hours} FROM e CROSS JOIN cal OFFSET 0),
+        w AS (SELECT {', '.join(columns)}, {positions} FROM h OFFSET 0),
         d AS (SELECT {', '.join(durations)} FROM w OFFSET 0)
         SELECT {', '.join(aggregates)} FROM d
-    """).bindparams(bindparam("t0", type_=UTCDateTime()), bindparam("t1", type_=UTCDateTime())),
-        params).one()
+    """).bindparams(*_PG_BINDS), params).one()
     result: dict[tuple[str, str, str], tuple[Any, ...]] = {}
     width = 9
-    for i, (name, _a, _b) in enumerate(STAGES):
+    for i, (name, _a, _b) in enumerate(stages):
         n, cal, work, *within = row[i * width:(i + 1) * width]
         if n:
-            result[(name, "overall", "")] = (n, cal[0], cal[1], work[0], work[1],
-                                             *(c / n for c in within))
-    group_aggregates = ", ".join([
-        "count(*)",
-        "percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY c)",
-        "percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY k)",
-        *_within("c", "k", wd)])
-    removal_positions, removal_joins = _pg_positions("x", ["r", "rm"])
+            result[(name, "overall", "")] = _figures(n, cal, work, within)
+    return result
+
+
+def _removal_pg(conn: Connection, params: dict[str, Any], wd: float
+                ) -> dict[tuple[str, str, str], tuple[Any, ...]]:
+    """Removal times (received to removed) of the cases removed in the period: overall
+    (the `removal` stage), by hosting country and provider (one sort each, GROUPING
+    SETS), and by partner hotline told."""
+    d = _Dialect("postgresql")
+    hours, positions = _pg_positions("x", ["r", "rm"])
+    aggregates = ", ".join(_aggregates("c", "k", wd))
     rows = conn.execute(text(f"""
-        WITH x AS (
+        WITH {_PG_CAL},
+        x AS (
           SELECT c.id, COALESCE(c.hosting_country, 'unknown') COLLATE "C" AS country,
             COALESCE(c.hosting_org, 'unknown') COLLATE "C" AS provider,
             {d.epoch('c.received_at')} AS r, {d.epoch('c.removed_at')} AS rm
-          FROM cases c WHERE c.removed_at >= :t0 AND c.removed_at < :t1),
-        y AS (SELECT x.*, {removal_positions} FROM x {removal_joins} OFFSET 0),
+          FROM cases c
+          WHERE c.removed_at >= :t0 AND c.removed_at < :t1 AND c.received_at < :t1),
+        h AS (SELECT x.*, cal.*, {hours} FROM x CROSS JOIN cal OFFSET 0),
+        y AS (SELECT id, country, provider, r, rm, {positions} FROM h OFFSET 0),
         w AS MATERIALIZED (SELECT id, country, provider, rm - r AS c, wrm - wr AS k FROM y)
-        SELECT 'hosting_country', country, {group_aggregates} FROM w GROUP BY country
+        SELECT CASE GROUPING(country, provider) WHEN 3 THEN 'overall'
+                 WHEN 1 THEN 'hosting_country' ELSE 'provider' END,
+               COALESCE(country, provider, ''), {aggregates}
+        FROM w GROUP BY GROUPING SETS ((), (country), (provider))
         UNION ALL
-        SELECT 'provider', provider, {group_aggregates} FROM w GROUP BY provider
-        UNION ALL
-        SELECT 'partner_hotline', destination, {group_aggregates} FROM (
-          SELECT DISTINCT w.id, n.destination COLLATE "C" AS destination, w.c, w.k
-          FROM w JOIN notices n ON n.case_id = w.id AND n.kind = 'notice'
-            AND n.destination_kind = 'hotline' AND n.sent_at IS NOT NULL) h
-        GROUP BY destination
-    """).bindparams(bindparam("t0", type_=UTCDateTime()), bindparam("t1", type_=UTCDateTime())),
-        params).all()
-    for dim, grp, n, cal, work, *within in rows:
-        result[("removal", dim, grp)] = (n, cal[0], cal[1], work[0], work[1],
-                                         *(c / n for c in within))
-    return result
+        SELECT 'partner_hotline', hp.destination, {aggregates} FROM w JOIN (
+          SELECT DISTINCT case_id, destination COLLATE "C" AS destination FROM notices
+          WHERE kind = 'notice' AND destination_kind = 'hotline' AND sent_at IS NOT NULL
+        ) hp ON hp.case_id = w.id
+        GROUP BY hp.destination
+    """).bindparams(*_PG_BINDS), params).all()
+    return {("removal", dim, grp): _figures(n, cal, work, within)
+            for dim, grp, n, cal, work, *within in rows if n}
 
 
 def _durations(conn: Connection, d: _Dialect, t0: datetime, t1: datetime,

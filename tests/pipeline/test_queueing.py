@@ -78,3 +78,83 @@ def test_queued_cases_carry_their_priority_and_the_rules_that_hit(runtime):
         event = session.execute(select(Event).where(Event.case_id == case.id)).scalar_one()
     assert case.state == "awaiting_assessment" and case.priority == 120
     assert event.data == {"priority": 120, "priority_rules": ["claimed_csam", "trusted_partner"]}
+
+
+# --- claiming the next case (pipeline.assessment.claim_next) ----------------------------
+
+
+def _claim_refs(runtime, principal, n, kind="first"):
+    from pipeline.assessment import claim_next
+
+    refs = []
+    for _ in range(n):
+        with runtime.session_factory.begin() as session:
+            lease = claim_next(session, principal, now=runtime.clock.now(), lease_seconds=600,
+                               kind=kind)
+            refs.append(None if lease is None else lease.case_id)
+    return refs
+
+
+@pytest.mark.parametrize("kind", ["first", "any"])
+def test_claims_take_the_top_priority_then_the_oldest_then_the_lowest_id(runtime, kind):
+    from tests.assessment_support import people, queue
+
+    who = people(runtime, ("ana", "analyst"))
+    low_old, high_new, tie_a, tie_b, high_old = queue(
+        runtime,
+        {"url": "http://a.example/1", "age_minutes": 300, "priority": 0},
+        {"url": "http://a.example/2", "age_minutes": 5, "priority": 100},
+        {"url": "http://a.example/3", "age_minutes": 60, "priority": 20},
+        {"url": "http://a.example/4", "age_minutes": 60, "priority": 20},  # same time
+        {"url": "http://a.example/5", "age_minutes": 90, "priority": 100},
+    )
+    order = _claim_refs(runtime, who["ana"], 6, kind)
+    assert order == [high_old, high_new, tie_a, tie_b, low_old, None]
+    with runtime.session_factory() as session:
+        states = {c.id: (c.state, c.open_key == c.dedup_key, c.in_assessment_at is not None)
+                  for c in session.execute(select(Case)).scalars()}
+        events = session.execute(select(Event.case_id, Event.action, Event.from_state,
+                                        Event.to_state)).all()
+    assert set(states.values()) == {("in_assessment", True, True)}
+    assert sorted(e.case_id for e in events) == sorted(states)
+    assert {(e.action, e.from_state, e.to_state) for e in events} == {
+        ("case_claimed", "awaiting_assessment", "in_assessment")}
+
+
+def test_a_claim_skips_a_case_another_analyst_still_holds(runtime):
+    """A case back in the queue while someone's lease is still live (a stale state) is
+    never handed to a second analyst: the claim moves on to the next one."""
+    from datetime import timedelta
+
+    from pipeline.assessment_models import CaseLease
+    from tests.assessment_support import people, queue
+
+    who = people(runtime, ("ana", "analyst"), ("bo", "analyst"))
+    held, free = queue(runtime, {"url": "http://b.example/1", "age_minutes": 50},
+                       {"url": "http://b.example/2", "age_minutes": 10})
+    now = runtime.clock.now()
+    with runtime.session_factory.begin() as session:
+        session.add(CaseLease(case_id=held, user_id=who["bo"].user_id, kind="first",
+                              claimed_at=now, expires_at=now + timedelta(minutes=30)))
+    assert _claim_refs(runtime, who["ana"], 2) == [free, None]
+    with runtime.session_factory() as session:
+        assert session.get(Case, held).state == "awaiting_assessment"
+        assert session.get(CaseLease, held).user_id == who["bo"].user_id
+
+
+def test_the_claim_reads_the_queue_index_in_its_own_order(pg_runtime):
+    """ix_cases_claim (migration 0009) matches the claim's ORDER BY exactly: the plan
+    stops at the first free entry of the index, with no sort of the queue."""
+    from sqlalchemy import text
+
+    from pipeline.assessment import _claim_first_pg
+
+    statement = _claim_first_pg(None).text
+    with pg_runtime.session_factory.begin() as session:
+        session.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(r[0] for r in session.execute(
+            text("EXPLAIN " + statement),
+            {"tried": [], "user_id": 1, "now": pg_runtime.clock.now(),
+             "expires": pg_runtime.clock.now(), "site_batch": None, "relax": False}))
+    assert "ix_cases_claim" in plan, plan
+    assert "Sort" not in plan, plan

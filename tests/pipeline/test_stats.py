@@ -275,3 +275,54 @@ def test_the_command_exports_csv_and_json(sqlite_runtime: Runtime, settings: Set
     assert backwards.exit_code != 0
     schema = runner.invoke(main, ["stats", "schema"])
     assert json.loads(schema.output) == StatsExport.model_json_schema()
+
+
+def test_one_connection_or_two_give_the_same_export(pg_runtime: Runtime,
+                                                     settings: Settings) -> None:
+    """On PostgreSQL parts of the export are computed on two more connections reading
+    the caller's snapshot (`stats.parallel`): the figures are those of one connection."""
+    build(pg_runtime)
+    two = export(pg_runtime, settings)
+    alone = settings.model_copy(update={"stats": settings.stats.model_copy(
+        update={"parallel": False})})
+    one = export(pg_runtime, alone)
+    assert two.removal.overall.count == 3 and two.reports.total == 5
+    assert two.model_dump() == one.model_dump()
+
+
+def test_working_positions_in_sql_are_those_of_the_hourly_table_to_the_bit(
+        pg_runtime: Runtime) -> None:
+    """The export reads the hourly working-time table as arrays; a time's working
+    position must be exactly cum + clamp(t - hour * 3600 - ws, 0, we - ws), across a
+    change to summer time, on whole hours and at odd microseconds."""
+    from datetime import timedelta
+
+    from sqlalchemy import text
+
+    from pipeline.config import WorktimeSection
+    from pipeline.stats import _PG_CAL, _pg_calendar, _pg_positions
+    from pipeline.worktime import WorkCalendar
+
+    calendar = WorkCalendar.from_settings(WorktimeSection(timezone="Europe/Belgrade"))
+    start = datetime(2026, 3, 26, 6, 0, tzinfo=UTC)
+    times = [start + timedelta(minutes=17 * i, microseconds=(i * 7919) % 1_000_000)
+             for i in range(600)] + [start + timedelta(hours=h) for h in range(120)]
+    params = _pg_calendar(min(times), max(times) + timedelta(hours=1), calendar)
+    hours, positions = _pg_positions("x", ["t"])
+    with pg_runtime.session_factory() as session:
+        rows = session.execute(text(f"""
+            WITH {_PG_CAL},
+            x AS (SELECT date_part('epoch', u) AS t, n
+                  FROM unnest(CAST(:times AS TIMESTAMPTZ[])) WITH ORDINALITY AS u(u, n)),
+            h AS (SELECT x.*, cal.*, {hours} FROM x CROSS JOIN cal)
+            SELECT t, {positions} FROM h ORDER BY n"""), {"times": times, **params}).all()
+    table = {h: (cum, ws, we) for h, cum, ws, we in calendar.hourly_table(
+        min(times) - timedelta(hours=1), max(times) + timedelta(hours=2))}
+    assert len(rows) == len(times)
+    inside = 0
+    for t, position in rows:
+        hour = int(t // 3600)
+        cum, ws, we = table[hour]
+        assert position == cum + min(max(t - hour * 3600 - ws, 0), we - ws), t
+        inside += ws < t - hour * 3600 < we
+    assert 100 < inside < len(rows)  # times in working hours and outside them
