@@ -40,7 +40,7 @@ def is_settled(counts: dict[str, int], expected_reports: int) -> bool:
 
 def wait_until_settled(
     session_factory: sessionmaker[Session], expected_reports: int, *, min_report_id: int = 0,
-    stall_seconds: float = 180, poll: float = 0.2,
+    stall_seconds: float = 180, poll: float = 1.0,
     on_poll: Callable[[dict[str, int]], None] | None = None,
 ) -> tuple[bool, dict[str, int]]:
     """Poll until every report settled and no case waits before the queue. Gives up

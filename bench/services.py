@@ -51,8 +51,11 @@ def fresh_pg_database(prefix: str = "hotline_bench") -> Iterator[str]:
     try:
         yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if os.environ.get("BENCH_KEEP_DB"):  # for a look at the rows afterwards
+            print(f"kept database {name}", file=sys.stderr)
+        else:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 

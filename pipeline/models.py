@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pipeline.crypto import EncryptedText
@@ -120,7 +120,7 @@ class Case(AuditChained, Base):
     previous_case_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("cases.id"))
     # Issue 3: the URL was reported again after its previous case closed as removed
     # (a re-upload, counted in statistics); and the host mixes scripts or looks Latin.
-    reupload: Mapped[bool] = mapped_column(default=False, index=True)
+    reupload: Mapped[bool] = mapped_column(default=False)
     host_confusable: Mapped[bool] = mapped_column(default=False)
     # When retention purged the URLs and the raw trace answers (pipeline.retention).
     url_purged_at: Mapped[datetime | None]
@@ -147,6 +147,14 @@ class Case(AuditChained, Base):
     __table_args__ = (
         Index("ix_cases_state_changed", "state", "state_changed_at"),
         Index("ix_cases_queue", "state", "priority", "received_at"),
+        # The claim order of the assessment queue, only for cases waiting (0009).
+        Index("ix_cases_claim", text("priority DESC"), "received_at", "id",
+              postgresql_where=text("state = 'awaiting_assessment'"),
+              sqlite_where=text("state = 'awaiting_assessment'")),
+        # When the police hold ends, only for cases held (0010).
+        Index("ix_cases_police_hold", "police_hold_until",
+              postgresql_where=text("state = 'police_hold'"),
+              sqlite_where=text("state = 'police_hold'")),
     )
 
 
@@ -220,6 +228,7 @@ class Notice(Base):
 
     __table_args__ = (
         UniqueConstraint("case_id", "destination", "kind", "round", name="uq_notices_once"),
+        Index("ix_notices_state_due", "state", "due_at"),  # due deliveries (0005)
     )
 
 
@@ -237,12 +246,20 @@ class Event(Base):
     from_state: Mapped[str | None] = mapped_column(String(32))
     to_state: Mapped[str | None] = mapped_column(String(32))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    case_id: Mapped[int | None] = mapped_column(BigId, index=True)
-    report_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    case_id: Mapped[int | None] = mapped_column(BigId)
+    report_id: Mapped[int | None] = mapped_column(BigId)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
-    __table_args__ = (UniqueConstraint("stream", "seq", name="uq_events_stream_seq"),)
+    # Partial: events without a case or a report cost no entry (migration 0010).
+    __table_args__ = (
+        UniqueConstraint("stream", "seq", name="uq_events_stream_seq"),
+        Index("ix_events_case_id", "case_id", postgresql_where=text("case_id IS NOT NULL"),
+              sqlite_where=text("case_id IS NOT NULL")),
+        Index("ix_events_report_id", "report_id",
+              postgresql_where=text("report_id IS NOT NULL"),
+              sqlite_where=text("report_id IS NOT NULL")),
+    )
 
 
 class AuditStream(AuditChained, Base):

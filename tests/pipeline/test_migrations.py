@@ -1,0 +1,35 @@
+"""Migrations: the chain goes up to the models' schema and back down again on both
+databases, so an operator can roll a release back."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine
+
+import pipeline.models_all  # noqa: F401  (every table on the metadata)
+from pipeline.db import Base, normalise_database_url
+from pipeline.migrate import alembic_config, upgrade
+
+
+def _index_differences(url: str) -> list[object]:
+    engine = create_engine(normalise_database_url(url))
+    try:
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    finally:
+        engine.dispose()
+    return [d for d in diff if isinstance(d, tuple) and "index" in d[0]]
+
+
+def test_every_migration_goes_down_and_up_again_on_both_databases(tmp_path, pg_database_url):
+    for url in (f"sqlite:///{tmp_path}/m.db", pg_database_url):
+        upgrade(url)
+        command.downgrade(alembic_config(url), "0008")
+        upgrade(url)
+
+
+def test_the_indexes_of_the_models_are_what_the_migrations_make(pg_database_url):
+    upgrade(pg_database_url)
+    assert _index_differences(pg_database_url) == []
