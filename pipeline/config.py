@@ -99,7 +99,8 @@ class RedisSection(Section):
 
 
 class WorkerSection(Section):
-    threads: int = Field(4, ge=1, le=64, description="Worker threads per worker process.")
+    threads: int = Field(2, ge=1, le=64, description="Worker threads per worker process "
+                         "(CPU-bound stages: add processes rather than threads).")
     batch_size: int = Field(
         250, ge=1, le=5_000, description="Most ids one stage message carries."
     )

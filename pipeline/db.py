@@ -235,3 +235,89 @@ def _json_text(value: Any) -> str:
     worker's time; orjson is several times faster). Only for storage: the audit hash
     keeps its own canonical form (`pipeline.audit._canonical`)."""
     return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _arrays(session: Session, table: Any, params: Sequence[dict[str, Any]],
+            columns: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """For each parameter name -> column (or a SQL type name), the PostgreSQL array
+    type and the values of `params`, bind-processed as the column's type would be."""
+    dialect = session.get_bind().dialect
+    types, arrays = [], []
+    for name, column in columns.items():
+        values = [p[name] for p in params]
+        if isinstance(column, str):
+            types.append(column)
+        else:
+            if isinstance(column.type, JSON):
+                raise TypeError(f"column {column.key}: JSON is not sent as an array")
+            types.append(column.type.compile(dialect=dialect))
+            processor = column.type.bind_processor(dialect)
+            if processor is not None:
+                values = [None if v is None else processor(v) for v in values]
+        arrays.append(values)
+    return types, arrays
+
+
+def _execute_arrays(session: Session, statement: str, arrays: list[list[Any]]) -> list[Any]:
+    if session.new or session.dirty:  # rows this statement may refer to go in first
+        session.flush()
+    driver: Any = session.connection().connection.driver_connection
+    with driver.cursor() as cursor:
+        cursor.execute(statement, arrays)
+        return cursor.fetchall() if cursor.description else []
+
+
+def update_by_id(
+    session: Session,
+    table: Any,
+    params: list[dict[str, Any]],
+    *,
+    assign: Sequence[str],
+    fill: dict[str, str] | None = None,
+    flag: dict[str, tuple[str, str]] | None = None,
+) -> None:
+    """PostgreSQL: update many rows by id with ONE statement over arrays sent in binary,
+    `UPDATE t SET ... FROM unnest(...) AS v WHERE t.id = v.row_id` (measured: about a
+    quarter of a pipelined executemany's client time per row, and less server time).
+
+    Each of `params` holds `row_id` and a value per name in `assign` (column = value),
+    per parameter named in `fill` (column = COALESCE(column, value): set only where
+    empty) and per boolean parameter of `flag` (column = CASE WHEN flag THEN other
+    column END). The columns' bind processing (UTC, encryption) is applied first.
+    """
+    if not params:
+        return
+    fill, flag = fill or {}, flag or {}
+    columns: dict[str, Any] = {"row_id": "BIGINT"}
+    sets: list[str] = []
+    for name in assign:
+        columns[name] = table.c[name]
+        sets.append(f"{name} = v.{name}")
+    for column, param in fill.items():
+        columns[param] = table.c[column]
+        sets.append(f"{column} = COALESCE(t.{column}, v.{param})")
+    for column, (param, other) in flag.items():
+        columns[param] = "BOOLEAN"
+        sets.append(f"{column} = CASE WHEN v.{param} THEN t.{other} END")
+    types, arrays = _arrays(session, table, params, columns)
+    unnest = ", ".join(f"%b::{t}[]" for t in types)
+    _execute_arrays(session, f"UPDATE {table.name} AS t SET {', '.join(sets)} FROM "
+                    f"unnest({unnest}) AS v({', '.join(columns)}) WHERE t.id = v.row_id",
+                    arrays)
+
+
+def insert_by_unnest(session: Session, table: Any, rows: list[dict[str, Any]], *,
+                     conflict: Sequence[str], returning: Sequence[str]) -> list[Any]:
+    """PostgreSQL: `INSERT ... SELECT FROM unnest(...) ON CONFLICT (conflict) DO NOTHING
+    RETURNING ...` in one statement over binary arrays; the rows inserted come back.
+    Columns that are None in every row are left to the database (NULL or its default).
+    """
+    if not rows:
+        return []
+    names = [name for name in rows[0] if any(row[name] is not None for row in rows)]
+    types, arrays = _arrays(session, table, rows, {n: table.c[n] for n in names})
+    unnest = ", ".join(f"%b::{t}[]" for t in types)
+    return _execute_arrays(
+        session, f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM "
+        f"unnest({unnest}) ON CONFLICT ({', '.join(conflict)}) DO NOTHING "
+        f"RETURNING {', '.join(returning)}", arrays)

@@ -20,6 +20,7 @@ from sqlalchemy import case as sql_case
 from sqlalchemy.orm import Session
 
 from pipeline.audit import build_event, event_row
+from pipeline.db import is_postgresql, update_by_id
 from pipeline.errors import IllegalTransition
 from pipeline.models import Case, Event, Report
 from pipeline.states import (
@@ -147,34 +148,34 @@ def fill_times(row: dict[str, Any]) -> dict[str, Any]:
 def write_rows(session: Session, kind: str, rows: Sequence[dict[str, Any]],
                columns: Sequence[str] = ()) -> None:
     """Store rows moved by `advance`: state, times, audit head and `columns`, with one
-    executemany per shape of row (normally one), in the caller's transaction."""
+    statement for the batch, in the caller's transaction. A state's time column is
+    set only where it is still empty (`COALESCE`), so rows that went through different
+    states share the statement."""
+    if not rows:
+        return
     model: Any = Report if kind == "report" else Case
     table = model.__table__
-    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    assign = ("state", "state_changed_at", "audit_seq", "audit_hash", *columns)
+    times = sorted({column for row in rows for column in row.get(_TIMES, {})})
+    params = []
     for row in rows:
-        times = row.get(_TIMES, {})
-        shapes.setdefault(tuple(sorted(times)), []).append(row)
-    for times, members in shapes.items():
-        values: dict[str, Any] = {
-            name: bindparam(name) for name in
-            ("state", "state_changed_at", "audit_seq", "audit_hash", *columns)
-        }
+        param = {name: row[name] for name in assign}
+        param["row_id"] = row["id"]
+        stamped = row.pop(_TIMES, {})
         for column in times:
-            values[column] = func.coalesce(table.c[column], bindparam(f"t_{column}"))
+            param[f"t_{column}"] = stamped.get(column)
         if kind == "case":  # open_key names the URL while the case is open
-            values["open_key"] = sql_case((bindparam("is_open"), table.c.dedup_key),
-                                          else_=None)
-        statement = update(table).where(table.c.id == bindparam("row_id")).values(values)
-        params = []
-        for row in members:
-            param = {name: row[name] for name in
-                     ("state", "state_changed_at", "audit_seq", "audit_hash", *columns)}
-            param["row_id"] = row["id"]
-            if kind == "case":
-                param["is_open"] = CaseState(row["state"]) in OPEN_CASE_STATES
-            for column in times:
-                param[f"t_{column}"] = row[_TIMES][column]
-            params.append(param)
-        session.execute(statement, params)
-        for row in members:
-            row.pop(_TIMES, None)
+            param["is_open"] = CaseState(row["state"]) in OPEN_CASE_STATES
+        params.append(param)
+    fill = {column: f"t_{column}" for column in times}
+    if is_postgresql(session):
+        flag = {"open_key": ("is_open", "dedup_key")} if kind == "case" else {}
+        update_by_id(session, table, params, assign=assign, fill=fill, flag=flag)
+        return
+    values: dict[str, Any] = {name: bindparam(name) for name in assign}
+    for column, param_name in fill.items():
+        values[column] = func.coalesce(table.c[column], bindparam(param_name))
+    if kind == "case":
+        values["open_key"] = sql_case((bindparam("is_open"), table.c.dedup_key), else_=None)
+    session.execute(update(table).where(table.c.id == bindparam("row_id")).values(values),
+                    params)

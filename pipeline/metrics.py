@@ -19,6 +19,7 @@ counts what only it sees with the counters `RDAP_CACHE`, `RDAP_RATE_LIMIT_WAITS`
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
@@ -136,19 +137,32 @@ def _item(stream: str, action: str, data: dict[str, Any] | None) -> dict[str, An
 
 def note_events(session: Any, rows: list[dict[str, Any]]) -> None:
     """Count state changes inserted as rows, not ORM objects (the stages' batch path,
-    `pipeline.audit.insert_events`), when the session commits."""
+    `pipeline.audit.insert_events`), when the session commits: one item per kind of
+    change with its count (profiled: a `labels()` call per event was a twentieth of a
+    worker's time)."""
     if not _watching:
         return
+    counts: collections.Counter[tuple[str, str, str | None]] = collections.Counter()
+    for row in rows:
+        if row.get("to_state") is not None:
+            action = row["action"]
+            channel = (row.get("data") or {}).get("channel", "unknown") if (
+                action == "report_received") else None
+            counts[(row["stream"].split(":", 1)[0], action, channel)] += 1
     pending = session.info.setdefault(_PENDING, [])
-    pending.extend(_item(row["stream"], row["action"], row.get("data")) for row in rows
-                   if row.get("to_state") is not None)
+    for (kind, action, channel), count in counts.items():
+        item: dict[str, Any] = {"kind": kind, "action": action, "count": count}
+        if channel is not None:
+            item["channel"] = channel
+        pending.append(item)
 
 
 def _after_commit(session: Any) -> None:
     for item in session.info.pop(_PENDING, []):
-        TRANSITIONS.labels(item["kind"], item["action"]).inc()
+        count = item.get("count", 1)
+        TRANSITIONS.labels(item["kind"], item["action"]).inc(count)
         if "channel" in item:
-            REPORTS_RECEIVED.labels(str(item["channel"])).inc()
+            REPORTS_RECEIVED.labels(str(item["channel"])).inc(count)
         if "removed" in item:
             at, received, notified = item["removed"]
             if received is not None:
