@@ -7,10 +7,10 @@ STAMP  := $(VENV)/.installed
 .PHONY: install run test lint typecheck bench migrate clean
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
-	touch $(STAMP)
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --upgrade pip >&2
+	@$(BIN)/pip install -q -e '.[dev]' >&2
+	@touch $(STAMP)
 
 install: $(STAMP)
 
@@ -37,9 +37,10 @@ typecheck: install
 migrate: install
 	$(BIN)/hotline migrate
 
-## Benchmark: prints one JSON object of figures (BENCH_N reports, default 100000).
+## Benchmark: prints one JSON object of figures (BENCH_N reports, default 100000);
+## progress and install output go to stderr, so `make bench > figures.json` works.
 bench: install
-	$(BIN)/python -m bench
+	@$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

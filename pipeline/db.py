@@ -321,3 +321,16 @@ def insert_by_unnest(session: Session, table: Any, rows: list[dict[str, Any]], *
         session, f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM "
         f"unnest({unnest}) ON CONFLICT ({', '.join(conflict)}) DO NOTHING "
         f"RETURNING {', '.join(returning)}", arrays)
+
+
+def lock_one(session: Session, query: Any, missing: str) -> Any:
+    """The one object `query` selects, locked for this transaction (PostgreSQL; SQLite
+    holds its write lock); `NotFound(missing)` when there is none."""
+    from pipeline.errors import NotFound
+
+    if is_postgresql(session):
+        query = query.with_for_update()
+    found = session.execute(query).scalar_one_or_none()
+    if found is None:
+        raise NotFound(missing)
+    return found

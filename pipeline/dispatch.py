@@ -76,8 +76,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from pipeline.audit import build_event
 from pipeline.clock import Clock
 from pipeline.config import Settings
-from pipeline.db import is_postgresql
-from pipeline.errors import BadInput, NotFound, PermanentError, RetryLater
+from pipeline.db import is_postgresql, lock_one
+from pipeline.errors import BadInput, PermanentError, RetryLater
 from pipeline.models import Case, DeadLetter, Notice
 from pipeline.notices import build_email, safe_header, webhook_body
 
@@ -652,12 +652,8 @@ def resolve_unconfirmed(session: Session, notice_id: int, *,
     planned again, same token, so the same Message-ID; the caller enqueues it)."""
     if not reason.strip():
         raise BadInput("say why (what the receiver said): a reason is required")
-    query = select(Notice).where(Notice.id == notice_id)
-    if is_postgresql(session):
-        query = query.with_for_update()
-    notice = session.execute(query).scalar_one_or_none()
-    if notice is None:
-        raise NotFound(f"no notice {notice_id}")
+    notice = lock_one(session, select(Notice).where(Notice.id == notice_id),
+                      f"no notice {notice_id}")
     if notice.state != "unconfirmed":
         raise BadInput(f"notice {notice_id} is {notice.state}, not unconfirmed")
     if outcome == "sent":

@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 from pipeline.audit import build_event
 from pipeline.clock import Clock, as_utc
 from pipeline.config import Settings
-from pipeline.db import is_postgresql
-from pipeline.errors import BadInput, HotlineError, NotFound
+from pipeline.db import is_postgresql, lock_one
+from pipeline.errors import BadInput, HotlineError
 from pipeline.lifecycle import transition
 from pipeline.models import Case, Notice
 from pipeline.states import CaseState
@@ -47,12 +47,7 @@ class NotHeld(HotlineError):
 
 
 def _lock_case(session: Session, ref: str) -> Case:
-    query = select(Case).where(Case.ref == ref)
-    if is_postgresql(session):
-        query = query.with_for_update()
-    case = session.execute(query).scalar_one_or_none()
-    if case is None:
-        raise NotFound(f"no case {ref}")
+    case: Case = lock_one(session, select(Case).where(Case.ref == ref), f"no case {ref}")
     return case
 
 

@@ -179,6 +179,7 @@ class Tracer:
         # costs no cache lookups at all (passing failures are never kept).
         self._recent: dict[Target, tuple[float, HostTrace]] = {}
         self._recent_lock = threading.Lock()
+        self._recent_swept = time.monotonic()
         self.recent_seconds = 30.0
 
     def close(self) -> None:
@@ -203,6 +204,9 @@ class Tracer:
         fresh = self._trace([t for t in dict.fromkeys(targets) if t not in known],
                             set(refresh))
         with self._recent_lock:
+            if now - self._recent_swept > self.recent_seconds:  # drop what has expired
+                self._recent_swept = now
+                self._recent = {t: held for t, held in self._recent.items() if held[0] > now}
             if len(self._recent) > 100_000:
                 self._recent.clear()
             for t, result in fresh.items():
@@ -312,23 +316,52 @@ class Tracer:
             if not pending:
                 break
             representatives = list({_group(a, level): a for a in reversed(pending)}.values())
-            fetched = list(self.pool.map(lambda a: self._guarded(fetch, a), representatives))
-            for address, (result, error) in zip(representatives, fetched, strict=True):
+            fetched = list(self.pool.map(
+                lambda a, lv=level: self._fetch_once(cache, a, lv, fetch), representatives))
+            for address, (result, error, found) in zip(representatives, fetched, strict=True):
+                if found is not None:  # another worker asked meanwhile: its answer
+                    out.values[address] = found
+                    continue
                 if error is not None:  # a passing failure: the whole group waits
                     for other in pending:
                         if _group(other, level) == _group(address, level):
                             out.transient[other] = error
                     continue
                 assert result is not None
+                out.values[address] = result[1]  # stored in the cache by _fetch_once
+            pending = [a for a in pending if a not in out.values and a not in out.transient]
+        return out
+
+    def _fetch_once(self, cache: PrefixCache, address: str, level: int,
+                    fetch: Callable[[str], Any]) -> tuple[Any, tuple[str, int] | None, Any]:
+        """`fetch` for the group of `address`, unless another worker is asking the
+        registry for that group right now: then wait for its answer in the cache (up
+        to the registry timeout) rather than ask the same question twice (measured:
+        two workers meeting new networks at once asked for 221 networks where 150
+        existed). Returns (result, passing failure, value found in the cache)."""
+        key = f"inflight:{cache.kind}:{_group(address, level)}"
+        wait = self.config.rdap_timeout_seconds + 1.0
+        claimed = self.cache.claim(key, wait)
+        if not claimed:
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                time.sleep(0.05)
+                found = cache.lookup_many([address])[address]
+                if found is not None:
+                    return None, None, found
+        try:
+            result, error = self._guarded(fetch, address)
+            if result is not None:  # stored before the claim is let go
                 prefixes, value, ttl = result
                 holds = [p for p in prefixes
                          if ipaddress.ip_address(address) in ipaddress.ip_network(p)]
                 if not holds:  # the answer does not cover the address asked about
                     prefixes = [*prefixes, address]
                 cache.store(prefixes, value, ttl)
-                out.values[address] = value
-            pending = [a for a in pending if a not in out.values and a not in out.transient]
-        return out
+            return result, error, None
+        finally:
+            if claimed:
+                self.cache.release(key)
 
     @staticmethod
     def _guarded(fetch: Callable[[str], Any], address: str) -> tuple[Any, tuple[str, int] | None]:

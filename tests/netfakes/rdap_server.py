@@ -49,6 +49,7 @@ class FakeRDAP:
         self.faults: dict[str, str] = {}  # network prefix, domain or handle -> fault
         self.retry_after: str | None = None
         self.timeout_seconds = timeout_seconds  # how long a "timeout" answer stalls
+        self.latency_seconds = 0.0  # every answer waits this long (overlapping askers)
         self.queries = 0
         self.queries_by_registry: Counter[str] = Counter()
         self.queries_by_kind: Counter[str] = Counter()
@@ -160,6 +161,8 @@ class FakeRDAP:
                     fake.queries_by_registry[registry] += 1
                     fake.queries_by_kind[kind] += 1
                     fake.paths.append(self.path)
+                if fake.latency_seconds:
+                    time.sleep(fake.latency_seconds)
                 key, body = fake._lookup(kind, value)
                 fault = fake.faults.get(key or "")
                 if fault == "timeout":

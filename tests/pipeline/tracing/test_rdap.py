@@ -93,6 +93,38 @@ def test_a_batch_asks_for_each_network_once_even_when_its_addresses_span_many_24
     assert all(t.hosting_country == "NL" for t in traces.values())
 
 
+@pytest.mark.parametrize("shared", ["redis", "one process"])
+def test_workers_meeting_a_new_network_at_once_ask_the_registry_once(
+    make_tracer, fake_dns, fake_rdap, redis_client, redis_namespace, shared
+):
+    """While one worker asks a registry for a network, the others wait for its answer
+    in the cache instead of asking the same question (single flight)."""
+    import threading
+
+    fake_rdap.add_network("185.15.0.0/16", records.ripe_network("185.15.0.0/16"))
+    fake_rdap.latency_seconds = 0.3
+    redis = redis_client if shared == "redis" else None
+    one = make_tracer(redis=redis, namespace=redis_namespace, asn_dns_zone_v4="")
+    tracers = [make_tracer(redis=redis, namespace=redis_namespace, asn_dns_zone_v4="")
+               for _ in range(3)] if redis else [one] * 3
+    targets = [host(fake_dns, f"h{i}.example.com", f"185.15.{i}.1") for i in range(3)]
+    start = threading.Barrier(3)
+    results = {}
+
+    def work(i):
+        start.wait()
+        results[i] = tracers[i].trace([targets[i]])[targets[i]]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert fake_rdap.queries_by_kind["ip"] == 1
+    assert {r.addresses[0]["prefix"] for r in results.values()} == {"185.15.0.0/16"}
+    assert all(r.outcome == TRACED for r in results.values())
+
+
 def test_the_network_cache_is_shared_between_workers_through_redis(
     make_tracer, fake_dns, fake_rdap, redis_client, redis_namespace
 ):
