@@ -157,7 +157,7 @@ class Cache:
             return self.local.members(key)
         cached = self._sets.get(key)
         now = time.monotonic()
-        if cached and cached[0] > now:
+        if fresh_for > 0 and cached and cached[0] > now:  # fresh_for=0: read it now
             return cached[1]
         values = {m.decode() if isinstance(m, bytes) else m
                   for m in self.redis.smembers(self._key(key))}
@@ -194,13 +194,16 @@ class PrefixCache:
     def _key(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
         return f"{self.kind}:{network}"
 
-    def lookup_many(self, addresses: Iterable[str]) -> dict[str, Any | None]:
-        """The value of the longest known prefix holding each address (None: unknown)."""
+    def lookup_many(self, addresses: Iterable[str], *,
+                    fresh: bool = False) -> dict[str, Any | None]:
+        """The value of the longest known prefix holding each address (None: unknown).
+        `fresh`: read the known prefix lengths now, not as cached for a second (a
+        worker waiting for another's answer, which may be of a new length)."""
         addresses = list(dict.fromkeys(addresses))
-        lengths = {4: sorted((int(x) for x in self.cache.members(self._lengths_key(4))),
-                             reverse=True),
-                   6: sorted((int(x) for x in self.cache.members(self._lengths_key(6))),
-                             reverse=True)}
+        fresh_for = 0.0 if fresh else 1.0
+        lengths = {v: sorted((int(x) for x in self.cache.members(self._lengths_key(v),
+                                                                 fresh_for=fresh_for)),
+                             reverse=True) for v in (4, 6)}
         plan: list[tuple[str, list[str]]] = []
         keys: list[str] = []
         for address in addresses:

@@ -341,14 +341,26 @@ class Tracer:
         existed). Returns (result, passing failure, value found in the cache)."""
         key = f"inflight:{cache.kind}:{_group(address, level)}"
         wait = self.config.rdap_timeout_seconds + 1.0
-        claimed = self.cache.claim(key, wait)
-        if not claimed:
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                time.sleep(0.05)
-                found = cache.lookup_many([address])[address]
-                if found is not None:
-                    return None, None, found
+        # Only registry (RDAP) questions are worth waiting for; origin ASNs are DNS.
+        claimed = self.cache.claim(key, wait) if cache.kind == "net" else False
+        waited = not claimed and cache.kind == "net"
+        deadline = time.monotonic() + wait
+        while waited and not claimed and time.monotonic() < deadline:
+            time.sleep(0.05)
+            found = cache.lookup_many([address], fresh=True)[address]
+            if found is not None:
+                return None, None, found
+            # The other worker is done and its answer does not cover this address
+            # (another network of the same group): ask now, not at the deadline.
+            claimed = self.cache.claim(key, wait)
+        if cache.kind == "net":
+            # Another worker's answer may have come between the look before the
+            # claim (which reads prefix lengths cached for a second) and the claim.
+            found = cache.lookup_many([address], fresh=True)[address]
+            if found is not None:
+                if claimed:
+                    self.cache.release(key)
+                return None, None, found
         try:
             result, error = self._guarded(fetch, address)
             if result is not None:  # stored before the claim is let go

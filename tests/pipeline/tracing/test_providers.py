@@ -95,3 +95,34 @@ def test_a_configured_geoip_database_that_cannot_be_read_stops_start_up(
     with pytest.raises(ConfigError) as raised:
         make_tracer(geoip_database=str(tmp_path / "missing.mmdb"))
     assert "trace.geoip_database" in str(raised.value)
+
+
+def test_the_most_specific_range_wins_and_every_address_matches_as_a_scan_would():
+    """The lookup by prefix length gives what scanning every range (most specific
+    first, then file order) gives, for the shipped file and nested ranges."""
+    import ipaddress
+    import random
+    from pathlib import Path
+
+    shipped = Providers.load(Path(__file__).resolve().parents[3] / "rules" / "providers.yaml")
+    nested = Providers([
+        Provider(name="wide", kind="hosting", ranges=["10.0.0.0/8", "2001:db8::/32"]),
+        Provider(name="narrow", kind="cdn", ranges=["10.1.2.0/24", "2001:db8:1::/48"]),
+        Provider(name="same", kind="hosting", ranges=["10.1.2.0/24"]),  # later: loses
+    ])
+    assert nested.match("10.1.2.3", None).name == "narrow"
+    assert nested.match("10.9.9.9", None).name == "wide"
+    assert nested.match("2001:db8:1::5", None).name == "narrow"
+    assert nested.match("11.0.0.1", None) is None
+    rng = random.Random(7)
+    for providers in (shipped, nested):
+        ranges = [(ipaddress.ip_network(r, strict=False), p) for p in providers.providers
+                  for r in p.ranges]
+        ranges.sort(key=lambda pair: pair[0].prefixlen, reverse=True)
+        samples = [str(n.network_address + rng.randrange(n.num_addresses)) for n, _ in ranges
+                   for _ in range(5)]
+        samples += [str(ipaddress.IPv4Address(rng.getrandbits(32))) for _ in range(500)]
+        for address in samples:
+            ip = ipaddress.ip_address(address)
+            expected = next((p for n, p in ranges if n.version == ip.version and ip in n), None)
+            assert providers._match(address, None) is expected, address
