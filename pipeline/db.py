@@ -128,19 +128,11 @@ def insert_ignoring_conflicts(
     return list(session.execute(statement.values(rows).returning(*returning)).all())
 
 
-def row_values(obj: Any, *, exclude: tuple[str, ...] = ("id",)) -> dict[str, Any]:
-    """A mapped object's column values for a Core INSERT, with Python-side scalar
-    defaults filled in (the ORM applies them only at flush)."""
-    values: dict[str, Any] = {}
-    for column in obj.__table__.columns:
-        if column.key in exclude:
-            continue
-        value = getattr(obj, column.key)
-        default = column.default
-        if value is None and default is not None and getattr(default, "is_scalar", False):
-            value = default.arg
-        values[column.key] = value
-    return values
+def blank_row(table: Any) -> dict[str, Any]:
+    """Every column of `table` but its key, None or the model's Python-side default
+    (which neither a Core INSERT of dicts with every key nor COPY would apply)."""
+    return {**{c.key: None for c in table.columns if not c.primary_key},
+            **python_defaults(table, ())}
 
 
 def lock_in_state(session: Session, model: Any, ids: Sequence[int], *states: str) -> list[Any]:
@@ -198,7 +190,7 @@ def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
         session.flush()
     dialect = session.get_bind().dialect
     columns = list(rows[0])
-    defaults = _python_defaults(table, columns)  # COPY knows only the server's defaults
+    defaults = python_defaults(table, columns)  # COPY knows only the server's defaults
     columns += list(defaults)
     convert: list[Any] = []
     for name in columns:
@@ -216,7 +208,7 @@ def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
                             for fn, value in zip(convert, values, strict=True)])
 
 
-def _python_defaults(table: Any, given: Sequence[str]) -> dict[str, Any]:
+def python_defaults(table: Any, given: Sequence[str]) -> dict[str, Any]:
     """The model's Python-side scalar defaults of the columns not `given`."""
     out: dict[str, Any] = {}
     for column in table.columns:

@@ -22,6 +22,7 @@ Steps of `dedupe_reports`:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -35,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.audit import insert_events
 from pipeline.clock import Clock, as_utc
-from pipeline.db import insert_by_unnest, is_postgresql, lock_rows, row_values
+from pipeline.db import blank_row, insert_by_unnest, is_postgresql, lock_rows
 from pipeline.errors import RetryLater
 from pipeline.intake import new_reference
 from pipeline.lifecycle import HEAD_COLUMNS, advance, fill_times, write_rows
@@ -236,14 +237,10 @@ def _last_cases(session: Session, keys: Sequence[str]) -> dict[str, _Last]:
     return last
 
 
-_CASE_DEFAULTS: dict[str, Any] = {}
-
-
+@functools.cache
 def _case_defaults() -> dict[str, Any]:
     """Every column of a new case row, with the model's Python-side defaults."""
-    if not _CASE_DEFAULTS:
-        _CASE_DEFAULTS.update(row_values(Case()))
-    return _CASE_DEFAULTS
+    return blank_row(Case.__table__)
 
 
 def _insert_cases(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -387,9 +384,7 @@ def dedupe_reports(
                         (*HEAD_COLUMNS, *_READ))
     new_ids, events, placements = dedupe_rows(session, reports, at=clock.now(),
                                               claims=claims, rules=rules)
-    write_rows(session, "report", reports, ("case_id",))
-    insert_events(session, events)
-    _count_joined(session, placements)
+    _store(session, reports, ("case_id",), events, placements)
     return new_ids
 
 
@@ -410,10 +405,17 @@ def normalise_and_dedupe(
                      tuple(dict.fromkeys((*NORMALISE_READ, *_READ))))
     done, events = normalise_rows(rows, at=now, canonicaliser=canonicaliser)
     new_ids, more, placements = dedupe_rows(session, done, at=now, claims=claims, rules=rules)
-    write_rows(session, "report", rows, (*FACTS, "case_id"))
-    insert_events(session, events + more)
-    _count_joined(session, placements)
+    _store(session, rows, (*FACTS, "case_id"), events + more, placements)
     return new_ids
+
+
+def _store(session: Session, reports: list[dict[str, Any]], columns: Sequence[str],
+           events: list[dict[str, Any]],
+           placements: list[tuple[_Placed, list[dict[str, Any]]]]) -> None:
+    """The reports, their events, then (last, see `_count_joined`) the joined counts."""
+    write_rows(session, "report", reports, columns)
+    insert_events(session, events)
+    _count_joined(session, placements)
 
 
 def dedupe_rows(

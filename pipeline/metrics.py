@@ -142,19 +142,11 @@ def note_events(session: Any, rows: list[dict[str, Any]]) -> None:
     worker's time)."""
     if not _watching:
         return
-    counts: collections.Counter[tuple[str, str, str | None]] = collections.Counter()
-    for row in rows:
-        if row.get("to_state") is not None:
-            action = row["action"]
-            channel = (row.get("data") or {}).get("channel", "unknown") if (
-                action == "report_received") else None
-            counts[(row["stream"].split(":", 1)[0], action, channel)] += 1
-    pending = session.info.setdefault(_PENDING, [])
-    for (kind, action, channel), count in counts.items():
-        item: dict[str, Any] = {"kind": kind, "action": action, "count": count}
-        if channel is not None:
-            item["channel"] = channel
-        pending.append(item)
+    counts: collections.Counter[tuple[tuple[str, Any], ...]] = collections.Counter(
+        tuple(_item(row["stream"], row["action"], row.get("data")).items())
+        for row in rows if row.get("to_state") is not None)
+    session.info.setdefault(_PENDING, []).extend(
+        {**dict(item), "count": count} for item, count in counts.items())
 
 
 def _after_commit(session: Any) -> None:

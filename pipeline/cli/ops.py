@@ -19,18 +19,9 @@ from sqlalchemy import select
 from pipeline import auth
 from pipeline.auth import Principal
 from pipeline.cli import main, settings_or_exit
+from pipeline.cli.users import shared_group
 from pipeline.errors import BadInput, HotlineError, NotFound, PermissionDenied
 from pipeline.runtime import Runtime, build_runtime
-
-
-def _group(name: str, help_text: str) -> click.Group:
-    """The `main` subgroup `name`, shared with other modules that add to it."""
-    existing = main.commands.get(name)
-    if isinstance(existing, click.Group):
-        return existing
-    group = click.Group(name=name, help=help_text)
-    main.add_command(group)
-    return group
 
 
 def _runtime() -> Runtime:
@@ -134,7 +125,7 @@ def retention_run(dry_run: bool) -> None:
     runtime.close()
 
 
-case_group = _group("case", "One case: evidence for the police, legal holds.")
+case_group = shared_group("case", "One case: evidence for the police, legal holds.")
 
 
 @case_group.command("evidence")
