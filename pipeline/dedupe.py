@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.audit import insert_events
 from pipeline.clock import Clock, as_utc
-from pipeline.db import blank_row, insert_by_unnest, is_postgresql, lock_rows
+from pipeline.db import among, blank_row, insert_by_unnest, is_postgresql, lock_rows
 from pipeline.errors import RetryLater
 from pipeline.intake import new_reference
 from pipeline.lifecycle import HEAD_COLUMNS, advance, fill_times, write_rows
@@ -179,7 +179,7 @@ def _open_cases_of(session: Session, keys: Sequence[str]) -> dict[str, _Placed]:
     table: Any = Case.__table__
     rows = session.execute(
         select(table.c.id, table.c.ref, table.c.open_key)
-        .where(table.c.open_key.in_(sorted(keys)))
+        .where(among(session, table.c.open_key, sorted(keys)))
     ).all()
     return {key: _Placed(case_id, ref) for case_id, ref, key in rows}
 
@@ -210,7 +210,7 @@ def _count_joined(session: Session,
         if not placed.created:
             counts.setdefault((placed.closed, len(members)), []).append(placed.case_id)
     for (closed, count), ids in sorted(counts.items()):
-        statement = update(table).where(table.c.id.in_(sorted(ids)))
+        statement = update(table).where(among(session, table.c.id, sorted(ids)))
         if not closed:
             statement = statement.where(table.c.open_key.is_not(None))
         with _deadlock_retried():
@@ -227,7 +227,7 @@ def _last_cases(session: Session, keys: Sequence[str]) -> dict[str, _Last]:
         return {}
     rows = session.execute(
         select(Case.dedup_key, Case.id, Case.ref, Case.removed_at, Case.closed_at)
-        .where(Case.dedup_key.in_(list(keys)), Case.open_key.is_(None))
+        .where(among(session, Case.dedup_key, keys), Case.open_key.is_(None))
         .order_by(Case.id)
     )
     last: dict[str, _Last] = {}

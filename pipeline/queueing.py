@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pipeline.db import among
 from pipeline.errors import ConfigError
 from pipeline.lifecycle import transition
 from pipeline.models import Case, Report
@@ -171,7 +172,7 @@ def case_sources(session: Session, case_ids: Sequence[int]) -> dict[int, set[str
         return found
     for case_id, source in session.execute(
         select(Report.case_id, Report.source).where(
-            Report.case_id.in_(list(case_ids)), Report.source.is_not(None)
+            among(session, Report.case_id, case_ids), Report.source.is_not(None)
         ).distinct()
     ):
         if case_id is not None and source is not None:

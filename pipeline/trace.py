@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.audit import insert_events
 from pipeline.clock import Clock, as_utc
-from pipeline.db import insert_ignoring_conflicts, insert_rows, lock_rows
+from pipeline.db import among, insert_ignoring_conflicts, insert_rows, lock_rows
 from pipeline.errors import RetryLater
 from pipeline.lifecycle import HEAD_COLUMNS, advance, write_rows
 from pipeline.models import Case
@@ -61,7 +61,7 @@ def trace_cases(
     # registries answer (PostgreSQL; SQLite holds its one write lock throughout).
     pending = list(session.execute(
         select(Case.id, Case.host, Case.url_kind, Case.registered_domain, Case.state)
-        .where(Case.id.in_(list(case_ids)),
+        .where(among(session, Case.id, case_ids),
                Case.state.in_([CaseState.NORMALISED, CaseState.TRACED]))
     ).all())
     if not pending:
@@ -205,7 +205,7 @@ def _store_answers(session: Session, answers: dict[str, dict[str, Any]]) -> None
         return
     table: Any = TraceAnswer.__table__
     stored = set(session.execute(
-        select(table.c.key).where(table.c.key.in_(sorted(answers)))).scalars())
+        select(table.c.key).where(among(session, table.c.key, sorted(answers)))).scalars())
     rows = [{"key": key, "url": a["url"], "status": a["status"],
              "received_at": datetime.fromisoformat(a["at"]), "body": a["body"]}
             for key, a in sorted(answers.items()) if key not in stored]

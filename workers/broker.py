@@ -88,8 +88,16 @@ def install(runtime: Runtime) -> dramatiq.Broker:
     return broker
 
 
+# How long a consumer of an idle queue waits between polls, at most (ms). A queue
+# with work is polled again at once; an idle one backs off up to this (dramatiq's
+# default is 1,000). Each poll is a script call in Redis: 200 keeps a report that
+# arrives at a quiet system within a fifth of a second of a worker, and halves the
+# polling of the ten queues of every worker against 100 (measured with MONITOR).
+POLL_MS = 200
+
+
 def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
-    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=POLL_MS)
     worker.start()
     return worker
 

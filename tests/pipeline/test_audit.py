@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import delete, select, update
 
 from pipeline.audit import record, verify
@@ -90,3 +92,21 @@ def test_named_streams_are_chained_too(runtime):
     with runtime.session_factory() as session:
         problems = verify(session)
     assert [p.stream for p in problems] == ["system"]
+
+
+# The hash's canonical form comes from a C encoder built once; its bytes must be those
+# of `json.dumps` with the same settings, or every stored chain would stop verifying.
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON, st.datetimes())
+def test_the_canonical_form_is_json_dumps_byte_for_byte(value, moment):
+    from pipeline import audit
+
+    assert audit._ENCODER is not None  # CPython's accelerator: the fast path is tested
+    for item in (value, [value, moment], {"at": moment, "data": value}):
+        assert audit._canonical(item) == audit._dumps(item)
