@@ -13,10 +13,12 @@ Steps of `dedupe_reports`:
    closed as removed,
 5. open the new cases: INSERT ... ON CONFLICT DO NOTHING on the unique `open_key`, so
    two workers racing on one URL make exactly one case (the database is the truth;
-   the Redis claim only saves work); a key lost to another worker goes back to step 3,
+   the Redis claim only saves work); a key lost to another worker goes back to step 3;
+   given the tracer, a new case whose host its caches answer in full goes in traced
+   and queued for assessment (`pipeline.trace.trace_known_cases`),
 6. attach every report: the first of a new case becomes `new_case`, the others
    `duplicate`; tell Redis which case is open for each key,
-7. return the ids of the new cases, to be traced.
+7. return the ids of the other new cases, to be traced.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from pipeline.urls import CanonicalURL, canonicalise
 
 if TYPE_CHECKING:
     from pipeline.config import Settings, UrlsSection
+    from pipeline.tracing.tracer import Tracer
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +161,7 @@ class _Placed:
     case_id: int
     case_ref: str
     created: bool = False  # this call opened the case
+    queued: bool = False  # ... and traced it from the caches: it awaits assessment
     closed: bool = False  # a closed case the reports joined
 
 
@@ -262,10 +266,12 @@ def _insert_cases(session: Session, rows: list[dict[str, Any]]) -> dict[str, int
 
 def open_cases(
     session: Session, groups: dict[str, list[dict[str, Any]]], last: dict[str, _Last], *,
-    at: datetime
+    at: datetime, tracer: Tracer | None = None
 ) -> dict[str, _Placed]:
-    """Insert one case per key (losing races quietly); return the cases this call made."""
-    drafts: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    """Insert one case per key (losing races quietly); return the cases this call made.
+    With `tracer`, the cases whose hosts its caches answer go in traced and queued
+    (`pipeline.trace.trace_known_cases`); the others are left for the TRACE stage."""
+    drafts: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
     for key in sorted(groups):  # one order for every worker: no deadlock between inserts
         reports = groups[key]
         first = reports[0]
@@ -296,26 +302,47 @@ def open_cases(
         )
         case["id"] = None
         data = {"previous_case_id": case["previous_case_id"], "reupload": reupload}
-        event = advance("case", case, CaseState.NORMALISED, at=at, data=data)
-        fill_times(case).pop("id")
-        drafts.append((case, event))
+        drafts.append((case, [advance("case", case, CaseState.NORMALISED, at=at, data=data)]))
     if not drafts:
         return {}
+    known = None
+    if tracer is not None:
+        from pipeline.trace import trace_known_cases
+
+        known = trace_known_cases(
+            tracer, [case for case, _ in drafts],
+            [{r["source"] for r in groups[case["dedup_key"]] if r["source"]}
+             for case, _ in drafts], at)
+        for index, more in known.events.items():
+            drafts[index][1].extend(more)
+    for case, _ in drafts:
+        fill_times(case).pop("id")
     won = _insert_cases(session, [case for case, _ in drafts])
     created: dict[str, _Placed] = {}
     events = []
-    for case, event in drafts:
+    traces = []
+    for index, (case, case_events) in enumerate(drafts):
         case_id = won.get(case["dedup_key"])
         if case_id is None:
             continue
-        event["case_id"] = case_id
-        events.append(event)
-        created[case["dedup_key"]] = _Placed(case_id, case["ref"], created=True)
+        for event in case_events:
+            event["case_id"] = case_id
+        events.extend(case_events)
+        trace = known.traces.get(index) if known else None
+        if trace is not None:
+            trace["case_id"] = case_id
+            traces.append(trace)
+        created[case["dedup_key"]] = _Placed(case_id, case["ref"], created=True,
+                                             queued=trace is not None)
         if case["reupload"]:
             log.info("Case %s opened for a URL reported again after case %s was removed "
                      "(a re-upload).", case["ref"], last[case["dedup_key"]].case_ref,
                      extra={"case_id": case_id})
     insert_events(session, events)
+    if known is not None and traces:
+        from pipeline.trace import store_traces
+
+        store_traces(session, traces, known.answers)
     return created
 
 
@@ -326,6 +353,7 @@ def _place(
     *,
     rules: DedupRules,
     now: datetime,
+    tracer: Tracer | None = None,
 ) -> tuple[list[tuple[_Placed, list[dict[str, Any]]]], dict[str, list[dict[str, Any]]]]:
     """Steps 3 to 5: where each report goes; also the keys still undecided."""
     placements: list[tuple[_Placed, list[dict[str, Any]]]] = []
@@ -357,7 +385,7 @@ def _place(
                                    late))
             if rest:
                 to_open[key] = rest
-        created = open_cases(session, to_open, last, at=now)
+        created = open_cases(session, to_open, last, at=now, tracer=tracer)
         for key, placed in created.items():
             placements.append((placed, to_open[key]))
         # Keys whose case another worker opened between our join and our insert.
@@ -368,8 +396,9 @@ def _place(
 
 
 # What deduplication reads of a report (besides its state and audit head).
-_READ = ("case_id", "dedup_key", "canonical_url", "host", "host_unicode", "registered_domain",
-         "url_kind", "host_confusable", "claimed_category", "channel", "urgent", "received_at")
+_READ = ("case_id", "source", "dedup_key", "canonical_url", "host", "host_unicode",
+         "registered_domain", "url_kind", "host_confusable", "claimed_category", "channel",
+         "urgent", "received_at")
 
 
 def dedupe_reports(
@@ -379,11 +408,12 @@ def dedupe_reports(
     clock: Clock,
     claims: DedupClaims | None = None,
     rules: DedupRules | None = None,
+    tracer: Tracer | None = None,
 ) -> list[int]:
     reports = lock_rows(session, Report, report_ids, [ReportState.NORMALISED],
                         (*HEAD_COLUMNS, *_READ))
     new_ids, events, placements = dedupe_rows(session, reports, at=clock.now(),
-                                              claims=claims, rules=rules)
+                                              claims=claims, rules=rules, tracer=tracer)
     _store(session, reports, ("case_id",), events, placements)
     return new_ids
 
@@ -396,6 +426,7 @@ def normalise_and_dedupe(
     claims: DedupClaims | None = None,
     rules: DedupRules | None = None,
     canonicaliser: Callable[[str], CanonicalURL] = canonicalise,
+    tracer: Tracer | None = None,
 ) -> list[int]:
     """Both stages in one transaction: each report is locked, read and written once
     (its two state changes, two events). What the normalise actor runs; the dedupe
@@ -404,7 +435,8 @@ def normalise_and_dedupe(
     rows = lock_rows(session, Report, report_ids, [ReportState.RECEIVED],
                      tuple(dict.fromkeys((*NORMALISE_READ, *_READ))))
     done, events = normalise_rows(rows, at=now, canonicaliser=canonicaliser)
-    new_ids, more, placements = dedupe_rows(session, done, at=now, claims=claims, rules=rules)
+    new_ids, more, placements = dedupe_rows(session, done, at=now, claims=claims, rules=rules,
+                                            tracer=tracer)
     _store(session, rows, (*FACTS, "case_id"), events + more, placements)
     return new_ids
 
@@ -425,11 +457,14 @@ def dedupe_rows(
     at: datetime,
     claims: DedupClaims | None = None,
     rules: DedupRules | None = None,
+    tracer: Tracer | None = None,
 ) -> tuple[list[int], list[dict[str, Any]], list[tuple[_Placed, list[dict[str, Any]]]]]:
     """Steps 2 to 6 on locked `normalised` rows: cases are opened here; the rows get
     their `case_id` and state in memory, for the caller to store with the events
     returned, and then to count the joined reports on their cases (`_count_joined`,
-    last). Returns the new cases' ids, the events and where the reports went."""
+    last). Returns the ids of the new cases to trace (those traced from the caches
+    and queued already, with a `tracer`, are not among them), the events and where
+    the reports went."""
     if not reports:
         return [], [], []
     rules = rules or DedupRules()
@@ -446,7 +481,7 @@ def dedupe_rows(
             claims = None
 
     with _deadlock_retried():
-        placements, pending = _place(session, groups, won, rules=rules, now=at)
+        placements, pending = _place(session, groups, won, rules=rules, now=at, tracer=tracer)
     if pending:
         raise RetryLater(f"deduplication of {len(pending)} URLs kept losing races; "
                          "retrying the batch")
@@ -476,10 +511,12 @@ def dedupe_rows(
         except Exception as exc:
             log.warning("Dedup claims in Redis could not be settled (%s).", exc)
 
-    new_ids = [p.case_id for p, _ in placements if p.created]
+    new_ids = [p.case_id for p, _ in placements if p.created and not p.queued]
+    queued = sum(1 for p, _ in placements if p.queued)
     joined = sum(len(m) for p, m in placements if not p.created)
-    log.info("Deduplicated %d reports: %d new cases, %d reports joined existing cases.",
-             len(reports), len(new_ids), joined)
+    log.info("Deduplicated %d reports: %d new cases (%d traced from the caches and queued), "
+             "%d reports joined existing cases.", len(reports), len(new_ids) + queued,
+             queued, joined)
     return new_ids, events, placements
 
 

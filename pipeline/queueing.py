@@ -165,6 +165,11 @@ def configured_rules_path() -> str:
     return load_settings().assessment.priority_rules
 
 
+def configured_rules() -> PriorityRules:
+    """The priority rules of this process's configuration."""
+    return load_rules(configured_rules_path())
+
+
 def case_sources(session: Session, case_ids: Sequence[int]) -> dict[int, set[str]]:
     """The partner hotlines / API clients the reports of each case came from."""
     found: dict[int, set[str]] = {}
@@ -187,7 +192,7 @@ def priorities(
     """The priority of each case (ORM objects or rows with `id`, `urgent`,
     `claimed_category`, `source_channel`), in order. Without `rules`, those of the
     configured file (`assessment.priority_rules`)."""
-    rules = rules if rules is not None else load_rules(configured_rules_path())
+    rules = rules if rules is not None else configured_rules()
     ids = [c["id"] if isinstance(c, Mapping) else c.id for c in cases]
     sources = case_sources(session, ids) if any(r.when.source for r in rules.rules) else {}
     return [evaluate(rules, case, sources.get(case_id))

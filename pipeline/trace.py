@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +32,7 @@ from pipeline.db import among, insert_ignoring_conflicts, insert_rows, lock_rows
 from pipeline.errors import RetryLater
 from pipeline.lifecycle import HEAD_COLUMNS, advance, write_rows
 from pipeline.models import Case
-from pipeline.queueing import priorities, queued_data
+from pipeline.queueing import Priority, configured_rules, evaluate, priorities, queued_data
 from pipeline.states import CaseState
 from pipeline.tracing.models import Trace, TraceAnswer
 from pipeline.tracing.rdap import RdapAnswer
@@ -104,24 +105,11 @@ def trace_cases(
         if result.transient:  # past the give-up age: recorded as unknown
             result.unknown(RDAP_UNAVAILABLE, f"gave up after {int(give_up)} s: "
                            f"{result.transient}")
-        rdap_raw = []
-        for answer in result.rdap_answers:
-            key = _answer_key(answer)
-            answers.setdefault(key, answer)
-            rdap_raw.append({"url": answer["url"], "status": answer["status"],
-                             "at": answer["at"], "answer": key})
-        rows.append(_trace_row(case["id"], result, rdap_raw, now))
-        case.update(_summary(result))
-        data = {"outcome": result.outcome, "country": result.hosting_country,
-                "asn": result.hosting_asn, "cdn": result.cdn_name}
-        if result.reason and result.origin_unknown:
-            data["reason"] = result.reason
-        if case["state"] == CaseState.NORMALISED:
-            events.append(advance("case", case, CaseState.TRACED, at=now, data=data))
-        log.debug("Case %s traced to AS%s in %s (%s).", case["id"], result.hosting_asn,
-                  result.hosting_country, result.outcome, extra={"case_id": case["id"]})
-    insert_rows(session, _TRACES, rows)
-    _store_answers(session, answers)
+        row, event = record_trace(case, result, now, answers)
+        rows.append(row)
+        if event is not None:
+            events.append(event)
+    store_traces(session, rows, answers)
     moved = [case for case in cases if case["legality"] is not None]
     for case in moved:
         events.append(advance("case", case, CaseState.ASSESSED, at=now,
@@ -131,14 +119,89 @@ def trace_cases(
         if rerouted is not None:
             rerouted.append(case["id"])
     queued = [case for case in cases if case["legality"] is None]
-    for case, priority in zip(queued, priorities(session, queued), strict=True):
-        case["priority"] = priority.value
-        events.append(advance("case", case, CaseState.AWAITING_ASSESSMENT, at=now,
-                              data=queued_data(priority)))
+    events += [queue_row(case, priority, now)
+               for case, priority in zip(queued, priorities(session, queued), strict=True)]
     write_rows(session, "case", cases, _WRITTEN)
     insert_events(session, events)
     log.info("Traced %d cases over %d hosts.", len(cases), len(set(targets.values())))
     return skipped
+
+
+def record_trace(case: dict[str, Any], result: HostTrace, now: datetime,
+                 answers: dict[str, dict[str, Any]]) -> tuple[dict[str, Any],
+                                                             dict[str, Any] | None]:
+    """One case's trace: its summary copied onto the row `case`, the registry answers
+    added to `answers` (by content key), and the `Trace` row (for `store_traces`) and
+    the `case_traced` event (None for a case traced again) returned."""
+    rdap_raw = []
+    for answer in result.rdap_answers:
+        key = _answer_key(answer)
+        answers.setdefault(key, answer)
+        rdap_raw.append({"url": answer["url"], "status": answer["status"],
+                         "at": answer["at"], "answer": key})
+    row = _trace_row(case["id"], result, rdap_raw, now)
+    case.update(_summary(result))
+    data = {"outcome": result.outcome, "country": result.hosting_country,
+            "asn": result.hosting_asn, "cdn": result.cdn_name}
+    if result.reason and result.origin_unknown:
+        data["reason"] = result.reason
+    event = None
+    if case["state"] == CaseState.NORMALISED:
+        event = advance("case", case, CaseState.TRACED, at=now, data=data)
+    log.debug("Case %s traced to AS%s in %s (%s).", case["id"] or case["ref"],
+              result.hosting_asn, result.hosting_country, result.outcome,
+              extra={"case_id": case["id"]})
+    return row, event
+
+
+def queue_row(case: dict[str, Any], priority: Priority, now: datetime) -> dict[str, Any]:
+    """Place a traced case row in the assessment queue; its `case_queued` event."""
+    case["priority"] = priority.value
+    return advance("case", case, CaseState.AWAITING_ASSESSMENT, at=now,
+                   data=queued_data(priority))
+
+
+def store_traces(session: Session, rows: list[dict[str, Any]],
+                 answers: dict[str, dict[str, Any]]) -> None:
+    """Insert `Trace` rows and the registry answers not stored yet."""
+    insert_rows(session, _TRACES, rows)
+    _store_answers(session, answers)
+
+
+@dataclass
+class Known:
+    """New cases traced and queued from the caches (`trace_known_cases`), by their
+    index in the batch: the `Trace` row and the two events of each, and the answers."""
+
+    traces: dict[int, dict[str, Any]] = field(default_factory=dict)
+    events: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def trace_known_cases(tracer: Tracer, cases: Sequence[dict[str, Any]],
+                      sources: Sequence[set[str]], now: datetime) -> Known:
+    """Deduplication opens cases; those whose hosts the caches answer in full are
+    traced and queued at once, in the same rows, before they are stored: no TRACE
+    message, no second read, lock and write of them (measured, most new cases of a
+    busy hotline point at hosts traced minutes before). `cases` are new case rows
+    (`normalised`, no id yet) with `sources` the partner sources of their reports;
+    the rows of the cases traced move to `awaiting_assessment`."""
+    known = Known()
+    targets = [Target(c["host"], c["url_kind"], c["registered_domain"]) for c in cases]
+    results = tracer.trace_known(targets) if targets else {}
+    if not results:
+        return known
+    rules = configured_rules()
+    for index, (case, target) in enumerate(zip(cases, targets, strict=True)):
+        result = results.get(target)
+        if result is None:
+            continue
+        row, traced = record_trace(case, result, now, known.answers)
+        assert traced is not None  # a new case
+        queued = queue_row(case, evaluate(rules, case, sources[index]), now)
+        known.traces[index] = row
+        known.events[index] = [traced, queued]
+    return known
 
 
 def _age_seconds(case: dict[str, Any], now: datetime) -> float:

@@ -14,6 +14,7 @@ from pipeline.dedupe import dedupe_options, dedupe_reports, normalise_and_dedupe
 from pipeline.errors import BadInput, PermanentError, RetryLater
 from pipeline.messaging import DEDUPE, DISPATCH, NORMALISE, ROUTE, TRACE
 from pipeline.trace import trace_cases
+from pipeline.tracing import tracer_for
 from pipeline.urls import configure as configure_urls
 from workers import context
 from workers.broker import placeholder_broker
@@ -36,11 +37,14 @@ def run_stage(stage: Callable[..., list[int]], ids: Sequence[int], next_stage: s
                 broker=placeholder_broker)
 def normalise(report_ids: list[int]) -> None:
     """Normalisation and deduplication in one transaction (each report is locked and
-    written once); the dedupe actor serves reports found `normalised` by the reconciler."""
+    written once); new cases whose hosts the tracer's caches answer are traced and
+    queued in it too, the others go to TRACE. The dedupe actor serves reports found
+    `normalised` by the reconciler."""
     rt = context.runtime()
     configure_urls(rt.settings.urls)
     options = dedupe_options(rt.settings, rt.redis)
-    run_stage(functools.partial(normalise_and_dedupe, **options), report_ids, TRACE)
+    run_stage(functools.partial(normalise_and_dedupe, **options, tracer=tracer_for(rt)),
+              report_ids, TRACE)
 
 
 @dramatiq.actor(queue_name=DEDUPE, actor_name=DEDUPE, throws=PERMANENT,
@@ -48,14 +52,13 @@ def normalise(report_ids: list[int]) -> None:
 def dedupe(report_ids: list[int]) -> None:
     rt = context.runtime()
     options = dedupe_options(rt.settings, rt.redis)
-    run_stage(functools.partial(dedupe_reports, **options), report_ids, TRACE)
+    run_stage(functools.partial(dedupe_reports, **options, tracer=tracer_for(rt)),
+              report_ids, TRACE)
 
 
 @dramatiq.actor(queue_name=TRACE, actor_name=TRACE, throws=PERMANENT,
                 broker=placeholder_broker)
 def trace(case_ids: list[int]) -> None:
-    from pipeline.tracing import tracer_for
-
     rt = context.runtime()
     tracer = tracer_for(rt)
     rerouted: list[int] = []

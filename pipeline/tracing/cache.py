@@ -194,11 +194,13 @@ class PrefixCache:
     def _key(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
         return f"{self.kind}:{network}"
 
-    def lookup_many(self, addresses: Iterable[str], *,
-                    fresh: bool = False) -> dict[str, Any | None]:
+    def lookup_many(self, addresses: Iterable[str], *, fresh: bool = False,
+                    count_misses: bool = True) -> dict[str, Any | None]:
         """The value of the longest known prefix holding each address (None: unknown).
         `fresh`: read the known prefix lengths now, not as cached for a second (a
-        worker waiting for another's answer, which may be of a new length)."""
+        worker waiting for another's answer, which may be of a new length).
+        `count_misses=False`: a look that asks nobody on a miss (the miss is counted
+        where the question is asked)."""
         addresses = list(dict.fromkeys(addresses))
         fresh_for = 0.0 if fresh else 1.0
         lengths = {v: sorted((int(x) for x in self.cache.members(self._lengths_key(v),
@@ -221,7 +223,8 @@ class PrefixCache:
 
             hits = sum(1 for v in out.values() if v is not None)
             RDAP_CACHE.labels("hit").inc(hits)
-            RDAP_CACHE.labels("miss").inc(len(out) - hits)
+            if count_misses:
+                RDAP_CACHE.labels("miss").inc(len(out) - hits)
         return out
 
     def store(self, prefixes: Iterable[str], value: Any, ttl: float) -> None:

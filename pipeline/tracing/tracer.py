@@ -195,12 +195,7 @@ class Tracer:
         """Trace `targets`; hosts in `refresh` are resolved again, not taken from the
         caches (a case traced again because its content moved)."""
         now = time.monotonic()
-        known: dict[Target, HostTrace] = {}
-        with self._recent_lock:
-            for t in dict.fromkeys(targets):
-                held = None if t.host in refresh else self._recent.get(t)
-                if held is not None and held[0] > now:
-                    known[t] = copy.copy(held[1])
+        known = self._remembered(targets, refresh, now)
         fresh = self._trace([t for t in dict.fromkeys(targets) if t not in known],
                             set(refresh))
         with self._recent_lock:
@@ -217,16 +212,46 @@ class Tracer:
                     self._recent[t] = (now + keep, copy.copy(result))
         return {**known, **fresh}
 
-    def _trace(self, distinct: list[Target], refresh: set[str]) -> dict[Target, HostTrace]:
+    def _remembered(self, targets: Sequence[Target], refresh: Collection[str],
+                    now: float) -> dict[Target, HostTrace]:
+        """This process's recent traces of `targets` (copies), but those in `refresh`."""
+        known: dict[Target, HostTrace] = {}
+        with self._recent_lock:
+            for t in dict.fromkeys(targets):
+                held = None if t.host in refresh else self._recent.get(t)
+                if held is not None and held[0] > now:
+                    known[t] = copy.copy(held[1])
+        return known
+
+    def trace_known(self, targets: Sequence[Target]) -> dict[Target, HostTrace]:
+        """The traces of `targets` that need no question over the network: every
+        answer is in the caches (this process's recent traces, then the shared
+        caches). The others are left out, for `trace` (the TRACE stage) to ask."""
+        known = self._remembered(targets, (), time.monotonic())
+        found = self._trace([t for t in dict.fromkeys(targets) if t not in known], set(),
+                            offline=True)
+        return {**known, **{t: r for t, r in found.items() if r.transient is None}}
+
+    def _trace(self, distinct: list[Target], refresh: set[str], *,
+               offline: bool = False) -> dict[Target, HostTrace]:
+        """Trace `distinct`. `offline`: from the caches only, leaving out the targets
+        that would need a question."""
         if not distinct:
             return {}
         started = datetime.now(UTC)
         dns_hosts = [t for t in distinct
                      if t.host and t.url_kind not in ("onion", "ip")]
         dns_set = set(dns_hosts)
-        dns_results = self._resolve([t.host for t in dns_hosts if t.host], refresh)
+        dns_results = self._resolve([t.host for t in dns_hosts if t.host], refresh,
+                                    offline=offline)
         nameservers = self._nameservers([t.registered_domain for t in dns_hosts
-                                         if t.registered_domain])
+                                         if t.registered_domain], offline=offline)
+        if offline:  # a host not resolved yet: its addresses are unknown
+            distinct = [t for t in distinct if t not in dns_set or (
+                t.host in dns_results and (not t.registered_domain
+                                           or t.registered_domain in nameservers))]
+            kept = set(distinct)
+            dns_hosts = [t for t in dns_hosts if t in kept]
         addresses: dict[Target, list[str]] = {}
         for t in distinct:
             if t.url_kind == "ip" and t.host:
@@ -237,8 +262,14 @@ class Tracer:
                 addresses[t] = []
         public = list(dict.fromkeys(a for addrs in addresses.values() for a in addrs
                                     if _is_public(a)))
-        origins = self._prefix_lookup(self.origins, public, self._fetch_origin)
-        networks = self._prefix_lookup(self.networks, public, self._fetch_network)
+        origins = self._prefix_lookup(self.origins, public, self._fetch_origin,
+                                      offline=offline)
+        networks = self._prefix_lookup(self.networks, public, self._fetch_network,
+                                       offline=offline)
+        if offline:  # an address of unknown network or origin: left for the stage
+            distinct = [t for t in distinct if all(
+                a in origins.values and a in networks.values
+                for a in addresses[t] if _is_public(a))]
 
         def assemble(t: Target, domains: dict[str, dict[str, Any]]) -> HostTrace:
             return self._assemble(t, started, dns_results.get(t.host or ""), addresses[t],
@@ -255,7 +286,12 @@ class Tracer:
             asking = [t for t in asking if out[t].origin_unknown or out[t].behind_cdn
                       or not out[t].hosting_abuse_email]
         domains = self._domains([t.registered_domain for t in asking
-                                 if t.registered_domain])
+                                 if t.registered_domain], offline=offline)
+        if offline:
+            unasked = {t for t in asking if t.registered_domain not in domains}
+            distinct = [t for t in distinct if t not in unasked]
+            asking = [t for t in asking if t not in unasked]
+            out = {t: r for t, r in out.items() if t not in unasked}
         out.update({t: assemble(t, domains) for t in asking})
         for t in distinct:
             if t not in out:
@@ -264,12 +300,13 @@ class Tracer:
 
     # -- DNS -----------------------------------------------------------------------
 
-    def _resolve(self, hosts: list[str], refresh: set[str]) -> dict[str, tdns.DnsResult]:
+    def _resolve(self, hosts: list[str], refresh: set[str], *,
+                 offline: bool = False) -> dict[str, tdns.DnsResult]:
         names = list(dict.fromkeys(hosts))
         cached = self.cache.get_many([f"dns:{h}" for h in names])
         results = {h: tdns.DnsResult.from_dict(v) for h, v in zip(names, cached, strict=True)
                    if v is not None and h not in refresh}
-        missing = [h for h in names if h not in results]
+        missing = [] if offline else [h for h in names if h not in results]
         fresh = list(self.pool.map(self.dns.resolve_host, missing))
         to_cache: dict[str, tuple[Any, float]] = {}
         for result in fresh:
@@ -280,11 +317,12 @@ class Tracer:
         self.cache.set_many(to_cache)
         return results
 
-    def _nameservers(self, domains: list[str]) -> dict[str, dict[str, Any]]:
+    def _nameservers(self, domains: list[str], *,
+                     offline: bool = False) -> dict[str, dict[str, Any]]:
         names = list(dict.fromkeys(domains))
         cached = self.cache.get_many([f"ns:{d}" for d in names])
         out = {d: v for d, v in zip(names, cached, strict=True) if v is not None}
-        missing = [d for d in names if d not in out]
+        missing = [] if offline else [d for d in names if d not in out]
         to_cache: dict[str, tuple[Any, float]] = {}
         for name, (servers, raw, ttl) in zip(missing, self.pool.map(self.dns.nameservers,
                                                                       missing), strict=True):
@@ -301,19 +339,23 @@ class Tracer:
         cache: PrefixCache,
         addresses: list[str],
         fetch: Callable[[str], tuple[list[str], dict[str, Any], float]],
+        *,
+        offline: bool = False,
     ) -> _Lookup:
         """Values for `addresses` from `cache`, asking `fetch` for one address per group
-        (see `_GROUP_LENGTHS`) at a time until every address is known or failed."""
+        (see `_GROUP_LENGTHS`) at a time until every address is known or failed
+        (`offline`: only what the cache holds)."""
         out = _Lookup()
         pending = list(addresses)
         level = -1
         while pending:
             level += 1
-            for address, value in cache.lookup_many(pending).items():
+            for address, value in cache.lookup_many(pending,
+                                                    count_misses=not offline).items():
                 if value is not None:
                     out.values[address] = value
             pending = [a for a in pending if a not in out.values]
-            if not pending:
+            if not pending or offline:
                 break
             representatives = list({_group(a, level): a for a in reversed(pending)}.values())
             fetched = list(self.pool.map(
@@ -444,11 +486,12 @@ class Tracer:
 
     # -- domains -------------------------------------------------------------------
 
-    def _domains(self, names: list[str]) -> dict[str, dict[str, Any]]:
+    def _domains(self, names: list[str], *,
+                 offline: bool = False) -> dict[str, dict[str, Any]]:
         names = list(dict.fromkeys(names))
         cached = self.cache.get_many([f"domain:{n}" for n in names])
         out = {n: v for n, v in zip(names, cached, strict=True) if v is not None}
-        missing = [n for n in names if n not in out]
+        missing = [] if offline else [n for n in names if n not in out]
         fetched = list(self.pool.map(self._fetch_domain, missing))
         to_cache: dict[str, tuple[Any, float]] = {}
         for name, (value, ttl) in zip(missing, fetched, strict=True):

@@ -204,3 +204,62 @@ def test_a_case_locked_by_another_transaction_is_handed_back_to_be_traced_again(
     assert run(runtime, [case_id], tracer) == []
     (case,) = cases(runtime, [case_id])
     assert case.state == CaseState.AWAITING_ASSESSMENT
+
+
+def _take_in(runtime, urls, source=None):
+    from pipeline.intake import store_reports
+    from schemas.intake import ReportIn
+
+    with runtime.session_factory.begin() as session:
+        accepted = store_reports(session, [ReportIn(url=u, channel="web") for u in urls],
+                                 clock=runtime.clock, limits=runtime.settings.intake,
+                                 source=source)
+    return [a.id for a in accepted]
+
+
+def test_deduplication_traces_and_queues_new_cases_the_caches_answer(
+    runtime, make_tracer, hosting, fake_dns, fake_rdap
+):
+    """A new case whose host was traced before goes in traced and queued, in the
+    deduplication's transaction, with the same trace and events as through the stage;
+    one the caches do not know is left for the stage, and nobody is asked meanwhile."""
+    from pipeline.audit import verify
+    from pipeline.dedupe import normalise_and_dedupe
+    from pipeline.models import Report
+
+    tracer = make_tracer()
+    first = open_case(runtime, "www.example.com", domain="example.com")
+    run(runtime, [first], tracer)
+    asked = (dict(fake_dns.by_type), dict(fake_rdap.queries_by_kind))
+
+    ids = _take_in(runtime, ["http://www.example.com/other", "http://www.example.com/other",
+                             "http://unknown.example.com/x"], source="partner-hotline")
+    with runtime.session_factory.begin() as session:
+        to_trace = normalise_and_dedupe(session, ids, clock=runtime.clock, tracer=tracer)
+    assert (dict(fake_dns.by_type), dict(fake_rdap.queries_by_kind)) == asked
+
+    with runtime.session_factory() as session:
+        reports = [session.get(Report, i) for i in ids]
+        known, unknown = session.get(Case, reports[0].case_id), session.get(
+            Case, reports[2].case_id)
+        assert to_trace == [unknown.id]
+        assert unknown.state == CaseState.NORMALISED
+        assert known.state == CaseState.AWAITING_ASSESSMENT and known.report_count == 2
+        assert known.traced_at == known.awaiting_assessment_at == known.normalised_at
+        reference = session.get(Case, first)
+        for name in ("hosting_country", "hosting_asn", "hosting_org", "hosting_abuse_email",
+                     "registrar", "trace_outcome", "origin_unknown"):
+            assert getattr(known, name) == getattr(reference, name), name
+        actions = session.execute(select(Event.action).where(
+            Event.case_id == known.id, Event.report_id.is_(None)).order_by(Event.seq)
+        ).scalars().all()
+        assert actions == ["case_opened", "case_traced", "case_queued"]
+        assert verify(session) == []
+    assert traces(runtime, unknown.id) == []
+    [trace] = traces(runtime, known.id)
+    assert trace.addresses == traces(runtime, first)[0].addresses
+    assert trace.rdap_raw == traces(runtime, first)[0].rdap_raw
+
+    # The stage traces the other as before.
+    assert run(runtime, to_trace, tracer) == []
+    assert cases(runtime, to_trace)[0].state == CaseState.AWAITING_ASSESSMENT
