@@ -48,11 +48,21 @@ def _kind(item: Report | Case) -> str:
     return "report" if isinstance(item, Report) else "case"
 
 
+# Each state by its value (and by itself: the states are str enums), for `_check`: a
+# dictionary look instead of an Enum call per step (a twentieth of the stages' time).
+def _by_value(enum: Any) -> dict[Any, Any]:
+    return {**{s.value: s for s in enum}, **{s: s for s in enum}}
+
+
+_BY_VALUE = {"report": _by_value(ReportState), "case": _by_value(CaseState)}
+
+
 def _check(kind: str, ref: str, state: str | None, to_state: Any) -> tuple[Any, Any, str]:
     """The current and target states and the default action; raises when not allowed."""
     table, _, enum = _TABLES[kind]
-    current = enum(state) if state else None
-    target = enum(to_state)
+    by_value = _BY_VALUE[kind]
+    current = (by_value.get(state) or enum(state)) if state else None
+    target = by_value.get(to_state) or enum(to_state)
     default_action = table.get((current, target))
     if default_action is None:
         raise IllegalTransition(kind, ref, current, target)

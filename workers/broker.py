@@ -97,6 +97,9 @@ POLL_MS = 200
 
 
 def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
+    from pipeline.urls import warm_up
+
+    warm_up()
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=POLL_MS)
     worker.start()
     return worker
