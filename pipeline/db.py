@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -164,7 +165,12 @@ def among(session: Session, column: Any, values: Sequence[Any]) -> Any:
 def lock_rows(session: Session, model: Any, ids: Sequence[int], states: Sequence[str],
               columns: Sequence[str]) -> list[dict[str, Any]]:
     """`lock_in_state` as plain rows of `columns` (dicts), for stages that move whole
-    batches without loading ORM objects."""
+    batches without loading ORM objects.
+
+    The rows are locked FOR NO KEY UPDATE: the stages never change a key, and a
+    report that names a case (its foreign key) takes a KEY SHARE lock on the case,
+    which FOR UPDATE would make wait for the case's stage (seen in the benchmark as a
+    deadlock between deduplication and tracing)."""
     table = model.__table__
     query = (
         select(*[table.c[name] for name in columns])
@@ -172,9 +178,30 @@ def lock_rows(session: Session, model: Any, ids: Sequence[int], states: Sequence
         .order_by(table.c.id)
     )
     if is_postgresql(session):
-        query = query.with_for_update(skip_locked=True)
+        query = query.with_for_update(skip_locked=True, key_share=True)
     names = list(columns)
     return [dict(zip(names, row, strict=True)) for row in session.execute(query)]
+
+
+DEADLOCK_DETECTED = "40P01"  # PostgreSQL's SQLSTATE
+
+
+@contextlib.contextmanager
+def deadlock_retried(what: str) -> Iterator[None]:
+    """A deadlock with another worker (PostgreSQL chose this transaction to abort)
+    becomes `RetryLater`: the message goes round again soon, quietly. Caught from
+    SQLAlchemy and from psycopg's own cursor (the batch statements) alike."""
+    from pipeline.errors import RetryLater
+
+    try:
+        yield
+    except Exception as exc:
+        state = getattr(exc, "sqlstate", None) or getattr(getattr(exc, "orig", None),
+                                                          "sqlstate", None)
+        if state != DEADLOCK_DETECTED:
+            raise
+        raise RetryLater(f"{what} met a deadlock with another worker; retrying",
+                         delay_ms=200) from exc
 
 
 def next_ids(session: Session, table: str, count: int) -> list[int]:

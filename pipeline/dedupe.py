@@ -23,22 +23,27 @@ Steps of `dedupe_reports`:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from pipeline.audit import insert_events
 from pipeline.clock import Clock, as_utc
-from pipeline.db import among, blank_row, insert_by_unnest, is_postgresql, lock_rows
+from pipeline.db import (
+    among,
+    blank_row,
+    deadlock_retried,
+    insert_by_unnest,
+    is_postgresql,
+    lock_rows,
+)
 from pipeline.errors import RetryLater
 from pipeline.intake import new_reference
 from pipeline.lifecycle import HEAD_COLUMNS, advance, fill_times, write_rows
@@ -57,7 +62,6 @@ log = logging.getLogger(__name__)
 # How often one batch goes round "join, else open" when other workers keep winning
 # (a case closing and a new one opening under our feet); then the message is retried.
 MAX_ROUNDS = 4
-DEADLOCK_DETECTED = "40P01"  # PostgreSQL's SQLSTATE
 
 
 @dataclass(frozen=True)
@@ -188,19 +192,6 @@ def _open_cases_of(session: Session, keys: Sequence[str]) -> dict[str, _Placed]:
     return {key: _Placed(case_id, ref) for case_id, ref, key in rows}
 
 
-@contextlib.contextmanager
-def _deadlock_retried() -> Iterator[None]:
-    """A deadlock with another worker (PostgreSQL chose this transaction to abort)
-    becomes a retry of the message, soon."""
-    try:
-        yield
-    except OperationalError as exc:
-        if getattr(exc.orig, "sqlstate", None) != DEADLOCK_DETECTED:
-            raise
-        raise RetryLater("deduplication met a deadlock with another worker; retrying",
-                         delay_ms=200) from exc
-
-
 def _count_joined(session: Session,
                   placements: Sequence[tuple[_Placed, list[dict[str, Any]]]]) -> None:
     """Add the reports that joined existing cases to their counts: the last statements
@@ -217,7 +208,7 @@ def _count_joined(session: Session,
         statement = update(table).where(among(session, table.c.id, sorted(ids)))
         if not closed:
             statement = statement.where(table.c.open_key.is_not(None))
-        with _deadlock_retried():
+        with deadlock_retried("deduplication"):
             done = session.execute(statement.values(
                 report_count=table.c.report_count + count).returning(table.c.id)
             ).scalars().all()
@@ -480,7 +471,7 @@ def dedupe_rows(
             log.warning("Dedup claims in Redis failed (%s); deciding in the database.", exc)
             claims = None
 
-    with _deadlock_retried():
+    with deadlock_retried("deduplication"):
         placements, pending = _place(session, groups, won, rules=rules, now=at, tracer=tracer)
     if pending:
         raise RetryLater(f"deduplication of {len(pending)} URLs kept losing races; "

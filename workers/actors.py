@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 import dramatiq
 
+from pipeline.db import deadlock_retried
 from pipeline.dedupe import dedupe_options, dedupe_reports, normalise_and_dedupe
 from pipeline.errors import BadInput, PermanentError, RetryLater
 from pipeline.messaging import DEDUPE, DISPATCH, NORMALISE, ROUTE, TRACE
@@ -25,7 +26,8 @@ PERMANENT = (PermanentError, BadInput)
 def run_stage(stage: Callable[..., list[int]], ids: Sequence[int], next_stage: str | None) -> None:
     rt = context.runtime()
     try:
-        with rt.session_factory.begin() as session:
+        name = getattr(stage, "func", stage).__name__
+        with deadlock_retried(name), rt.session_factory.begin() as session:
             next_ids = stage(session, ids, clock=rt.clock)
     except RetryLater as exc:
         raise dramatiq.Retry(str(exc), delay=exc.delay_ms) from exc

@@ -70,3 +70,44 @@ def test_advance_refuses_a_move_the_table_does_not_allow_naming_the_row():
     with pytest.raises(IllegalTransition, match="C-TEST"):
         advance("case", row, CaseState.CLOSED, at=None)  # type: ignore[arg-type]
     assert row["state"] == CaseState.NORMALISED.value and row["audit_seq"] == 0
+
+
+def test_a_stage_holding_a_case_does_not_stop_reports_from_naming_it(pg_runtime):
+    """The stages lock their rows FOR NO KEY UPDATE: a report joining a case that the
+    trace stage holds takes its foreign-key lock at once (with FOR UPDATE it waited
+    for the stage, and the two deadlocked when the stage waited for it in turn)."""
+    runtime = pg_runtime
+    with runtime.session_factory.begin() as session:
+        case_id = make_case(session, at=runtime.clock.now(), state=CaseState.NORMALISED).id
+        [accepted] = store_reports(session, [ReportIn(url="http://example.com/b",
+                                                      channel="web")],
+                                   clock=runtime.clock, limits=runtime.settings.intake)
+    with runtime.session_factory.begin() as stage:
+        held = lock_rows(stage, Case, [case_id], [CaseState.NORMALISED], HEAD_COLUMNS)
+        assert [row["id"] for row in held] == [case_id]
+        with runtime.session_factory.begin() as other:
+            other.execute(text("SET LOCAL lock_timeout = '2s'"))
+            other.execute(text("UPDATE reports SET case_id = :case WHERE id = :id"),
+                          {"case": case_id, "id": accepted.id})
+        # The stage still holds the row against other stages.
+        with runtime.session_factory.begin() as rival:
+            assert lock_rows(rival, Case, [case_id], [CaseState.NORMALISED],
+                             HEAD_COLUMNS) == []
+
+
+def test_a_deadlock_becomes_a_retry_and_other_errors_pass():
+    from pipeline.db import deadlock_retried
+    from pipeline.errors import RetryLater
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    class Wrapped(Exception):
+        orig = Deadlock()
+
+    for raised in (Deadlock(), Wrapped()):
+        with pytest.raises(RetryLater, match="tracing met a deadlock"), \
+                deadlock_retried("tracing"):
+            raise raised
+    with pytest.raises(ValueError), deadlock_retried("tracing"):
+        raise ValueError("not a deadlock")
