@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -44,11 +44,22 @@ class PriorityWhen(BaseModel):
     channel: list[Channel] | None = Field(None, description="First report's channel in.")
     source: list[str] | None = Field(None, description="Any report's source in.")
 
+    # The conditions as sets of values, made once (`evaluate` runs per queued case).
+    _categories: frozenset[str] | None = PrivateAttr(None)
+    _channels: frozenset[str] | None = PrivateAttr(None)
+    _sources: frozenset[str] | None = PrivateAttr(None)
+
     @model_validator(mode="after")
     def _something(self) -> PriorityWhen:
         if all(v is None for v in (self.urgent, self.claimed_category, self.channel,
                                     self.source)):
             raise ValueError("a rule needs at least one condition")
+        if self.claimed_category is not None:
+            self._categories = frozenset(c.value for c in self.claimed_category)
+        if self.channel is not None:
+            self._channels = frozenset(c.value for c in self.channel)
+        if self.source is not None:
+            self._sources = frozenset(self.source)
         return self
 
 
@@ -98,13 +109,11 @@ def evaluate(rules: PriorityRules, case: Case | Mapping[str, Any],
         when = rule.when
         if when.urgent is not None and facts["urgent"] != when.urgent:
             continue
-        if when.claimed_category is not None and facts["claimed_category"] not in {
-            c.value for c in when.claimed_category
-        }:
+        if when._categories is not None and facts["claimed_category"] not in when._categories:
             continue
-        if when.channel is not None and facts["channel"] not in {c.value for c in when.channel}:
+        if when._channels is not None and facts["channel"] not in when._channels:
             continue
-        if when.source is not None and not (set(when.source) & (sources or set())):
+        if when._sources is not None and when._sources.isdisjoint(sources or ()):
             continue
         total += rule.points
         hits.append(rule.name)
