@@ -197,13 +197,21 @@ def _count_joined(session: Session,
     """Add the reports that joined existing cases to their counts: the last statements
     of the transaction, so that the rows of popular cases are locked for the moment
     before the commit, not for the whole batch (profiled: workers queued on them).
-    One UPDATE per distinct count, rows in id order (no deadlock between workers); a
-    case that was open when read must still be open, or the batch goes round again."""
+    The rows are locked first, all of them in id order by one statement: the UPDATEs
+    that follow (one per distinct count) each take a different subset, and two
+    workers taking overlapping subsets in different orders deadlocked (seen in the
+    benchmark's PostgreSQL log, a batch retried each time). A case that was open
+    when read must still be open, or the batch goes round again."""
     table: Any = Case.__table__
     counts: dict[tuple[bool, int], list[int]] = {}
     for placed, members in placements:
         if not placed.created:
             counts.setdefault((placed.closed, len(members)), []).append(placed.case_id)
+    if is_postgresql(session) and len(counts) > 1:
+        every = sorted({case_id for ids in counts.values() for case_id in ids})
+        with deadlock_retried("deduplication"):
+            session.execute(select(table.c.id).where(among(session, table.c.id, every))
+                            .order_by(table.c.id).with_for_update(key_share=True))
     for (closed, count), ids in sorted(counts.items()):
         statement = update(table).where(among(session, table.c.id, sorted(ids)))
         if not closed:
