@@ -22,6 +22,13 @@ from workers.broker import placeholder_broker
 
 PERMANENT = (PermanentError, BadInput)
 
+# Within a worker, messages already fetched run later stages first (dramatiq: lower
+# runs first; the default is 0): a TRACE batch of new hosts does not wait behind the
+# normalise batches fetched with it, so a case already in the pipeline reaches the
+# analysts before newer reports are started.
+FIRST_STAGES_PRIORITY = 20
+TRACE_PRIORITY = 10
+
 
 def run_stage(stage: Callable[..., list[int]], ids: Sequence[int], next_stage: str | None) -> None:
     rt = context.runtime()
@@ -36,7 +43,7 @@ def run_stage(stage: Callable[..., list[int]], ids: Sequence[int], next_stage: s
 
 
 @dramatiq.actor(queue_name=NORMALISE, actor_name=NORMALISE, throws=PERMANENT,
-                broker=placeholder_broker)
+                priority=FIRST_STAGES_PRIORITY, broker=placeholder_broker)
 def normalise(report_ids: list[int]) -> None:
     """Normalisation and deduplication in one transaction (each report is locked and
     written once); new cases whose hosts the tracer's caches answer are traced and
@@ -50,7 +57,7 @@ def normalise(report_ids: list[int]) -> None:
 
 
 @dramatiq.actor(queue_name=DEDUPE, actor_name=DEDUPE, throws=PERMANENT,
-                broker=placeholder_broker)
+                priority=FIRST_STAGES_PRIORITY, broker=placeholder_broker)
 def dedupe(report_ids: list[int]) -> None:
     rt = context.runtime()
     options = dedupe_options(rt.settings, rt.redis)
@@ -59,7 +66,7 @@ def dedupe(report_ids: list[int]) -> None:
 
 
 @dramatiq.actor(queue_name=TRACE, actor_name=TRACE, throws=PERMANENT,
-                broker=placeholder_broker)
+                priority=TRACE_PRIORITY, broker=placeholder_broker)
 def trace(case_ids: list[int]) -> None:
     rt = context.runtime()
     tracer = tracer_for(rt)
