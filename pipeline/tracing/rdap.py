@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import urllib3
 from ipwhois.exceptions import InvalidNetworkObject
 from ipwhois.rdap import _RDAPContact, _RDAPNetwork
 
@@ -67,15 +67,26 @@ class RdapClient:
         base_url: str | None = None,
         timeout: float = 5.0,
         retry_delay_ms: int = 30_000,
-        http: httpx.Client | None = None,
+        http: urllib3.PoolManager | None = None,
+        connections: int = 16,
     ):
         self.bootstrap = bootstrap
         self.limiter = limiter
         self.base_url = (base_url.rstrip("/") + "/") if base_url else None
         self.retry_delay_ms = retry_delay_ms
-        self.http = http or httpx.Client(
-            timeout=timeout, follow_redirects=True, headers={"Accept": RDAP_ACCEPT},
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        # urllib3 rather than httpx: measured against a loopback server, about 0.4 ms
+        # less CPU per request, and a worker asks once per new registered domain.
+        # Redirects are followed (a redirector such as rdap.org as rdap_base_url);
+        # nothing else is retried here: a failure is RetryLater for the message.
+        self.http = http or urllib3.PoolManager(
+            # Up to `connections` kept per server: as many as the tracer's threads,
+            # so none is opened and dropped (urllib3 warns when a pool is full).
+            num_pools=64, maxsize=connections, headers={"Accept": RDAP_ACCEPT},
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            retries=urllib3.Retry(total=None, connect=0, read=0, status=0, other=0,
+                                  redirect=10, raise_on_redirect=True,
+                                  raise_on_status=False,
+                                  respect_retry_after_header=False),
         )
         self._lock = threading.Lock()
         self.queries = 0  # HTTP requests sent (the benchmark reports it)
@@ -125,29 +136,33 @@ class RdapClient:
             self.queries += 1
         counted = registry or "unknown"
         try:
-            response = self.http.get(url)
-        except httpx.TimeoutException as exc:
-            RDAP_REQUESTS.labels(counted, "timeout").inc()
-            raise RetryLater(f"RDAP {registry} timed out for {url}",
-                             delay_ms=self.retry_delay_ms) from exc
-        except httpx.TransportError as exc:
+            response = self.http.request("GET", url)
+        except urllib3.exceptions.HTTPError as exc:
+            reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+            # (urllib3's NewConnectionError is a ConnectTimeoutError by descent.)
+            if isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
+                    reason, urllib3.exceptions.NewConnectionError):
+                RDAP_REQUESTS.labels(counted, "timeout").inc()
+                raise RetryLater(f"RDAP {registry} timed out for {url}",
+                                 delay_ms=self.retry_delay_ms) from exc
             RDAP_REQUESTS.labels(counted, "unreachable").inc()
-            raise RetryLater(f"RDAP {registry} unreachable for {url}: {exc}",
+            raise RetryLater(f"RDAP {registry} unreachable for {url}: {reason}",
                              delay_ms=self.retry_delay_ms) from exc
-        RDAP_REQUESTS.labels(counted, _request_outcome(response.status_code)).inc()
+        status = response.status
+        RDAP_REQUESTS.labels(counted, _request_outcome(status)).inc()
         at = now_iso()
-        if response.status_code == 429:
+        if status == 429:
             raise RetryLater(f"RDAP {registry} answered 429 for {url}",
                              delay_ms=_retry_after_ms(response) or self.retry_delay_ms)
-        if response.status_code == 404:
+        if status == 404:
             return RdapAnswer(url=url, status=404, at=at, body=None)
-        if response.status_code >= 500:
-            raise RetryLater(f"RDAP {registry} answered {response.status_code} for {url}",
+        if status >= 500:
+            raise RetryLater(f"RDAP {registry} answered {status} for {url}",
                              delay_ms=_retry_after_ms(response) or self.retry_delay_ms)
-        if response.status_code != 200:
-            raise RdapMalformed(f"RDAP {registry} answered {response.status_code} for {url}")
+        if status != 200:
+            raise RdapMalformed(f"RDAP {registry} answered {status} for {url}")
         try:
-            body = response.json()
+            body = json.loads(response.data)
         except ValueError:
             raise RdapMalformed(f"RDAP {registry} answered malformed JSON for {url}") from None
         if not isinstance(body, dict):
@@ -155,7 +170,7 @@ class RdapClient:
         return RdapAnswer(url=url, status=200, at=at, body=body)
 
     def close(self) -> None:
-        self.http.close()
+        self.http.clear()
 
 
 def _request_outcome(status: int) -> str:
@@ -169,7 +184,7 @@ def _request_outcome(status: int) -> str:
     return "server_error" if status >= 500 else "error"
 
 
-def _retry_after_ms(response: httpx.Response) -> int | None:
+def _retry_after_ms(response: urllib3.BaseHTTPResponse) -> int | None:
     value = response.headers.get("Retry-After", "")
     try:
         return max(100, int(float(value) * 1000))

@@ -166,7 +166,7 @@ class Tracer:
         self.rdap = RdapClient(
             self.bootstrap, self.limiter, base_url=config.rdap_base_url,
             timeout=config.rdap_timeout_seconds, retry_delay_ms=config.retry_delay_ms,
-            http=http,
+            http=http, connections=config.concurrency,
         )
         self.cache = Cache(redis, namespace=namespace)
         self.networks = PrefixCache(self.cache, "net")

@@ -268,3 +268,55 @@ def test_registrars_are_asked_for_only_as_a_fallback_when_so_configured(
     assert not any("hosted.com" in path for path in fake_rdap.paths)
     never = make_tracer(asn_dns_zone_v4="", registrar_lookup="never")
     assert never.trace([gone])[gone].registrar is None
+
+
+@pytest.fixture
+def redirector(fake_rdap):
+    """A loopback RDAP redirector (as rdap.org is): 302 to the registry's server."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(302)
+            self.send_header("Location", fake_rdap.url.rstrip("/") + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_redirector_as_rdap_base_url_is_followed_to_the_registry(
+    make_tracer, fake_dns, fake_rdap, redirector
+):
+    fake_rdap.add_network("185.21.0.0/16", records.ripe_network("185.21.0.0/16"))
+    fake_rdap.add_domain("example.com", records.domain("example.com"))
+    target = Target("www.example.com", "domain", "example.com")
+    fake_dns.add_host("www.example.com", a=["185.21.0.1"])
+    trace = make_tracer(asn_dns_zone_v4="", rdap_base_url=redirector,
+                        bootstrap_dir=None).trace([target])[target]
+    assert sorted(fake_rdap.paths) == ["/domain/example.com", "/ip/185.21.0.1"]
+    assert (trace.outcome, trace.addresses[0]["org"]) == (TRACED, "Example Hosting B.V.")
+    assert trace.registrar == "Example Registrar, Inc."
+    # The evidence names the URL asked, as before the redirect.
+    assert all(a["url"].startswith(redirector) for a in trace.rdap_answers)
+
+
+def test_an_unreachable_rdap_server_is_a_passing_failure(make_tracer, fake_dns):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    target = host(fake_dns, "www.example.com", "185.22.0.1")
+    trace = make_tracer(asn_dns_zone_v4="", rdap_base_url=f"http://127.0.0.1:{port}/",
+                        bootstrap_dir=None).trace([target])[target]
+    assert trace.transient and "unreachable" in trace.transient
