@@ -182,8 +182,9 @@ def trace_known_cases(tracer: Tracer, cases: Sequence[dict[str, Any]],
                       sources: Sequence[set[str]], now: datetime) -> Known:
     """Deduplication opens cases; those whose hosts the caches answer in full are
     traced and queued at once, in the same rows, before they are stored: no TRACE
-    message, no second read, lock and write of them (measured, most new cases of a
-    busy hotline point at hosts traced minutes before). `cases` are new case rows
+    message, no second read, lock and write of them (in the benchmark's workload,
+    where hosts repeat as reports of one site do, 93% of new cases). `cases` are new
+    case rows
     (`normalised`, no id yet) with `sources` the partner sources of their reports;
     the rows of the cases traced move to `awaiting_assessment`."""
     known = Known()
