@@ -36,6 +36,10 @@ def broker_runtime_factory(settings_factory) -> Iterator[Callable[..., Runtime]]
         worker = getattr(runtime, "worker", None)
         if worker is not None:
             worker.stop()
+        client = getattr(broker, "client", None)
+        if client is not None:  # Redis: what the stopped consumers wrote last (heartbeats)
+            for key in client.scan_iter(match=f"{broker.namespace}:*", count=1000):
+                client.delete(key)
         broker.close()
         runtime.close()
     for actor in ACTORS.values():
