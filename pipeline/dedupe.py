@@ -39,7 +39,6 @@ from pipeline.clock import Clock, as_utc
 from pipeline.db import (
     among,
     blank_row,
-    deadlock_retried,
     insert_by_unnest,
     is_postgresql,
     lock_rows,
@@ -51,6 +50,7 @@ from pipeline.models import Case, Report
 from pipeline.normalise import FACTS, normalise_rows
 from pipeline.normalise import READ as NORMALISE_READ
 from pipeline.states import CaseState, ReportState
+from pipeline.trace import Known, store_traces, trace_known_cases
 from pipeline.urls import CanonicalURL, canonicalise
 
 if TYPE_CHECKING:
@@ -209,17 +209,15 @@ def _count_joined(session: Session,
             counts.setdefault((placed.closed, len(members)), []).append(placed.case_id)
     if is_postgresql(session) and len(counts) > 1:
         every = sorted({case_id for ids in counts.values() for case_id in ids})
-        with deadlock_retried("deduplication"):
-            session.execute(select(table.c.id).where(among(session, table.c.id, every))
-                            .order_by(table.c.id).with_for_update(key_share=True))
+        session.execute(select(table.c.id).where(among(session, table.c.id, every))
+                        .order_by(table.c.id).with_for_update(key_share=True))
     for (closed, count), ids in sorted(counts.items()):
         statement = update(table).where(among(session, table.c.id, sorted(ids)))
         if not closed:
             statement = statement.where(table.c.open_key.is_not(None))
-        with deadlock_retried("deduplication"):
-            done = session.execute(statement.values(
-                report_count=table.c.report_count + count).returning(table.c.id)
-            ).scalars().all()
+        done = session.execute(statement.values(
+            report_count=table.c.report_count + count).returning(table.c.id)
+        ).scalars().all()
         if len(done) != len(ids):
             raise RetryLater("a case closed while reports were joining it; retrying the batch",
                              delay_ms=50)
@@ -304,15 +302,13 @@ def open_cases(
         drafts.append((case, [advance("case", case, CaseState.NORMALISED, at=at, data=data)]))
     if not drafts:
         return {}
-    known = None
+    known = Known()
     if tracer is not None:
-        from pipeline.trace import trace_known_cases
-
         known = trace_known_cases(
             tracer, [case for case, _ in drafts],
             [{r["source"] for r in groups[case["dedup_key"]] if r["source"]}
              for case, _ in drafts], at)
-        for index, more in known.events.items():
+        for index, (_, more) in known.cases.items():
             drafts[index][1].extend(more)
     for case, _ in drafts:
         fill_times(case).pop("id")
@@ -327,7 +323,7 @@ def open_cases(
         for event in case_events:
             event["case_id"] = case_id
         events.extend(case_events)
-        trace = known.traces.get(index) if known else None
+        trace = known.cases[index][0] if index in known.cases else None
         if trace is not None:
             trace["case_id"] = case_id
             traces.append(trace)
@@ -338,9 +334,7 @@ def open_cases(
                      "(a re-upload).", case["ref"], last[case["dedup_key"]].case_ref,
                      extra={"case_id": case_id})
     insert_events(session, events)
-    if known is not None and traces:
-        from pipeline.trace import store_traces
-
+    if traces:
         store_traces(session, traces, known.answers)
     return created
 
@@ -479,8 +473,7 @@ def dedupe_rows(
             log.warning("Dedup claims in Redis failed (%s); deciding in the database.", exc)
             claims = None
 
-    with deadlock_retried("deduplication"):
-        placements, pending = _place(session, groups, won, rules=rules, now=at, tracer=tracer)
+    placements, pending = _place(session, groups, won, rules=rules, now=at, tracer=tracer)
     if pending:
         raise RetryLater(f"deduplication of {len(pending)} URLs kept losing races; "
                          "retrying the batch")
