@@ -229,9 +229,9 @@ def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
     if session.new or session.dirty:  # rows this COPY may refer to go in first
         session.flush()
     dialect = session.get_bind().dialect
-    columns = list(rows[0])
-    defaults = python_defaults(table, columns)  # COPY knows only the server's defaults
-    columns += list(defaults)
+    given = list(rows[0])
+    defaults = python_defaults(table, given)  # COPY knows only the server's defaults
+    columns = given + list(defaults)
     convert: list[Any] = []
     for name in columns:
         column_type = table.c[name].type
@@ -241,7 +241,6 @@ def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
             convert.append(column_type.bind_processor(dialect))
     driver: Any = session.connection().connection.driver_connection
     statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-    given = columns[:len(columns) - len(defaults)]
     tail = list(defaults.values())
     # Only the columns with a bind processor are touched per row (profiled: the loop
     # over every column of every event was a twentieth of a worker's time).

@@ -170,11 +170,11 @@ def store_traces(session: Session, rows: list[dict[str, Any]],
 
 @dataclass
 class Known:
-    """New cases traced and queued from the caches (`trace_known_cases`), by their
-    index in the batch: the `Trace` row and the two events of each, and the answers."""
+    """New cases traced and queued from the caches (`trace_known_cases`): by their
+    index in the batch, the `Trace` row and the two events of each; the answers."""
 
-    traces: dict[int, dict[str, Any]] = field(default_factory=dict)
-    events: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    cases: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = field(
+        default_factory=dict)
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -200,8 +200,7 @@ def trace_known_cases(tracer: Tracer, cases: Sequence[dict[str, Any]],
         row, traced = record_trace(case, result, now, known.answers)
         assert traced is not None  # a new case
         queued = queue_row(case, evaluate(rules, case, sources[index]), now)
-        known.traces[index] = row
-        known.events[index] = [traced, queued]
+        known.cases[index] = (row, [traced, queued])
     return known
 
 
