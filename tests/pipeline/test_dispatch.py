@@ -433,21 +433,28 @@ def die(*args, **kwargs):
     raise Killed()
 
 
+def deliver_until_killed(runtime, settings, notice_id, monkeypatch, where, dying=die):
+    """Deliver `notice_id` with the worker dying when it reaches `where` (a function
+    of pipeline.dispatch, replaced by `dying`)."""
+    import pipeline.dispatch as dispatch_module
+
+    with monkeypatch.context() as patch:
+        patch.setattr(dispatch_module, where, dying)
+        with pytest.raises(Killed):
+            deliver(runtime, settings, [notice_id])
+
+
 def test_an_smtp_worker_dying_after_the_hand_over_leaves_the_notice_unconfirmed_not_resent(
     runtime, settings_factory, smtp_server, monkeypatch
 ):
     """Killed after the server accepted the message, before `sent` was committed: the
     marker says the message may be with the server, so it is never sent again."""
-    import pipeline.dispatch as dispatch_module
     from pipeline.dispatch import resolve_unconfirmed
 
     monkeypatch.setenv("HOTLINE_SMTP_PASSWORD", SMTP_PASSWORD)
     settings = live_settings(settings_factory, runtime, smtp_server, lease_seconds=300)
     (notice_id,) = add_notices(runtime, 1)
-    with monkeypatch.context() as patch:
-        patch.setattr(dispatch_module, "_finish", die)
-        with pytest.raises(Killed):
-            deliver(runtime, settings, [notice_id])
+    deliver_until_killed(runtime, settings, notice_id, monkeypatch, "_finish")
     assert notice(runtime, notice_id).state == "handing_over"
     assert smtp_server.count() == 1
     assert deliver(runtime, settings, [notice_id]).sent == []  # the lease still holds
@@ -496,10 +503,8 @@ def test_a_worker_dying_between_the_marker_and_the_final_dot_delivers_nothing_an
         args[0].commit()
         raise Killed()
 
-    with monkeypatch.context() as patch:
-        patch.setattr(dispatch_module, "_mark_handing_over", mark_then_die)
-        with pytest.raises(Killed):
-            deliver(runtime, settings, [notice_id])
+    deliver_until_killed(runtime, settings, notice_id, monkeypatch, "_mark_handing_over",
+                         mark_then_die)
     assert notice(runtime, notice_id).state == "handing_over"
     runtime.clock.advance(seconds=301)
     assert reconcile_and_deliver(runtime, settings).unconfirmed == [notice_id]
@@ -520,15 +525,11 @@ def test_a_worker_dying_before_the_marker_is_sent_again_and_arrives_exactly_once
     """Killed with the whole message sent but the final "." not: the notice is still
     `sending`, the server discarded the unfinished message, and the next worker sends
     it after the lease: it arrives once."""
-    import pipeline.dispatch as dispatch_module
 
     monkeypatch.setenv("HOTLINE_SMTP_PASSWORD", SMTP_PASSWORD)
     settings = live_settings(settings_factory, runtime, smtp_server, lease_seconds=300)
     (notice_id,) = add_notices(runtime, 1)
-    with monkeypatch.context() as patch:
-        patch.setattr(dispatch_module, "_mark_handing_over", die)
-        with pytest.raises(Killed):
-            deliver(runtime, settings, [notice_id])
+    deliver_until_killed(runtime, settings, notice_id, monkeypatch, "_mark_handing_over")
     assert notice(runtime, notice_id).state == "sending"
     assert smtp_server.count() == 0
     runtime.clock.advance(seconds=301)
@@ -609,15 +610,11 @@ def test_only_an_unconfirmed_notice_can_be_resolved_and_only_with_a_reason(
 def test_a_webhook_repeat_after_a_crash_carries_the_same_key_and_is_recorded_once(
     runtime, settings_factory, webhook, monkeypatch
 ):
-    import pipeline.dispatch as dispatch_module
 
     settings = live_settings(settings_factory, runtime, lease_seconds=300)
     (notice_id,) = add_notices(runtime, 1, channel="webhook", address=webhook.url,
                                destination="partner-hook")
-    with monkeypatch.context() as patch:
-        patch.setattr(dispatch_module, "_finish", die)
-        with pytest.raises(Killed):
-            deliver(runtime, settings, [notice_id])
+    deliver_until_killed(runtime, settings, notice_id, monkeypatch, "_finish")
     assert notice(runtime, notice_id).state == "sending"  # no marker for a POST
     runtime.clock.advance(seconds=301)
     assert reconcile_and_deliver(runtime, settings).sent == [notice_id]
@@ -633,10 +630,7 @@ def test_an_outbox_repeat_after_a_crash_finds_the_file_and_writes_nothing(
     settings = settings_factory(database={"url": runtime.settings.database.url},
                                 dispatch={"deliver": "outbox", "lease_seconds": 300})
     (notice_id,) = add_notices(runtime, 1)
-    with monkeypatch.context() as patch:
-        patch.setattr(dispatch_module, "_finish", die)
-        with pytest.raises(Killed):
-            deliver(runtime, settings, [notice_id])
+    deliver_until_killed(runtime, settings, notice_id, monkeypatch, "_finish")
     outbox = settings.data_path / "outbox"
     (path,) = outbox.iterdir()
     token = notice(runtime, notice_id).token
