@@ -48,12 +48,24 @@ def new_key() -> str:
     return Fernet.generate_key().decode()
 
 
-class Keys(MultiFernet):
-    """The configured keys, newest first: the first encrypts, every one decrypts."""
+class Keys:
+    """The configured keys, newest first: the first encrypts, every one decrypts.
+
+    Holds a `MultiFernet` rather than subclassing it: since cryptography 51 it is a
+    Rust type that cannot be a base class."""
 
     def __init__(self, fernets: list[Fernet]):
-        super().__init__(fernets)
+        self._all = MultiFernet(fernets)
         self.primary = fernets[0]
+
+    def encrypt(self, data: bytes) -> bytes:
+        return self._all.encrypt(data)
+
+    def decrypt(self, token: bytes) -> bytes:
+        return self._all.decrypt(token)
+
+    def rotate(self, token: bytes) -> bytes:
+        return self._all.rotate(token)
 
 
 def _parse(keys: str, where: str) -> Keys:
