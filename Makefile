@@ -6,10 +6,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install run test lint typecheck bench migrate clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install -q --upgrade pip >&2
-	@$(BIN)/pip install -q -e '.[dev]' >&2
+	@$(BIN)/pip install -q -c constraints.txt -e '.[dev]' >&2
 	@touch $(STAMP)
 
 install: $(STAMP)
