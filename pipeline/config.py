@@ -607,11 +607,11 @@ class StatsSection(Section):
         description="Legality values that count as illegal content.",
     )
     work_mem: str = Field(
-        "32MB", description="PostgreSQL work_mem for the export (sorts for percentiles)."
+        "32MB", description="PostgreSQL work_mem for the export (its hash aggregates)."
     )
     parallel: bool = Field(
-        True, description="PostgreSQL: two more connections (same snapshot) compute parts "
-        "of the export at the same time as the first."
+        True, description="PostgreSQL: a second connection (same snapshot) counts while "
+        "the first reads the stage times."
     )
 
 

@@ -290,39 +290,86 @@ def test_one_connection_or_two_give_the_same_export(pg_runtime: Runtime,
     assert two.model_dump() == one.model_dump()
 
 
-def test_working_positions_in_sql_are_those_of_the_hourly_table_to_the_bit(
+def test_a_case_whose_only_stage_end_in_the_period_is_a_notice_is_counted(
+        runtime: Runtime, settings: Settings) -> None:
+    """The cases are read by their own times first; one whose only end in the period is
+    a notice sent (assessed and its provider told the week before, a partner hotline
+    told in the week) is read after the notice times, and counted."""
+    build(runtime)
+    with runtime.session_factory.begin() as s:
+        g = make_case(s, at=datetime(2026, 1, 2, 8, tzinfo=UTC), url="http://secret-g.example/",
+                      state="notified", hosting_country="DE", hosting_org="HostG",
+                      legality="illegal_international", category="csam",
+                      assessed_at=datetime(2026, 1, 2, 9, tzinfo=UTC),
+                      notified_at=datetime(2026, 1, 2, 10, tzinfo=UTC))
+        notice(s, g.id, "hosting-provider", "provider", datetime(2026, 1, 2, 10, tzinfo=UTC))
+        notice(s, g.id, "de-hotline", "hotline", t(8, 9))
+    stages = {s.stage: figures(s.timing) for s in export(runtime, settings).stages}
+    # Assessed -> hotline told: A 1h (working 1h); G Fri 2nd 09:00 -> Thu 8th 09:00 =
+    # 144h, working Fri + Mon + Tue + Wed = 32h. Median 72.5, p90 1 + 0.9 * 143 = 129.7;
+    # working median 16.5, p90 1 + 0.9 * 31 = 28.9. Within 1 and 3 days (8h and 24h
+    # working): A; within 7 days (56h working): both.
+    assert stages["hotline_notice"] == approx(2, 72.5, 129.7, 0.5, 0.5, 1,
+                                              16.5, 28.9, 0.5, 0.5, 1)
+    # G's provider notice was the week before: that stage is as without G.
+    assert stages["provider_notice"] == approx(2, 13, 23, 0.5, 1, 1, 5, 8.6, 0.5, 1, 1)
+
+
+def test_times_are_postgresqls_epoch_and_working_positions_the_hourly_tables_to_the_bit(
         pg_runtime: Runtime) -> None:
-    """The export reads the hourly working-time table as arrays; a time's working
-    position must be exactly cum + clamp(t - hour * 3600 - ws, 0, we - ws), across a
-    change to summer time, on whole hours and at odd microseconds."""
+    """The export reads times from PostgreSQL's binary COPY (microseconds since 2000):
+    each must be exactly what date_part('epoch') gives; and a time's working position
+    exactly cum + clamp(t - hour * 3600 - ws, 0, we - ws) of the hourly table, across
+    a change to summer time, on whole hours and at odd microseconds."""
     from datetime import timedelta
 
+    import numpy as np
     from sqlalchemy import text
 
     from pipeline.config import WorktimeSection
-    from pipeline.stats import _PG_CAL, _pg_calendar, _pg_positions
+    from pipeline.stats import _calendar_arrays, _columns, _working_positions
     from pipeline.worktime import WorkCalendar
 
     calendar = WorkCalendar.from_settings(WorktimeSection(timezone="Europe/Belgrade"))
     start = datetime(2026, 3, 26, 6, 0, tzinfo=UTC)
     times = [start + timedelta(minutes=17 * i, microseconds=(i * 7919) % 1_000_000)
              for i in range(600)] + [start + timedelta(hours=h) for h in range(120)]
-    params = _pg_calendar(min(times), max(times) + timedelta(hours=1), calendar)
-    hours, positions = _pg_positions("x", ["t"])
+    source = "FROM unnest(CAST(:times AS TIMESTAMPTZ[])) WITH ORDINALITY AS x(u, n)"
     with pg_runtime.session_factory() as session:
-        rows = session.execute(text(f"""
-            WITH {_PG_CAL},
-            x AS (SELECT date_part('epoch', u) AS t, n
-                  FROM unnest(CAST(:times AS TIMESTAMPTZ[])) WITH ORDINALITY AS u(u, n)),
-            h AS (SELECT x.*, cal.*, {hours} FROM x CROSS JOIN cal)
-            SELECT t, {positions} FROM h ORDER BY n"""), {"times": times, **params}).all()
-    table = {h: (cum, ws, we) for h, cum, ws, we in calendar.hourly_table(
+        conn = session.connection()
+        order, read, none = _columns(conn, "itt", ["n", "u", "CAST(NULL AS TIMESTAMPTZ)"],
+                                     source, {"times": times}, pg=True)
+        expected = conn.execute(text(f"SELECT date_part('epoch', u) {source} ORDER BY n"),
+                                {"times": times}).scalars().all()
+    assert list(order) == list(range(1, len(times) + 1))
+    assert read.tolist() == expected  # to the bit
+    assert np.isnan(none).all()
+    table = _calendar_arrays({"t": read}, max(times) + timedelta(hours=1), calendar)
+    positions = _working_positions(read, table)
+    hourly = {h: (cum, ws, we) for h, cum, ws, we in calendar.hourly_table(
         min(times) - timedelta(hours=1), max(times) + timedelta(hours=2))}
-    assert len(rows) == len(times)
     inside = 0
-    for t, position in rows:
-        hour = int(t // 3600)
-        cum, ws, we = table[hour]
-        assert position == cum + min(max(t - hour * 3600 - ws, 0), we - ws), t
-        inside += ws < t - hour * 3600 < we
-    assert 100 < inside < len(rows)  # times in working hours and outside them
+    for t_, position in zip(read.tolist(), positions.tolist(), strict=True):
+        hour = int(t_ // 3600)
+        cum, ws, we = hourly[hour]
+        assert position == cum + min(max(t_ - hour * 3600 - ws, 0), we - ws), t_
+        inside += ws < t_ - hour * 3600 < we
+    assert 100 < inside < len(times)  # times in working hours and outside them
+    outside = _working_positions(np.array([read[0] - 10 * 86_400.0, np.nan]), table)
+    assert np.isnan(outside).all()  # before the table, or no time: no position
+
+
+@pytest.mark.parametrize("ids", [[3, 4, 5, 9, 10], [5, 2_000_000, 9_000_000]],
+                         ids=["dense: a table by id", "sparse: binary search"])
+def test_case_ids_are_found_where_they_are_and_only_there(ids: list[int]) -> None:
+    import numpy as np
+
+    from pipeline.stats import _Index
+
+    index = _Index(np.array(ids, dtype=np.int64))
+    wanted = np.array([ids[1], 0, ids[0], ids[-1], ids[-1] + 1, 7, -3], dtype=np.int64)
+    found, at = index.find(wanted)
+    assert found.tolist() == [True, False, True, True, False, False, False]
+    assert at[found].tolist() == [1, 0, len(ids) - 1]
+    empty = _Index(np.zeros(0, dtype=np.int64)).find(wanted)[0]
+    assert not empty.any()
