@@ -610,8 +610,8 @@ class StatsSection(Section):
         "32MB", description="PostgreSQL work_mem for the export (its hash aggregates)."
     )
     parallel: bool = Field(
-        True, description="PostgreSQL: a second connection (same snapshot) counts while "
-        "the first reads the stage times."
+        True, description="PostgreSQL: three more connections (same snapshot) read the "
+        "notice times, the counts and the removal groups while the first reads the cases."
     )
 
 

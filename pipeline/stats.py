@@ -19,8 +19,9 @@ Steps of `export_stats`:
 
 On PostgreSQL the times travel as bigint and timestamptz arrays in the binary result
 format, read into numpy without a Python object per value; with `stats.parallel` the
-counts of step 1 run on a second connection that reads the caller's snapshot, at the
-same time as steps 2-4. Steps 2-4 are one code path for both databases.
+counts of step 1, the notice times and the removal groups are read on three more
+connections that read the caller's snapshot, at the same time as the cases' times.
+Steps 2-4 are one code path for both databases.
 
 Nothing here reads a URL, a reporter's contact or a case reference; group keys that
 look like an address or a URL are replaced by "redacted".
