@@ -74,11 +74,11 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.audit import build_event
-from pipeline.clock import Clock
+from pipeline.clock import Clock, as_utc
 from pipeline.config import Settings
 from pipeline.db import is_postgresql, lock_one
 from pipeline.errors import BadInput, PermanentError, RetryLater
-from pipeline.models import Case, DeadLetter, Notice
+from pipeline.models import Case, DeadLetter, Event, Notice
 from pipeline.notices import build_email, safe_header, webhook_body
 
 log = logging.getLogger(__name__)
@@ -458,11 +458,12 @@ def claim(session: Session, notice_ids: Sequence[int], *, now: datetime, owner: 
     return notices
 
 
-def flag_unconfirmed(session: Session, notice_ids: Sequence[int] | None, *, now: datetime
-                     ) -> list[int]:
+def flag_unconfirmed(session: Session, notice_ids: Sequence[int] | None, *, now: datetime,
+                     lease: timedelta | None = None) -> list[int]:
     """Notices left `handing_over` past their lease (the worker died after committing
     the marker) become `unconfirmed`, with an audit event each. They are never sent
-    again by themselves: the receiver may have them."""
+    again by themselves: the receiver may have them. With `lease` (the one the marker
+    was set with), the event says when the hand-over began (`handed_over_at`)."""
     query = (select(Notice)
              .where(Notice.state == "handing_over", Notice.lease_until < now)
              .order_by(Notice.id))
@@ -472,12 +473,15 @@ def flag_unconfirmed(session: Session, notice_ids: Sequence[int] | None, *, now:
         query = query.with_for_update(skip_locked=True)
     flagged = []
     for notice in session.execute(query).scalars():
+        handed_over = (notice.lease_until - lease if lease is not None
+                       and notice.lease_until is not None else now)
         notice.state = "unconfirmed"
         notice.lease_owner = None
         notice.lease_until = None
         notice.last_error = UNCONFIRMED_TEXT
         _audit(session, notice, at=now, action="notice_unconfirmed",
-               data={"channel": notice.channel, "reason": "worker stopped after hand-over"})
+               data={"channel": notice.channel, "reason": "worker stopped after hand-over",
+                     "handed_over_at": as_utc(handed_over).isoformat()})
         flagged.append(notice.id)
         log.error("Notice %s for case %s is unconfirmed: its worker stopped after handing "
                   "it to the SMTP server; an operator must resolve it.", notice.id,
@@ -530,7 +534,8 @@ def deliver_notices(
     result = DispatchResult()
     lease = timedelta(seconds=settings.dispatch.lease_seconds)
     with session_factory.begin() as session:
-        result.unconfirmed += flag_unconfirmed(session, notice_ids, now=clock.now())
+        result.unconfirmed += flag_unconfirmed(session, notice_ids, now=clock.now(),
+                                               lease=lease)
         claimed = claim(session, notice_ids, now=clock.now(), owner=owner, lease=lease)
         session.flush()
         session.expunge_all()
@@ -558,7 +563,8 @@ def deliver_notices(
                                                        "last_error": f"{UNCONFIRMED_TEXT} "
                                                        f"({exc})"[:2000]}):
                     _audit(session, notice, at=now, action="notice_unconfirmed",
-                           data={"channel": notice.channel, "reason": str(exc)[:200]})
+                           data={"channel": notice.channel, "reason": str(exc)[:200],
+                                 "handed_over_at": as_utc(now).isoformat()})
                     result.unconfirmed.append(notice.id)
             log.error("Notice %s for case %s is unconfirmed (%s); an operator must resolve "
                       "it.", notice.id, notice.case_id, exc,
@@ -632,6 +638,21 @@ def due_notice_ids(session: Session, *, now: datetime, stuck_before: datetime,
 # ------------------------------------------------------------ operators: unconfirmed
 
 
+def _handed_over_at(session: Session, notice: Notice) -> datetime | None:
+    """When the notice was last handed over, from its latest `notice_unconfirmed`
+    event (the hand-over time it records, else the event's own time)."""
+    rows = session.execute(
+        select(Event.at, Event.data).where(Event.case_id == notice.case_id,
+                                           Event.action == "notice_unconfirmed")
+        .order_by(Event.id.desc())).all()
+    for at, data in rows:
+        if (data or {}).get("notice") == notice.id:
+            recorded = (data or {}).get("handed_over_at")
+            return datetime.fromisoformat(recorded) if recorded else as_utc(at)
+    return None
+
+
+
 def list_notices(session: Session, states: Sequence[str] = ("unconfirmed",), *,
                  limit: int = 1000) -> list[tuple[Notice, str]]:
     """Notices in `states` with their case's reference, oldest first."""
@@ -648,22 +669,26 @@ def resolve_unconfirmed(session: Session, notice_id: int, *,
                         outcome: Literal["sent", "send_again"], by: str, reason: str,
                         now: datetime, sent_at: datetime | None = None) -> Notice:
     """An operator's decision on an `unconfirmed` notice, after checking with the
-    receiver: it arrived (`sent`, at `sent_at` or now), or it did not (`send_again`:
-    planned again, same token, so the same Message-ID; the caller enqueues it)."""
+    receiver: it arrived (`sent`, at `sent_at`, else when it was handed over: the
+    takedown clock and the statistics run from the hand-over, not from the decision),
+    or it did not (`send_again`: planned again, same token, so the same Message-ID;
+    the caller enqueues it)."""
     if not reason.strip():
         raise BadInput("say why (what the receiver said): a reason is required")
     notice = lock_one(session, select(Notice).where(Notice.id == notice_id),
                       f"no notice {notice_id}")
     if notice.state != "unconfirmed":
         raise BadInput(f"notice {notice_id} is {notice.state}, not unconfirmed")
+    data: dict[str, object] = {"reason": reason[:500], "channel": notice.channel}
     if outcome == "sent":
-        notice.state, notice.sent_at, notice.last_error = "sent", sent_at or now, None
+        data["sent_at_from"] = "operator" if sent_at is not None else "hand-over"
+        sent_at = sent_at or _handed_over_at(session, notice) or now
+        notice.state, notice.sent_at, notice.last_error = "sent", sent_at, None
         action = "notice_confirmed_sent"
     else:
         notice.state, notice.due_at = "planned", now
         action = "notice_send_again"
-    _audit(session, notice, at=now, action=action, actor=by,
-           data={"reason": reason[:500], "channel": notice.channel})
+    _audit(session, notice, at=now, action=action, actor=by, data=data)
     log.warning("Notice %s for case %s resolved by %s: %s.", notice.id, notice.case_id, by,
                 outcome, extra={"notice_id": notice.id, "case_id": notice.case_id})
     return notice

@@ -64,8 +64,9 @@ def notices_list(states: tuple[str, ...], limit: int, as_json: bool) -> None:
               help="Who decides (recorded in the audit trail).")
 @click.option("--sent-at", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z",
                                                          "%Y-%m-%dT%H:%M:%S"]),
-              default=None, help="With --sent: when it arrived (default: now; UTC if no "
-                                 "offset).")
+              default=None, help="With --sent: when it arrived (UTC if no offset; "
+                                 "default: when it was handed over, as recorded when it "
+                                 "became unconfirmed).")
 def notices_resolve(notice_id: int, outcome: str | None, reason: str, user: str,
                     sent_at: datetime | None) -> None:
     """Resolve an unconfirmed notice after checking with its receiver."""

@@ -458,6 +458,7 @@ def test_an_smtp_worker_dying_after_the_hand_over_leaves_the_notice_unconfirmed_
     assert notice(runtime, notice_id).state == "handing_over"
     assert smtp_server.count() == 1
     assert deliver(runtime, settings, [notice_id]).sent == []  # the lease still holds
+    handed_over = runtime.clock.now()  # the clock did not move since the hand-over
     runtime.clock.advance(seconds=301)
     result = reconcile_and_deliver(runtime, settings)
     assert (result.sent, result.unconfirmed) == ([], [notice_id])
@@ -476,10 +477,13 @@ def test_an_smtp_worker_dying_after_the_hand_over_leaves_the_notice_unconfirmed_
         resolve_unconfirmed(session, notice_id, outcome="sent", by="operator:ana",
                             reason="abuse desk confirmed receipt", now=runtime.clock.now())
     n = notice(runtime, notice_id)
-    assert (n.state, n.sent_at) == ("sent", runtime.clock.now())
+    # Sent when it was handed over (the marker's lease less its length), not two hours
+    # later when the operator decided: the takedown clock starts there.
+    assert n.state == "sent"
+    assert n.sent_at.replace(tzinfo=dt.UTC) == handed_over
     (event,) = events(runtime, "notice_confirmed_sent")
-    assert (event.actor, event.data["reason"]) == ("operator:ana",
-                                                   "abuse desk confirmed receipt")
+    assert (event.actor, event.data["reason"], event.data["sent_at_from"]) == (
+        "operator:ana", "abuse desk confirmed receipt", "hand-over")
     assert smtp_server.count() == 1
 
 
