@@ -7,12 +7,18 @@ from sqlalchemy.orm import Session
 
 from pipeline import users
 from pipeline.auth import Principal, current_principal, require
+from pipeline.models import User
 from pipeline.runtime import Runtime
 from pipeline.web.app import runtime_of
 from pipeline.web.queue import in_transaction
 from schemas.assessment import TokenIn, TokenOut, UserIn, UserOut
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
+
+
+def _user_out(user: User, one_time_password: str | None = None) -> UserOut:
+    return UserOut(name=user.name, role=user.role, active=user.active,
+                   created_at=user.created_at, one_time_password=one_time_password)
 
 
 @router.get("/users", response_model=list[UserOut], summary="Every user (admins)")
@@ -22,8 +28,7 @@ def list_users(
 ) -> list[UserOut]:
     def work(session: Session) -> list[UserOut]:
         require(principal, "users.manage", what="list users")
-        return [UserOut(name=u.name, role=u.role, active=u.active, created_at=u.created_at)
-                for u in users.list_users(session)]
+        return [_user_out(u) for u in users.list_users(session)]
 
     return in_transaction(runtime, principal, work)
 
@@ -39,8 +44,7 @@ def add_user(
         require(principal, "users.manage", what="add users")
         user, password = users.add_user(session, body.name, body.role,
                                         at=runtime.clock.now(), actor=principal.actor)
-        return UserOut(name=user.name, role=user.role, active=user.active,
-                       created_at=user.created_at, one_time_password=password)
+        return _user_out(user, one_time_password=password)
 
     return in_transaction(runtime, principal, work)
 
