@@ -251,14 +251,12 @@ class Event(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
-    # Partial: events without a case or a report cost no entry (migration 0010).
+    # Partial: events without a case cost no entry (migration 0010). No index by
+    # report: a report's history is its stream, `report:<ref>` (migration 0011).
     __table_args__ = (
         UniqueConstraint("stream", "seq", name="uq_events_stream_seq"),
         Index("ix_events_case_id", "case_id", postgresql_where=text("case_id IS NOT NULL"),
               sqlite_where=text("case_id IS NOT NULL")),
-        Index("ix_events_report_id", "report_id",
-              postgresql_where=text("report_id IS NOT NULL"),
-              sqlite_where=text("report_id IS NOT NULL")),
     )
 
 
