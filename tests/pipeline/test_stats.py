@@ -373,3 +373,21 @@ def test_case_ids_are_found_where_they_are_and_only_there(ids: list[int]) -> Non
     assert at[found].tolist() == [1, 0, len(ids) - 1]
     empty = _Index(np.zeros(0, dtype=np.int64)).find(wanted)[0]
     assert not empty.any()
+
+
+def test_an_error_on_another_connection_reaches_the_caller(
+        pg_runtime: Runtime, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With `stats.parallel` the removal groups are read on another connection, in a
+    thread: its failure is the export's failure, not a silent gap in the figures."""
+    import pipeline.stats as stats
+
+    build(pg_runtime)
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("the groups could not be read")
+
+    monkeypatch.setattr(stats, "_id_lists", broken)
+    with pytest.raises(RuntimeError, match="the groups could not be read"):
+        export(pg_runtime, settings)
+    monkeypatch.undo()
+    assert export(pg_runtime, settings).removal.overall.count == 3  # nothing left behind
