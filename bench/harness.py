@@ -255,9 +255,6 @@ def run_latency(dep: Deployment, reports: Sequence[dict[str, Any]], max_rate: fl
         return None
     with rt.session_factory() as session:
         floor = measure.max_report_id(session)
-    if os.environ.get("BENCH_CHECKPOINT") == "1" and rt.engine.dialect.name == "postgresql":
-        with rt.engine.connect() as conn:
-            conn.exec_driver_sql("CHECKPOINT")
     log.info("%s: offering %d reports at %.0f/s (half the measured maximum).",
              dep.name, count, rate)
     offered = submit_at_rate(rt, reports[:count], rate, opts.latency_ticks_per_second)
