@@ -459,11 +459,12 @@ def claim(session: Session, notice_ids: Sequence[int], *, now: datetime, owner: 
 
 
 def flag_unconfirmed(session: Session, notice_ids: Sequence[int] | None, *, now: datetime,
-                     lease: timedelta | None = None) -> list[int]:
+                     lease: timedelta) -> list[int]:
     """Notices left `handing_over` past their lease (the worker died after committing
     the marker) become `unconfirmed`, with an audit event each. They are never sent
-    again by themselves: the receiver may have them. With `lease` (the one the marker
-    was set with), the event says when the hand-over began (`handed_over_at`)."""
+    again by themselves: the receiver may have them. The event says when the hand-over
+    began (`handed_over_at`: the marker's lease less `lease`, the length it was set
+    with)."""
     query = (select(Notice)
              .where(Notice.state == "handing_over", Notice.lease_until < now)
              .order_by(Notice.id))
@@ -473,8 +474,8 @@ def flag_unconfirmed(session: Session, notice_ids: Sequence[int] | None, *, now:
         query = query.with_for_update(skip_locked=True)
     flagged = []
     for notice in session.execute(query).scalars():
-        handed_over = (notice.lease_until - lease if lease is not None
-                       and notice.lease_until is not None else now)
+        assert notice.lease_until is not None  # the query's filter: the marker set it
+        handed_over = notice.lease_until - lease
         notice.state = "unconfirmed"
         notice.lease_owner = None
         notice.lease_until = None
@@ -646,11 +647,11 @@ def _handed_over_at(session: Session, notice: Notice) -> datetime | None:
                                            Event.action == "notice_unconfirmed")
         .order_by(Event.id.desc())).all()
     for at, data in rows:
-        if (data or {}).get("notice") == notice.id:
-            recorded = (data or {}).get("handed_over_at")
+        data = data or {}
+        if data.get("notice") == notice.id:
+            recorded = data.get("handed_over_at")
             return datetime.fromisoformat(recorded) if recorded else as_utc(at)
     return None
-
 
 
 def list_notices(session: Session, states: Sequence[str] = ("unconfirmed",), *,
