@@ -459,24 +459,23 @@ def _stage_times(conn: Connection, t0: datetime, t1: datetime,
     columns = _columns(conn, kinds, ["c.id", *_CASE_TIMES.values()], _CASES_OF_PERIOD,
                        params, pg)
     notices = notice_times()
-    order = np.argsort(columns[0], kind="stable")
-    columns = [values[order] for values in columns]
     # The cases told in the period that the first read left out (their only stage end
-    # in the period is a notice): read them too.
+    # in the period is a notice): read them too, then put every case in id order.
     e0, e1 = t0.timestamp(), t1.timestamp()
     told = np.zeros(len(notices[0]), dtype=bool)
     for times in notices[1:]:
         told |= (times >= e0) & (times < e1)
-    missing = notices[0][told & ~_Index(columns[0]).find(notices[0])[0]]
+    missing = notices[0][told & ~_Index(np.sort(columns[0])).find(notices[0])[0]]
+    parts = [columns]
     for start in range(0, len(missing), 10_000):
         chunk = ", ".join(str(int(i)) for i in missing[start:start + 10_000])
-        more = _columns(conn, kinds, ["c.id", *_CASE_TIMES.values()],
-                        f"FROM cases c WHERE c.received_at < :t1 AND c.id IN ({chunk})",
-                        params, pg)
-        columns = [np.concatenate([a, b]) for a, b in zip(columns, more, strict=True)]
-        order = np.argsort(columns[0], kind="stable")
-        columns = [values[order] for values in columns]
-    out = dict(zip(["id", *_CASE_TIMES], columns, strict=True))
+        parts.append(_columns(conn, kinds, ["c.id", *_CASE_TIMES.values()],
+                              f"FROM cases c WHERE c.received_at < :t1 AND c.id IN ({chunk})",
+                              params, pg))
+    columns = [np.concatenate(same) for same in zip(*parts, strict=True)]
+    order = np.argsort(columns[0])
+    out = {name: values[order] for name, values in zip(["id", *_CASE_TIMES], columns,
+                                                         strict=True)}
     found, at = _Index(out["id"]).find(notices[0])
     for name, times in zip(_NOTICE_TIMES, notices[1:], strict=True):
         column = np.full(len(out["id"]), np.nan)
