@@ -17,6 +17,14 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
+# How many entries the in-process layer keeps in front of Redis, the most recently
+# used. Registry answers are several KB each as Python objects: kept for their 30 s
+# alone, they and the tracer's recent traces took a worker from 145 to 250 MB over
+# 100,000 reports (measured); bounded, it stays under 200 MB. The hosts and networks
+# reported often stay; the rest is one round trip away in Redis. Without Redis the
+# layer is the whole cache and keeps up to `MemoryCache`'s default.
+LOCAL_ITEMS_IN_FRONT_OF_REDIS = 4_096
+
 
 class MemoryCache:
     """A thread-safe LRU dictionary whose entries expire."""
@@ -51,6 +59,7 @@ class MemoryCache:
                     out.append(None)
                 else:
                     out.append(item[1])
+                    self._data.move_to_end(key)
         return out
 
     def set_many(self, items: dict[str, tuple[Any, float]]) -> None:
@@ -85,7 +94,8 @@ class Cache:
                  local_seconds: float = 30.0):
         self.redis = redis
         self.namespace = namespace
-        self.local = MemoryCache()
+        self.local = (MemoryCache(LOCAL_ITEMS_IN_FRONT_OF_REDIS) if redis is not None
+                      else MemoryCache())
         self.local_seconds = local_seconds
         self._sets: dict[str, tuple[float, set[str]]] = {}
         self._claims: dict[str, float] = {}

@@ -22,6 +22,7 @@ import ipaddress
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -108,6 +109,12 @@ class HostTrace:
         return data
 
 
+# The recent traces a worker keeps (see Tracer.__init__), and how often the expired
+# ones are swept out.
+RECENT_MAX = 2_048
+RECENT_SWEEP_SECONDS = 5.0
+
+
 # Addresses asked about together are grouped ever finer, round by round: one question
 # per /16 first (most registry networks are that large or larger and then cover the
 # whole group), then per /24 for what is left, then per address.
@@ -176,11 +183,15 @@ class Tracer:
         self.geoip = GeoIP(config.geoip_database) if config.geoip_database else None
         self.pool = ThreadPoolExecutor(config.concurrency, thread_name_prefix="trace")
         # Finished traces of recent hosts, so that a host reported again within seconds
-        # costs no cache lookups at all (passing failures are never kept).
-        self._recent: dict[Target, tuple[float, HostTrace]] = {}
+        # costs no cache lookups at all (passing failures are never kept). Bounded by
+        # count, least recently used out first: each trace carries its registry answers
+        # (several KB as Python objects); see LOCAL_ITEMS_IN_FRONT_OF_REDIS for what
+        # 30 s of them cost unbounded. The popular hosts stay.
+        self._recent: OrderedDict[Target, tuple[float, HostTrace]] = OrderedDict()
         self._recent_lock = threading.Lock()
         self._recent_swept = time.monotonic()
         self.recent_seconds = 30.0
+        self.recent_max = RECENT_MAX
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -199,17 +210,20 @@ class Tracer:
         fresh = self._trace([t for t in dict.fromkeys(targets) if t not in known],
                             set(refresh))
         with self._recent_lock:
-            if now - self._recent_swept > self.recent_seconds:  # drop what has expired
+            recent = self._recent
+            if now - self._recent_swept > RECENT_SWEEP_SECONDS:  # drop what has expired
                 self._recent_swept = now
-                self._recent = {t: held for t, held in self._recent.items() if held[0] > now}
-            if len(self._recent) > 100_000:
-                self._recent.clear()
+                for t in [t for t, held in recent.items() if held[0] <= now]:
+                    del recent[t]
             for t, result in fresh.items():
                 keep = self.recent_seconds
                 if result.origin_unknown and not result.behind_cdn:  # a failure
                     keep = min(keep, self.config.negative_cache_seconds)
                 if result.transient is None and keep > 0:
-                    self._recent[t] = (now + keep, copy.copy(result))
+                    recent[t] = (now + keep, copy.copy(result))
+                    recent.move_to_end(t)
+            while len(recent) > self.recent_max:
+                recent.popitem(last=False)
         return {**known, **fresh}
 
     def _remembered(self, targets: Sequence[Target], refresh: Collection[str],
@@ -221,6 +235,7 @@ class Tracer:
                 held = None if t.host in refresh else self._recent.get(t)
                 if held is not None and held[0] > now:
                     known[t] = copy.copy(held[1])
+                    self._recent.move_to_end(t)
         return known
 
     def trace_known(self, targets: Sequence[Target]) -> dict[Target, HostTrace]:

@@ -1,10 +1,11 @@
 """The in-process cache layer in front of Redis forgets what expired, so a worker's
-memory follows the hosts of the last seconds, not every host it ever traced."""
+memory follows the hosts of the last seconds, not every host it ever traced; in front
+of Redis it also keeps only the entries used most recently."""
 
 from __future__ import annotations
 
 from pipeline.tracing import cache as cache_module
-from pipeline.tracing.cache import MemoryCache
+from pipeline.tracing.cache import Cache, MemoryCache
 
 
 def test_expired_entries_are_swept_out_not_kept_until_the_cache_is_full(monkeypatch):
@@ -27,3 +28,29 @@ def test_entries_that_have_not_expired_stay():
     cache._swept -= MemoryCache.SWEEP_SECONDS + 1
     cache.set_many({"b": (2, 60.0)})
     assert cache.get_many(["a", "b"]) == [1, 2]
+
+
+def test_a_full_cache_drops_the_entry_used_least_recently():
+    cache = MemoryCache(max_items=3)
+    cache.set_many({"a": (1, 60.0), "b": (2, 60.0), "c": (3, 60.0)})
+    assert cache.get_many(["a"]) == [1]  # read: now the most recently used
+    cache.set_many({"d": (4, 60.0)})
+    assert len(cache) == 3
+    assert cache.get_many(["a", "b", "c", "d"]) == [1, None, 3, 4]
+
+
+def test_in_front_of_redis_the_local_layer_is_bounded_and_redis_answers_the_rest(
+        monkeypatch, redis_client, redis_namespace):
+    monkeypatch.setattr(cache_module, "LOCAL_ITEMS_IN_FRONT_OF_REDIS", 10)
+    cache = Cache(redis_client, namespace=redis_namespace)
+    cache.set_many({f"host-{i}": ({"i": i}, 300.0) for i in range(50)})
+    assert len(cache.local) == 10
+    assert cache.get_many([f"host-{i}" for i in range(50)]) == [{"i": i} for i in range(50)]
+    assert len(cache.local) == 10
+
+
+def test_without_redis_the_local_layer_is_the_whole_cache():
+    cache = Cache(None)
+    cache.set_many({f"host-{i}": ({"i": i}, 300.0) for i in range(
+        cache_module.LOCAL_ITEMS_IN_FRONT_OF_REDIS + 10)})
+    assert cache.get_many(["host-0"]) == [{"i": 0}]

@@ -94,6 +94,23 @@ def test_dns_answers_are_cached_for_their_ttl(make_tracer, fake_dns):
     assert asked == 1 and fake_dns.by_type["A"] == 1
 
 
+def test_a_worker_keeps_a_bounded_number_of_recent_traces_the_most_recently_used(
+        make_tracer, fake_dns):
+    for i in range(4):
+        fake_dns.add_host(f"h{i}.example.com", a=[f"185.1.1.{i + 1}"])
+    tracer = make_tracer(asn_dns_zone_v4="")
+    tracer.recent_max = 3
+    h0, h1, h2, h3 = (Target(f"h{i}.example.com", "domain", None) for i in range(4))
+    tracer.trace([h0, h1])
+    tracer.trace([h0])  # used again: h1 is now the least recently used
+    tracer.trace([h2, h3])
+    assert list(tracer._recent) == [h0, h2, h3]
+    tracer.trace([h1])
+    assert list(tracer._recent) == [h2, h3, h1]
+    # What left the recent traces is still in the caches: no second question.
+    assert fake_dns.by_type["A"] == 4
+
+
 def test_the_origin_asn_comes_from_the_cymru_style_zone(fake_dns):
     fake_dns.add_origin("185.1.0.0/16", asn=64501, country="nl", rir="ripencc")
     fake_dns.add_origin("2a00:1::/32", asn=64502, country="DE", rir="ripencc")
