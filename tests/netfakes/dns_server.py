@@ -49,6 +49,9 @@ class FakeDNS:
         self.address = address
         self.ttl = ttl
         self.records: dict[str, dict[str, list[str]]] = {}
+        # Every name that exists: the records' owners and their parents (a parent
+        # without records of its own answers NOERROR with no data, not NXDOMAIN).
+        self._existing: set[str] = set()
         self.cnames: dict[str, str] = {}
         self.faults: dict[str, str] = {}
         self.origins: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []
@@ -64,14 +67,19 @@ class FakeDNS:
 
     def add_host(self, name: str, *, a: list[str] | None = None,
                  aaaa: list[str] | None = None) -> None:
-        entry = self.records.setdefault(_n(name), {})
+        entry = self._entry(name)
         if a:
             entry["A"] = list(a)
         if aaaa:
             entry["AAAA"] = list(aaaa)
 
     def add_ns(self, domain: str, servers: list[str]) -> None:
-        self.records.setdefault(_n(domain), {})["NS"] = list(servers)
+        self._entry(domain)["NS"] = list(servers)
+
+    def _entry(self, name: str) -> dict[str, list[str]]:
+        labels = _n(name).split(".")
+        self._existing.update(".".join(labels[i:]) for i in range(len(labels)))
+        return self.records.setdefault(_n(name), {})
 
     def add_cname(self, name: str, target: str) -> None:
         self.cnames[_n(name)] = _n(target)
@@ -131,7 +139,7 @@ class FakeDNS:
                 return reply
         entry = self.records.get(name)
         if entry is None and not seen:
-            if not any(r == name or r.endswith("." + name) for r in self.records):
+            if name not in self._existing:
                 reply.header.rcode = RCODE.NXDOMAIN
             return reply
         for value in (entry or {}).get(qtype, []):

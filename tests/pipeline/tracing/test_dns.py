@@ -60,6 +60,11 @@ def test_a_name_without_addresses_is_no_answer(fake_dns):
     assert client(fake_dns).resolve_host("example.com").outcome == tdns.NO_ANSWER
 
 
+def test_a_name_above_a_host_exists_without_addresses(fake_dns):
+    fake_dns.add_host("www.example.com", a=["185.1.1.1"])
+    assert client(fake_dns).resolve_host("example.com").outcome == tdns.NO_ANSWER
+
+
 def test_an_unknown_name_is_nxdomain(fake_dns):
     fake_dns.add_host("www.example.com", a=["185.1.1.1"])
     assert client(fake_dns).resolve_host("nothing.example.org").outcome == tdns.NXDOMAIN
