@@ -39,7 +39,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, exists, func, or_, select, text
+from sqlalchemy import and_, bindparam, exists, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from pipeline.assessment_models import Assessment, CaseLease
@@ -813,8 +813,12 @@ def _related(session: Session, case: Case, limit: int) -> list[RelatedCase]:
         return []
     same_site = Case.registered_domain == case.registered_domain if (
         case.registered_domain) else Case.host == case.host
+    # The same URL: its open case by the unique open_key, the others (closed) by the
+    # partial index of closed cases' keys.
+    same_url = or_(Case.open_key == case.dedup_key,
+                   and_(Case.dedup_key == case.dedup_key, Case.open_key.is_(None)))
     rows = session.execute(
-        select(Case).where(Case.id != case.id, or_(Case.dedup_key == case.dedup_key, same_site))
+        select(Case).where(Case.id != case.id, or_(same_url, same_site))
         .order_by(Case.received_at.desc()).limit(limit)
     ).scalars().all()
     return [

@@ -25,6 +25,13 @@ class AuditChained:
     audit_hash: Mapped[str] = mapped_column(String(64), default=GENESIS_HASH)
 
 
+# The states in which the reconciler looks for stuck reports and cases
+# (`pipeline.reconciler.PENDING`; a test holds the two together), as index predicates.
+REPORTS_WAITING = text("state IN ('received', 'normalised', 'rejected')")
+CASES_WAITING = text("state IN ('normalised', 'traced', 'assessed')")
+CLOSED = text("open_key IS NULL")
+
+
 class Report(AuditChained, Base):
     """One reported URL from one source."""
 
@@ -69,7 +76,10 @@ class Report(AuditChained, Base):
     description_purged_at: Mapped[datetime | None]
     url_purged_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_reports_state_changed", "state", "state_changed_at"),)
+    # Only the states the reconciler looks for stuck reports in, and rejected reports
+    # (retention purges them): a report moves on at once, so most cost no entry (0012).
+    __table_args__ = (Index("ix_reports_state_changed", "state", "state_changed_at",
+                            postgresql_where=REPORTS_WAITING, sqlite_where=REPORTS_WAITING),)
 
 
 class Case(AuditChained, Base):
@@ -80,7 +90,7 @@ class Case(AuditChained, Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     ref: Mapped[str] = mapped_column(String(32), unique=True)
     canonical_url: Mapped[str] = mapped_column(Text)
-    dedup_key: Mapped[str] = mapped_column(String(64), index=True)
+    dedup_key: Mapped[str] = mapped_column(String(64))  # closed cases indexed (0012)
     # Equal to dedup_key while the case is open, NULL once removed or closed: the
     # unique index makes "one open case per URL" a database guarantee.
     open_key: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -95,7 +105,7 @@ class Case(AuditChained, Base):
 
     # Latest trace, copied here for routing, queueing and statistics (issue 4 fills
     # these; the full evidence lives in the traces table).
-    hosting_country: Mapped[str | None] = mapped_column(String(2), index=True)
+    hosting_country: Mapped[str | None] = mapped_column(String(2))
     hosting_asn: Mapped[int | None]
     hosting_org: Mapped[str | None] = mapped_column(String(255))
     hosting_abuse_email: Mapped[str | None] = mapped_column(String(320))
@@ -145,7 +155,13 @@ class Case(AuditChained, Base):
     closed_at: Mapped[datetime | None]
 
     __table_args__ = (
-        Index("ix_cases_state_changed", "state", "state_changed_at"),
+        # Only the states the reconciler looks for stuck cases in (0012).
+        Index("ix_cases_state_changed", "state", "state_changed_at",
+              postgresql_where=CASES_WAITING, sqlite_where=CASES_WAITING),
+        # The history of a URL, for the cases no longer open (the open one is found
+        # by its unique open_key): a new case costs no entry here (0012).
+        Index("ix_cases_closed_dedup_key", "dedup_key", postgresql_where=CLOSED,
+              sqlite_where=CLOSED),
         Index("ix_cases_queue", "state", "priority", "received_at"),
         # The claim order of the assessment queue, only for cases waiting (0009).
         Index("ix_cases_claim", text("priority DESC"), "received_at", "id",

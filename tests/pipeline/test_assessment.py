@@ -310,6 +310,24 @@ def test_the_case_view_shows_reports_history_and_earlier_cases(runtime):
     assert view.history[-1].actor == "user:sue"
 
 
+def test_the_case_view_names_the_urls_earlier_closed_case_as_the_same_url(runtime):
+    who = people(runtime, ("ana", "analyst"))
+    [earlier] = queue(runtime, {"url": "http://b.example/x", "age_minutes": 900,
+                                "host": "b.example", "registered_domain": "b.example"})
+    with runtime.session_factory.begin() as session:  # closed: the URL has no open case
+        old = session.get(Case, earlier)
+        old.state, old.open_key, old.closed_at = "closed", None, runtime.clock.now()
+    case_id, _elsewhere = queue(
+        runtime,
+        {"url": "http://b.example/x", "host": "b.example", "registered_domain": "b.example"},
+        {"url": "http://c.example/y", "host": "c.example", "registered_domain": "c.example"})
+    assert claim(runtime, who["ana"]).case_id == case_id
+    with runtime.session_factory.begin() as session:
+        view = assessment.case_view(session, who["ana"], case_id, now=runtime.clock.now(),
+                                    settings=runtime.settings.assessment)
+    assert [(c.id, c.relation) for c in view.earlier_cases] == [(earlier, "same_url")]
+
+
 def test_an_analyst_may_not_view_a_case_they_have_nothing_to_do_with(runtime):
     who = people(runtime, ("ana", "analyst"), ("bo", "analyst"), ("al", "auditor"))
     [case_id] = queue(runtime, {"url": "http://a.example/1"})

@@ -33,3 +33,18 @@ def test_every_migration_goes_down_and_up_again_on_both_databases(tmp_path, pg_d
 def test_the_indexes_of_the_models_are_what_the_migrations_make(pg_database_url):
     upgrade(pg_database_url)
     assert _index_differences(pg_database_url) == []
+
+
+def test_the_reconcilers_waiting_states_are_in_its_partial_indexes():
+    """The (state, state_changed_at) indexes cover only the states the reconciler looks
+    in (migration 0012): a state added to its list needs the index to cover it too."""
+    from pipeline.models import Case, Report
+    from pipeline.reconciler import PENDING
+
+    for model in (Report, Case):
+        [index] = [i for i in model.__table__.indexes if i.name.endswith("_state_changed")]
+        where = str(index.dialect_options["postgresql"]["where"])
+        assert where == str(index.dialect_options["sqlite"]["where"])
+        for waiting_model, state, _stage in PENDING:
+            if waiting_model is model:
+                assert f"'{state}'" in where, (model.__tablename__, state)
