@@ -54,3 +54,14 @@ def test_without_redis_the_local_layer_is_the_whole_cache():
     cache.set_many({f"host-{i}": ({"i": i}, 300.0) for i in range(
         cache_module.LOCAL_ITEMS_IN_FRONT_OF_REDIS + 10)})
     assert cache.get_many(["host-0"]) == [{"i": 0}]
+
+
+def test_redis_holds_any_json_value_orjson_refuses_included(redis_client, redis_namespace):
+    cache = Cache(redis_client, namespace=redis_namespace)
+    values = {"plain": {"a": [1, 2.5, None, True, "é"]},
+              "wide": {"serial": 2**70},  # wider than orjson's 64 bits
+              "int_keys": {1: "one"}}  # orjson wants string keys; JSON makes them so
+    cache.set_many({k: (v, 300.0) for k, v in values.items()})
+    other = Cache(redis_client, namespace=redis_namespace)  # nothing in its local layer
+    assert other.get_many(list(values)) == [
+        {"a": [1, 2.5, None, True, "é"]}, {"serial": 2**70}, {"1": "one"}]
