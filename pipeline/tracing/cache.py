@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -29,7 +29,8 @@ LOCAL_ITEMS_IN_FRONT_OF_REDIS = 4_096
 
 
 class MemoryCache:
-    """A thread-safe LRU dictionary whose entries expire."""
+    """A thread-safe LRU dictionary whose entries expire (keys: strings in the trace
+    caches, `Target`s in the tracer's recent traces)."""
 
     # How often expired entries are swept out (they would otherwise stay until the
     # dictionary is full: measured, a worker grew past 250 MB over 100,000 reports).
@@ -37,12 +38,17 @@ class MemoryCache:
 
     def __init__(self, max_items: int = 200_000):
         self.max_items = max_items
-        self._data: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self._data: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._swept = time.monotonic()
 
     def __len__(self) -> int:
         return len(self._data)
+
+    def __iter__(self) -> Iterator[Hashable]:
+        """The keys, least recently used first (a copy: safe while others write)."""
+        with self._lock:
+            return iter(list(self._data))
 
     def _sweep(self, now: float) -> None:
         if now - self._swept < self.SWEEP_SECONDS:
@@ -51,7 +57,7 @@ class MemoryCache:
         for key in [k for k, (until, _) in self._data.items() if until <= now]:
             del self._data[key]
 
-    def get_many(self, keys: list[str]) -> list[Any | None]:
+    def get_many(self, keys: Sequence[Hashable]) -> list[Any | None]:
         now = time.monotonic()
         out: list[Any | None] = []
         with self._lock:
@@ -64,7 +70,7 @@ class MemoryCache:
                     self._data.move_to_end(key)
         return out
 
-    def set_many(self, items: dict[str, tuple[Any, float]]) -> None:
+    def set_many(self, items: Mapping[Any, tuple[Any, float]]) -> None:
         now = time.monotonic()
         with self._lock:
             for key, (value, ttl) in items.items():

@@ -20,9 +20,7 @@ import copy
 import functools
 import ipaddress
 import logging
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -35,7 +33,7 @@ from pipeline.config import TraceSection
 from pipeline.errors import RetryLater
 from pipeline.tracing import dns as tdns
 from pipeline.tracing.bootstrap import Bootstrap
-from pipeline.tracing.cache import Cache, PrefixCache
+from pipeline.tracing.cache import Cache, MemoryCache, PrefixCache
 from pipeline.tracing.geoip import GeoIP
 from pipeline.tracing.providers import Providers
 from pipeline.tracing.ratelimit import RateLimiter
@@ -109,10 +107,8 @@ class HostTrace:
         return data
 
 
-# The recent traces a worker keeps (see Tracer.__init__), and how often the expired
-# ones are swept out.
+# The recent traces a worker keeps (see Tracer.__init__).
 RECENT_MAX = 2_048
-RECENT_SWEEP_SECONDS = 5.0
 
 
 # Addresses asked about together are grouped ever finer, round by round: one question
@@ -187,11 +183,8 @@ class Tracer:
         # count, least recently used out first: each trace carries its registry answers
         # (several KB as Python objects); see LOCAL_ITEMS_IN_FRONT_OF_REDIS for what
         # 30 s of them cost unbounded. The popular hosts stay.
-        self._recent: OrderedDict[Target, tuple[float, HostTrace]] = OrderedDict()
-        self._recent_lock = threading.Lock()
-        self._recent_swept = time.monotonic()
+        self._recent = MemoryCache(RECENT_MAX)
         self.recent_seconds = 30.0
-        self.recent_max = RECENT_MAX
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -205,44 +198,31 @@ class Tracer:
               refresh: Collection[str] = ()) -> dict[Target, HostTrace]:
         """Trace `targets`; hosts in `refresh` are resolved again, not taken from the
         caches (a case traced again because its content moved)."""
-        now = time.monotonic()
-        known = self._remembered(targets, refresh, now)
+        known = self._remembered(targets, refresh)
         fresh = self._trace([t for t in dict.fromkeys(targets) if t not in known],
                             set(refresh))
-        with self._recent_lock:
-            recent = self._recent
-            if now - self._recent_swept > RECENT_SWEEP_SECONDS:  # drop what has expired
-                self._recent_swept = now
-                for t in [t for t, held in recent.items() if held[0] <= now]:
-                    del recent[t]
-            for t, result in fresh.items():
-                keep = self.recent_seconds
-                if result.origin_unknown and not result.behind_cdn:  # a failure
-                    keep = min(keep, self.config.negative_cache_seconds)
-                if result.transient is None and keep > 0:
-                    recent[t] = (now + keep, copy.copy(result))
-                    recent.move_to_end(t)
-            while len(recent) > self.recent_max:
-                recent.popitem(last=False)
+        keep: dict[Target, tuple[HostTrace, float]] = {}
+        for t, result in fresh.items():
+            seconds = self.recent_seconds
+            if result.origin_unknown and not result.behind_cdn:  # a failure
+                seconds = min(seconds, self.config.negative_cache_seconds)
+            if result.transient is None:
+                keep[t] = (copy.copy(result), seconds)
+        self._recent.set_many(keep)
         return {**known, **fresh}
 
-    def _remembered(self, targets: Sequence[Target], refresh: Collection[str],
-                    now: float) -> dict[Target, HostTrace]:
+    def _remembered(self, targets: Sequence[Target],
+                    refresh: Collection[str]) -> dict[Target, HostTrace]:
         """This process's recent traces of `targets` (copies), but those in `refresh`."""
-        known: dict[Target, HostTrace] = {}
-        with self._recent_lock:
-            for t in dict.fromkeys(targets):
-                held = None if t.host in refresh else self._recent.get(t)
-                if held is not None and held[0] > now:
-                    known[t] = copy.copy(held[1])
-                    self._recent.move_to_end(t)
-        return known
+        wanted = [t for t in dict.fromkeys(targets) if t.host not in refresh]
+        return {t: copy.copy(held) for t, held in zip(wanted, self._recent.get_many(wanted),
+                                                      strict=True) if held is not None}
 
     def trace_known(self, targets: Sequence[Target]) -> dict[Target, HostTrace]:
         """The traces of `targets` that need no question over the network: every
         answer is in the caches (this process's recent traces, then the shared
         caches). The others are left out, for `trace` (the TRACE stage) to ask."""
-        known = self._remembered(targets, (), time.monotonic())
+        known = self._remembered(targets, ())
         found = self._trace([t for t in dict.fromkeys(targets) if t not in known], set(),
                             offline=True)
         return {**known, **{t: r for t, r in found.items() if r.transient is None}}

@@ -104,7 +104,7 @@ def test_a_worker_keeps_a_bounded_number_of_recent_traces_the_most_recently_used
     for i in range(4):
         fake_dns.add_host(f"h{i}.example.com", a=[f"185.1.1.{i + 1}"])
     tracer = make_tracer(asn_dns_zone_v4="")
-    tracer.recent_max = 3
+    tracer._recent.max_items = 3
     h0, h1, h2, h3 = (Target(f"h{i}.example.com", "domain", None) for i in range(4))
     tracer.trace([h0, h1])
     tracer.trace([h0])  # used again: h1 is now the least recently used
