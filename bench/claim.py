@@ -1,4 +1,4 @@
-"""Benchmark of claiming the next case (`pipeline.assessment.claim_next`) on PostgreSQL
+"""Benchmark of claiming the next case (`pipeline.stages.assessment.claim_next`) on PostgreSQL
 with a large queue waiting.
 
 Steps of `run`:
@@ -9,7 +9,7 @@ Steps of `run`:
    lease row, the state change and its audit event), after a short warm-up: of kind
    `first` (the figure of the target), of kind `any` (what the API's claim button
    does: a look for a second assessment first), and of kind `first` through an
-   engine without the pool's pre-ping (the round trip `pipeline.db.make_engine`
+   engine without the pool's pre-ping (the round trip `pipeline.store.db.make_engine`
    spends on every checkout, to show what the pool costs),
 4. time claims by 4 analysts at once (threads of this process, each with its own
    connection: the figures include waiting for Python's GIL, not only the database),
@@ -31,12 +31,12 @@ from datetime import UTC, datetime
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.assessment import claim_next
-from pipeline.auth import Principal, principal_for_user
-from pipeline.config import AssessmentSection
-from pipeline.db import make_engine, make_session_factory, normalise_database_url
-from pipeline.migrate import upgrade
-from pipeline.models import User
+from pipeline.app.auth import Principal, principal_for_user
+from pipeline.core.config import AssessmentSection
+from pipeline.stages.assessment import claim_next
+from pipeline.store.db import make_engine, make_session_factory, normalise_database_url
+from pipeline.store.migrate import upgrade
+from pipeline.store.models import User
 
 SEQUENTIAL_CLAIMS = 1_000
 WARM_UP_CLAIMS = 50

@@ -6,7 +6,7 @@ Steps:
 3. scaled out: a fresh PostgreSQL database, a Redis (private `redis-server` when
    installed, else the shared one) with a fresh namespace, two `hotline worker` OS
    processes and one `hotline scheduler`; the harness takes the reports in through the
-   intake function (`pipeline.intake.accept_reports`, batches of `intake.max_batch`,
+   intake function (`pipeline.stages.intake.accept_reports`, batches of `intake.max_batch`,
    in this process; not over HTTP) and measures:
    - throughput: all N reports offered at once, reports per second from the first
      intake call to the last report settled (its case awaiting assessment, or joined
@@ -116,7 +116,7 @@ def validate(reports: Sequence[dict[str, Any]]) -> list[Any]:
 
 
 def submit(runtime: Any, items: Sequence[Any]) -> None:
-    from pipeline.intake import accept_reports
+    from pipeline.stages.intake import accept_reports
 
     accept_reports(runtime.session_factory, items, clock=runtime.clock,
                    limits=runtime.settings.intake, enqueuer=runtime.enqueuer, source="bench")
@@ -293,9 +293,9 @@ def _base_values(tmp: Path, net: LoopbackNet | None) -> dict[str, Any]:
 @contextlib.contextmanager
 def scaled_out(tmp: Path, redis: services.RedisServer, net: LoopbackNet | None,
                opts: Options) -> Iterator[Deployment]:
-    from pipeline.config import Settings
-    from pipeline.migrate import upgrade
-    from pipeline.runtime import build_runtime
+    from pipeline.app.runtime import build_runtime
+    from pipeline.core.config import Settings
+    from pipeline.store.migrate import upgrade
     from workers.broker import install
 
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
@@ -319,7 +319,7 @@ def scaled_out(tmp: Path, redis: services.RedisServer, net: LoopbackNet | None,
             runtime = build_runtime(Settings(**values))
             install(runtime)
             notes = [f"{len(workers)} `hotline worker` processes, one `hotline scheduler`; "
-                     "intake through pipeline.intake.accept_reports in the harness process"]
+                     "intake through pipeline.stages.intake.accept_reports in the harness process"]
             if not redis.private:
                 notes.append("shared Redis: command counts include other clients")
             yield Deployment("scaled_out", runtime, lambda: [w.pid for w in workers],
@@ -339,10 +339,10 @@ def scaled_out(tmp: Path, redis: services.RedisServer, net: LoopbackNet | None,
 
 @contextlib.contextmanager
 def embedded(tmp: Path, net: LoopbackNet | None, opts: Options) -> Iterator[Deployment]:
-    from pipeline.config import Settings
-    from pipeline.migrate import upgrade
-    from pipeline.runtime import build_runtime
-    from pipeline.scheduler import run_forever
+    from pipeline.app.runtime import build_runtime
+    from pipeline.app.scheduler import run_forever
+    from pipeline.core.config import Settings
+    from pipeline.store.migrate import upgrade
     from workers.broker import install, start_worker
 
     values = _base_values(tmp, net)
@@ -470,7 +470,7 @@ def run(opts: Options) -> dict[str, Any]:
                     "platform": platform.platform()},
         "n": opts.n,
         "seed": opts.seed,
-        "intake": "pipeline.intake.accept_reports called in the harness process in batches "
+        "intake": "pipeline.stages.intake.accept_reports called in the harness process in batches "
                   "of intake.max_batch (1,000), not over HTTP",
         "workload": {**generate_summary(workload, opts.n), "latency_pool": extra},
     }

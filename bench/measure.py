@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.models import Case, Report
-from pipeline.states import CaseState, ReportState
+from pipeline.store.models import Case, Report
+from pipeline.store.states import CaseState, ReportState
 
 SETTLED_REPORT_STATES = (ReportState.REJECTED, ReportState.DUPLICATE, ReportState.NEW_CASE)
 WAITING_CASE_STATES = (CaseState.NORMALISED, CaseState.TRACED)

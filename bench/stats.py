@@ -1,4 +1,4 @@
-"""Benchmark of the statistics export (`pipeline.stats.export_stats`) over a million
+"""Benchmark of the statistics export (`pipeline.stages.stats.export_stats`) over a million
 cases, on PostgreSQL and on SQLite.
 
 Steps of `run`:
@@ -33,10 +33,10 @@ from typing import Any
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from pipeline.config import Settings
-from pipeline.db import make_engine, make_session_factory, normalise_database_url
-from pipeline.migrate import upgrade
-from pipeline.stats import export_stats
+from pipeline.core.config import Settings
+from pipeline.stages.stats import export_stats
+from pipeline.store.db import make_engine, make_session_factory, normalise_database_url
+from pipeline.store.migrate import upgrade
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Stage benchmark of URL normalisation and deduplication (issue 3).
 
 `run(redis_url, n)` returns:
-- `canonicalise_urls_per_s`: `pipeline.urls.canonicalise` over n varied URLs (IDN,
+- `canonicalise_urls_per_s`: `pipeline.domain.urls.canonicalise` over n varied URLs (IDN,
   IPv4 forms, IPv6, tracking parameters, user info, percent-encoding, rejects),
 - `dedup_decisions_per_s`: dedup decisions made by the atomic Redis claim
   (`DedupClaims.claim`, then `settle` of the keys won), in batches of 250 keys as the
@@ -50,8 +50,8 @@ def sample_urls(n: int, seed: int = 3) -> list[str]:
 
 
 def bench_canonicalise(n: int) -> float:
-    from pipeline.errors import RejectedURL
-    from pipeline.urls import canonicalise
+    from pipeline.core.errors import RejectedURL
+    from pipeline.domain.urls import canonicalise
 
     urls = sample_urls(n)
     canonicalise(urls[0])  # warm the suffix list
@@ -70,7 +70,7 @@ def _delete_namespace(client, namespace: str) -> None:
 def bench_claims(redis_url: str, n: int) -> float:
     import redis
 
-    from pipeline.dedupe import DedupClaims
+    from pipeline.stages.dedupe import DedupClaims
 
     client = redis.Redis.from_url(redis_url)
     namespace = f"hotline-bench-{uuid.uuid4().hex[:8]}"
@@ -93,13 +93,13 @@ def bench_claims(redis_url: str, n: int) -> float:
 def bench_stage(redis_url: str, n: int) -> float:
     import redis
 
-    from pipeline.clock import SystemClock
-    from pipeline.db import make_engine, make_session_factory
-    from pipeline.dedupe import DedupClaims, dedupe_reports
-    from pipeline.intake import new_reference
-    from pipeline.migrate import upgrade
-    from pipeline.models import Report
-    from pipeline.urls import canonicalise
+    from pipeline.core.clock import SystemClock
+    from pipeline.domain.urls import canonicalise
+    from pipeline.stages.dedupe import DedupClaims, dedupe_reports
+    from pipeline.stages.intake import new_reference
+    from pipeline.store.db import make_engine, make_session_factory
+    from pipeline.store.migrate import upgrade
+    from pipeline.store.models import Report
 
     client = redis.Redis.from_url(redis_url)
     namespace = f"hotline-bench-{uuid.uuid4().hex[:8]}"

@@ -88,7 +88,7 @@ class IntakeResponse(BaseModel):
 
 
 class PublicStatus(StrEnum):
-    """The status of a report as its reporter sees it (`pipeline.intake.public_status`)."""
+    """The status of a report as its reporter sees it (`pipeline.stages.intake.public_status`)."""
 
     RECEIVED = "received"  # stored, not yet processed
     IN_PROGRESS = "in_progress"  # being processed or waiting for an analyst

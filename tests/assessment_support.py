@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from pipeline.auth import Principal, principal_for_user
-from pipeline.intake import new_reference
-from pipeline.models import Case, Report, User
-from pipeline.runtime import Runtime
+from pipeline.app.auth import Principal, principal_for_user
+from pipeline.app.runtime import Runtime
+from pipeline.stages.intake import new_reference
+from pipeline.store.models import Case, Report, User
 
 
 def make_user(session: Session, name: str, role: str = "analyst", *,

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from pipeline.clock import FrozenClock
-from pipeline.config import Settings
-from pipeline.messaging import RecordingEnqueuer
-from pipeline.migrate import upgrade
-from pipeline.runtime import Runtime, build_runtime
+from pipeline.app.runtime import Runtime, build_runtime
+from pipeline.core.clock import FrozenClock
+from pipeline.core.config import Settings
+from pipeline.core.messaging import RecordingEnqueuer
+from pipeline.store.migrate import upgrade
 
 CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN_URL = os.environ.get(
@@ -134,7 +134,7 @@ def sqlite_runtime(settings_factory: Callable[..., Settings]) -> Iterator[Runtim
 def pg_runtime(
     settings_factory: Callable[..., Settings], pg_database_url: str
 ) -> Iterator[Runtime]:
-    import pipeline.models_all  # noqa: F401
+    import pipeline.store.models_all  # noqa: F401
 
     settings = settings_factory(database={"url": pg_database_url})
     runtime = build_runtime(settings, clock=FrozenClock())

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from pipeline.intake import new_reference
-from pipeline.models import Case, Report
+from pipeline.stages.intake import new_reference
+from pipeline.store.models import Case, Report
 
 
 def make_report(session: Session, *, at: datetime, url: str = "http://example.com/a",

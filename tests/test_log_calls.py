@@ -178,7 +178,7 @@ def _all_calls() -> list[LogCall]:
 def test_the_scan_finds_the_logging_calls_of_the_code():
     calls = _all_calls()
     assert len(calls) > 40
-    assert any(c.path == "pipeline/retention.py" and c.carries_id for c in calls)
+    assert any(c.path == "pipeline/stages/retention.py" and c.carries_id for c in calls)
 
 
 def test_every_line_about_one_case_report_or_notice_carries_its_id():
@@ -207,7 +207,7 @@ def test_every_exception_listed_still_names_a_line_without_its_id(table):
 
 SAMPLE = '''
 import logging
-from pipeline.logs import log_context
+from pipeline.core.logs import log_context
 
 log = logging.getLogger(__name__)
 

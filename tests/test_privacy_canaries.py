@@ -34,12 +34,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
-from pipeline.config import LoggingSection
-from pipeline.db import Base
-from pipeline.lifecycle import transition
-from pipeline.logs import configure
-from pipeline.models import ApiToken, Case, Notice, Report, User
-from pipeline.states import CaseState
+from pipeline.core.config import LoggingSection
+from pipeline.core.logs import configure
+from pipeline.store.db import Base
+from pipeline.store.lifecycle import transition
+from pipeline.store.models import ApiToken, Case, Notice, Report, User
+from pipeline.store.states import CaseState
 from pipeline.web.app import create_app
 
 TAG = uuid.uuid4().hex[:10]
@@ -71,7 +71,7 @@ def log_output() -> Iterator[io.StringIO]:
 def _run_pipeline(runtime: Any, client: TestClient) -> list[int]:
     """Intake through the API, then every stage that needs no internet; tracing and
     assessment are done as a tracer and an analyst would leave them."""
-    from pipeline.queueing import queue_for_assessment
+    from pipeline.stages.queueing import queue_for_assessment
     from workers import context
     from workers.actors import ACTORS
 
@@ -115,8 +115,7 @@ def _run_pipeline(runtime: Any, client: TestClient) -> list[int]:
 def _principals(runtime: Any) -> list[tuple[str, dict[str, str], dict[str, str]]]:
     """(role, headers, cookies) for nobody, every staff role (console session and API
     token) and every outside party (API token)."""
-    from pipeline import auth, users
-
+    from pipeline.app import auth, users
     found: list[tuple[str, dict[str, str], dict[str, str]]] = [("anonymous", {}, {})]
     now = runtime.clock.now()
     with runtime.session_factory.begin() as session:
@@ -275,7 +274,7 @@ def test_canary_identities_appear_only_where_a_role_has_the_right(
     # 3. Exports: statistics, and the evidence bundle (for the police).
     with runtime.session_factory() as session:
         try:
-            from pipeline import stats
+            from pipeline.stages import stats
         except ImportError:
             stats = None  # type: ignore[assignment]
         if stats is not None and hasattr(stats, "export_stats"):
@@ -289,7 +288,7 @@ def test_canary_identities_appear_only_where_a_role_has_the_right(
                 dumped += json.dumps(stats.export_rows(export), default=str)
             if _found(dumped, CONTACTS + DESCRIPTIONS):
                 leaks.append("the statistics export shows a canary")
-        from pipeline.evidence import build_bundle
+        from pipeline.stages.evidence import build_bundle
 
         for case in session.execute(select(Case).where(Case.id.in_(case_ids))).scalars():
             bundle = build_bundle(session, case.ref, settings=runtime.settings,

@@ -17,9 +17,9 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from pipeline.config import Settings
-from pipeline.messaging import chunks
-from pipeline.runtime import Runtime
+from pipeline.app.runtime import Runtime
+from pipeline.core.config import Settings
+from pipeline.core.messaging import chunks
 from workers import context
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ GC_THRESHOLDS = (10_000, 50, 100)
 
 
 def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
-    from pipeline.urls import warm_up
+    from pipeline.domain.urls import warm_up
 
     warm_up()
     gc.collect()
@@ -119,7 +119,7 @@ def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
 
 def check_broker_safe(settings: Settings) -> None:
     """Refuse a Redis whose eviction policy could silently drop queued messages."""
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
 
     if not settings.broker.is_redis:
         return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.runtime import Runtime
+from pipeline.app.runtime import Runtime
 
 _runtime: Runtime | None = None
 

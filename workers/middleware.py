@@ -9,7 +9,7 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import Middleware
 
-from pipeline.models import DeadLetter
+from pipeline.store.models import DeadLetter
 from workers import context
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,8 @@ class DeadLetters(Middleware):
 
 class StageMetrics(Middleware):
     """Per stage: messages processed (ok, failed, skipped), ids carried, duration and
-    failures by error type (pipeline.metrics); and the stage, message and ids bound to
-    every log line written while the message runs (pipeline.logs)."""
+    failures by error type (pipeline.core.counters); and the stage, message and ids bound to
+    every log line written while the message runs (pipeline.core.logs)."""
 
     def __init__(self) -> None:
         self._started: dict[str, tuple[float, Any]] = {}
@@ -56,7 +56,7 @@ class StageMetrics(Middleware):
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
         import time
 
-        from pipeline.logs import bind
+        from pipeline.core.logs import bind
 
         ids = message.args[0] if message.args and isinstance(message.args[0], list) else None
         token = bind(stage=message.actor_name, message_id=message.message_id,
@@ -66,8 +66,8 @@ class StageMetrics(Middleware):
     def _finish(self, message: Any, outcome: str, exception: BaseException | None) -> None:
         import time
 
-        from pipeline import metrics
-        from pipeline.logs import unbind
+        from pipeline.core import counters as metrics
+        from pipeline.core.logs import unbind
 
         started = self._started.pop(message.message_id, None)
         stage = message.actor_name

@@ -12,9 +12,9 @@ from typing import Any
 
 import click
 
-from pipeline.config import Settings, load_settings
-from pipeline.errors import BadInput, ConfigError
-from pipeline.runtime import Runtime, build_runtime
+from pipeline.app.runtime import Runtime, build_runtime
+from pipeline.core.config import Settings, load_settings
+from pipeline.core.errors import BadInput, ConfigError
 
 
 def settings_or_exit() -> Settings:
@@ -27,7 +27,7 @@ def settings_or_exit() -> Settings:
 
 
 def setup_logging(settings: Settings) -> None:
-    from pipeline.logs import configure
+    from pipeline.core.logs import configure
 
     configure(settings.logging)
 
@@ -64,7 +64,7 @@ def main() -> None:
 @main.command()
 def migrate() -> None:
     """Bring the database to the latest schema."""
-    from pipeline.migrate import upgrade
+    from pipeline.store.migrate import upgrade
 
     settings = settings_or_exit()
     upgrade(settings.database.url)
@@ -82,8 +82,8 @@ def run() -> None:
     """Run the whole system in one process (embedded mode)."""
     import uvicorn
 
-    from pipeline.migrate import upgrade
-    from pipeline.scheduler import run_forever
+    from pipeline.app.scheduler import run_forever
+    from pipeline.store.migrate import upgrade
     from pipeline.web.app import create_app
     from workers.broker import start_worker
 
@@ -146,7 +146,7 @@ def worker(threads: int | None) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    from pipeline.metrics import serve_process_metrics
+    from pipeline.core.counters import serve_process_metrics
 
     serve_process_metrics(settings.metrics.port)  # this worker's counters (issue 10)
     worker = start_worker(broker, threads or settings.worker.threads)
@@ -159,7 +159,7 @@ def worker(threads: int | None) -> None:
 @main.command()
 def scheduler() -> None:
     """Run the scheduler (reconciler and periodic jobs). Run exactly one."""
-    from pipeline.scheduler import run_forever
+    from pipeline.app.scheduler import run_forever
 
     settings = settings_or_exit()
     setup_logging(settings)
@@ -167,7 +167,7 @@ def scheduler() -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    from pipeline.metrics import serve_process_metrics
+    from pipeline.core.counters import serve_process_metrics
 
     serve_process_metrics(settings.metrics.port)  # the scheduler's counters (issue 10)
     run_forever(runtime, stop)
@@ -184,7 +184,7 @@ def submit(urls: tuple[str, ...], channel: str, category: str | None,
     """Report one or more URLs; prints a tracking reference per URL."""
     from pydantic import ValidationError
 
-    from pipeline.intake import accept_reports
+    from pipeline.stages.intake import accept_reports
     from schemas.intake import ReportIn
 
     settings = settings_or_exit()
@@ -214,7 +214,7 @@ def submit(urls: tuple[str, ...], channel: str, category: str | None,
 @click.option("--source", default=None, help="Who sent the file (a partner hotline...).")
 def import_(file: Path, source: str | None) -> None:
     """Import reports from a JSON Lines (.jsonl) or CSV (.csv) file."""
-    from pipeline.importer import import_file
+    from pipeline.stages.importer import import_file
 
     settings = settings_or_exit()
     runtime, broker = runtime_with_broker(settings)
@@ -240,7 +240,7 @@ def audit() -> None:
 @audit.command("verify")
 def audit_verify() -> None:
     """Check every hash chain; name each edited, deleted or reordered event."""
-    from pipeline.audit import verify
+    from pipeline.store.audit import verify
 
     settings = settings_or_exit()
     runtime = build_runtime(settings)
@@ -264,7 +264,7 @@ def deadletters(ctx: click.Context) -> None:
 @deadletters.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include those already retried.")
 def deadletters_list(show_all: bool) -> None:
-    from pipeline.deadletters import list_dead_letters
+    from pipeline.app.deadletters import list_dead_letters
 
     settings = settings_or_exit()
     runtime = build_runtime(settings)
@@ -283,7 +283,7 @@ def deadletters_list(show_all: bool) -> None:
 @click.option("--all", "retry_all", is_flag=True, help="Retry every dead letter not yet retried.")
 def deadletters_retry(ids: tuple[int, ...], retry_all: bool) -> None:
     """Send dead-lettered messages again."""
-    from pipeline.deadletters import retry_dead_letters
+    from pipeline.app.deadletters import retry_dead_letters
 
     settings = settings_or_exit()
     runtime, _ = runtime_with_broker(settings)
@@ -296,7 +296,7 @@ def deadletters_retry(ids: tuple[int, ...], retry_all: bool) -> None:
 @main.command()
 def reconcile() -> None:
     """Enqueue again every report and case stuck past the deadline (once)."""
-    from pipeline.scheduler import JOBS
+    from pipeline.app.scheduler import JOBS
 
     settings = settings_or_exit()
     runtime, _ = runtime_with_broker(settings)

@@ -13,12 +13,12 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipeline.auth import Principal, audit_denials, principal_for_user
+from pipeline.app.auth import Principal, audit_denials, principal_for_user
+from pipeline.app.runtime import Runtime
 from pipeline.cli import main, runtime_with_broker, settings_or_exit
 from pipeline.cli.users import shared_group
-from pipeline.errors import BadInput, NotFound, PermissionDenied
-from pipeline.models import User
-from pipeline.runtime import Runtime
+from pipeline.core.errors import BadInput, NotFound, PermissionDenied
+from pipeline.store.models import User
 from schemas.assessment import AgeGroup, AssessmentIn, ContentType, Gender, Legality, SiteType
 from schemas.intake import Category
 
@@ -69,7 +69,7 @@ def _echo(value: Any) -> None:
 @click.option("--limit", default=20, show_default=True, type=int)
 def queue_cmd(as_user: str, state: str, limit: int) -> None:
     """Show the queue: priority first, then oldest."""
-    from pipeline.assessment import list_queue
+    from pipeline.stages.assessment import list_queue
 
     out = act(as_user, lambda s, p, rt: list_queue(s, p, state=state, limit=limit))
     click.echo(f"{out.waiting} awaiting assessment, {out.awaiting_second} awaiting a second "
@@ -91,7 +91,7 @@ def queue_cmd(as_user: str, state: str, limit: int) -> None:
               help="Claim the open cases of this registered domain together.")
 def claim_cmd(as_user: str, kind: str, host: str | None, domain: str | None) -> None:
     """Take the next case with a lease (or every open case of one site)."""
-    from pipeline.assessment import claim_next, claim_site
+    from pipeline.stages.assessment import claim_next, claim_site
 
     if host or domain:
         def work_site(s: Session, p: Principal, rt: Runtime) -> Any:
@@ -121,7 +121,7 @@ def claim_cmd(as_user: str, kind: str, host: str | None, domain: str | None) -> 
 @click.argument("case")
 def release_cmd(as_user: str, case: str) -> None:
     """Give a claimed case back to the queue."""
-    from pipeline.assessment import release
+    from pipeline.stages.assessment import release
 
     ref = act(as_user, lambda s, p, rt: release(s, p, case, now=rt.clock.now()).ref)
     click.echo(f"Case {ref} is back in the queue.")
@@ -146,8 +146,8 @@ def assess_cmd(as_user: str, cases: tuple[str, ...], legality: str, category: st
                age_group: str | None, gender: str | None, site_type: str | None,
                content_type: str | None, commercial: bool | None, notes: str | None) -> None:
     """Record an assessment of CASES (several: one decision on each, all or none)."""
-    from pipeline.assessment import assess_many
-    from pipeline.messaging import ROUTE
+    from pipeline.core.messaging import ROUTE
+    from pipeline.stages.assessment import assess_many
     from pipeline.web.app import describe_validation_errors
 
     try:
@@ -176,7 +176,7 @@ def assess_cmd(as_user: str, cases: tuple[str, ...], legality: str, category: st
 @click.argument("case")
 def case_show(as_user: str, case: str) -> None:
     """Everything about one case, as JSON."""
-    from pipeline.assessment import case_view
+    from pipeline.stages.assessment import case_view
 
     view = act(as_user, lambda s, p, rt: case_view(s, p, case, now=rt.clock.now(),
                                                    settings=rt.settings.assessment))
@@ -188,8 +188,8 @@ def case_show(as_user: str, case: str) -> None:
 @click.option("--all", "everyone", is_flag=True, help="Every analyst (supervisors).")
 def welfare_cmd(as_user: str, everyone: bool) -> None:
     """Today's assessment counts against the soft limits."""
-    from pipeline.assessment import welfare_all
-    from pipeline.auth import require
+    from pipeline.app.auth import require
+    from pipeline.stages.assessment import welfare_all
 
     def work(s: Session, p: Principal, rt: Runtime) -> Any:
         require(p, "welfare.view_all" if everyone else "welfare.view_own")

@@ -1,6 +1,6 @@
 """`hotline notices list` and `hotline notices resolve ID`: the notices an operator
 must look at, above all `unconfirmed` ones (an SMTP hand-over whose outcome nobody
-saw; see pipeline/dispatch.py). They are never sent again by themselves: check with
+saw; see pipeline/stages/dispatch.py). They are never sent again by themselves: check with
 the receiver (the Message-ID is `<token@sender-domain>`), then resolve.
 """
 
@@ -12,9 +12,9 @@ from datetime import datetime
 
 import click
 
+from pipeline.app.runtime import build_runtime
 from pipeline.cli import drain_if_embedded, main, runtime_with_broker, settings_or_exit
-from pipeline.errors import BadInput, NotFound
-from pipeline.runtime import build_runtime
+from pipeline.core.errors import BadInput, NotFound
 
 
 @main.group()
@@ -29,7 +29,7 @@ def notices() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def notices_list(states: tuple[str, ...], limit: int, as_json: bool) -> None:
     """Notices in the given states (default: unconfirmed), oldest first."""
-    from pipeline.dispatch import list_notices
+    from pipeline.stages.dispatch import list_notices
 
     runtime = build_runtime(settings_or_exit())
     try:
@@ -72,8 +72,8 @@ def notices_resolve(notice_id: int, outcome: str | None, reason: str, user: str,
     """Resolve an unconfirmed notice after checking with its receiver."""
     from datetime import UTC
 
-    from pipeline.dispatch import resolve_unconfirmed
-    from pipeline.messaging import DISPATCH
+    from pipeline.core.messaging import DISPATCH
+    from pipeline.stages.dispatch import resolve_unconfirmed
 
     if outcome is None:
         raise click.UsageError("say --sent or --send-again")

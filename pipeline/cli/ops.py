@@ -16,12 +16,12 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from pipeline import auth
-from pipeline.auth import Principal
+from pipeline.app import auth
+from pipeline.app.auth import Principal
+from pipeline.app.runtime import Runtime, build_runtime
 from pipeline.cli import main, settings_or_exit
 from pipeline.cli.users import shared_group
-from pipeline.errors import BadInput, HotlineError, NotFound, PermissionDenied
-from pipeline.runtime import Runtime, build_runtime
+from pipeline.core.errors import BadInput, HotlineError, NotFound, PermissionDenied
 
 
 def _runtime() -> Runtime:
@@ -36,7 +36,7 @@ def _runtime() -> Runtime:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def status(as_json: bool) -> None:
     """Database, broker and scheduler reachable; backlogs, queues, dead letters."""
-    from pipeline.health import backlog, queue_depths, readiness
+    from pipeline.app.health import backlog, queue_depths, readiness
 
     runtime = _runtime()
     checks = readiness(runtime)
@@ -102,7 +102,7 @@ def retention() -> None:
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
 def retention_run(dry_run: bool) -> None:
     """Purge what is due now (or, with --dry-run, say what that would be)."""
-    from pipeline.retention import days_for, plan, purge
+    from pipeline.stages.retention import days_for, plan, purge
 
     runtime = _runtime()
     section = runtime.settings.retention
@@ -137,7 +137,7 @@ case_group = shared_group("case", "One case: evidence for the police, legal hold
               help="Who makes the bundle (recorded in the audit trail).")
 def case_evidence(case_ref: str, out: Path, as_zip: bool, user: str) -> None:
     """Write the evidence bundle of CASE for a police referral."""
-    from pipeline.evidence import export_evidence
+    from pipeline.stages.evidence import export_evidence
 
     runtime = _runtime()
     try:
@@ -153,7 +153,7 @@ def case_evidence(case_ref: str, out: Path, as_zip: bool, user: str) -> None:
 
 def _principal(runtime: Runtime, name: str, action: str, what: str) -> Principal:
     """The active user `name` as a principal allowed `action` (a refusal is audited)."""
-    from pipeline.models import User
+    from pipeline.store.models import User
 
     with runtime.session_factory() as session:
         user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
@@ -175,7 +175,7 @@ def _principal(runtime: Runtime, name: str, action: str, what: str) -> Principal
 @click.option("--reason", required=True, help="Why the data must be kept.")
 def case_hold(case_ref: str, user: str, requested_by: str, reason: str) -> None:
     """Put CASE under a legal hold: nothing of it is purged until the hold is lifted."""
-    from pipeline.retention import set_legal_hold
+    from pipeline.stages.retention import set_legal_hold
 
     runtime = _runtime()
     principal = _principal(runtime, user, "case.legal_hold",
@@ -198,7 +198,7 @@ def case_hold(case_ref: str, user: str, requested_by: str, reason: str) -> None:
 @click.option("--reason", required=True, help="Why the hold ends.")
 def case_lift_hold(case_ref: str, user: str, reason: str) -> None:
     """Lift the legal hold(s) of CASE; retention applies again."""
-    from pipeline.retention import lift_legal_hold
+    from pipeline.stages.retention import lift_legal_hold
 
     runtime = _runtime()
     principal = _principal(runtime, user, "case.legal_hold",
@@ -227,7 +227,7 @@ def privacy() -> None:
 def privacy_reencrypt(dry_run: bool, batch_size: int, user: str) -> None:
     """Encrypt reporter contacts stored in clear and re-encrypt those under an older key
     with the first configured key (after a rotation). Safe to run again."""
-    from pipeline.crypto import reencrypt
+    from pipeline.core.crypto import reencrypt
 
     runtime = _runtime()
     done = reencrypt(runtime.session_factory, at=runtime.clock.now(), actor=f"user:{user}",
@@ -248,6 +248,6 @@ def privacy_reencrypt(dry_run: bool, batch_size: int, user: str) -> None:
 @privacy.command("new-key")
 def privacy_new_key() -> None:
     """Print a new encryption key (put it in HOTLINE_PRIVACY__ENCRYPTION_KEY or a file)."""
-    from pipeline.crypto import new_key
+    from pipeline.core.crypto import new_key
 
     click.echo(new_key())

@@ -22,7 +22,7 @@ def rules() -> None:
               help="Folder of the rule files (default: routing.rules_dir).")
 def rules_check(rules_dir: Path | None) -> None:
     """Validate the rule files; name file, rule and field of every problem."""
-    from pipeline.rules import RulesInvalid, load_ruleset, placeholders
+    from pipeline.domain.rules import RulesInvalid, load_ruleset, placeholders
 
     folder = rules_dir or Path(settings_or_exit().routing.rules_dir)
     try:
@@ -49,8 +49,8 @@ def _facts_line(facts: dict[str, Any]) -> str:
 
 def explain_lines(case: Any, notices: list[Any], ruleset: Any, settings: Any) -> list[str]:
     """What `rules explain` prints (also used by tests)."""
-    from pipeline.routing import case_facts, plan
-    from pipeline.rules import evaluate
+    from pipeline.domain.rules import evaluate
+    from pipeline.stages.routing import case_facts, plan
 
     lines = [f"Case {case.ref} (id {case.id}), state {case.state}."]
     routing = case.routing
@@ -104,9 +104,9 @@ def explain_lines(case: Any, notices: list[Any], ruleset: Any, settings: Any) ->
 @click.argument("case")
 def rules_explain(case: str) -> None:
     """Why a case went where it went (CASE is its reference or id)."""
-    from pipeline.models import Case, Notice
-    from pipeline.rules import RulesInvalid, load_ruleset
-    from pipeline.runtime import build_runtime
+    from pipeline.app.runtime import build_runtime
+    from pipeline.domain.rules import RulesInvalid, load_ruleset
+    from pipeline.store.models import Case, Notice
 
     settings = settings_or_exit()
     runtime = build_runtime(settings)

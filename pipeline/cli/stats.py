@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
+from pipeline.app.runtime import build_runtime
 from pipeline.cli import main, settings_or_exit
-from pipeline.runtime import build_runtime
 
 
 def _date(value: str) -> date:
@@ -46,7 +46,7 @@ def stats() -> None:
 def stats_export(start: str, end: str, fmt: str, suppress_below: int | None,
                  output: Path | None) -> None:
     """Export the figures of a period as JSON (schemas/stats.schema.json) or CSV."""
-    from pipeline.stats import export_stats, to_csv
+    from pipeline.stages.stats import export_stats, to_csv
 
     first, last = _date(start), _date(end)
     if last < first:
@@ -79,8 +79,8 @@ def stats_schema() -> None:
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def stats_urls(start: str, end: str, fmt: str, output: Path | None) -> None:
     """The per-URL export for ICCAM-style exchange (carries URLs; audited)."""
-    from pipeline.audit import record
-    from pipeline.stats import iccam_csv, iccam_rows
+    from pipeline.stages.stats import iccam_csv, iccam_rows
+    from pipeline.store.audit import record
 
     first, last = _date(start), _date(end)
     settings = settings_or_exit()
@@ -108,8 +108,8 @@ def escalation() -> None:
               help="The rules file (default: escalation.rules_file).")
 def escalation_check(path: Path | None) -> None:
     """Validate the escalation rules against the directory of destinations."""
-    from pipeline.errors import ConfigError
-    from pipeline.escalation import load_directory_for, load_rules
+    from pipeline.core.errors import ConfigError
+    from pipeline.stages.escalation import load_directory_for, load_rules
 
     settings = settings_or_exit()
     path = path or Path(settings.escalation.rules_file)
@@ -129,7 +129,7 @@ def escalation_check(path: Path | None) -> None:
 def escalation_run() -> None:
     """Send the reminders and escalations that are due (once)."""
     from pipeline.cli import runtime_with_broker
-    from pipeline.escalation import run_escalation
+    from pipeline.stages.escalation import run_escalation
 
     settings = settings_or_exit()
     runtime, _ = runtime_with_broker(settings)
@@ -146,7 +146,7 @@ def monitoring() -> None:
 def monitoring_run() -> None:
     """Run the checks that are due (once)."""
     from pipeline.cli import runtime_with_broker
-    from pipeline.monitoring import run_monitoring
+    from pipeline.stages.monitoring import run_monitoring
 
     settings = settings_or_exit()
     runtime, _ = runtime_with_broker(settings)

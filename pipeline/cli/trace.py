@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from pipeline.cli import main, settings_or_exit
-from pipeline.errors import ConfigError, RejectedURL
+from pipeline.core.errors import ConfigError, RejectedURL
 
 
 @main.command("trace")
@@ -16,8 +16,8 @@ from pipeline.errors import ConfigError, RejectedURL
 @click.option("--raw", is_flag=True, help="Include the DNS and RDAP answers as received.")
 def trace_command(url: str, raw: bool) -> None:
     """Trace where URL is hosted (DNS, RDAP, CDN, jurisdiction); print it as JSON."""
-    from pipeline.tracing.tracer import Target, Tracer
-    from pipeline.urls import canonicaliser_for
+    from pipeline.adapters.tracing.tracer import Target, Tracer
+    from pipeline.domain.urls import canonicaliser_for
 
     settings = settings_or_exit()
     try:

@@ -8,8 +8,8 @@ import sys
 import click
 
 from pipeline.cli import main, settings_or_exit
-from pipeline.errors import RejectedURL
-from pipeline.urls import canonicaliser_for
+from pipeline.core.errors import RejectedURL
+from pipeline.domain.urls import canonicaliser_for
 
 
 @main.command("url")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from pipeline.auth import ROLES
+from pipeline.app.auth import ROLES
+from pipeline.app.runtime import build_runtime
 from pipeline.cli import main, settings_or_exit
-from pipeline.errors import BadInput, NotFound
-from pipeline.runtime import build_runtime
+from pipeline.core.errors import BadInput, NotFound
 
 
 def shared_group(name: str, help_text: str) -> click.Group:
@@ -34,7 +34,7 @@ def users() -> None:
 @click.option("--expires-days", type=int, default=None, help="Lifetime of the token in days.")
 def users_add(name: str, role: str, with_token: bool, expires_days: int | None) -> None:
     """Add a user; print a one-time password (or, with --token, an API token)."""
-    from pipeline.users import add_token, add_user
+    from pipeline.app.users import add_token, add_user
 
     runtime = build_runtime(settings_or_exit())
     now = runtime.clock.now()
@@ -59,7 +59,7 @@ def users_add(name: str, role: str, with_token: bool, expires_days: int | None) 
 @users.command("list")
 def users_list() -> None:
     """List users and their roles."""
-    from pipeline.users import list_users
+    from pipeline.app.users import list_users
 
     runtime = build_runtime(settings_or_exit())
     with runtime.session_factory() as session:
@@ -73,9 +73,9 @@ def users_list() -> None:
 @click.argument("name")
 def users_password(name: str) -> None:
     """Give a user a new one-time password (printed once)."""
-    from pipeline import audit
-    from pipeline.auth import new_password, set_password
-    from pipeline.users import get_user
+    from pipeline.app.auth import new_password, set_password
+    from pipeline.app.users import get_user
+    from pipeline.store import audit
 
     runtime = build_runtime(settings_or_exit())
     password = new_password()
@@ -96,7 +96,7 @@ def users_password(name: str) -> None:
 @click.argument("name")
 def users_deactivate(name: str) -> None:
     """Stop a user from signing in (their tokens stop working too)."""
-    from pipeline.users import set_active
+    from pipeline.app.users import set_active
 
     runtime = build_runtime(settings_or_exit())
     try:
@@ -121,7 +121,7 @@ def tokens() -> None:
 @click.option("--expires-days", type=int, default=None, help="Lifetime in days.")
 def tokens_add(label: str, scope: str, expires_days: int | None) -> None:
     """Issue a token; it is printed once and stored only hashed."""
-    from pipeline.users import add_token
+    from pipeline.app.users import add_token
 
     runtime = build_runtime(settings_or_exit())
     try:
@@ -140,7 +140,7 @@ def tokens_add(label: str, scope: str, expires_days: int | None) -> None:
 @click.argument("prefix")
 def tokens_revoke(prefix: str) -> None:
     """Revoke the tokens whose prefix is PREFIX."""
-    from pipeline.users import revoke
+    from pipeline.app.users import revoke
 
     runtime = build_runtime(settings_or_exit())
     with runtime.session_factory.begin() as session:

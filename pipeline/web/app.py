@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 
-from pipeline.errors import BadInput, NotFound, PermissionDenied
-from pipeline.runtime import Runtime
+from pipeline.app.runtime import Runtime
+from pipeline.core.errors import BadInput, NotFound, PermissionDenied
 
 
 def describe_validation_errors(errors: list[Any]) -> list[str]:

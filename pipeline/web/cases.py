@@ -6,10 +6,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from sqlalchemy.orm import Session
 
-from pipeline import assessment
-from pipeline.auth import Principal, current_principal
-from pipeline.messaging import ROUTE
-from pipeline.runtime import Runtime
+from pipeline.app.auth import Principal, current_principal
+from pipeline.app.runtime import Runtime
+from pipeline.core.messaging import ROUTE
+from pipeline.stages import assessment
 from pipeline.web.app import runtime_of
 from pipeline.web.queue import in_transaction, own_welfare
 from schemas.assessment import (

@@ -10,9 +10,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 
-from pipeline.errors import BadInput
-from pipeline.intake import accept_reports, public_status
-from pipeline.runtime import Runtime
+from pipeline.app.runtime import Runtime
+from pipeline.core.errors import BadInput
+from pipeline.stages.intake import accept_reports, public_status
 from pipeline.web.app import describe_validation_errors, runtime_of
 from schemas.intake import (
     IntakeResponse,

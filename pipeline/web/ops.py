@@ -14,14 +14,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from starlette.responses import Response
 
-from pipeline import auth
-from pipeline.errors import NotFound
-from pipeline.health import readiness
-from pipeline.metrics import exposition, registry_for
-from pipeline.models import Case
-from pipeline.ops_models import LegalHold
-from pipeline.retention import lift_legal_hold, set_legal_hold
-from pipeline.runtime import Runtime
+from pipeline.app import auth
+from pipeline.app.health import readiness
+from pipeline.app.runtime import Runtime
+from pipeline.core.counters import exposition, registry_for
+from pipeline.core.errors import NotFound
+from pipeline.stages.retention import lift_legal_hold, set_legal_hold
+from pipeline.store.models import Case
+from pipeline.store.ops_models import LegalHold
 from pipeline.web.app import runtime_of
 from schemas.ops import LegalHoldIn, LegalHoldLiftIn, LegalHoldOut
 

@@ -23,15 +23,15 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from pipeline.audit import build_event
-from pipeline.auth import Principal, current_principal, record_denial
-from pipeline.db import is_postgresql
-from pipeline.errors import BadInput, NotFound, PermissionDenied
-from pipeline.intake import accept_reports
-from pipeline.messaging import DISPATCH
-from pipeline.models import Case, Notice
-from pipeline.police import NotHeld, PoliceDecision, reply
-from pipeline.runtime import Runtime
+from pipeline.app.auth import Principal, current_principal, record_denial
+from pipeline.app.runtime import Runtime
+from pipeline.core.errors import BadInput, NotFound, PermissionDenied
+from pipeline.core.messaging import DISPATCH
+from pipeline.stages.intake import accept_reports
+from pipeline.stages.police import NotHeld, PoliceDecision, reply
+from pipeline.store.audit import build_event
+from pipeline.store.db import is_postgresql
+from pipeline.store.models import Case, Notice
 from pipeline.web.app import runtime_of
 from schemas.exchange import ExchangeMessage, PartnerAccepted, PartnerIntakeResponse
 from schemas.intake import Channel, ReportIn

@@ -1,6 +1,6 @@
 """Assessment queue API: the queue, claims (one case or a whole site), welfare.
 
-Every route authenticates the caller (`pipeline.auth.current_principal`), checks the
+Every route authenticates the caller (`pipeline.app.auth.current_principal`), checks the
 role and the object in the domain functions, and audits every denial.
 """
 
@@ -13,11 +13,11 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from pipeline import assessment
-from pipeline.auth import Principal, audit_denials, current_principal, require
-from pipeline.errors import NotFound
-from pipeline.models import User
-from pipeline.runtime import Runtime
+from pipeline.app.auth import Principal, audit_denials, current_principal, require
+from pipeline.app.runtime import Runtime
+from pipeline.core.errors import NotFound
+from pipeline.stages import assessment
+from pipeline.store.models import User
 from pipeline.web.app import runtime_of
 from schemas.assessment import ClaimIn, ClaimOut, QueueOut, SiteClaimIn, SiteClaimOut, Welfare
 

@@ -31,11 +31,12 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipeline import audit, auth
-from pipeline.config import ConsoleSection
-from pipeline.models import User
-from pipeline.runtime import Runtime
-from pipeline.web.console.models import ConsoleSession, LoginAttempt
+from pipeline.app import auth
+from pipeline.app.runtime import Runtime
+from pipeline.core.config import ConsoleSection
+from pipeline.store import audit
+from pipeline.store.console_models import ConsoleSession, LoginAttempt
+from pipeline.store.models import User
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ GET /api/v1/stats/urls (the per-URL export for ICCAM-style exchange: admins only
 GET /api/v1/stats/schema, and POST /api/v1/partner/cases/{ref}/takedown-status
 (a partner hotline's status of content it was sent).
 
-Authentication is `pipeline.auth.current_principal` (bearer token or console
+Authentication is `pipeline.app.auth.current_principal` (bearer token or console
 session); every refusal is recorded in the caller's audit stream.
 """
 
@@ -17,9 +17,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from pipeline.auth import Principal, current_principal, record_denial
-from pipeline.errors import BadInput, NotFound, PermissionDenied
-from pipeline.runtime import Runtime
+from pipeline.app.auth import Principal, current_principal, record_denial
+from pipeline.app.runtime import Runtime
+from pipeline.core.errors import BadInput, NotFound, PermissionDenied
 from pipeline.web.app import runtime_of
 from schemas.stats import IccamRow, StatsExport
 
@@ -56,7 +56,7 @@ def get_stats(
     runtime: Runtime = Depends(runtime_of),
     principal: Principal = Depends(current_principal),
 ) -> Any:
-    from pipeline.stats import export_stats, to_csv
+    from pipeline.stages.stats import export_stats, to_csv
 
     _allow(runtime, principal, STATS_ROLES, "read statistics")
     _period(start, end)
@@ -84,8 +84,8 @@ def get_url_export(
     runtime: Runtime = Depends(runtime_of),
     principal: Principal = Depends(current_principal),
 ) -> Any:
-    from pipeline.audit import record
-    from pipeline.stats import iccam_csv, iccam_rows
+    from pipeline.stages.stats import iccam_csv, iccam_rows
+    from pipeline.store.audit import record
 
     _allow(runtime, principal, URL_EXPORT_ROLES, "export URLs")
     _period(start, end)
@@ -114,8 +114,8 @@ def post_takedown_status(
     principal: Principal = Depends(current_principal),
 ) -> dict[str, Any]:
     """Recorded, then verified by the hotline's own check before anything follows."""
-    from pipeline.models import Case
-    from pipeline.monitoring import record_partner_status
+    from pipeline.stages.monitoring import record_partner_status
+    from pipeline.store.models import Case
 
     _allow(runtime, principal, frozenset({"partner"}), "report a takedown status")
     with runtime.session_factory.begin() as session:

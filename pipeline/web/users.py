@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from sqlalchemy.orm import Session
 
-from pipeline import users
-from pipeline.auth import Principal, current_principal, require
-from pipeline.models import User
-from pipeline.runtime import Runtime
+from pipeline.app import users
+from pipeline.app.auth import Principal, current_principal, require
+from pipeline.app.runtime import Runtime
+from pipeline.store.models import User
 from pipeline.web.app import runtime_of
 from pipeline.web.queue import in_transaction
 from schemas.assessment import TokenIn, TokenOut, UserIn, UserOut

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from pipeline import auth, users
-from pipeline.messaging import ROUTE
-from pipeline.runtime import Runtime
+from pipeline.app import auth, users
+from pipeline.app.runtime import Runtime
+from pipeline.core.messaging import ROUTE
 from pipeline.web.app import create_app
 from tests.conftest import CI
 from tests.factories import make_case, make_report
@@ -134,10 +134,10 @@ def log_in(page: Any, name: str, password: str = PASSWORD) -> None:
 @pytest.fixture
 def sqlite_runtime(settings_factory: Any) -> Iterator[Runtime]:
     """The shared SQLite runtime, with the shipped rules found from any directory."""
-    from pipeline.clock import FrozenClock
-    from pipeline.messaging import RecordingEnqueuer
-    from pipeline.migrate import upgrade
-    from pipeline.runtime import build_runtime
+    from pipeline.app.runtime import build_runtime
+    from pipeline.core.clock import FrozenClock
+    from pipeline.core.messaging import RecordingEnqueuer
+    from pipeline.store.migrate import upgrade
 
     settings = settings_factory(routing={"rules_dir": str(ROOT / "rules")},
                                 stats={"suppress_below": 0})
@@ -171,7 +171,7 @@ def queued_case(runtime: Runtime, url: str, *, country: str = "RS", urgent: bool
 
 def route_assessed(runtime: Runtime) -> None:
     """Run the route stage on what the console sent to it (the worker's job)."""
-    from pipeline.routing import route_cases
+    from pipeline.stages.routing import route_cases
 
     ids = runtime.enqueuer.ids(ROUTE)
     assert ids, "the assessment sent nothing on to routing"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from pipeline.models import Case, Notice, Report
+from pipeline.store.models import Case, Notice, Report
 from tests.conftest import CI
 from tests.console.conftest import (
     add_person,

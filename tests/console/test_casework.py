@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from pipeline.models import Case
+from pipeline.store.models import Case
 from pipeline.web.app import create_app
 from tests.console.conftest import PASSWORD, add_person, queued_case
 
@@ -99,7 +99,7 @@ def test_an_unknown_case_gets_a_not_found_page_not_a_json_error(runtime):
 
 
 def test_an_analyst_keeps_a_claimed_case_longer_and_puts_it_back(runtime):
-    from pipeline.assessment_models import CaseLease
+    from pipeline.store.assessment_models import CaseLease
 
     ref = queued_case(runtime, "http://b.example.rs/2")
     ana = Person(runtime, "ana")

@@ -8,9 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from pipeline.models import Event
+from pipeline.store.console_models import ConsoleSession
+from pipeline.store.models import Event
 from pipeline.web.app import create_app
-from pipeline.web.console.models import ConsoleSession
 from pipeline.web.console.render import defang
 from tests.console.conftest import PASSWORD, add_person
 
@@ -95,7 +95,7 @@ def test_a_form_posted_without_the_sessions_csrf_token_is_refused(runtime):
     assert refused.status_code == 400 and wrong.status_code == 400
     assert accepted.status_code == 200 and "One-time password" in accepted.text
     with runtime.session_factory() as session:
-        from pipeline.models import User
+        from pipeline.store.models import User
 
         names = set(session.execute(select(User.name)).scalars())
     assert "eve" not in names and "zoe" in names

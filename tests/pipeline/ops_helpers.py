@@ -10,10 +10,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from pipeline.intake import new_reference
-from pipeline.lifecycle import transition
-from pipeline.models import Case, Notice, Report
-from pipeline.states import CaseState, ReportState
+from pipeline.stages.intake import new_reference
+from pipeline.store.lifecycle import transition
+from pipeline.store.models import Case, Notice, Report
+from pipeline.store.states import CaseState, ReportState
 
 PATH_TO_CLOSED = [CaseState.NORMALISED, CaseState.TRACED, CaseState.AWAITING_ASSESSMENT,
                   CaseState.IN_ASSESSMENT, CaseState.ASSESSED, CaseState.ROUTED,
@@ -72,7 +72,7 @@ def add_trace(session: Session, case: Case, *, at: datetime,
               answer: dict[str, Any] | None = None) -> Any:
     """A trace as the tracer writes it: DNS answers inline, the RDAP answer in the
     shared `trace_answers` table named by its content hash."""
-    from pipeline.tracing.models import Trace, TraceAnswer
+    from pipeline.store.trace_models import Trace, TraceAnswer
 
     body = answer or {"handle": "NET-192-0-2", "name": "EXAMPLE-NET"}
     key = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

@@ -10,13 +10,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from pipeline import assessment
-from pipeline.assessment_models import Assessment, CaseLease
-from pipeline.audit import verify
-from pipeline.auth import audit_denials
-from pipeline.config import AssessmentSection
-from pipeline.errors import PermissionDenied
-from pipeline.models import Case, Event
+from pipeline.app.auth import audit_denials
+from pipeline.core.config import AssessmentSection
+from pipeline.core.errors import PermissionDenied
+from pipeline.stages import assessment
+from pipeline.store.assessment_models import Assessment, CaseLease
+from pipeline.store.audit import verify
+from pipeline.store.models import Case, Event
 from schemas.assessment import AssessmentIn
 from tests.assessment_support import people, queue
 
@@ -85,7 +85,7 @@ def test_a_claimed_case_is_in_assessment_with_a_lease_until_it_expires(runtime):
 
 
 def test_the_lease_job_is_registered_with_the_scheduler():
-    from pipeline.scheduler import JOBS
+    from pipeline.app.scheduler import JOBS
 
     assert "assessment-leases" in {job.name for job in JOBS}
 
@@ -346,7 +346,7 @@ def test_an_analyst_may_not_view_a_case_they_have_nothing_to_do_with(runtime):
 
 
 def test_an_auditor_may_not_claim_and_a_partner_token_may_not_work_cases(runtime):
-    from pipeline.auth import Principal
+    from pipeline.app.auth import Principal
 
     auditor = people(runtime, ("al", "auditor"))["al"]
     partner = Principal(name="Stoponline", role="partner", token_id=1)
@@ -433,8 +433,8 @@ def test_concurrent_second_claims_on_postgresql_never_share_a_case(pg_runtime):
 
 
 def test_a_closed_case_tells_its_reporter_so(runtime):
-    from pipeline.intake import public_status
-    from pipeline.models import Report
+    from pipeline.stages.intake import public_status
+    from pipeline.store.models import Report
 
     p = people(runtime, ("ana", "analyst"))["ana"]
     [case_id] = queue(runtime, {"url": "http://a.example/1"})
@@ -450,7 +450,7 @@ def test_a_closed_case_tells_its_reporter_so(runtime):
 def test_the_case_view_shows_the_latest_trace_with_its_evidence(runtime):
     from datetime import timedelta
 
-    from pipeline.tracing.models import Trace
+    from pipeline.store.trace_models import Trace
 
     sue = people(runtime, ("sue", "supervisor"))["sue"]
     [case_id] = queue(runtime, {"url": "http://a.example/1"})
@@ -469,8 +469,8 @@ def test_the_case_view_shows_the_latest_trace_with_its_evidence(runtime):
 
 
 def test_four_eyes_looks_at_what_every_reporter_claimed(runtime):
-    from pipeline.intake import new_reference
-    from pipeline.models import Report
+    from pipeline.stages.intake import new_reference
+    from pipeline.store.models import Report
 
     p = people(runtime, ("ana", "analyst"))["ana"]
     [case_id] = queue(runtime, {"url": "http://a.example/1", "claimed_category": "phishing"})
@@ -486,7 +486,7 @@ def test_four_eyes_looks_at_what_every_reporter_claimed(runtime):
 
 
 def test_the_scheduled_job_frees_an_expired_second_assessment_claim(runtime):
-    from pipeline.scheduler import JOBS
+    from pipeline.app.scheduler import JOBS
 
     who = people(runtime, ("ana", "analyst"), ("bo", "analyst"), ("cy", "analyst"))
     [case_id] = queue(runtime, {"url": "http://a.example/1"})

@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from pipeline.assessment_models import Assessment
 from pipeline.cli import main
-from pipeline.models import Case, User
+from pipeline.store.assessment_models import Assessment
+from pipeline.store.models import Case, User
 from tests.assessment_support import queue
 
 

@@ -6,10 +6,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import delete, select, update
 
-from pipeline.audit import record, verify
-from pipeline.lifecycle import transition
-from pipeline.models import Event
-from pipeline.states import CaseState
+from pipeline.store.audit import record, verify
+from pipeline.store.lifecycle import transition
+from pipeline.store.models import Event
+from pipeline.store.states import CaseState
 from tests.factories import make_case
 
 
@@ -105,8 +105,7 @@ _JSON = st.recursive(
 
 @given(_JSON, st.datetimes())
 def test_the_canonical_form_is_json_dumps_byte_for_byte(value, moment):
-    from pipeline import audit
-
+    from pipeline.store import audit
     assert audit._ENCODER is not None  # CPython's accelerator: the fast path is tested
     for item in (value, [value, moment], {"at": moment, "data": value}):
         assert audit._canonical(item) == audit._dumps(item)

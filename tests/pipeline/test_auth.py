@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from pipeline import auth, users
-from pipeline.errors import BadInput, PermissionDenied
-from pipeline.models import ApiToken, Event, User
+from pipeline.app import auth, users
+from pipeline.core.errors import BadInput, PermissionDenied
+from pipeline.store.models import ApiToken, Event, User
 
 
 def test_a_password_is_stored_as_an_argon2_hash_and_verified(sqlite_runtime):

@@ -7,14 +7,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, text
 
-from pipeline import crypto
-from pipeline.audit import insert_events, verify
-from pipeline.db import lock_rows
-from pipeline.errors import IllegalTransition
-from pipeline.intake import store_reports
-from pipeline.lifecycle import HEAD_COLUMNS, advance, write_rows
-from pipeline.models import Case, Event, Report
-from pipeline.states import CaseState, ReportState
+from pipeline.core import crypto
+from pipeline.core.errors import IllegalTransition
+from pipeline.stages.intake import store_reports
+from pipeline.store.audit import insert_events, verify
+from pipeline.store.db import lock_rows
+from pipeline.store.lifecycle import HEAD_COLUMNS, advance, write_rows
+from pipeline.store.models import Case, Event, Report
+from pipeline.store.states import CaseState, ReportState
 from schemas.intake import ReportIn
 from tests.factories import make_case
 
@@ -96,8 +96,8 @@ def test_a_stage_holding_a_case_does_not_stop_reports_from_naming_it(pg_runtime)
 
 
 def test_a_deadlock_becomes_a_retry_and_other_errors_pass():
-    from pipeline.db import deadlock_retried
-    from pipeline.errors import RetryLater
+    from pipeline.core.errors import RetryLater
+    from pipeline.store.db import deadlock_retried
 
     class Deadlock(Exception):
         sqlstate = "40P01"

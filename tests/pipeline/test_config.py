@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import Settings, load_settings
-from pipeline.errors import ConfigError
+from pipeline.core.config import Settings, load_settings
+from pipeline.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

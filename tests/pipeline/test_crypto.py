@@ -9,12 +9,12 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 
-from pipeline import crypto
-from pipeline.config import Settings, load_settings
-from pipeline.errors import ConfigError, PermanentError
-from pipeline.migrate import upgrade
-from pipeline.models import Report
-from pipeline.runtime import build_runtime
+from pipeline.app.runtime import build_runtime
+from pipeline.core import crypto
+from pipeline.core.config import Settings, load_settings
+from pipeline.core.errors import ConfigError, PermanentError
+from pipeline.store.migrate import upgrade
+from pipeline.store.models import Report
 from tests.pipeline.ops_helpers import add_case
 
 CONTACT = "jelena.canary@example.org"
@@ -160,7 +160,7 @@ def _three_contacts(runtime, settings_factory, old: str) -> list[str]:
 
 def test_reencrypt_puts_clear_and_old_key_contacts_under_the_first_key(runtime,
                                                                      settings_factory):
-    from pipeline.models import Event
+    from pipeline.store.models import Event
 
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     contacts = _three_contacts(runtime, settings_factory, old)

@@ -11,12 +11,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from pipeline.dedupe import DedupClaims, DedupRules, dedupe_options, dedupe_reports
-from pipeline.errors import RetryLater
-from pipeline.lifecycle import transition
-from pipeline.models import Case, Event, Report
-from pipeline.states import CaseState, ReportState
-from pipeline.urls import canonicalise
+from pipeline.core.errors import RetryLater
+from pipeline.domain.urls import canonicalise
+from pipeline.stages.dedupe import DedupClaims, DedupRules, dedupe_options, dedupe_reports
+from pipeline.store.lifecycle import transition
+from pipeline.store.models import Case, Event, Report
+from pipeline.store.states import CaseState, ReportState
 from tests.factories import make_report
 
 VARIANTS = [
@@ -246,9 +246,9 @@ def test_without_a_reachable_redis_the_database_alone_decides(sqlite_runtime):
 def test_the_dedupe_actor_uses_the_runtimes_redis_and_configured_rules(
     settings_factory, redis_url, redis_namespace, redis_client
 ):
-    from pipeline.clock import FrozenClock
-    from pipeline.migrate import upgrade
-    from pipeline.runtime import build_runtime
+    from pipeline.app.runtime import build_runtime
+    from pipeline.core.clock import FrozenClock
+    from pipeline.store.migrate import upgrade
     from workers import actors, context
 
     settings = settings_factory(redis={"url": redis_url, "namespace": redis_namespace},
@@ -326,8 +326,8 @@ def _worker_process(database_url, redis_url, namespace, ids, start):
     """One OS process: its own engine, Redis client and threads."""
     import redis as redis_lib
 
-    from pipeline.clock import FrozenClock
-    from pipeline.db import make_engine, make_session_factory
+    from pipeline.core.clock import FrozenClock
+    from pipeline.store.db import make_engine, make_session_factory
 
     engine = make_engine(database_url, pool_size=8)
     client = redis_lib.Redis.from_url(redis_url)
@@ -408,7 +408,7 @@ def test_claims_from_two_workers_on_fresh_keys_give_each_key_to_exactly_one(
 
 
 def _intake(runtime, urls):
-    from pipeline.intake import store_reports
+    from pipeline.stages.intake import store_reports
     from schemas.intake import ReportIn
 
     with runtime.session_factory.begin() as session:
@@ -434,9 +434,9 @@ def _outcome(runtime, ids):
 def test_normalise_and_dedupe_in_one_transaction_end_as_the_two_stages_do(runtime):
     """The normalise actor runs both stages at once: every report ends in the same state,
     with the same events, as when the stages run one after the other."""
-    from pipeline.audit import verify
-    from pipeline.dedupe import normalise_and_dedupe
-    from pipeline.normalise import normalise_reports
+    from pipeline.stages.dedupe import normalise_and_dedupe
+    from pipeline.stages.normalise import normalise_reports
+    from pipeline.store.audit import verify
 
     def batch(host):
         urls = [VARIANTS[i].replace("example.com", host) for i in (0, 2, 3, 4, 6)]

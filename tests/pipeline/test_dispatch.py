@@ -24,8 +24,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from pipeline.clock import FrozenClock, SystemClock
-from pipeline.dispatch import (
+from pipeline.core.clock import FrozenClock, SystemClock
+from pipeline.core.messaging import DISPATCH, RecordingEnqueuer
+from pipeline.stages.dispatch import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -34,9 +35,8 @@ from pipeline.dispatch import (
     deliver_notices,
     verify_signature,
 )
-from pipeline.messaging import DISPATCH, RecordingEnqueuer
-from pipeline.models import DeadLetter, Event, Notice
-from pipeline.reconciler import reconcile
+from pipeline.stages.reconciler import reconcile
+from pipeline.store.models import DeadLetter, Event, Notice
 from tests.factories import make_case
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -349,7 +349,7 @@ def test_a_passing_failure_is_retried_after_a_backoff_with_the_same_idempotency_
 def test_a_permanent_failure_is_dead_lettered_visibly_and_can_be_retried(
     runtime, settings_factory, webhook
 ):
-    from pipeline.deadletters import list_dead_letters, retry_dead_letters
+    from pipeline.app.deadletters import list_dead_letters, retry_dead_letters
 
     settings = live_settings(settings_factory, runtime)
     (notice_id,) = add_notices(runtime, 1, channel="webhook", address=webhook.url,
@@ -435,8 +435,8 @@ def die(*args, **kwargs):
 
 def deliver_until_killed(runtime, settings, notice_id, monkeypatch, where, dying=die):
     """Deliver `notice_id` with the worker dying when it reaches `where` (a function
-    of pipeline.dispatch, replaced by `dying`)."""
-    import pipeline.dispatch as dispatch_module
+    of pipeline.stages.dispatch, replaced by `dying`)."""
+    import pipeline.stages.dispatch as dispatch_module
 
     with monkeypatch.context() as patch:
         patch.setattr(dispatch_module, where, dying)
@@ -449,7 +449,7 @@ def test_an_smtp_worker_dying_after_the_hand_over_leaves_the_notice_unconfirmed_
 ):
     """Killed after the server accepted the message, before `sent` was committed: the
     marker says the message may be with the server, so it is never sent again."""
-    from pipeline.dispatch import resolve_unconfirmed
+    from pipeline.stages.dispatch import resolve_unconfirmed
 
     monkeypatch.setenv("HOTLINE_SMTP_PASSWORD", SMTP_PASSWORD)
     settings = live_settings(settings_factory, runtime, smtp_server, lease_seconds=300)
@@ -494,8 +494,8 @@ def test_a_worker_dying_between_the_marker_and_the_final_dot_delivers_nothing_an
     saw the end of the data and discarded it. The notice is flagged all the same (the
     marker cannot tell this from a death after the dot); the operator sends it again,
     and it arrives once."""
-    import pipeline.dispatch as dispatch_module
-    from pipeline.dispatch import resolve_unconfirmed
+    import pipeline.stages.dispatch as dispatch_module
+    from pipeline.stages.dispatch import resolve_unconfirmed
 
     monkeypatch.setenv("HOTLINE_SMTP_PASSWORD", SMTP_PASSWORD)
     settings = live_settings(settings_factory, runtime, smtp_server, lease_seconds=300)
@@ -595,8 +595,8 @@ def test_a_refusal_after_the_final_dot_is_an_ordinary_failure(
 def test_only_an_unconfirmed_notice_can_be_resolved_and_only_with_a_reason(
     runtime, settings_factory
 ):
-    from pipeline.dispatch import resolve_unconfirmed
-    from pipeline.errors import BadInput, NotFound
+    from pipeline.core.errors import BadInput, NotFound
+    from pipeline.stages.dispatch import resolve_unconfirmed
 
     (notice_id,) = add_notices(runtime, 1)
     with runtime.session_factory.begin() as session:
@@ -629,7 +629,7 @@ def test_a_webhook_repeat_after_a_crash_carries_the_same_key_and_is_recorded_onc
 def test_an_outbox_repeat_after_a_crash_finds_the_file_and_writes_nothing(
     runtime, settings_factory, monkeypatch
 ):
-    import pipeline.dispatch as dispatch_module
+    import pipeline.stages.dispatch as dispatch_module
 
     settings = settings_factory(database={"url": runtime.settings.database.url},
                                 dispatch={"deliver": "outbox", "lease_seconds": 300})
@@ -657,8 +657,8 @@ def test_the_outbox_never_replaces_a_file_written_meanwhile(
 ):
     """Two writers racing on one notice: the second finds the name taken at the link
     and leaves the first file as it is."""
-    import pipeline.dispatch as dispatch_module
-    from pipeline.dispatch import OutboxChannel
+    import pipeline.stages.dispatch as dispatch_module
+    from pipeline.stages.dispatch import OutboxChannel
 
     settings = settings_factory(database={"url": runtime.settings.database.url},
                                 dispatch={"deliver": "outbox"})
@@ -683,11 +683,11 @@ def test_the_outbox_never_replaces_a_file_written_meanwhile(
 WORKER = r"""
 import json, random, sys
 from sqlalchemy import select
-from pipeline.clock import SystemClock
-from pipeline.config import Settings
-from pipeline.dispatch import Channels, WebhookChannel, deliver_notices, due_condition
-from pipeline.models import Notice
-from pipeline.runtime import build_runtime
+from pipeline.core.clock import SystemClock
+from pipeline.core.config import Settings
+from pipeline.stages.dispatch import Channels, WebhookChannel, deliver_notices, due_condition
+from pipeline.store.models import Notice
+from pipeline.app.runtime import build_runtime
 
 config = json.loads(sys.argv[1])
 settings = Settings(**config["settings"])

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from pipeline.clock import FrozenClock
-from pipeline.errors import ConfigError
-from pipeline.escalation import EscalationRules, load_rules, run_escalation
-from pipeline.messaging import DISPATCH
-from pipeline.models import Case, Event, Notice
-from pipeline.rules import Directory
-from pipeline.runtime import Runtime
-from pipeline.takedown import TakedownWatch
+from pipeline.app.runtime import Runtime
+from pipeline.core.clock import FrozenClock
+from pipeline.core.errors import ConfigError
+from pipeline.core.messaging import DISPATCH
+from pipeline.domain.rules import Directory
+from pipeline.stages.escalation import EscalationRules, load_rules, run_escalation
+from pipeline.store.models import Case, Event, Notice
+from pipeline.store.takedown_models import TakedownWatch
 from tests.factories import make_case
 
 RULES_FILE = Path(__file__).parents[2] / "rules" / "escalation.yaml"
@@ -228,7 +228,7 @@ def test_the_case_keeps_its_escalation_record(runtime: Runtime) -> None:
     with runtime.session_factory() as session:
         case = session.get(Case, case_id)
         assert case is not None
-        from pipeline.audit import verify
+        from pipeline.store.audit import verify
 
         assert verify(session) == []
         assert case.audit_seq >= 2

@@ -12,12 +12,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from pipeline.errors import NotFound
-from pipeline.evidence import WITHHELD, build_bundle, export_evidence, verify_folder
-from pipeline.migrate import upgrade
-from pipeline.models import Event
-from pipeline.runtime import build_runtime
-from pipeline.states import CaseState
+from pipeline.app.runtime import build_runtime
+from pipeline.core.errors import NotFound
+from pipeline.stages.evidence import WITHHELD, build_bundle, export_evidence, verify_folder
+from pipeline.store.migrate import upgrade
+from pipeline.store.models import Event
+from pipeline.store.states import CaseState
 from tests.pipeline.ops_helpers import add_case
 
 CONTACT = "witness.canary@example.org"

@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from pipeline.clock import FrozenClock
-from pipeline.health import beat
-from pipeline.migrate import upgrade
-from pipeline.runtime import build_runtime
-from pipeline.states import CaseState
+from pipeline.app.health import beat
+from pipeline.app.runtime import build_runtime
+from pipeline.core.clock import FrozenClock
+from pipeline.store.migrate import upgrade
+from pipeline.store.states import CaseState
 from pipeline.web.app import create_app
 from tests.pipeline.ops_helpers import add_case
 

@@ -7,10 +7,10 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from pipeline.errors import BadInput
-from pipeline.importer import import_file
-from pipeline.messaging import NORMALISE
-from pipeline.models import Report
+from pipeline.core.errors import BadInput
+from pipeline.core.messaging import NORMALISE
+from pipeline.stages.importer import import_file
+from pipeline.store.models import Report
 
 
 def _import(runtime, path, **kwargs):
@@ -69,10 +69,10 @@ def test_a_csv_with_an_unknown_column_is_refused_whole(runtime, tmp_path):
 
 
 def test_a_large_import_commits_in_batches(settings_factory, tmp_path):
-    from pipeline.clock import FrozenClock
-    from pipeline.messaging import RecordingEnqueuer
-    from pipeline.migrate import upgrade
-    from pipeline.runtime import build_runtime
+    from pipeline.app.runtime import build_runtime
+    from pipeline.core.clock import FrozenClock
+    from pipeline.core.messaging import RecordingEnqueuer
+    from pipeline.store.migrate import upgrade
 
     settings = settings_factory(intake={"import_commit_every": 100})
     upgrade(settings.database.url)

@@ -8,11 +8,11 @@ import itertools
 import pytest
 from sqlalchemy import select
 
-from pipeline.audit import verify
-from pipeline.errors import IllegalTransition
-from pipeline.lifecycle import transition
-from pipeline.models import Event
-from pipeline.states import (
+from pipeline.core.errors import IllegalTransition
+from pipeline.store.audit import verify
+from pipeline.store.lifecycle import transition
+from pipeline.store.models import Event
+from pipeline.store.states import (
     CASE_TRANSITIONS,
     OPEN_CASE_STATES,
     REPORT_TRANSITIONS,

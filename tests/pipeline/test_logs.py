@@ -11,10 +11,10 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from pipeline.config import LoggingSection
-from pipeline.logs import REDACTED, configure, log_context, register_personal
-from pipeline.models import Case, Report
-from pipeline.secrets import read_secret
+from pipeline.core.config import LoggingSection
+from pipeline.core.logs import REDACTED, configure, log_context, register_personal
+from pipeline.core.secrets import read_secret
+from pipeline.store.models import Case, Report
 from tests.pipeline.ops_helpers import add_case
 
 CONTACT = "canary-contact-7Q2@example.org"
@@ -147,7 +147,7 @@ def test_secrets_given_in_the_environment_never_reach_a_log_line(monkeypatch):
     saved = root.handlers[:]
     try:
         configure(LoggingSection(level="INFO", format="text"), stream=stream)
-        logging.getLogger("pipeline.dispatch").warning(
+        logging.getLogger("pipeline.stages.dispatch").warning(
             "SMTP login smtp-env-Pa55-QQ failed; signing with webhook-hmac-key-ZZ on 8080.")
     finally:
         root.handlers[:] = saved
@@ -157,7 +157,7 @@ def test_secrets_given_in_the_environment_never_reach_a_log_line(monkeypatch):
 
 
 def test_a_password_in_a_service_url_never_reaches_a_log_line(settings_factory, json_log):
-    from pipeline.runtime import build_runtime
+    from pipeline.app.runtime import build_runtime
 
     settings = settings_factory(redis={"url": "redis://:r3dis-Pa55-77@127.0.0.1:6379/0"})
     build_runtime(settings).close()
@@ -170,8 +170,8 @@ def test_a_password_in_a_service_url_never_reaches_a_log_line(settings_factory, 
 
 
 def test_a_legal_hold_line_carries_the_case_id(sqlite_runtime, json_log):
-    from pipeline.auth import Principal
-    from pipeline.retention import set_legal_hold
+    from pipeline.app.auth import Principal
+    from pipeline.stages.retention import set_legal_hold
 
     runtime = sqlite_runtime
     with runtime.session_factory.begin() as session:
@@ -184,8 +184,8 @@ def test_a_legal_hold_line_carries_the_case_id(sqlite_runtime, json_log):
 
 
 def test_monitoring_lines_carry_the_case_id(sqlite_runtime, json_log):
-    from pipeline.monitoring import record_claim, start_watching
-    from pipeline.states import CaseState
+    from pipeline.stages.monitoring import record_claim, start_watching
+    from pipeline.store.states import CaseState
 
     runtime = sqlite_runtime
     with runtime.session_factory.begin() as session:
@@ -203,7 +203,7 @@ def test_monitoring_lines_carry_the_case_id(sqlite_runtime, json_log):
 
 
 def test_a_denial_carries_the_case_it_concerns_and_no_empty_field(sqlite_runtime, json_log):
-    from pipeline.auth import Principal, record_denial
+    from pipeline.app.auth import Principal, record_denial
 
     runtime = sqlite_runtime
     ana = Principal("ana", "analyst", user_id=2)

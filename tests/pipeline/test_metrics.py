@@ -13,9 +13,9 @@ from dramatiq.brokers.stub import StubBroker
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline import metrics
-from pipeline.models import DeadLetter, Notice
-from pipeline.states import CaseState
+from pipeline.core import counters as metrics
+from pipeline.store.models import DeadLetter, Notice
+from pipeline.store.states import CaseState
 from pipeline.web.app import create_app
 from tests.pipeline.ops_helpers import add_case
 from workers.middleware import StageMetrics
@@ -154,14 +154,14 @@ def test_the_broker_queue_depth_is_shown_per_stage(sqlite_runtime):
 
 _CHILD = """
 import sys
-from pipeline import metrics
+from pipeline.core import counters as metrics
 metrics.REPORTS_RECEIVED.labels("web").inc(int(sys.argv[1]))
 metrics.STAGE_SECONDS.labels("trace").observe(0.2)
 """
 
 _READER = """
 from prometheus_client import generate_latest
-from pipeline.metrics import process_registry
+from pipeline.core.counters import process_registry
 print(generate_latest(process_registry()).decode())
 """
 
@@ -179,10 +179,10 @@ def test_counters_of_several_processes_are_summed_in_multiprocess_mode(tmp_path)
 
 def test_the_redis_broker_queue_depth_is_read_from_redis(settings_factory, redis_url,
                                                          redis_namespace):
-    from pipeline.clock import FrozenClock
-    from pipeline.health import check_broker, queue_depths
-    from pipeline.migrate import upgrade
-    from pipeline.runtime import build_runtime
+    from pipeline.app.health import check_broker, queue_depths
+    from pipeline.app.runtime import build_runtime
+    from pipeline.core.clock import FrozenClock
+    from pipeline.store.migrate import upgrade
     from workers import context
     from workers.actors import ACTORS
     from workers.broker import install, placeholder_broker
@@ -229,8 +229,8 @@ def test_a_message_being_processed_binds_its_stage_and_ids_to_log_lines():
     import json
     import logging
 
-    from pipeline.config import LoggingSection
-    from pipeline.logs import configure
+    from pipeline.core.config import LoggingSection
+    from pipeline.core.logs import configure
 
     stream = io.StringIO()
     root = logging.getLogger()
@@ -241,9 +241,9 @@ def test_a_message_being_processed_binds_its_stage_and_ids_to_log_lines():
     try:
         configure(LoggingSection(level="INFO", format="json"), stream=stream)
         middleware.before_process_message(broker, message)
-        logging.getLogger("pipeline.routing").info("Case 7 routed.")
+        logging.getLogger("pipeline.stages.routing").info("Case 7 routed.")
         middleware.after_process_message(broker, message)
-        logging.getLogger("pipeline.routing").info("Idle.")
+        logging.getLogger("pipeline.stages.routing").info("Idle.")
     finally:
         root.handlers[:] = saved
     inside, after = (json.loads(line) for line in stream.getvalue().splitlines())

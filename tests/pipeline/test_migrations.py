@@ -8,9 +8,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-import pipeline.models_all  # noqa: F401  (every table on the metadata)
-from pipeline.db import Base, normalise_database_url
-from pipeline.migrate import alembic_config, upgrade
+import pipeline.store.models_all  # noqa: F401  (every table on the metadata)
+from pipeline.store.db import Base, normalise_database_url
+from pipeline.store.migrate import alembic_config, upgrade
 
 
 def _index_differences(url: str) -> list[object]:
@@ -38,8 +38,8 @@ def test_the_indexes_of_the_models_are_what_the_migrations_make(pg_database_url)
 def test_the_reconcilers_waiting_states_are_in_its_partial_indexes():
     """The (state, state_changed_at) indexes cover only the states the reconciler looks
     in (migration 0012): a state added to its list needs the index to cover it too."""
-    from pipeline.models import Case, Report
-    from pipeline.reconciler import PENDING
+    from pipeline.stages.reconciler import PENDING
+    from pipeline.store.models import Case, Report
 
     for model in (Report, Case):
         [index] = [i for i in model.__table__.indexes if i.name.endswith("_state_changed")]

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from pipeline.config import MonitoringSection
-from pipeline.messaging import TRACE
-from pipeline.models import Case, Notice
-from pipeline.monitoring import (
+from pipeline.app.runtime import Runtime
+from pipeline.core.config import MonitoringSection
+from pipeline.core.messaging import TRACE
+from pipeline.stages.monitoring import (
     MISS,
     PRESENT,
     UNKNOWN,
@@ -25,8 +25,8 @@ from pipeline.monitoring import (
     record_partner_status,
     run_monitoring,
 )
-from pipeline.runtime import Runtime
-from pipeline.takedown import TakedownCheck, TakedownWatch
+from pipeline.store.models import Case, Notice
+from pipeline.store.takedown_models import TakedownCheck, TakedownWatch
 from tests.factories import make_case
 
 BIG_BODY = 64 * 1024 * 1024
@@ -253,7 +253,7 @@ def test_real_dns_is_asked_through_the_configured_resolver() -> None:
     try:
         port = server.server.server_address[1]
         config = settings(allow_loopback=True, resolver=f"127.0.0.1:{port}")
-        from pipeline.monitoring import make_resolver
+        from pipeline.stages.monitoring import make_resolver
 
         resolve = make_resolver(config)
         assert resolve("here.test").addresses == ["127.0.0.1"]

@@ -17,17 +17,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from pipeline.config import Settings
-from pipeline.models import Case, Notice
-from pipeline.notices import (
+from pipeline.core.config import Settings
+from pipeline.domain.notices import (
     HeaderInjection,
     build_email,
     render_notice,
     safe_address,
     safe_header,
 )
-from pipeline.routing import route_cases
-from pipeline.rules import Destination, load_ruleset
+from pipeline.domain.rules import Destination, load_ruleset
+from pipeline.stages.routing import route_cases
+from pipeline.store.models import Case, Notice
 from schemas.exchange import ExchangeMessage
 from tests.factories import make_case, make_report
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from pipeline.errors import ConfigError
-from pipeline.models import Case, Event
-from pipeline.queueing import evaluate, load_rules, parse_rules, queue_for_assessment
+from pipeline.core.errors import ConfigError
+from pipeline.stages.queueing import evaluate, load_rules, parse_rules, queue_for_assessment
+from pipeline.store.models import Case, Event
 from tests.factories import make_case, make_report
 
 RULES = """
@@ -80,11 +80,11 @@ def test_queued_cases_carry_their_priority_and_the_rules_that_hit(runtime):
     assert event.data == {"priority": 120, "priority_rules": ["claimed_csam", "trusted_partner"]}
 
 
-# --- claiming the next case (pipeline.assessment.claim_next) ----------------------------
+# --- claiming the next case (pipeline.stages.assessment.claim_next) ----------------------------
 
 
 def _claim_refs(runtime, principal, n, kind="first"):
-    from pipeline.assessment import claim_next
+    from pipeline.stages.assessment import claim_next
 
     refs = []
     for _ in range(n):
@@ -126,7 +126,7 @@ def test_a_claim_skips_a_case_another_analyst_still_holds(runtime):
     never handed to a second analyst: the claim moves on to the next one."""
     from datetime import timedelta
 
-    from pipeline.assessment_models import CaseLease
+    from pipeline.store.assessment_models import CaseLease
     from tests.assessment_support import people, queue
 
     who = people(runtime, ("ana", "analyst"), ("bo", "analyst"))
@@ -147,7 +147,7 @@ def test_the_claim_reads_the_queue_index_in_its_own_order(pg_runtime):
     stops at the first free entry of the index, with no sort of the queue."""
     from sqlalchemy import text
 
-    from pipeline.assessment import _claim_first_pg
+    from pipeline.stages.assessment import _claim_first_pg
 
     statement = _claim_first_pg(None).text
     with pg_runtime.session_factory.begin() as session:

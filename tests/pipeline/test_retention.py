@@ -8,16 +8,17 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from pipeline import audit, auth
-from pipeline.auth import Principal
-from pipeline.config import RetentionSection
-from pipeline.errors import PermissionDenied
-from pipeline.models import Case, Event, Notice, Report
-from pipeline.ops_models import LegalHold
-from pipeline.retention import PURGED, lift_legal_hold, plan, purge, set_legal_hold
-from pipeline.scheduler import JOBS
-from pipeline.states import CaseState
-from pipeline.tracing.models import Trace, TraceAnswer
+from pipeline.app import auth
+from pipeline.app.auth import Principal
+from pipeline.app.scheduler import JOBS
+from pipeline.core.config import RetentionSection
+from pipeline.core.errors import PermissionDenied
+from pipeline.stages.retention import PURGED, lift_legal_hold, plan, purge, set_legal_hold
+from pipeline.store import audit
+from pipeline.store.models import Case, Event, Notice, Report
+from pipeline.store.ops_models import LegalHold
+from pipeline.store.states import CaseState
+from pipeline.store.trace_models import Trace, TraceAnswer
 from tests.pipeline.ops_helpers import add_case
 
 MIRA = Principal(name="mira", role="supervisor", user_id=1)
@@ -186,9 +187,9 @@ def test_a_legal_hold_is_a_permission_of_its_own(runtime, monkeypatch):
 
 
 def test_a_rejected_report_without_a_case_is_purged_from_its_rejection(runtime):
-    from pipeline.intake import new_reference
-    from pipeline.lifecycle import transition
-    from pipeline.states import ReportState
+    from pipeline.stages.intake import new_reference
+    from pipeline.store.lifecycle import transition
+    from pipeline.store.states import ReportState
 
     at = runtime.clock.now() - timedelta(days=400)
     with runtime.session_factory.begin() as session:
@@ -214,7 +215,7 @@ def test_the_scheduler_runs_the_purge_and_the_heartbeat():
 
 
 def test_the_scheduled_purge_does_nothing_when_retention_is_disabled(runtime):
-    from pipeline.retention import scheduled_purge
+    from pipeline.stages.retention import scheduled_purge
 
     case = _closed_case(runtime, days_ago=800)  # past the default 730 days for URLs
     runtime.settings.retention.enabled = False
@@ -226,8 +227,7 @@ def test_the_scheduled_purge_does_nothing_when_retention_is_disabled(runtime):
 
 
 def _token(runtime, role: str) -> str:
-    from pipeline import auth, users
-
+    from pipeline.app import auth, users
     with runtime.session_factory.begin() as session:
         if role in auth.OUTSIDE_SCOPES:
             token, _ = auth.issue_token(session, scope=role, label=f"{role} unit",
@@ -274,10 +274,10 @@ def test_a_supervisor_sets_and_lifts_a_hold_through_the_api_and_others_are_refus
 def test_the_cli_dry_run_says_what_would_go_and_the_run_purges(settings_factory, monkeypatch):
     from click.testing import CliRunner
 
+    from pipeline.app.runtime import build_runtime
     from pipeline.cli import main
-    from pipeline.clock import SystemClock
-    from pipeline.migrate import upgrade
-    from pipeline.runtime import build_runtime
+    from pipeline.core.clock import SystemClock
+    from pipeline.store.migrate import upgrade
 
     settings = settings_factory()
     upgrade(settings.database.url)
@@ -292,8 +292,7 @@ def test_the_cli_dry_run_says_what_would_go_and_the_run_purges(settings_factory,
     with runtime.session_factory() as session:
         assert session.get(Case, case.id).url_purged_at is None
     with runtime.session_factory.begin() as session:
-        from pipeline import users
-
+        from pipeline.app import users
         users.add_user(session, "mira", "supervisor", at=runtime.clock.now())
         users.add_user(session, "ana", "analyst", at=runtime.clock.now())
     hold = ["case", "hold", case.ref, "--requested-by", "VTK", "--reason", "Investigation"]
@@ -313,7 +312,7 @@ def test_the_cli_dry_run_says_what_would_go_and_the_run_purges(settings_factory,
 
 
 def test_the_statistics_export_is_the_same_after_a_purge(runtime):
-    stats = pytest.importorskip("pipeline.stats")
+    stats = pytest.importorskip("pipeline.stages.stats")
     for days_ago, url in ((400, "http://bad.example/1"), (800, "http://bad.example/2"),
                           (3, "http://bad.example/3")):
         _closed_case(runtime, days_ago=days_ago, url=url)

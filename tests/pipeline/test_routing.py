@@ -11,15 +11,15 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from pipeline.audit import verify
-from pipeline.auth import issue_token
+from pipeline.app.auth import issue_token
 from pipeline.cli.rules import explain_lines
-from pipeline.messaging import DISPATCH, ROUTE
-from pipeline.models import Case, Event, Notice, Report
-from pipeline.police import PoliceDecision, release_expired_holds, reply
-from pipeline.reconciler import reconcile
-from pipeline.routing import route_cases
-from pipeline.rules import load_ruleset
+from pipeline.core.messaging import DISPATCH, ROUTE
+from pipeline.domain.rules import load_ruleset
+from pipeline.stages.police import PoliceDecision, release_expired_holds, reply
+from pipeline.stages.reconciler import reconcile
+from pipeline.stages.routing import route_cases
+from pipeline.store.audit import verify
+from pipeline.store.models import Case, Event, Notice, Report
 from pipeline.web.app import create_app
 from tests.factories import make_case
 
@@ -165,7 +165,7 @@ def test_a_police_hold_ends_by_itself_at_the_deadline_only_when_configured(
 
 
 def test_the_scheduled_job_releases_expired_holds_and_sends_them_to_dispatch(runtime):
-    from pipeline.scheduler import JOBS
+    from pipeline.app.scheduler import JOBS
 
     case_id = assessed(runtime)
     route(runtime, case_id)
@@ -336,8 +336,8 @@ def test_a_case_whose_notice_cannot_be_built_stays_assessed_and_the_others_go_on
 
 
 def test_content_that_moved_is_traced_again_and_routed_in_a_new_round(runtime):
-    from pipeline.lifecycle import transition
-    from pipeline.trace import trace_cases
+    from pipeline.stages.trace import trace_cases
+    from pipeline.store.lifecycle import transition
 
     case_id = assessed(runtime, hosting_country="NL", hosting_abuse_email="abuse@host.nl")
     route(runtime, case_id)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline.models import Case
-from pipeline.routing import case_facts, plan
-from pipeline.rules import RulesInvalid, evaluate, load_ruleset, placeholders
+from pipeline.domain.rules import RulesInvalid, evaluate, load_ruleset, placeholders
+from pipeline.stages.routing import case_facts, plan
+from pipeline.store.models import Case
 
 SHIPPED = Path(__file__).resolve().parents[2] / "rules"
 

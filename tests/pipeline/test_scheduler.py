@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.scheduler import JOBS, Job, SchedulerLease, run_due
+from pipeline.app.scheduler import JOBS, Job, SchedulerLease, run_due
 
 
 def test_a_failing_job_does_not_stop_the_others(sqlite_runtime, monkeypatch):
@@ -11,7 +11,7 @@ def test_a_failing_job_does_not_stop_the_others(sqlite_runtime, monkeypatch):
     def boom(rt):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("pipeline.scheduler.JOBS", [
+    monkeypatch.setattr("pipeline.app.scheduler.JOBS", [
         Job("boom", lambda rt: 1, boom), Job("ok", lambda rt: 1, lambda rt: ran.append(1))])
     last: dict[str, float] = {}
     run_due(sqlite_runtime, last, 100.0)
@@ -26,7 +26,7 @@ def test_the_reconciler_is_a_scheduled_job():
 
 def test_only_one_of_two_schedulers_holds_the_lease(settings_factory, redis_url,
                                                     redis_namespace):
-    from pipeline.runtime import build_runtime
+    from pipeline.app.runtime import build_runtime
 
     settings = settings_factory(redis={"url": redis_url, "namespace": redis_namespace})
     first, second = build_runtime(settings), build_runtime(settings)

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from pipeline.config import Settings
-from pipeline.intake import new_reference
-from pipeline.models import Notice, Report
-from pipeline.runtime import Runtime
-from pipeline.stats import csv_cell, export_stats, iccam_rows, to_csv
+from pipeline.app.runtime import Runtime
+from pipeline.core.config import Settings
+from pipeline.stages.intake import new_reference
+from pipeline.stages.stats import csv_cell, export_stats, iccam_rows, to_csv
+from pipeline.store.models import Notice, Report
 from schemas.stats import StatsExport, Timing
 from tests.factories import make_case
 
@@ -326,9 +326,9 @@ def test_times_are_postgresqls_epoch_and_working_positions_the_hourly_tables_to_
     import numpy as np
     from sqlalchemy import text
 
-    from pipeline.config import WorktimeSection
-    from pipeline.stats import _calendar_arrays, _columns, _working_positions
-    from pipeline.worktime import WorkCalendar
+    from pipeline.core.config import WorktimeSection
+    from pipeline.core.worktime import WorkCalendar
+    from pipeline.stages.stats import _calendar_arrays, _columns, _working_positions
 
     calendar = WorkCalendar.from_settings(WorktimeSection(timezone="Europe/Belgrade"))
     start = datetime(2026, 3, 26, 6, 0, tzinfo=UTC)
@@ -364,7 +364,7 @@ def test_times_are_postgresqls_epoch_and_working_positions_the_hourly_tables_to_
 def test_case_ids_are_found_where_they_are_and_only_there(ids: list[int]) -> None:
     import numpy as np
 
-    from pipeline.stats import _Index
+    from pipeline.stages.stats import _Index
 
     index = _Index(np.array(ids, dtype=np.int64))
     wanted = np.array([ids[1], 0, ids[0], ids[-1], ids[-1] + 1, 7, -3], dtype=np.int64)
@@ -379,7 +379,7 @@ def test_an_error_on_another_connection_reaches_the_caller(
         pg_runtime: Runtime, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """With `stats.parallel` the removal groups are read on another connection, in a
     thread: its failure is the export's failure, not a silent gap in the figures."""
-    import pipeline.stats as stats
+    import pipeline.stages.stats as stats
 
     build(pg_runtime)
 

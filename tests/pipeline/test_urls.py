@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import UrlsSection
-from pipeline.errors import RejectedURL
-from pipeline.urls import UrlRules, canonicalise, is_confusable_host, normalise_encoding
+from pipeline.core.config import UrlsSection
+from pipeline.core.errors import RejectedURL
+from pipeline.domain.urls import UrlRules, canonicalise, is_confusable_host, normalise_encoding
 
 
 def rules(**changes) -> UrlRules:
@@ -311,8 +311,8 @@ def test_hotline_url_exits_zero_when_every_url_is_read():
 # --- the normalise stage ----------------------------------------------------------
 
 def test_the_normalise_stage_keeps_facts_of_urls_and_reasons_of_rejected_input(runtime):
-    from pipeline.models import Report
-    from pipeline.normalise import normalise_reports
+    from pipeline.stages.normalise import normalise_reports
+    from pipeline.store.models import Report
     from tests.factories import make_report
 
     with runtime.session_factory.begin() as session:
@@ -333,11 +333,11 @@ def test_the_normalise_stage_keeps_facts_of_urls_and_reasons_of_rejected_input(r
 
 
 def test_the_normalise_actor_reads_urls_with_the_configured_rules(settings_factory):
-    from pipeline.clock import FrozenClock
-    from pipeline.migrate import upgrade
-    from pipeline.models import Report
-    from pipeline.runtime import build_runtime
-    from pipeline.urls import configure
+    from pipeline.app.runtime import build_runtime
+    from pipeline.core.clock import FrozenClock
+    from pipeline.domain.urls import configure
+    from pipeline.store.migrate import upgrade
+    from pipeline.store.models import Report
     from tests.factories import make_report
     from workers import actors, context
 

@@ -12,8 +12,8 @@ from typing import Any
 import ada_url
 import pytest
 
-from pipeline.errors import RejectedURL
-from pipeline.urls import canonicalise
+from pipeline.core.errors import RejectedURL
+from pipeline.domain.urls import canonicalise
 
 VECTORS = Path(__file__).resolve().parent.parent / "data" / "whatwg-urltestdata.json"
 

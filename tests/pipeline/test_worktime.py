@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import WorktimeSection
-from pipeline.worktime import WorkCalendar, parse_window
+from pipeline.core.config import WorktimeSection
+from pipeline.core.worktime import WorkCalendar, parse_window
 
 UTC_WEEK = WorkCalendar.standard("UTC")
 

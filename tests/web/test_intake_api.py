@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from pipeline.messaging import NORMALISE
-from pipeline.models import Event, Report
-from pipeline.states import CaseState, ReportState
+from pipeline.core.messaging import NORMALISE
+from pipeline.store.models import Event, Report
+from pipeline.store.states import CaseState, ReportState
 from pipeline.web.app import create_app
 from tests.factories import make_case, make_report
 
@@ -103,8 +103,8 @@ def test_oversize_fields_are_refused_naming_the_field(client, runtime, field, si
 
 
 def test_a_body_over_the_size_limit_is_refused_before_it_is_read(settings_factory):
-    from pipeline.migrate import upgrade
-    from pipeline.runtime import build_runtime
+    from pipeline.app.runtime import build_runtime
+    from pipeline.store.migrate import upgrade
 
     settings = settings_factory(web={"max_body_bytes": 2048})
     upgrade(settings.database.url)

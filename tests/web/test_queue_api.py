@@ -7,9 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from pipeline import users
-from pipeline.messaging import ROUTE
-from pipeline.models import Case, Event
+from pipeline.app import users
+from pipeline.core.messaging import ROUTE
+from pipeline.store.models import Case, Event
 from pipeline.web.app import create_app
 from tests.assessment_support import queue
 

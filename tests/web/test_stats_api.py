@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from pipeline import users
-from pipeline.models import Event
-from pipeline.takedown import TakedownWatch
+from pipeline.app import users
+from pipeline.store.models import Event
+from pipeline.store.takedown_models import TakedownWatch
 from pipeline.web.app import create_app
 from tests.factories import make_case
 

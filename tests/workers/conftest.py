@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import func, select
 
-from pipeline.clock import SystemClock
-from pipeline.models import Report
-from pipeline.runtime import Runtime, build_runtime
+from pipeline.app.runtime import Runtime, build_runtime
+from pipeline.core.clock import SystemClock
+from pipeline.store.models import Report
 from workers import context
 from workers.broker import install, placeholder_broker, start_worker
 
@@ -19,7 +19,7 @@ def broker_runtime_factory(settings_factory) -> Iterator[Callable[..., Runtime]]
     made: list[tuple[Runtime, object]] = []
 
     def make(**sections) -> Runtime:
-        from pipeline.migrate import upgrade
+        from pipeline.store.migrate import upgrade
 
         settings = settings_factory(**sections)
         upgrade(settings.database.url)

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from bench import services
 from pipeline.cli import main
-from pipeline.config import Settings
-from pipeline.errors import ConfigError
+from pipeline.core.config import Settings
+from pipeline.core.errors import ConfigError
 from workers.broker import check_broker_safe
 
 

@@ -22,10 +22,10 @@ from bench import services
 from bench.measure import accounting, wait_until_settled
 from bench.netfakes import loopback_net
 from bench.workload import generate
-from pipeline.audit import verify
-from pipeline.intake import accept_reports
-from pipeline.models import Case, Event, Report
-from pipeline.runtime import Runtime
+from pipeline.app.runtime import Runtime
+from pipeline.stages.intake import accept_reports
+from pipeline.store.audit import verify
+from pipeline.store.models import Case, Event, Report
 from schemas.intake import ReportIn
 
 REPORTS = 1_200
@@ -36,7 +36,7 @@ KILLS = 4
 def fresh_pg_url(pg_database_url: str) -> Iterator[str]:
     """A database of its own: the workers are other processes, outside any fixture's
     truncation."""
-    from pipeline.migrate import upgrade
+    from pipeline.store.migrate import upgrade
     from tests.conftest import PG_ADMIN_URL
 
     os.environ.setdefault("BENCH_PG", PG_ADMIN_URL)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from pipeline.deadletters import list_dead_letters, retry_dead_letters
-from pipeline.errors import PermanentError
-from pipeline.intake import accept_reports
-from pipeline.models import Case, Report
-from pipeline.reconciler import reconcile
+from pipeline.app.deadletters import list_dead_letters, retry_dead_letters
+from pipeline.core.errors import PermanentError
+from pipeline.stages.intake import accept_reports
+from pipeline.stages.reconciler import reconcile
+from pipeline.store.models import Case, Report
 from schemas.intake import ReportIn
 from tests.workers.conftest import report_states, run_worker, wait_for
 

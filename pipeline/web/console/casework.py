@@ -1,6 +1,6 @@
 """The analysts' work: the queue, claiming, the case page, assessing, four eyes.
 
-The decisions themselves are `pipeline.assessment`'s (through `domain`): this module
+The decisions themselves are `pipeline.stages.assessment`'s (through `domain`): this module
 reads the forms, calls it, and renders what came back.
 """
 
@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from pipeline.errors import BadInput
-from pipeline.runtime import Runtime
+from pipeline.app.runtime import Runtime
+from pipeline.core.errors import BadInput
 from pipeline.web.console import domain
 from pipeline.web.console.render import ANALYSTS, render
 from pipeline.web.security import Viewer, require, require_form

@@ -1,9 +1,9 @@
 """What the console pages ask of the domain, in one place.
 
 Each function gathers what one page shows, calling the domain modules that own the
-logic (`pipeline.assessment` for the queue, claims, decisions, welfare and the case
-view; `pipeline.takedown` for the stage clock; `pipeline.stats` for the figures;
-`pipeline.rules` for rule validation). Nothing here decides anything.
+logic (`pipeline.stages.assessment` for the queue, claims, decisions, welfare and the case
+view; `pipeline.store.takedown_models` for the stage clock; `pipeline.stages.stats` for the figures;
+`pipeline.domain.rules` for rule validation). Nothing here decides anything.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pipeline.clock import as_utc
-from pipeline.errors import BadInput
-from pipeline.models import Case, Notice, User
-from pipeline.runtime import Runtime
-from pipeline.states import CaseState
+from pipeline.app.runtime import Runtime
+from pipeline.core.clock import as_utc
+from pipeline.core.errors import BadInput
+from pipeline.store.models import Case, Notice, User
+from pipeline.store.states import CaseState
 from pipeline.web.security import Viewer
 
 # --- the queue and claims --------------------------------------------------------------
@@ -42,8 +42,8 @@ def work(runtime: Runtime, viewer: Viewer, fn: Callable[[Session], T]) -> T:
 def queue_page(runtime: Runtime, viewer: Viewer) -> dict[str, Any]:
     """The queue (priority first, then oldest), the counts by state, and the viewer's
     claimed cases and welfare counts."""
-    from pipeline import assessment
-    from pipeline.assessment_models import CaseLease
+    from pipeline.stages import assessment
+    from pipeline.store.assessment_models import CaseLease
 
     def read(session: Session) -> dict[str, Any]:
         queue = assessment.list_queue(session, viewer.principal, limit=200)
@@ -72,8 +72,7 @@ def welfare_of(session: Session, runtime: Runtime, viewer: Viewer) -> Any:
 
 def claim_next(runtime: Runtime, viewer: Viewer, *, kind: str = "first") -> str | None:
     """Claim the next case for the viewer; its reference, or None when none waits."""
-    from pipeline import assessment
-
+    from pipeline.stages import assessment
     if kind not in ("any", "first", "second"):
         raise BadInput("kind: any, first or second")
 
@@ -87,16 +86,14 @@ def claim_next(runtime: Runtime, viewer: Viewer, *, kind: str = "first") -> str 
 
 
 def release(runtime: Runtime, viewer: Viewer, ref: str) -> None:
-    from pipeline import assessment
-
+    from pipeline.stages import assessment
     work(runtime, viewer, lambda s: assessment.release(s, viewer.principal, ref,
                                                        now=runtime.clock.now()))
 
 
 def renew(runtime: Runtime, viewer: Viewer, ref: str) -> None:
     """Extend the viewer's own lease on a case."""
-    from pipeline import assessment
-
+    from pipeline.stages import assessment
     work(runtime, viewer, lambda s: assessment.renew(
         s, viewer.principal, ref, now=runtime.clock.now(),
         lease_seconds=runtime.settings.assessment.lease_seconds))
@@ -151,8 +148,7 @@ def case_page(runtime: Runtime, viewer: Viewer, ref: str) -> dict[str, Any]:
     """The case as the viewer may see it (`assessment.case_view` checks that, and
     records who looked at a reporter's contact), with the trace evidence, the notices
     and the takedown timeline."""
-    from pipeline import assessment
-
+    from pipeline.stages import assessment
     def read(session: Session) -> dict[str, Any]:
         view = assessment.case_view(session, viewer.principal, ref, now=runtime.clock.now(),
                                     settings=runtime.settings.assessment)
@@ -178,7 +174,7 @@ def case_page(runtime: Runtime, viewer: Viewer, ref: str) -> dict[str, Any]:
 def traces_of(session: Session, case: Case) -> list[Any]:
     """Every trace of the case, newest first (issue 4's evidence table)."""
     try:
-        from pipeline.tracing.models import Trace
+        from pipeline.store.trace_models import Trace
     except ImportError:
         return []
     return list(session.execute(
@@ -201,8 +197,8 @@ class Stage:
 
 
 def timeline_of(session: Session, case: Case) -> list[Stage]:
-    """The INHOPE stage times of the case (pipeline.takedown's clock)."""
-    from pipeline.takedown import STAGES, stage_times
+    """The INHOPE stage times of the case (pipeline.store.takedown_models's clock)."""
+    from pipeline.store.takedown_models import STAGES, stage_times
 
     times = stage_times(session, case)
     start = as_utc(case.received_at)
@@ -212,7 +208,7 @@ def timeline_of(session: Session, case: Case) -> list[Stage]:
 
 
 def checks_of(session: Session, case: Case) -> list[Any]:
-    from pipeline.takedown import TakedownCheck
+    from pipeline.store.takedown_models import TakedownCheck
 
     return list(session.execute(
         select(TakedownCheck).where(TakedownCheck.case_id == case.id)
@@ -222,8 +218,7 @@ def checks_of(session: Session, case: Case) -> list[Any]:
 
 def review_page(runtime: Runtime, viewer: Viewer) -> dict[str, Any]:
     """Cases waiting for a second analyst, and the disputed ones (supervisors decide)."""
-    from pipeline import assessment
-
+    from pipeline.stages import assessment
     def read(session: Session) -> dict[str, Any]:
         second = assessment.list_queue(session, viewer.principal,
                                        state="awaiting_second_assessment", limit=200)
@@ -248,9 +243,9 @@ class TeamRow:
 
 def team_view(runtime: Runtime, viewer: Viewer) -> list[TeamRow]:
     """Per analyst: the cases they hold now and today's welfare counts."""
-    from pipeline import assessment
-    from pipeline.assessment_models import CaseLease
-    from pipeline.auth import require as require_permission
+    from pipeline.app.auth import require as require_permission
+    from pipeline.stages import assessment
+    from pipeline.store.assessment_models import CaseLease
 
     def read(session: Session) -> list[TeamRow]:
         require_permission(viewer.principal, "welfare.view_all",
@@ -293,8 +288,8 @@ def period(runtime: Runtime, start: str | None, end: str | None) -> Period:
 
 
 def statistics(runtime: Runtime, viewer: Viewer, when: Period) -> Any:
-    """The period's figures (`pipeline.stats.export_stats`, the same as the export)."""
-    from pipeline.stats import export_stats
+    """The period's figures (`pipeline.stages.stats.export_stats`, the same as the export)."""
+    from pipeline.stages.stats import export_stats
     from pipeline.web.stats import STATS_ROLES, _allow
 
     _allow(runtime, viewer.principal, STATS_ROLES, "read statistics")
@@ -379,7 +374,7 @@ def charts(figures: Any) -> Charts:
 def rules_problems(runtime: Runtime) -> list[str]:
     """What `hotline rules check` says about the routing rules (empty: all valid), and
     the destinations whose address an operator has yet to fill in."""
-    from pipeline.rules import RulesInvalid, load_ruleset, placeholders
+    from pipeline.domain.rules import RulesInvalid, load_ruleset, placeholders
 
     try:
         ruleset = load_ruleset(runtime.settings.routing.rules_dir)

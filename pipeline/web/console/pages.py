@@ -2,8 +2,8 @@
 change, the supervisor's team view, police holds, statistics, rules and users.
 
 Every page states the roles that may see it (`require`), every form is CSRF-checked
-(`require_form`), and the work itself is done by the domain modules (`pipeline.users`,
-`pipeline.assessment`, `pipeline.stats`...): this module only reads forms and renders.
+(`require_form`), and the work itself is done by the domain modules (`pipeline.app.users`,
+`pipeline.stages.assessment`, `pipeline.stages.stats`...): this module only reads forms and renders.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from sqlalchemy import select
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from pipeline import auth, users
-from pipeline.errors import BadInput
-from pipeline.models import Case, Notice, User
-from pipeline.runtime import Runtime
+from pipeline.app import auth, users
+from pipeline.app.runtime import Runtime
+from pipeline.core.errors import BadInput
+from pipeline.store.models import Case, Notice, User
 from pipeline.web import security
 from pipeline.web.console.casework import router as casework_router
 from pipeline.web.console.render import ANALYSTS, EVERYONE, render
@@ -77,8 +77,7 @@ async def change_password(request: Request) -> Response:
             if new == current:
                 return "Choose a password different from the current one."
             auth.set_password(user, new, must_change=False)
-            from pipeline import audit
-
+            from pipeline.store import audit
             audit.record(session, f"user:{user.name}", actor=viewer.actor,
                          action="password_changed", at=now)
             log.info("User %s changed their password.", user.name)

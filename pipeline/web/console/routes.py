@@ -16,8 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from pipeline.errors import BadInput, HotlineError, NotFound, PermissionDenied
-from pipeline.runtime import Runtime
+from pipeline.app.runtime import Runtime
+from pipeline.core.errors import BadInput, HotlineError, NotFound, PermissionDenied
 from pipeline.web import security
 from pipeline.web.console.render import STATIC, render
 from pipeline.web.security import Denied, LoginRequired, PasswordChangeRequired
@@ -161,7 +161,7 @@ def install(app: FastAPI) -> None:
         NotFound: (404, "Not found"), PermissionDenied: (403, "Not allowed"),
     }
     try:
-        from pipeline.assessment import Conflict
+        from pipeline.stages.assessment import Conflict
 
         pages_for[Conflict] = (409, "Cannot do that")
     except ImportError:  # pragma: no cover - the assessment module is part of the app

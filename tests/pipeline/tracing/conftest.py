@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.config import TraceSection
-from pipeline.tracing.providers import Providers
-from pipeline.tracing.tracer import Tracer
+from pipeline.adapters.tracing.providers import Providers
+from pipeline.adapters.tracing.tracer import Tracer
+from pipeline.core.config import TraceSection
 from tests.netfakes import FakeDNS, FakeRDAP
 from tests.netfakes.fixtures import fake_dns, fake_rdap  # noqa: F401
 

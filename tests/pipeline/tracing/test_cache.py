@@ -4,8 +4,8 @@ of Redis it also keeps only the entries used most recently."""
 
 from __future__ import annotations
 
-from pipeline.tracing import cache as cache_module
-from pipeline.tracing.cache import Cache, MemoryCache
+from pipeline.adapters.tracing import cache as cache_module
+from pipeline.adapters.tracing.cache import Cache, MemoryCache
 
 
 def test_expired_entries_are_swept_out_not_kept_until_the_cache_is_full(monkeypatch):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.tracing import dns as tdns
-from pipeline.tracing.dns import DnsClient
-from pipeline.tracing.tracer import Target
+from pipeline.adapters.tracing import dns as tdns
+from pipeline.adapters.tracing.dns import DnsClient
+from pipeline.adapters.tracing.tracer import Target
 from tests.netfakes import FakeDNS
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.errors import RetryLater
-from pipeline.metrics import RDAP_CACHE, RDAP_RATE_LIMIT_WAITS
-from pipeline.tracing.cache import Cache, PrefixCache
-from pipeline.tracing.ratelimit import RateLimiter
+from pipeline.adapters.tracing.cache import Cache, PrefixCache
+from pipeline.adapters.tracing.ratelimit import RateLimiter
+from pipeline.core.counters import RDAP_CACHE, RDAP_RATE_LIMIT_WAITS
+from pipeline.core.errors import RetryLater
 
 
 def _value(counter, *labels):
@@ -51,7 +51,7 @@ def _moved(before: dict[str, float], after: dict[str, float]) -> dict[str, float
 def test_every_rdap_request_the_registries_saw_is_counted_with_its_outcome(
     make_tracer, fake_dns, fake_rdap
 ):
-    from pipeline.metrics import RDAP_REQUESTS
+    from pipeline.core.counters import RDAP_REQUESTS
     from tests.netfakes import records
     from tests.pipeline.tracing.test_rdap import host
 
@@ -77,8 +77,8 @@ def test_every_rdap_request_the_registries_saw_is_counted_with_its_outcome(
 
 
 def test_every_dns_question_the_resolver_saw_is_counted_by_type_and_outcome(fake_dns):
-    from pipeline.metrics import DNS_QUERIES
-    from pipeline.tracing.dns import DnsClient
+    from pipeline.adapters.tracing.dns import DnsClient
+    from pipeline.core.counters import DNS_QUERIES
 
     fake_dns.add_host("www.example.com", a=["185.1.1.1"], aaaa=["2a00:1::1"])
     fake_dns.add_host("v4only.example.com", a=["185.1.1.2"])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.errors import ConfigError
-from pipeline.tracing.providers import Provider, Providers
-from pipeline.tracing.tracer import BEHIND_CDN, Target
+from pipeline.adapters.tracing.providers import Provider, Providers
+from pipeline.adapters.tracing.tracer import BEHIND_CDN, Target
+from pipeline.core.errors import ConfigError
 from tests.netfakes import records
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.errors import RetryLater
-from pipeline.tracing.bootstrap import Bootstrap
-from pipeline.tracing.ratelimit import RateLimiter
-from pipeline.tracing.tracer import NETWORK_UNKNOWN, RDAP_MALFORMED, TRACED, Target
+from pipeline.adapters.tracing.bootstrap import Bootstrap
+from pipeline.adapters.tracing.ratelimit import RateLimiter
+from pipeline.adapters.tracing.tracer import NETWORK_UNKNOWN, RDAP_MALFORMED, TRACED, Target
+from pipeline.core.errors import RetryLater
 from tests.netfakes import records
 
 

@@ -9,12 +9,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, update
 
-from pipeline.errors import RetryLater
-from pipeline.lifecycle import transition
-from pipeline.models import Case, Event
-from pipeline.states import CaseState
-from pipeline.trace import trace_cases
-from pipeline.tracing.models import ImmutableEvidence, Trace, TraceAnswer
+from pipeline.core.errors import RetryLater
+from pipeline.stages.trace import trace_cases
+from pipeline.store.lifecycle import transition
+from pipeline.store.models import Case, Event
+from pipeline.store.states import CaseState
+from pipeline.store.trace_models import ImmutableEvidence, Trace, TraceAnswer
 from tests.netfakes import records
 
 
@@ -207,7 +207,7 @@ def test_a_case_locked_by_another_transaction_is_handed_back_to_be_traced_again(
 
 
 def _take_in(runtime, urls, source=None):
-    from pipeline.intake import store_reports
+    from pipeline.stages.intake import store_reports
     from schemas.intake import ReportIn
 
     with runtime.session_factory.begin() as session:
@@ -223,9 +223,9 @@ def test_deduplication_traces_and_queues_new_cases_the_caches_answer(
     """A new case whose host was traced before goes in traced and queued, in the
     deduplication's transaction, with the same trace and events as through the stage;
     one the caches do not know is left for the stage, and nobody is asked meanwhile."""
-    from pipeline.audit import verify
-    from pipeline.dedupe import normalise_and_dedupe
-    from pipeline.models import Report
+    from pipeline.stages.dedupe import normalise_and_dedupe
+    from pipeline.store.audit import verify
+    from pipeline.store.models import Report
 
     tracer = make_tracer()
     first = open_case(runtime, "www.example.com", domain="example.com")

@@ -1,0 +1,68 @@
+"""The dependencies a process holds once: settings, database, clock, Redis, enqueuer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from pipeline.core.clock import Clock, SystemClock
+from pipeline.core.config import Settings
+from pipeline.core.messaging import Enqueuer, RecordingEnqueuer
+from pipeline.store.db import make_engine, make_session_factory
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    clock: Clock = field(default_factory=SystemClock)
+    enqueuer: Enqueuer = field(default_factory=RecordingEnqueuer)
+
+    @cached_property
+    def redis(self) -> Any | None:
+        """A Redis client for the project's own keys, or None when there is no Redis."""
+        url = self.settings.redis_url
+        if not url:
+            return None
+        import redis
+
+        return redis.Redis.from_url(url)
+
+    def key(self, *parts: object) -> str:
+        """A Redis key in the project's namespace."""
+        return ":".join([self.settings.redis.namespace, *map(str, parts)])
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if "redis" in self.__dict__ and self.redis is not None:
+            self.redis.close()
+
+
+def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
+    from pipeline.core.counters import watch_sessions
+    from pipeline.core.crypto import install_keys
+    from pipeline.core.secrets import register_settings_secrets
+
+    install_keys(settings)  # reporter contacts are encrypted at rest (issue 10)
+    register_settings_secrets(settings)  # passwords in service URLs are never logged
+    watch_sessions()  # state changes and takedown times counted for /metrics
+    if settings.database.url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        path = settings.database.url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(
+        settings.database.url, pool_size=settings.database.pool_size, echo=settings.database.echo
+    )
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        session_factory=make_session_factory(engine),
+        clock=clock or SystemClock(),
+    )

@@ -1,0 +1,279 @@
+"""Stage 3: hosting-origin tracing.
+
+Steps of `trace_cases`:
+1. read the given cases that are `normalised` (new) or `traced` (sent back to be
+   traced again, e.g. because the content moved),
+2. trace their distinct hosts once (`pipeline.adapters.tracing.tracer.Tracer.trace`), then lock
+   the cases still waiting (rows are not held during the network work); the ids of
+   cases another transaction holds are returned, for the TRACE stage again,
+3. if a registry failed in passing (429, timeout, rate limit) for a case younger than
+   `trace.give_up_after_seconds`, raise `RetryLater`: the transaction rolls back, the
+   answers already received stay cached, and the retry asks only for what is missing;
+   an older case goes on marked "origin unknown" with the reason,
+4. store one immutable `Trace` per case with the raw answers, copy its summary onto
+   the case, move the case to `traced`,
+5. place the cases in the assessment queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pipeline.adapters.tracing.rdap import RdapAnswer
+from pipeline.adapters.tracing.tracer import RDAP_UNAVAILABLE, HostTrace, Target, Tracer
+from pipeline.core.clock import Clock, as_utc
+from pipeline.core.errors import RetryLater
+from pipeline.stages.queueing import Priority, configured_rules, evaluate, priorities, queued_data
+from pipeline.store.audit import insert_events
+from pipeline.store.db import among, insert_ignoring_conflicts, insert_rows, lock_rows
+from pipeline.store.lifecycle import HEAD_COLUMNS, advance, write_rows
+from pipeline.store.models import Case
+from pipeline.store.states import CaseState
+from pipeline.store.trace_models import Trace, TraceAnswer
+
+log = logging.getLogger(__name__)
+
+NOT_TRACED = "not_traced"
+_TRACES: Any = Trace.__table__
+
+
+def trace_cases(
+    session: Session,
+    case_ids: Sequence[int],
+    *,
+    clock: Clock,
+    tracer: Tracer | None = None,
+    rerouted: list[int] | None = None,
+) -> list[int]:
+    """Trace the cases; return the ids another transaction held (to trace again).
+
+    Cases already assessed (the content moved while monitored) go back to `assessed`
+    and their ids are appended to `rerouted`, for the route stage.
+    """
+    now = clock.now()
+    # Read without locking, trace (network), then lock: rows are not held while the
+    # registries answer (PostgreSQL; SQLite holds its one write lock throughout).
+    pending = list(session.execute(
+        select(Case.id, Case.host, Case.url_kind, Case.registered_domain, Case.state)
+        .where(among(session, Case.id, case_ids),
+               Case.state.in_([CaseState.NORMALISED, CaseState.TRACED]))
+    ).all())
+    if not pending:
+        return []
+    targets = {row.id: Target(row.host, row.url_kind, row.registered_domain)
+               for row in pending}
+    if tracer is not None:
+        # Cases sent back to be traced again (the content moved) skip the DNS caches.
+        refresh = {row.host for row in pending if row.state == CaseState.TRACED and row.host}
+        results = tracer.trace(list(targets.values()), refresh=refresh)
+        give_up = tracer.config.give_up_after_seconds
+    else:
+        results = {t: _not_traced(t, now) for t in targets.values()}
+        give_up = 0.0
+    cases = lock_rows(session, Case, list(targets), [CaseState.NORMALISED, CaseState.TRACED],
+                      (*HEAD_COLUMNS, *_READ))
+    # Cases another transaction holds (deduplication adding a report) are handed back
+    # to be traced again at once, rather than waited for with locks held (deadlocks)
+    # or left for the reconciler.
+    locked = {case["id"] for case in cases}
+    skipped = [case_id for case_id in targets if case_id not in locked]
+    if not cases:
+        return skipped
+
+    waiting = [case for case in cases if results[targets[case["id"]]].transient
+               and _age_seconds(case, now) < give_up]
+    if waiting:
+        delay = max(results[targets[c["id"]]].retry_delay_ms for c in waiting)
+        first = results[targets[waiting[0]["id"]]]
+        log.info("Tracing of %d cases (first %s) waits %d ms: %s.", len(waiting),
+                 waiting[0]["id"], delay, first.transient,
+                 extra={"case_id": waiting[0]["id"]})
+        raise RetryLater(f"tracing waits for a registry: {first.transient}", delay_ms=delay)
+
+    answers: dict[str, dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for case in cases:
+        result = results[targets[case["id"]]]
+        if result.transient:  # past the give-up age: recorded as unknown
+            result.unknown(RDAP_UNAVAILABLE, f"gave up after {int(give_up)} s: "
+                           f"{result.transient}")
+        row, event = record_trace(case, result, now, answers)
+        rows.append(row)
+        if event is not None:
+            events.append(event)
+    store_traces(session, rows, answers)
+    moved = [case for case in cases if case["legality"] is not None]
+    for case in moved:
+        events.append(advance("case", case, CaseState.ASSESSED, at=now,
+                              data={"reason": "traced again after the content moved"}))
+        log.info("Case %s moved to AS%s in %s; routing it again.", case["id"],
+                 case["hosting_asn"], case["hosting_country"], extra={"case_id": case["id"]})
+        if rerouted is not None:
+            rerouted.append(case["id"])
+    queued = [case for case in cases if case["legality"] is None]
+    events += [queue_row(case, priority, now)
+               for case, priority in zip(queued, priorities(session, queued), strict=True)]
+    write_rows(session, "case", cases, _WRITTEN)
+    insert_events(session, events)
+    log.info("Traced %d cases over %d hosts.", len(cases), len(set(targets.values())))
+    return skipped
+
+
+def record_trace(case: dict[str, Any], result: HostTrace, now: datetime,
+                 answers: dict[str, dict[str, Any]]) -> tuple[dict[str, Any],
+                                                             dict[str, Any] | None]:
+    """One case's trace: its summary copied onto the row `case`, the registry answers
+    added to `answers` (by content key), and the `Trace` row (for `store_traces`) and
+    the `case_traced` event (None for a case traced again) returned."""
+    rdap_raw = []
+    for answer in result.rdap_answers:
+        key = _answer_key(answer)
+        answers.setdefault(key, answer)
+        rdap_raw.append({"url": answer["url"], "status": answer["status"],
+                         "at": answer["at"], "answer": key})
+    row = _trace_row(case["id"], result, rdap_raw, now)
+    case.update(_summary(result))
+    data = {"outcome": result.outcome, "country": result.hosting_country,
+            "asn": result.hosting_asn, "cdn": result.cdn_name}
+    if result.reason and result.origin_unknown:
+        data["reason"] = result.reason
+    event = None
+    if case["state"] == CaseState.NORMALISED:
+        event = advance("case", case, CaseState.TRACED, at=now, data=data)
+    log.debug("Case %s traced to AS%s in %s (%s).", case["id"] or case["ref"],
+              result.hosting_asn, result.hosting_country, result.outcome,
+              extra={"case_id": case["id"]})
+    return row, event
+
+
+def queue_row(case: dict[str, Any], priority: Priority, now: datetime) -> dict[str, Any]:
+    """Place a traced case row in the assessment queue; its `case_queued` event."""
+    case["priority"] = priority.value
+    return advance("case", case, CaseState.AWAITING_ASSESSMENT, at=now,
+                   data=queued_data(priority))
+
+
+def store_traces(session: Session, rows: list[dict[str, Any]],
+                 answers: dict[str, dict[str, Any]]) -> None:
+    """Insert `Trace` rows and the registry answers not stored yet."""
+    insert_rows(session, _TRACES, rows)
+    _store_answers(session, answers)
+
+
+@dataclass
+class Known:
+    """New cases traced and queued from the caches (`trace_known_cases`): by their
+    index in the batch, the `Trace` row and the two events of each; the answers."""
+
+    cases: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = field(
+        default_factory=dict)
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def trace_known_cases(tracer: Tracer, cases: Sequence[dict[str, Any]],
+                      sources: Sequence[set[str]], now: datetime) -> Known:
+    """Deduplication opens cases; those whose hosts the caches answer in full are
+    traced and queued at once, in the same rows, before they are stored: no TRACE
+    message, no second read, lock and write of them (in the benchmark's workload,
+    where hosts repeat as reports of one site do, 93% of new cases). `cases` are new
+    case rows
+    (`normalised`, no id yet) with `sources` the partner sources of their reports;
+    the rows of the cases traced move to `awaiting_assessment`."""
+    known = Known()
+    targets = [Target(c["host"], c["url_kind"], c["registered_domain"]) for c in cases]
+    results = tracer.trace_known(targets) if targets else {}
+    if not results:
+        return known
+    rules = configured_rules()
+    for index, (case, target) in enumerate(zip(cases, targets, strict=True)):
+        result = results.get(target)
+        if result is None:
+            continue
+        row, traced = record_trace(case, result, now, known.answers)
+        assert traced is not None  # a new case
+        queued = queue_row(case, evaluate(rules, case, sources[index]), now)
+        known.cases[index] = (row, [traced, queued])
+    return known
+
+
+def _age_seconds(case: dict[str, Any], now: datetime) -> float:
+    since = case["state_changed_at"] if case["state"] == CaseState.TRACED else (
+        case["normalised_at"] or case["state_changed_at"])
+    return (now - as_utc(since)).total_seconds()
+
+
+def _not_traced(target: Target, now: datetime) -> HostTrace:
+    result = HostTrace(host=target.host, url_kind=target.url_kind, started_at=now)
+    result.unknown(NOT_TRACED, "no tracer is configured in this process")
+    return result
+
+
+def _answer_key(answer: dict[str, Any]) -> str:
+    return answer.get("key") or RdapAnswer.from_dict(answer).key
+
+
+def _trace_row(case_id: int, result: HostTrace, rdap_raw: list[dict[str, Any]],
+               now: datetime) -> dict[str, Any]:
+    return dict(
+        case_id=case_id, host=result.host, url_kind=result.url_kind,
+        started_at=result.started_at, traced_at=now, outcome=result.outcome,
+        origin_unknown=result.origin_unknown, reason=result.reason,
+        resolver=result.resolver, addresses=result.addresses,
+        cname_chain=result.cname_chain, nameservers=result.nameservers,
+        registrar=result.registrar, registrar_abuse_email=result.registrar_abuse_email,
+        behind_cdn=result.behind_cdn, cdn_name=result.cdn_name,
+        hosting_country=result.hosting_country, country_source=result.country_source,
+        hosting_asn=result.hosting_asn, hosting_org=_cut(result.hosting_org, 255),
+        hosting_abuse_email=_cut(result.hosting_abuse_email, 320),
+        dns_raw=result.dns_raw, rdap_raw=rdap_raw,
+    )
+
+
+# The trace summary copied onto the case (the queue and the rules read it there).
+_SUMMARY = ("hosting_country", "hosting_asn", "hosting_org", "hosting_abuse_email",
+            "behind_cdn", "cdn_name", "origin_unknown", "trace_outcome", "registrar",
+            "registrar_abuse_email")
+# What the stage reads of a case besides its state and audit head.
+_READ = (*_SUMMARY, "legality", "urgent", "claimed_category", "source_channel", "priority",
+         "state_changed_at", "normalised_at")
+_WRITTEN = (*_SUMMARY, "priority")
+
+
+def _summary(result: HostTrace) -> dict[str, Any]:
+    return dict(
+        hosting_country=result.hosting_country, hosting_asn=result.hosting_asn,
+        hosting_org=_cut(result.hosting_org, 255),
+        hosting_abuse_email=_cut(result.hosting_abuse_email, 320),
+        behind_cdn=result.behind_cdn, cdn_name=result.cdn_name,
+        origin_unknown=result.origin_unknown, trace_outcome=result.outcome,
+        registrar=_cut(result.registrar, 255),
+        registrar_abuse_email=_cut(result.registrar_abuse_email, 320),
+    )
+
+
+def _store_answers(session: Session, answers: dict[str, dict[str, Any]]) -> None:
+    """Registry answers are shared by many traces and stored once (by content key).
+    Most of a batch's answers came from the caches and are stored already: only the
+    others are sent (profiled: serialising every answer again for an INSERT that
+    then did nothing was a twentieth of a worker's time)."""
+    if not answers:
+        return
+    table: Any = TraceAnswer.__table__
+    stored = set(session.execute(
+        select(table.c.key).where(among(session, table.c.key, sorted(answers)))).scalars())
+    rows = [{"key": key, "url": a["url"], "status": a["status"],
+             "received_at": datetime.fromisoformat(a["at"]), "body": a["body"]}
+            for key, a in sorted(answers.items()) if key not in stored]
+    insert_ignoring_conflicts(session, table, rows, conflict_columns=["key"])
+
+
+def _cut(value: str | None, length: int) -> str | None:
+    return value[:length] if value else value

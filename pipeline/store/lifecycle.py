@@ -1,0 +1,191 @@
+"""The one way a report's or a case's state changes.
+
+`transition` checks the table in `pipeline.store.states`, stamps the time, and adds the
+audit event to the caller's session, so the change and its record commit together.
+
+The stages move whole batches: `advance` does the same to a plain row (a dict read
+with `HEAD_COLUMNS`), and `write_rows` stores the changed rows with one executemany,
+so a batch of 250 reports is one UPDATE statement and one INSERT of events, not 250
+ORM objects flushed one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, update
+from sqlalchemy import case as sql_case
+from sqlalchemy.orm import Session
+
+from pipeline.core.errors import IllegalTransition
+from pipeline.store.audit import build_event, event_row
+from pipeline.store.db import is_postgresql, update_by_id
+from pipeline.store.models import Case, Event, Report
+from pipeline.store.states import (
+    CASE_STATE_TIME_COLUMNS,
+    CASE_TRANSITIONS,
+    OPEN_CASE_STATES,
+    REPORT_STATE_TIME_COLUMNS,
+    REPORT_TRANSITIONS,
+    CaseState,
+    ReportState,
+)
+
+_TABLES: dict[str, tuple[dict[Any, str], dict[Any, str], type]] = {
+    "report": (REPORT_TRANSITIONS, REPORT_STATE_TIME_COLUMNS, ReportState),
+    "case": (CASE_TRANSITIONS, CASE_STATE_TIME_COLUMNS, CaseState),
+}
+
+# The columns a row needs for `advance` (besides those the caller reads for itself).
+HEAD_COLUMNS = ("id", "ref", "state", "audit_seq", "audit_hash")
+# Keys `advance` sets on a row; `write_rows` stores them.
+_TIMES = "_times"
+
+
+def _kind(item: Report | Case) -> str:
+    return "report" if isinstance(item, Report) else "case"
+
+
+# Each state by its value (and by itself: the states are str enums), for `_check`: a
+# dictionary look instead of an Enum call per step (a twentieth of the stages' time).
+def _by_value(enum: Any) -> dict[Any, Any]:
+    return {**{s.value: s for s in enum}, **{s: s for s in enum}}
+
+
+_BY_VALUE = {"report": _by_value(ReportState), "case": _by_value(CaseState)}
+
+
+def _check(kind: str, ref: str, state: str | None, to_state: Any) -> tuple[Any, Any, str]:
+    """The current and target states and the default action; raises when not allowed."""
+    table, _, enum = _TABLES[kind]
+    by_value = _BY_VALUE[kind]
+    current = (by_value.get(state) or enum(state)) if state else None
+    target = by_value.get(to_state) or enum(to_state)
+    default_action = table.get((current, target))
+    if default_action is None:
+        raise IllegalTransition(kind, ref, current, target)
+    return current, target, default_action
+
+
+def allowed(item: Report | Case, to_state: str) -> bool:
+    table, _, enum = _TABLES[_kind(item)]
+    current = enum(item.state) if item.state else None
+    return (current, enum(to_state)) in table
+
+
+def transition(
+    session: Session | None,
+    item: Report | Case,
+    to_state: ReportState | CaseState | str,
+    *,
+    at: datetime,
+    actor: str = "system",
+    data: dict[str, Any] | None = None,
+    action: str | None = None,
+) -> Event:
+    """Move `item` to `to_state`, stamping times and adding the audit event.
+
+    With `session=None` the event is returned and the caller adds it (bulk paths that
+    insert items and events in one statement each).
+    """
+    kind = _kind(item)
+    current, target, default_action = _check(kind, item.ref, item.state, to_state)
+    item.state = target.value
+    item.state_changed_at = at
+    column = _TABLES[kind][1][target]
+    if getattr(item, column, None) is None:
+        setattr(item, column, at)
+    if isinstance(item, Case):
+        item.open_key = item.dedup_key if target in OPEN_CASE_STATES else None
+    event = build_event(
+        item,
+        actor=actor,
+        action=action or default_action,
+        at=at,
+        from_state=current.value if current else None,
+        to_state=target.value,
+        data=data,
+        case_id=item.id if isinstance(item, Case) else item.case_id,
+        report_id=item.id if isinstance(item, Report) else None,
+    )
+    if session is not None:
+        session.add(event)
+    return event
+
+
+def advance(
+    kind: str,
+    row: dict[str, Any],
+    to_state: ReportState | CaseState | str,
+    *,
+    at: datetime,
+    actor: str = "system",
+    data: dict[str, Any] | None = None,
+    action: str | None = None,
+) -> dict[str, Any]:
+    """`transition` for a plain row of `kind` ("report" or "case") read with
+    `HEAD_COLUMNS` (a report row also needs `case_id`): the row's state and audit head
+    move, and the event comes back as a row for `pipeline.store.audit.insert_events`. Several
+    steps may be taken on one row before `write_rows` stores it once.
+
+    The state's time column is stored only where it is still empty (as `transition`
+    does); a case's `open_key` is kept in step with its state by `write_rows`.
+    """
+    current, target, default_action = _check(kind, row["ref"], row["state"], to_state)
+    row["state"] = target.value
+    row["state_changed_at"] = at
+    row.setdefault(_TIMES, {})[_TABLES[kind][1][target]] = at
+    event = event_row(
+        f"{kind}:{row['ref']}", row, actor=actor, action=action or default_action, at=at,
+        from_state=current.value if current else None, to_state=target.value, data=data,
+        case_id=row.get("id") if kind == "case" else row.get("case_id"),
+        report_id=row.get("id") if kind == "report" else None,
+    )
+    return event
+
+
+def fill_times(row: dict[str, Any]) -> dict[str, Any]:
+    """For a row about to be inserted: stamp the time columns of the states `advance`
+    moved it through, where still empty (as `write_rows` does for stored rows)."""
+    for column, at in row.pop(_TIMES, {}).items():
+        if row.get(column) is None:
+            row[column] = at
+    return row
+
+
+def write_rows(session: Session, kind: str, rows: Sequence[dict[str, Any]],
+               columns: Sequence[str] = ()) -> None:
+    """Store rows moved by `advance`: state, times, audit head and `columns`, with one
+    statement for the batch, in the caller's transaction. A state's time column is
+    set only where it is still empty (`COALESCE`), so rows that went through different
+    states share the statement."""
+    if not rows:
+        return
+    model: Any = Report if kind == "report" else Case
+    table = model.__table__
+    assign = ("state", "state_changed_at", "audit_seq", "audit_hash", *columns)
+    times = sorted({column for row in rows for column in row.get(_TIMES, {})})
+    params = []
+    for row in rows:
+        param = {name: row[name] for name in assign}
+        param["row_id"] = row["id"]
+        stamped = row.pop(_TIMES, {})
+        for column in times:
+            param[f"t_{column}"] = stamped.get(column)
+        if kind == "case":  # open_key names the URL while the case is open
+            param["is_open"] = CaseState(row["state"]) in OPEN_CASE_STATES
+        params.append(param)
+    fill = {column: f"t_{column}" for column in times}
+    if is_postgresql(session):
+        flag = {"open_key": ("is_open", "dedup_key")} if kind == "case" else {}
+        update_by_id(session, table, params, assign=assign, fill=fill, flag=flag)
+        return
+    values: dict[str, Any] = {name: bindparam(name) for name in assign}
+    for column, param_name in fill.items():
+        values[column] = func.coalesce(table.c[column], bindparam(param_name))
+    if kind == "case":
+        values["open_key"] = sql_case((bindparam("is_open"), table.c.dedup_key), else_=None)
+    session.execute(update(table).where(table.c.id == bindparam("row_id")).values(values),
+                    params)
