@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 import dramatiq
 
-from pipeline.adapters.tracing import tracer_for
+from pipeline.app.runtime import tracer_for
 from pipeline.core.errors import BadInput, PermanentError, RetryLater
 from pipeline.core.messaging import DEDUPE, DISPATCH, NORMALISE, ROUTE, TRACE
 from pipeline.domain.urls import configure as configure_urls
@@ -18,7 +18,7 @@ from pipeline.stages.dedupe import dedupe_options, dedupe_reports, normalise_and
 from pipeline.stages.trace import trace_cases
 from pipeline.store.db import deadlock_retried
 from workers import context
-from workers.broker import placeholder_broker
+from workers.context import placeholder_broker
 
 PERMANENT = (PermanentError, BadInput)
 

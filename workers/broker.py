@@ -21,18 +21,12 @@ from pipeline.app.runtime import Runtime
 from pipeline.core.config import Settings
 from pipeline.core.messaging import chunks
 from workers import context
+from workers.actors import ACTORS
+from workers.middleware import DeadLetters, StageMetrics
 
 log = logging.getLogger(__name__)
 
-# Actors are declared against this until `install` binds them to the real broker, so
-# importing the actors never makes dramatiq pick a default (RabbitMQ) broker.
-placeholder_broker = StubBroker()
-dramatiq.set_broker(placeholder_broker)
-
-
 def make_broker(settings: Settings) -> dramatiq.Broker:
-    from workers.middleware import DeadLetters, StageMetrics
-
     middleware = [
         AgeLimit(),
         TimeLimit(time_limit=settings.worker.time_limit_ms),
@@ -68,8 +62,6 @@ class BrokerEnqueuer:
         self.batch_size = batch_size
 
     def send(self, stage: str, ids: Sequence[int]) -> None:
-        from workers.actors import ACTORS
-
         actor = ACTORS[stage]
         for batch in chunks(list(ids), self.batch_size):
             actor.send(batch)
@@ -77,8 +69,6 @@ class BrokerEnqueuer:
 
 def install(runtime: Runtime) -> dramatiq.Broker:
     """Make the configured broker this process's broker and bind every actor to it."""
-    from workers.actors import ACTORS
-
     broker = make_broker(runtime.settings)
     for actor in ACTORS.values():
         actor.broker = broker

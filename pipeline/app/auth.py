@@ -12,7 +12,8 @@ Authentication:
   `Authorization: Bearer <token>`. Failed authentication is audited.
 
 Authorisation:
-- `can(principal, action)` is the role check, from the table `PERMISSIONS`;
+- `can(principal, action)` is the role check, from the table `PERMISSIONS`
+  (both in `pipeline.domain.access`, so stages check roles without this module);
 - object checks (may this analyst see this case?) live beside the objects
   (`pipeline.stages.assessment.can_see_case`);
 - `require` raises `PermissionDenied`; `audit_denials` records every denial in the
@@ -27,7 +28,6 @@ import logging
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -39,63 +39,25 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.core.clock import Clock, as_utc
 from pipeline.core.errors import PermissionDenied
+from pipeline.domain.access import (  # the roles and the role check, used here too
+    OUTSIDE_SCOPES,
+    PERMISSIONS,
+    ROLES,
+    TOKEN_PREFIX,
+    TOKEN_SCOPES,
+    Principal,
+    can,
+    require,
+)
 from pipeline.store import audit
 from pipeline.store.models import ApiToken, User
 
 log = logging.getLogger(__name__)
 
-ROLES = ("analyst", "supervisor", "admin", "auditor")
-TOKEN_SCOPES = ("analyst", "partner", "police", "provider")
-OUTSIDE_SCOPES = ("partner", "police", "provider")
-TOKEN_PREFIX = "hl_"  # noqa: S105  (a marker, not a secret)
-
-A, S, ADM, AUD = "analyst", "supervisor", "admin", "auditor"
-
-# action -> the roles allowed to do it. Object checks come on top of these.
-PERMISSIONS: dict[str, frozenset[str]] = {
-    "queue.view": frozenset({A, S, ADM, AUD}),
-    "case.claim": frozenset({A, S}),
-    "case.assess": frozenset({A, S}),
-    "case.release": frozenset({A, S}),
-    "case.release_any": frozenset({S, ADM}),  # free a case someone else holds
-    "case.view": frozenset({A, S, ADM, AUD}),
-    "case.view_any": frozenset({S, ADM, AUD}),  # beyond the analyst's own and queued cases
-    "case.decide_dispute": frozenset({S}),  # the two analysts disagreed
-    "case.legal_hold": frozenset({S}),  # set or lift, at the police's request
-    "case.legal_hold_view": frozenset({S, ADM, AUD}),
-    "welfare.view_own": frozenset({A, S}),
-    "welfare.view_all": frozenset({S, ADM}),
-    "users.manage": frozenset({ADM}),
-    "tokens.manage": frozenset({ADM}),
-}
-
 _hasher = PasswordHasher()
 
 
-@dataclass(frozen=True)
-class Principal:
-    """An authenticated caller: a person (by session or analyst token) or an outside
-    party (partner hotline, police, provider) by its token."""
 
-    name: str  # user name, or the token's label for outside parties
-    role: str  # analyst, supervisor, admin, auditor; or partner, police, provider
-    user_id: int | None = None
-    token_id: int | None = None
-    via: str = "token"  # token, session, cli
-
-    @property
-    def is_person(self) -> bool:
-        return self.user_id is not None
-
-    @property
-    def actor(self) -> str:
-        """How the principal is named in audit events."""
-        return f"user:{self.name}" if self.is_person else f"{self.role}:{self.name}"
-
-    @property
-    def stream(self) -> str:
-        """The audit stream of the principal's own non-state events."""
-        return f"user:{self.name}" if self.is_person else f"token:{self.token_id}"
 
 
 def principal_for_user(user: User, via: str) -> Principal:
@@ -208,19 +170,7 @@ def revoke_token(session: Session, prefix: str, *, at: datetime) -> int:
     return len(rows)
 
 
-# --- authorisation -------------------------------------------------------------------
-
-
-def can(principal: Principal, action: str) -> bool:
-    """The role check: may this principal's role do `action` at all?"""
-    return principal.role in PERMISSIONS.get(action, frozenset())
-
-
-def require(principal: Principal, action: str, *, what: str | None = None) -> None:
-    """Raise `PermissionDenied` unless the role allows `action`."""
-    if not can(principal, action):
-        article = "an" if principal.role[0] in "aeiou" else "a"
-        raise PermissionDenied(f"{article} {principal.role} may not {what or action}")
+# --- recording denials ----------------------------------------------------------------
 
 
 def record_denial(
@@ -291,3 +241,7 @@ def current_principal(request: Request) -> Principal:
         raise _unauthenticated("the token is unknown, revoked or expired")
     request.state.principal = principal
     return principal
+
+
+__all__ = ["OUTSIDE_SCOPES", "PERMISSIONS", "ROLES", "TOKEN_PREFIX", "TOKEN_SCOPES", "Principal",
+           "can", "require"]

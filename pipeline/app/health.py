@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.app.runtime import Runtime
 from pipeline.core.clock import as_utc
+from pipeline.core.messaging import STAGE_QUEUES
 from pipeline.store.models import Case, DeadLetter, Notice, Report
 from pipeline.store.ops_models import Heartbeat, LegalHold
 from pipeline.store.states import CaseState
@@ -146,9 +147,7 @@ def backlog(session: Session, now: datetime) -> dict[str, Any]:
 
 def queue_depths(rt: Runtime) -> dict[str, int]:
     """Messages enqueued, delayed or in progress per stage queue (empty if unknown)."""
-    from workers.actors import ACTORS
-
-    queues = sorted({actor.queue_name for actor in ACTORS.values()})
+    queues = sorted(STAGE_QUEUES)
     if rt.settings.broker.is_redis:
         import redis
 

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
+import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from pipeline.adapters.tracing.tracer import Tracer
 from pipeline.core.clock import Clock, SystemClock
 from pipeline.core.config import Settings
+from pipeline.core.crypto import install_keys
 from pipeline.core.messaging import Enqueuer, RecordingEnqueuer
+from pipeline.core.secrets import register_settings_secrets
 from pipeline.store.db import make_engine, make_session_factory
+from pipeline.store.listeners import watch_reports, watch_sessions
 
 
 @dataclass
@@ -29,8 +36,6 @@ class Runtime:
         url = self.settings.redis_url
         if not url:
             return None
-        import redis
-
         return redis.Redis.from_url(url)
 
     def key(self, *parts: object) -> str:
@@ -44,16 +49,11 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
-    from pipeline.core.counters import watch_sessions
-    from pipeline.core.crypto import install_keys
-    from pipeline.core.secrets import register_settings_secrets
-
-    install_keys(settings)  # reporter contacts are encrypted at rest (issue 10)
+    install_keys(settings)  # reporter contacts are encrypted at rest
     register_settings_secrets(settings)  # passwords in service URLs are never logged
     watch_sessions()  # state changes and takedown times counted for /metrics
+    watch_reports()  # reporter contacts and descriptions never reach a log line
     if settings.database.url.startswith("sqlite:///"):
-        from pathlib import Path
-
         path = settings.database.url.removeprefix("sqlite:///")
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -66,3 +66,29 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
         session_factory=make_session_factory(engine),
         clock=clock or SystemClock(),
     )
+
+
+_tracers_lock = threading.Lock()
+_tracers: dict[int, tuple[Runtime, Tracer]] = {}
+
+
+def tracer_for(runtime: Runtime) -> Tracer:
+    """The tracer of this process for `runtime` (made on first use, then shared).
+
+    One tracer per process holds the DNS and RDAP clients and the caches."""
+    with _tracers_lock:
+        held = _tracers.get(id(runtime))
+        if held is not None and held[0] is runtime:
+            return held[1]
+        tracer = Tracer(runtime.settings.trace, redis=runtime.redis,
+                        namespace=runtime.settings.redis.namespace)
+        _tracers[id(runtime)] = (runtime, tracer)
+        return tracer
+
+
+def forget_tracer(runtime: Runtime) -> None:
+    """Close and drop the tracer made for `runtime` (tests, shutdown)."""
+    with _tracers_lock:
+        held = _tracers.pop(id(runtime), None)
+    if held is not None:
+        held[1].close()

@@ -198,7 +198,7 @@ def submit(urls: tuple[str, ...], channel: str, category: str | None,
             enqueuer=runtime.enqueuer,
         )
     except ValidationError as exc:
-        from pipeline.web.app import describe_validation_errors
+        from pipeline.core.errors import describe_validation_errors
 
         raise click.ClickException("; ".join(describe_validation_errors(exc.errors()))) from None
     except BadInput as exc:

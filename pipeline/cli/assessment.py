@@ -13,7 +13,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pipeline.app import casework
 from pipeline.app.auth import Principal, audit_denials, principal_for_user
+from pipeline.app.casework import decide
 from pipeline.app.runtime import Runtime
 from pipeline.cli import main, runtime_with_broker, settings_or_exit
 from pipeline.cli.users import shared_group
@@ -57,6 +59,19 @@ def act(name: str, work: Callable[[Session, Principal, Runtime], T],
         runtime.close()
 
 
+def as_principal(name: str, use_case: Callable[[Runtime, Principal], T]) -> T:
+    """Run a use case of `pipeline.app.casework` as user `name`; its errors as messages."""
+    runtime, _ = runtime_with_broker(settings_or_exit())
+    try:
+        return use_case(runtime, _principal(runtime, name))
+    except PermissionDenied as exc:
+        raise click.ClickException(f"denied: {exc}") from None
+    except (BadInput, NotFound) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        runtime.close()
+
+
 def _echo(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))
 
@@ -91,24 +106,15 @@ def queue_cmd(as_user: str, state: str, limit: int) -> None:
               help="Claim the open cases of this registered domain together.")
 def claim_cmd(as_user: str, kind: str, host: str | None, domain: str | None) -> None:
     """Take the next case with a lease (or every open case of one site)."""
-    from pipeline.stages.assessment import claim_next, claim_site
-
     if host or domain:
-        def work_site(s: Session, p: Principal, rt: Runtime) -> Any:
-            cfg = rt.settings.assessment
-            return claim_site(s, p, now=rt.clock.now(), lease_seconds=cfg.lease_seconds,
-                              max_cases=cfg.same_site_max_cases, host=host,
-                              registered_domain=domain)
-
-        site, leases, skipped = act(as_user, work_site)
+        site, leases, skipped = as_principal(as_user, lambda rt, p: casework.claim_site(
+            rt, p, host=host, registered_domain=domain))
         click.echo(f"Claimed {len(leases)} cases of {site}; {skipped} held by others.")
-        for lease in leases:
-            click.echo(f"{lease.case_ref}\tuntil {lease.expires_at:%Y-%m-%d %H:%M:%S}")
+        for taken in leases:
+            click.echo(f"{taken.case_ref}\tuntil {taken.expires_at:%Y-%m-%d %H:%M:%S}")
         return
 
-    lease = act(as_user, lambda s, p, rt: claim_next(
-        s, p, now=rt.clock.now(), lease_seconds=rt.settings.assessment.lease_seconds,
-        kind=kind, wait_for_disk=rt.settings.assessment.claim_waits_for_disk))
+    lease = as_principal(as_user, lambda rt, p: casework.claim(rt, p, kind=kind))
     if lease is None:
         click.echo("The queue holds no case for you now.")
         return
@@ -121,9 +127,7 @@ def claim_cmd(as_user: str, kind: str, host: str | None, domain: str | None) -> 
 @click.argument("case")
 def release_cmd(as_user: str, case: str) -> None:
     """Give a claimed case back to the queue."""
-    from pipeline.stages.assessment import release
-
-    ref = act(as_user, lambda s, p, rt: release(s, p, case, now=rt.clock.now()).ref)
+    ref, _ = as_principal(as_user, lambda rt, p: casework.release(rt, p, case))
     click.echo(f"Case {ref} is back in the queue.")
 
 
@@ -146,9 +150,7 @@ def assess_cmd(as_user: str, cases: tuple[str, ...], legality: str, category: st
                age_group: str | None, gender: str | None, site_type: str | None,
                content_type: str | None, commercial: bool | None, notes: str | None) -> None:
     """Record an assessment of CASES (several: one decision on each, all or none)."""
-    from pipeline.core.messaging import ROUTE
-    from pipeline.stages.assessment import assess_many
-    from pipeline.web.app import describe_validation_errors
+    from pipeline.core.errors import describe_validation_errors
 
     try:
         item = AssessmentIn(legality=legality, category=category, age_group=age_group,
@@ -158,17 +160,8 @@ def assess_cmd(as_user: str, cases: tuple[str, ...], legality: str, category: st
         raise click.ClickException(
             "; ".join(describe_validation_errors(list(exc.errors())))) from None
 
-    def work(s: Session, p: Principal, rt: Runtime) -> list[tuple[str, str, str, int, bool]]:
-        decisions = assess_many(s, p, list(cases), item, now=rt.clock.now(),
-                                settings=rt.settings.assessment)
-        return [(d.case.ref, d.outcome, d.case.state, d.case.id, d.route) for d in decisions]
-
-    def send_on(rt: Runtime, rows: list[tuple[str, str, str, int, bool]]) -> None:
-        # After the commit; a lost message is found again by the reconciler.
-        rt.enqueuer.send(ROUTE, [case_id for *_, case_id, route in rows if route])
-
-    for ref, outcome, state, _, _ in act(as_user, work, send_on):
-        click.echo(f"Case {ref}: {outcome.replace('_', ' ')} (now {state}).")
+    for d in as_principal(as_user, lambda rt, p: decide(rt, p, list(cases), item)).decisions:
+        click.echo(f"Case {d.case_ref}: {d.outcome.replace('_', ' ')} (now {d.state}).")
 
 
 @shared_group("case", "One case.").command("show")

@@ -227,7 +227,7 @@ def privacy() -> None:
 def privacy_reencrypt(dry_run: bool, batch_size: int, user: str) -> None:
     """Encrypt reporter contacts stored in clear and re-encrypt those under an older key
     with the first configured key (after a rotation). Safe to run again."""
-    from pipeline.core.crypto import reencrypt
+    from pipeline.app.privacy import reencrypt
 
     runtime = _runtime()
     done = reencrypt(runtime.session_factory, at=runtime.clock.now(), actor=f"user:{user}",

@@ -12,20 +12,17 @@ Two kinds:
   holds and broker queue depths. Every web process answers the same for these.
 
 State changes and takedown times are counted from the audit events a session
-commits (`watch_sessions`), so no stage has to remember to count. The tracing code
+commits (`pipeline.store.listeners.watch_sessions`), so no stage has to remember to
+count; the database gauges are `pipeline.app.metrics.DatabaseCollector`. The tracing code
 counts what only it sees with the counters `RDAP_CACHE`, `RDAP_RATE_LIMIT_WAITS`,
 `RDAP_RATE_LIMIT_WAIT_SECONDS`, `RDAP_REQUESTS` and `DNS_QUERIES` below.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
-import threading
-import time
 from collections.abc import Iterator
-from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -35,8 +32,10 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
     generate_latest,
+    multiprocess,
+    start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
@@ -88,161 +87,6 @@ DNS_QUERIES = Counter(
     "nxdomain, servfail, timeout, error).", ["rdtype", "outcome"])
 
 
-# --- counted from committed audit events -----------------------------------------------
-
-_watching = False
-_PENDING = "hotline_metrics_pending"
-
-
-def watch_sessions() -> None:
-    """Count every committed state change and takedown from the session's events."""
-    global _watching
-    if _watching:
-        return
-    from sqlalchemy import event
-    from sqlalchemy.orm import Session
-
-    # Before the flush, and before any other listener: pipeline.store.audit takes the pending
-    # events out of the session to insert them in one statement.
-    event.listen(Session, "before_flush", _before_flush, insert=True)
-    event.listen(Session, "after_commit", _after_commit)
-    event.listen(Session, "after_rollback", _after_rollback)
-    _watching = True
-
-
-def _before_flush(session: Any, _context: Any, _instances: Any) -> None:
-    from sqlalchemy.orm.util import identity_key
-
-    from pipeline.store.models import Case, Event
-
-    pending = session.info.setdefault(_PENDING, [])
-    for obj in session.new:
-        if not isinstance(obj, Event) or obj.to_state is None:
-            continue
-        item = _item(obj.stream, obj.action, obj.data)
-        kind = item["kind"]
-        if kind == "case" and obj.to_state == "removed" and obj.case_id is not None:
-            case = session.identity_map.get(identity_key(Case, obj.case_id))
-            if case is not None:
-                item["removed"] = (obj.at, case.received_at, case.notified_at)
-        pending.append(item)
-
-
-def _item(stream: str, action: str, data: dict[str, Any] | None) -> dict[str, Any]:
-    item: dict[str, Any] = {"kind": stream.split(":", 1)[0], "action": action}
-    if action == "report_received":
-        item["channel"] = (data or {}).get("channel", "unknown")
-    return item
-
-
-def note_events(session: Any, rows: list[dict[str, Any]]) -> None:
-    """Count state changes inserted as rows, not ORM objects (the stages' batch path,
-    `pipeline.store.audit.insert_events`), when the session commits: one item per kind of
-    change with its count (profiled: a `labels()` call per event was a twentieth of a
-    worker's time)."""
-    if not _watching:
-        return
-    counts: collections.Counter[tuple[tuple[str, Any], ...]] = collections.Counter(
-        tuple(_item(row["stream"], row["action"], row.get("data")).items())
-        for row in rows if row.get("to_state") is not None)
-    session.info.setdefault(_PENDING, []).extend(
-        {**dict(item), "count": count} for item, count in counts.items())
-
-
-def _after_commit(session: Any) -> None:
-    for item in session.info.pop(_PENDING, []):
-        count = item.get("count", 1)
-        TRANSITIONS.labels(item["kind"], item["action"]).inc(count)
-        if "channel" in item:
-            REPORTS_RECEIVED.labels(str(item["channel"])).inc(count)
-        if "removed" in item:
-            at, received, notified = item["removed"]
-            if received is not None:
-                TAKEDOWN_SECONDS.labels("report").observe(max(0.0, (at - received)
-                                                              .total_seconds()))
-            if notified is not None:
-                TAKEDOWN_SECONDS.labels("notice").observe(max(0.0, (at - notified)
-                                                              .total_seconds()))
-
-
-def _after_rollback(session: Any) -> None:
-    session.info.pop(_PENDING, None)
-
-
-# --- read from the database at scrape time ---------------------------------------------
-
-
-class DatabaseCollector(Collector):
-    """Gauges computed from the database and the broker, cached `refresh_seconds`."""
-
-    def __init__(self, runtime: Any):
-        self.runtime = runtime
-        self._lock = threading.Lock()
-        self._cached: list[Metric] = []
-        self._at = -1.0
-
-    def collect(self) -> Iterator[Metric]:
-        refresh = self.runtime.settings.metrics.refresh_seconds
-        with self._lock:
-            if self._at < 0 or time.monotonic() - self._at >= refresh:
-                self._cached = self._read()
-                self._at = time.monotonic()
-            cached = list(self._cached)
-        yield from cached
-
-    def _read(self) -> list[Metric]:
-        from pipeline.app.health import backlog, queue_depths
-
-        metrics: list[Metric] = []
-        up = GaugeMetricFamily("hotline_database_up", "1 when the database answered the "
-                               "metrics queries.")
-        try:
-            with self.runtime.session_factory() as session:
-                counts = backlog(session, self.runtime.clock.now())
-        except Exception as exc:
-            log.warning("Metrics could not read the database: %s.", type(exc).__name__)
-            up.add_metric([], 0)
-            return [up]
-        up.add_metric([], 1)
-        metrics.append(up)
-        by_state = GaugeMetricFamily("hotline_reports", "Reports stored, by state.",
-                                     labels=["state"])
-        for state, n in sorted(counts["reports_by_state"].items()):
-            by_state.add_metric([state], n)
-        by_channel = GaugeMetricFamily("hotline_reports_stored", "Reports stored, by channel.",
-                                       labels=["channel"])
-        for channel, n in sorted(counts["reports_by_channel"].items()):
-            by_channel.add_metric([channel], n)
-        cases = GaugeMetricFamily("hotline_cases", "Cases, by state.", labels=["state"])
-        for state, n in sorted(counts["cases_by_state"].items()):
-            cases.add_metric([state], n)
-        backlog_gauge = GaugeMetricFamily("hotline_assessment_backlog",
-                                          "Cases waiting for or in assessment.",
-                                          value=counts["assessment_backlog"])
-        oldest = GaugeMetricFamily("hotline_assessment_oldest_age_seconds",
-                                   "Age of the case that has waited longest for assessment.",
-                                   value=counts["assessment_oldest_age_seconds"])
-        notices = GaugeMetricFamily("hotline_notices", "Notices, by state and destination "
-                                    "kind.", labels=["state", "destination_kind"])
-        for row in counts["notices"]:
-            notices.add_metric([row["state"], row["destination_kind"]], row["count"])
-        dead = GaugeMetricFamily("hotline_dead_letters", "Dead-lettered messages not yet "
-                                 "retried.", value=counts["dead_letters"])
-        holds = GaugeMetricFamily("hotline_legal_holds", "Cases under an active legal hold.",
-                                  value=counts["legal_holds"])
-        metrics += [by_state, by_channel, cases, backlog_gauge, oldest, notices, dead, holds]
-        depth = GaugeMetricFamily("hotline_broker_queue_depth", "Messages enqueued, delayed "
-                                  "or in progress, by queue.", labels=["queue"])
-        try:
-            depths = queue_depths(self.runtime)
-        except Exception as exc:
-            log.warning("Metrics could not read the broker's queues: %s.", type(exc).__name__)
-            depths = {}
-        for queue, n in sorted(depths.items()):
-            depth.add_metric([queue], n)
-        metrics.append(depth)
-        return metrics
-
 
 class _ProcessMetrics(Collector):
     """This process's own counters (the default registry), for a registry of our own."""
@@ -256,18 +100,9 @@ def process_registry() -> CollectorRegistry:
     when PROMETHEUS_MULTIPROC_DIR is set."""
     registry = CollectorRegistry(auto_describe=False)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_ProcessMetrics())
-    return registry
-
-
-def registry_for(runtime: Any) -> CollectorRegistry:
-    """What GET /metrics shows: the counters plus the database gauges."""
-    registry = process_registry()
-    registry.register(DatabaseCollector(runtime))
     return registry
 
 
@@ -279,7 +114,5 @@ def serve_process_metrics(port: int) -> None:
     """Serve this process's counters on `port` (workers, the scheduler); 0: do nothing."""
     if not port:
         return
-    from prometheus_client import start_http_server
-
     start_http_server(port, registry=process_registry())
     log.info("Metrics served on port %d.", port)

@@ -11,6 +11,8 @@ Three kinds of failure are kept apart, as in dramatiq:
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class HotlineError(Exception):
     """Base of every error this project raises on purpose."""
@@ -60,3 +62,12 @@ class RetryLater(HotlineError):
 
 class PermanentError(HotlineError):
     """A failure retrying cannot fix: dead-letter the message at once."""
+
+
+def describe_validation_errors(errors: list[Any]) -> list[str]:
+    """One readable line per problem: `reports.3.url: Field required`."""
+    lines = []
+    for error in errors:
+        loc = [str(p) for p in error.get("loc", ()) if p not in ("body",)]
+        lines.append(f"{'.'.join(loc) or 'body'}: {error.get('msg')}")
+    return lines

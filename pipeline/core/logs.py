@@ -218,39 +218,9 @@ def make_handler(section: LoggingSection, stream: IO[str] | None = None) -> logg
 
 def configure(section: LoggingSection, stream: IO[str] | None = None) -> logging.Handler:
     """Send every logger's lines to `stream` (stderr) through the filters above."""
-    watch_reports()
     register_environment_secrets()
     handler = make_handler(section, stream)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(section.level)
     return handler
-
-
-_watching = False
-
-
-def watch_reports() -> None:
-    """Register every reporter contact and description this process loads or sets."""
-    global _watching
-    if _watching:
-        return
-    from sqlalchemy import event
-
-    from pipeline.store.models import Report
-
-    def _loaded(target: Report, *_: Any) -> None:
-        state = target.__dict__
-        register_personal(state.get("reporter_contact"))
-        register_personal(state.get("description"))
-
-    def _set(_target: Any, value: Any, *_: Any) -> Any:
-        if isinstance(value, str):
-            register_personal(value)
-        return value
-
-    event.listen(Report, "load", _loaded)
-    event.listen(Report, "refresh", _loaded)
-    event.listen(Report.reporter_contact, "set", _set, retval=True)
-    event.listen(Report.description, "set", _set, retval=True)
-    _watching = True

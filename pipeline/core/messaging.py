@@ -15,7 +15,10 @@ NORMALISE = "normalise"
 DEDUPE = "dedupe"
 TRACE = "trace"
 ROUTE = "route"  # assessed cases -> rules -> planned notices (issue 6)
-DISPATCH = "dispatch"  # notice ids -> delivered exactly once (issue 6)
+DISPATCH = "dispatch"  # notice ids -> delivered exactly once
+
+# Every stage queue, in pipeline order: the actors consume them, health reports them.
+STAGE_QUEUES = (NORMALISE, DEDUPE, TRACE, ROUTE, DISPATCH)
 
 
 class Enqueuer(Protocol):

@@ -23,13 +23,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from pipeline.core.clock import as_utc
 
-if TYPE_CHECKING:
-    from pipeline.core.config import WorktimeSection
+
+class WorktimeSection(Protocol):
+    """What a calendar is made from: `worktime` of the configuration."""
+
+    timezone: str
+    holidays: list[date]
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HOUR = 3600

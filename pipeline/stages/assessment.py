@@ -42,10 +42,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, bindparam, exists, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from pipeline.app.auth import Principal, can, require
 from pipeline.core.clock import as_utc
 from pipeline.core.config import AssessmentSection, FourEyesRule
 from pipeline.core.errors import BadInput, NotFound, PermissionDenied
+from pipeline.domain.access import Principal, can, require
 from pipeline.store.assessment_models import Assessment, CaseLease
 from pipeline.store.audit import build_event
 from pipeline.store.db import is_postgresql

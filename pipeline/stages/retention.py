@@ -43,9 +43,9 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import CursorResult, Table, and_, exists, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.app import auth
 from pipeline.core.config import RetentionSection
 from pipeline.core.errors import BadInput, NotFound
+from pipeline.domain import access
 from pipeline.store import audit
 from pipeline.store.db import Base
 from pipeline.store.models import Case, Notice, Report
@@ -400,11 +400,11 @@ def active_holds(session: Session, case_id: int) -> list[LegalHold]:
     ).scalars())
 
 
-def set_legal_hold(session: Session, case_ref: str, *, principal: auth.Principal,
+def set_legal_hold(session: Session, case_ref: str, *, principal: access.Principal,
                    requested_by: str, reason: str, at: datetime) -> LegalHold:
     """A supervisor holds a case's data at the police's request (audited). Needs the
     permission `case.legal_hold` (`PermissionDenied` otherwise)."""
-    auth.require(principal, "case.legal_hold", what="set a legal hold; a supervisor sets it")
+    access.require(principal, "case.legal_hold", what="set a legal hold; a supervisor sets it")
     if not reason.strip() or not requested_by.strip():
         raise BadInput("a legal hold needs the requester (the police unit) and a reason")
     case = _case_by_ref(session, case_ref)
@@ -419,11 +419,11 @@ def set_legal_hold(session: Session, case_ref: str, *, principal: auth.Principal
     return hold
 
 
-def lift_legal_hold(session: Session, case_ref: str, *, principal: auth.Principal,
+def lift_legal_hold(session: Session, case_ref: str, *, principal: access.Principal,
                     reason: str, at: datetime) -> list[LegalHold]:
     """A supervisor lifts every active hold of the case (audited); purge resumes. Needs
     the permission `case.legal_hold`."""
-    auth.require(principal, "case.legal_hold", what="lift a legal hold; a supervisor lifts it")
+    access.require(principal, "case.legal_hold", what="lift a legal hold; a supervisor lifts it")
     if not reason.strip():
         raise BadInput("lifting a legal hold needs a reason")
     case = _case_by_ref(session, case_ref)

@@ -145,8 +145,8 @@ def insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
     session's transaction; /metrics counts them when the transaction commits."""
     if not rows:
         return
-    from pipeline.core.counters import note_events
     from pipeline.store.db import insert_rows
+    from pipeline.store.listeners import note_events
 
     insert_rows(session, _EVENT_TABLE, rows)
     note_events(session, rows)

@@ -11,16 +11,14 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.responses import Response
 
 from pipeline.app.runtime import Runtime
-from pipeline.core.errors import BadInput, NotFound, PermissionDenied
-
-
-def describe_validation_errors(errors: list[Any]) -> list[str]:
-    """One readable line per problem: `reports.3.url: Field required`."""
-    lines = []
-    for error in errors:
-        loc = [str(p) for p in error.get("loc", ()) if p not in ("body",)]
-        lines.append(f"{'.'.join(loc) or 'body'}: {error.get('msg')}")
-    return lines
+from pipeline.core.errors import (
+    BadInput,
+    NotFound,
+    PermissionDenied,
+    describe_validation_errors,
+)
+from pipeline.web import intake, ops, partners, queue, stats
+from pipeline.web.console import routes as console
 
 
 class BodyLimit(BaseHTTPMiddleware):
@@ -40,8 +38,6 @@ class BodyLimit(BaseHTTPMiddleware):
 
 
 def create_app(runtime: Runtime) -> FastAPI:
-    from pipeline.web import intake
-
     app = FastAPI(
         title="hotline",
         version="1",
@@ -71,29 +67,9 @@ def create_app(runtime: Runtime) -> FastAPI:
                              describe_validation_errors(errors)}, status_code=422)
 
     app.include_router(intake.router)
-
-    from pipeline.web import ops
-
-    ops.install(app)  # /metrics, /healthz, /readyz (issue 10)
-
-    from pipeline.web.queue import install as install_assessment
-
-    install_assessment(app)  # queue, cases, users and tokens API (issue 5)
-
-    from pipeline.web.console.routes import install as install_console
-
-    install_console(app)  # the analysts' console under /console/ (issue 8)
-
-    from pipeline.web.partners import install as install_partners
-
-    install_partners(app)  # partner intake, police replies, notice confirmation (issue 6)
-
-    from pipeline.web.stats import install as install_stats
-
-    install_stats(app)  # statistics export, per-URL export, partner takedown status (issue 7)
+    ops.install(app)  # /metrics, /healthz, /readyz
+    queue.install(app)  # queue, cases, users and tokens API
+    console.install(app)  # the analysts' console under /console/
+    partners.install(app)  # partner intake, police replies, notice confirmation
+    stats.install(app)  # statistics export, per-URL export, partner takedown status
     return app
-
-
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime

@@ -4,19 +4,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from sqlalchemy.orm import Session
 
+from pipeline.app import casework
 from pipeline.app.auth import Principal, current_principal
+from pipeline.app.casework import decide, in_transaction
 from pipeline.app.runtime import Runtime
-from pipeline.core.messaging import ROUTE
 from pipeline.stages import assessment
-from pipeline.web.app import runtime_of
-from pipeline.web.queue import in_transaction, own_welfare
+from pipeline.web.deps import runtime_of
 from schemas.assessment import (
     AssessmentIn,
     BatchAssessmentIn,
     CaseView,
-    DecisionOut,
     DecisionsOut,
     LeaseOut,
 )
@@ -41,11 +39,8 @@ def release_case(
     principal: Principal = Depends(current_principal),
     runtime: Runtime = Depends(runtime_of),
 ) -> dict[str, str]:
-    def work(session: Session) -> dict[str, str]:
-        released = assessment.release(session, principal, case, now=runtime.clock.now())
-        return {"case": released.ref, "state": released.state}
-
-    return in_transaction(runtime, principal, work)
+    ref, state = casework.release(runtime, principal, case)
+    return {"case": ref, "state": state}
 
 
 @router.post("/cases/{case}/renew", response_model=LeaseOut,
@@ -55,31 +50,7 @@ def renew_case(
     principal: Principal = Depends(current_principal),
     runtime: Runtime = Depends(runtime_of),
 ) -> LeaseOut:
-    return in_transaction(runtime, principal, lambda s: assessment.renew(
-        s, principal, case, now=runtime.clock.now(),
-        lease_seconds=runtime.settings.assessment.lease_seconds))
-
-
-def decide(runtime: Runtime, principal: Principal, keys: list[str],
-           item: AssessmentIn) -> DecisionsOut:
-    """Assess, commit, then send the finalised cases on to routing."""
-
-    def work(session: Session) -> tuple[list[DecisionOut], list[int], DecisionsOut]:
-        decisions = assessment.assess_many(session, principal, keys, item,
-                                           now=runtime.clock.now(),
-                                           settings=runtime.settings.assessment)
-        out = [DecisionOut(case_id=d.case.id, case_ref=d.case.ref, state=d.case.state,
-                           outcome=d.outcome,
-                           assessment=assessment.assessment_out(d.assessment, principal.name))
-               for d in decisions]
-        welfare = own_welfare(session, runtime, principal)
-        return out, [d.case.id for d in decisions if d.route], DecisionsOut(
-            decisions=out, welfare=welfare)
-
-    _, route, result = in_transaction(runtime, principal, work)
-    if route:
-        runtime.enqueuer.send(ROUTE, route)
-    return result
+    return casework.renew(runtime, principal, case)
 
 
 @router.post("/cases/{case}/assessment", response_model=DecisionsOut,

@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 
 from pipeline.app.runtime import Runtime
-from pipeline.core.errors import BadInput
+from pipeline.core.errors import BadInput, describe_validation_errors
 from pipeline.stages.intake import accept_reports, public_status
-from pipeline.web.app import describe_validation_errors, runtime_of
+from pipeline.web.deps import runtime_of
 from schemas.intake import (
     IntakeResponse,
     ReportAccepted,

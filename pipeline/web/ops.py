@@ -16,13 +16,14 @@ from starlette.responses import Response
 
 from pipeline.app import auth
 from pipeline.app.health import readiness
+from pipeline.app.metrics import registry_for
 from pipeline.app.runtime import Runtime
-from pipeline.core.counters import exposition, registry_for
+from pipeline.core.counters import exposition
 from pipeline.core.errors import NotFound
 from pipeline.stages.retention import lift_legal_hold, set_legal_hold
 from pipeline.store.models import Case
 from pipeline.store.ops_models import LegalHold
-from pipeline.web.app import runtime_of
+from pipeline.web.deps import runtime_of
 from schemas.ops import LegalHoldIn, LegalHoldLiftIn, LegalHoldOut
 
 router = APIRouter(tags=["operations"])

@@ -32,7 +32,7 @@ from pipeline.stages.police import NotHeld, PoliceDecision, reply
 from pipeline.store.audit import build_event
 from pipeline.store.db import is_postgresql
 from pipeline.store.models import Case, Notice
-from pipeline.web.app import runtime_of
+from pipeline.web.deps import runtime_of
 from schemas.exchange import ExchangeMessage, PartnerAccepted, PartnerIntakeResponse
 from schemas.intake import Channel, ReportIn
 

@@ -6,42 +6,21 @@ role and the object in the domain functions, and audits every denial.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from pipeline.app.auth import Principal, audit_denials, current_principal, require
+from pipeline.app import casework
+from pipeline.app.auth import Principal, current_principal, require
+from pipeline.app.casework import in_transaction, own_welfare
 from pipeline.app.runtime import Runtime
 from pipeline.core.errors import NotFound
 from pipeline.stages import assessment
-from pipeline.store.models import User
-from pipeline.web.app import runtime_of
+from pipeline.web import cases, users
+from pipeline.web.deps import runtime_of
 from schemas.assessment import ClaimIn, ClaimOut, QueueOut, SiteClaimIn, SiteClaimOut, Welfare
 
 router = APIRouter(prefix="/api/v1", tags=["assessment"])
-
-T = TypeVar("T")
-
-
-def in_transaction(runtime: Runtime, principal: Principal, work: Callable[[Session], T]) -> T:
-    """Run `work` in one transaction; a denial is audited in a transaction of its own."""
-    denials = audit_denials(runtime.session_factory, principal, runtime.clock)
-    with denials, runtime.session_factory.begin() as session:
-        return work(session)
-
-
-def own_welfare(session: Session, runtime: Runtime, principal: Principal) -> Welfare | None:
-    if principal.user_id is None:
-        return None
-    user = session.get(User, principal.user_id)
-    if user is None:
-        return None
-    return assessment.welfare(session, user, now=runtime.clock.now(),
-                              settings=runtime.settings.assessment)
-
 
 @router.get("/queue", response_model=QueueOut, summary="Cases waiting for analysts")
 def get_queue(
@@ -65,18 +44,11 @@ def claim(
     runtime: Runtime = Depends(runtime_of),
 ) -> ClaimOut:
     kind = body.kind if body else "any"
-    settings = runtime.settings.assessment
-
-    def work(session: Session) -> ClaimOut:
-        lease = assessment.claim_next(session, principal, now=runtime.clock.now(),
-                                      lease_seconds=settings.lease_seconds, kind=kind,
-                                      wait_for_disk=settings.claim_waits_for_disk)
-        message = (f"Case {lease.case_ref} is yours until {lease.expires_at.isoformat()}."
-                   if lease else "The queue holds no case for you now.")
-        return ClaimOut(lease=lease, message=message,
-                        welfare=own_welfare(session, runtime, principal))
-
-    return in_transaction(runtime, principal, work)
+    lease = casework.claim(runtime, principal, kind=kind)
+    message = (f"Case {lease.case_ref} is yours until {lease.expires_at.isoformat()}."
+               if lease else "The queue holds no case for you now.")
+    return ClaimOut(lease=lease, message=message, welfare=in_transaction(
+        runtime, principal, lambda s: own_welfare(s, runtime, principal)))
 
 
 @router.post("/queue/claim-site", response_model=SiteClaimOut,
@@ -86,16 +58,10 @@ def claim_site(
     principal: Principal = Depends(current_principal),
     runtime: Runtime = Depends(runtime_of),
 ) -> SiteClaimOut:
-    settings = runtime.settings.assessment
-
-    def work(session: Session) -> SiteClaimOut:
-        site, leases, skipped = assessment.claim_site(
-            session, principal, now=runtime.clock.now(), lease_seconds=settings.lease_seconds,
-            max_cases=settings.same_site_max_cases, host=body.host,
-            registered_domain=body.registered_domain, case_key=body.case, by=body.by)
-        return SiteClaimOut(site=site, leases=leases, skipped=skipped)
-
-    return in_transaction(runtime, principal, work)
+    site, leases, skipped = casework.claim_site(
+        runtime, principal, host=body.host, registered_domain=body.registered_domain,
+        case_key=body.case, by=body.by)
+    return SiteClaimOut(site=site, leases=leases, skipped=skipped)
 
 
 @router.get("/welfare", response_model=Welfare, summary="The caller's counts today")
@@ -129,8 +95,6 @@ def all_welfare(
 
 def install(app: FastAPI) -> None:
     """Add the assessment API (queue, cases, users) to the app."""
-    from pipeline.web import cases, users
-
     @app.exception_handler(assessment.Conflict)
     async def _conflict(_: Request, exc: assessment.Conflict) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=409)

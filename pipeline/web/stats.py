@@ -17,10 +17,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from pipeline.app.auth import Principal, current_principal, record_denial
+from pipeline.app.auth import Principal, current_principal
 from pipeline.app.runtime import Runtime
-from pipeline.core.errors import BadInput, NotFound, PermissionDenied
-from pipeline.web.app import runtime_of
+from pipeline.core.errors import BadInput, NotFound
+from pipeline.web.deps import require_roles, runtime_of
 from schemas.stats import IccamRow, StatsExport
 
 router = APIRouter(prefix="/api/v1", tags=["statistics"])
@@ -28,14 +28,6 @@ router = APIRouter(prefix="/api/v1", tags=["statistics"])
 # People of the hotline may read aggregates; only admins the per-URL export.
 STATS_ROLES = frozenset({"analyst", "supervisor", "admin", "auditor"})
 URL_EXPORT_ROLES = frozenset({"admin"})
-
-
-def _allow(runtime: Runtime, principal: Principal, roles: frozenset[str], what: str) -> None:
-    if principal.role not in roles:
-        with runtime.session_factory.begin() as session:
-            record_denial(session, principal, at=runtime.clock.now(),
-                          reason=f"a {principal.role} may not {what}")
-        raise PermissionDenied(f"a {principal.role} may not {what}")
 
 
 def _period(start: date, end: date) -> None:
@@ -58,7 +50,7 @@ def get_stats(
 ) -> Any:
     from pipeline.stages.stats import export_stats, to_csv
 
-    _allow(runtime, principal, STATS_ROLES, "read statistics")
+    require_roles(runtime, principal, STATS_ROLES, "read statistics")
     _period(start, end)
     with runtime.session_factory.begin() as session:
         result = export_stats(session, start, end, settings=runtime.settings,
@@ -87,7 +79,7 @@ def get_url_export(
     from pipeline.stages.stats import iccam_csv, iccam_rows
     from pipeline.store.audit import record
 
-    _allow(runtime, principal, URL_EXPORT_ROLES, "export URLs")
+    require_roles(runtime, principal, URL_EXPORT_ROLES, "export URLs")
     _period(start, end)
     with runtime.session_factory.begin() as session:
         rows = iccam_rows(session, start, end)
@@ -117,7 +109,7 @@ def post_takedown_status(
     from pipeline.stages.monitoring import record_partner_status
     from pipeline.store.models import Case
 
-    _allow(runtime, principal, frozenset({"partner"}), "report a takedown status")
+    require_roles(runtime, principal, frozenset({"partner"}), "report a takedown status")
     with runtime.session_factory.begin() as session:
         case_id = session.execute(select(Case.id).where(Case.ref == ref)).scalar_one_or_none()
         if case_id is None:

@@ -7,10 +7,10 @@ from sqlalchemy.orm import Session
 
 from pipeline.app import users
 from pipeline.app.auth import Principal, current_principal, require
+from pipeline.app.casework import in_transaction
 from pipeline.app.runtime import Runtime
 from pipeline.store.models import User
-from pipeline.web.app import runtime_of
-from pipeline.web.queue import in_transaction
+from pipeline.web.deps import runtime_of
 from schemas.assessment import TokenIn, TokenOut, UserIn, UserOut
 
 router = APIRouter(prefix="/api/v1", tags=["users"])

@@ -9,6 +9,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 
+from pipeline.app import privacy
 from pipeline.app.runtime import build_runtime
 from pipeline.core import crypto
 from pipeline.core.config import Settings, load_settings
@@ -167,12 +168,12 @@ def test_reencrypt_puts_clear_and_old_key_contacts_under_the_first_key(runtime,
     _use_keys(settings_factory, new, old)
     before = _contacts_by_id(runtime)
 
-    dry = crypto.reencrypt(runtime.session_factory, at=runtime.clock.now(), actor="user:ops",
+    dry = privacy.reencrypt(runtime.session_factory, at=runtime.clock.now(), actor="user:ops",
                            dry_run=True)
     assert (dry.clear, dry.rotated, dry.current) == (1, 2, 0)
     assert _contacts_by_id(runtime) == before  # a dry run changes nothing
 
-    done = crypto.reencrypt(runtime.session_factory, at=runtime.clock.now(), actor="user:ops",
+    done = privacy.reencrypt(runtime.session_factory, at=runtime.clock.now(), actor="user:ops",
                             batch_size=2)
     assert (done.clear, done.rotated, done.current, done.batches) == (1, 2, 0, 2)
     stored = _contacts_by_id(runtime)
@@ -189,7 +190,7 @@ def test_reencrypt_puts_clear_and_old_key_contacts_under_the_first_key(runtime,
         assert events[0].data["rotated"] == 2 and events[0].actor == "user:ops"
         assert not any(c in str(events[0].data) for c in contacts)
 
-    again = crypto.reencrypt(runtime.session_factory, at=runtime.clock.now(), actor="user:ops")
+    again = privacy.reencrypt(runtime.session_factory, at=runtime.clock.now(), actor="user:ops")
     assert (again.clear, again.rotated, again.current) == (0, 0, 3)
     assert _contacts_by_id(runtime) == stored  # values under the first key are left alone
 
@@ -210,10 +211,10 @@ def test_an_interrupted_reencryption_keeps_its_finished_batches_and_resumes(
 
     monkeypatch.setattr(crypto, "_renewed", failing_on_the_second_batch)
     with pytest.raises(RuntimeError):
-        crypto.reencrypt(runtime.session_factory, at=runtime.clock.now(), actor="user:ops",
+        privacy.reencrypt(runtime.session_factory, at=runtime.clock.now(), actor="user:ops",
                          batch_size=1)
     monkeypatch.setattr(crypto, "_renewed", real)
-    done = crypto.reencrypt(runtime.session_factory, at=runtime.clock.now(), actor="user:ops",
+    done = privacy.reencrypt(runtime.session_factory, at=runtime.clock.now(), actor="user:ops",
                             batch_size=1)
     assert (done.clear, done.rotated, done.current) == (0, 2, 1)  # the first batch held
 
@@ -229,7 +230,7 @@ def test_a_contact_under_no_configured_key_is_left_and_reported(sqlite_runtime,
     _three_contacts(runtime, settings_factory, lost)
     before = _contacts_by_id(runtime)
     _use_keys(settings_factory, new)
-    done = crypto.reencrypt(runtime.session_factory, at=runtime.clock.now(), actor="user:ops")
+    done = privacy.reencrypt(runtime.session_factory, at=runtime.clock.now(), actor="user:ops")
     assert (done.clear, done.undecryptable) == (1, 2)
     after = _contacts_by_id(runtime)
     assert [after[i] for i in sorted(after)][1:] == [before[i] for i in sorted(before)][1:]

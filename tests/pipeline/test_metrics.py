@@ -135,7 +135,8 @@ def test_the_counters_the_tracer_increments_are_exposed(sqlite_runtime):
 def test_the_broker_queue_depth_is_shown_per_stage(sqlite_runtime):
     from workers import context
     from workers.actors import ACTORS
-    from workers.broker import install, placeholder_broker
+    from workers.broker import install
+    from workers.context import placeholder_broker
 
     broker = install(sqlite_runtime)
     try:
@@ -185,7 +186,8 @@ def test_the_redis_broker_queue_depth_is_read_from_redis(settings_factory, redis
     from pipeline.store.migrate import upgrade
     from workers import context
     from workers.actors import ACTORS
-    from workers.broker import install, placeholder_broker
+    from workers.broker import install
+    from workers.context import placeholder_broker
 
     settings = settings_factory(broker={"url": redis_url, "namespace": redis_namespace})
     upgrade(settings.database.url)

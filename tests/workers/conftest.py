@@ -10,7 +10,8 @@ from pipeline.app.runtime import Runtime, build_runtime
 from pipeline.core.clock import SystemClock
 from pipeline.store.models import Report
 from workers import context
-from workers.broker import install, placeholder_broker, start_worker
+from workers.broker import install, start_worker
+from workers.context import placeholder_broker
 
 
 @pytest.fixture

@@ -17,12 +17,15 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from pipeline.app import casework
+from pipeline.app.casework import in_transaction, own_welfare
 from pipeline.app.runtime import Runtime
 from pipeline.core.clock import as_utc
 from pipeline.core.errors import BadInput
 from pipeline.store.models import Case, Notice, User
 from pipeline.store.states import CaseState
 from pipeline.web.security import Viewer
+from schemas.assessment import AssessmentIn
 
 # --- the queue and claims --------------------------------------------------------------
 
@@ -33,9 +36,7 @@ OPEN_STATES = [s.value for s in CaseState if s not in (CaseState.REMOVED, CaseSt
 
 def work(runtime: Runtime, viewer: Viewer, fn: Callable[[Session], T]) -> T:
     """Run `fn` in one transaction as the viewer; a denial is audited on its own
-    (`pipeline.web.queue.in_transaction`, the same path as the API)."""
-    from pipeline.web.queue import in_transaction
-
+    (`pipeline.app.casework.in_transaction`, the same path as the API)."""
     return in_transaction(runtime, viewer.principal, fn)
 
 
@@ -65,49 +66,32 @@ def welfare_of(session: Session, runtime: Runtime, viewer: Viewer) -> Any:
     """The viewer's counts today (analysts and supervisors), for the break prompt."""
     if viewer.role not in ("analyst", "supervisor"):
         return None
-    from pipeline.web.queue import own_welfare
-
     return own_welfare(session, runtime, viewer.principal)
 
 
 def claim_next(runtime: Runtime, viewer: Viewer, *, kind: str = "first") -> str | None:
     """Claim the next case for the viewer; its reference, or None when none waits."""
-    from pipeline.stages import assessment
     if kind not in ("any", "first", "second"):
         raise BadInput("kind: any, first or second")
-
-    def claim(session: Session) -> str | None:
-        lease = assessment.claim_next(session, viewer.principal, now=runtime.clock.now(),
-                                      lease_seconds=runtime.settings.assessment.lease_seconds,
-                                      kind=kind)
-        return lease.case_ref if lease is not None else None
-
-    return work(runtime, viewer, claim)
+    lease = casework.claim(runtime, viewer.principal, kind=kind)
+    return lease.case_ref if lease is not None else None
 
 
 def release(runtime: Runtime, viewer: Viewer, ref: str) -> None:
-    from pipeline.stages import assessment
-    work(runtime, viewer, lambda s: assessment.release(s, viewer.principal, ref,
-                                                       now=runtime.clock.now()))
+    casework.release(runtime, viewer.principal, ref)
 
 
 def renew(runtime: Runtime, viewer: Viewer, ref: str) -> None:
     """Extend the viewer's own lease on a case."""
-    from pipeline.stages import assessment
-    work(runtime, viewer, lambda s: assessment.renew(
-        s, viewer.principal, ref, now=runtime.clock.now(),
-        lease_seconds=runtime.settings.assessment.lease_seconds))
+    casework.renew(runtime, viewer.principal, ref)
 
 
 def assess(runtime: Runtime, viewer: Viewer, ref: str, values: dict[str, Any]
            ) -> tuple[str, int | None]:
     """Record the viewer's assessment of case `ref` (committed, then sent on to routing
     by the same path as the API); the outcome in words and the case's id."""
-    from pipeline.web.cases import decide
-    from schemas.assessment import AssessmentIn
-
     decision = AssessmentIn.model_validate(values)
-    result = decide(runtime, viewer.principal, [ref], decision)
+    result = casework.decide(runtime, viewer.principal, [ref], decision)
     if not result.decisions:
         return "nothing", None
     return str(result.decisions[0].outcome), result.decisions[0].case_id
@@ -290,9 +274,10 @@ def period(runtime: Runtime, start: str | None, end: str | None) -> Period:
 def statistics(runtime: Runtime, viewer: Viewer, when: Period) -> Any:
     """The period's figures (`pipeline.stages.stats.export_stats`, the same as the export)."""
     from pipeline.stages.stats import export_stats
-    from pipeline.web.stats import STATS_ROLES, _allow
+    from pipeline.web.deps import require_roles
+    from pipeline.web.stats import STATS_ROLES
 
-    _allow(runtime, viewer.principal, STATS_ROLES, "read statistics")
+    require_roles(runtime, viewer.principal, STATS_ROLES, "read statistics")
     with runtime.session_factory.begin() as session:
         return export_stats(session, when.start, when.end, settings=runtime.settings,
                             now=runtime.clock.now())
