@@ -16,7 +16,7 @@ from pipeline.core.errors import ConfigError, RejectedURL
 @click.option("--raw", is_flag=True, help="Include the DNS and RDAP answers as received.")
 def trace_command(url: str, raw: bool) -> None:
     """Trace where URL is hosted (DNS, RDAP, CDN, jurisdiction); print it as JSON."""
-    from pipeline.adapters.tracing.tracer import Target, Tracer
+    from pipeline.adapters.tracing.tracer import Tracer, TraceTarget
     from pipeline.domain.urls import canonicaliser_for
 
     settings = settings_or_exit()
@@ -34,7 +34,7 @@ def trace_command(url: str, raw: bool) -> None:
     except ConfigError as exc:
         raise click.ClickException("; ".join(exc.problems)) from None
     try:
-        target = Target(canonical.host, canonical.kind, canonical.registered_domain)
+        target = TraceTarget(canonical.host, canonical.kind, canonical.registered_domain)
         result = tracer.trace([target])[target]
     finally:
         tracer.close()

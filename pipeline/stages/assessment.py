@@ -25,7 +25,7 @@ Assessments (`assess`), by the case's state:
 - `awaiting_supervisor`: a supervisor who made neither assessment decides.
 A final decision copies legality and category onto the case; "not illegal", "out of
 remit" and "content not available" close it, the rest wait for routing: the caller
-sends the ids in `Decision.route` to the route stage after the commit.
+sends the ids in `AssessmentDecision.route` to the route stage after the commit.
 """
 
 from __future__ import annotations
@@ -479,7 +479,7 @@ def claim_site(
 
 
 @dataclass
-class Decision:
+class AssessmentDecision:
     case: Case
     assessment: Assessment
     outcome: str  # finalised, closed, needs_second_assessment, disputed
@@ -549,7 +549,7 @@ def assess(
     *,
     now: datetime,
     settings: AssessmentSection,
-) -> Decision:
+) -> AssessmentDecision:
     """Record the caller's decision on a case and move the case on (see the module)."""
     require(principal, "case.assess", what="assess cases")
     user_id = person(principal)
@@ -573,7 +573,8 @@ def assess(
 
 
 def _assess_first(session: Session, principal: Principal, case: Case, lease: CaseLease | None,
-                  item: AssessmentIn, *, now: datetime, settings: AssessmentSection) -> Decision:
+                  item: AssessmentIn, *, now: datetime, settings: AssessmentSection
+                  ) -> AssessmentDecision:
     if lease is None or lease.user_id != principal.user_id:
         raise CaseDenied(f"case {case.ref} is held by another analyst", case.id)
     a = _new_assessment(case, principal, item, kind="first", now=now,
@@ -588,12 +589,12 @@ def _assess_first(session: Session, principal: Principal, case: Case, lease: Cas
                    data={**_summary(a), "four_eyes_rule": rule.name})
         log.info("Case %s needs a second assessment (rule %s).", case.ref, rule.name,
                  extra={"case_id": case.id})
-        return Decision(case, a, "needs_second_assessment", route=False)
+        return AssessmentDecision(case, a, "needs_second_assessment", route=False)
     transition(session, case, C.ASSESSED, at=now, actor=principal.actor, data=_summary(a))
     outcome = _finalise(session, case, a, principal=principal, now=now)
     log.info("Case %s assessed %s by %s.", case.ref, a.legality, principal.actor,
              extra={"case_id": case.id})
-    return Decision(case, a, outcome, route=outcome == "finalised")
+    return AssessmentDecision(case, a, outcome, route=outcome == "finalised")
 
 
 def _first_of(session: Session, case: Case) -> Assessment:
@@ -607,7 +608,7 @@ def _first_of(session: Session, case: Case) -> Assessment:
 
 
 def _assess_second(session: Session, principal: Principal, case: Case, lease: CaseLease,
-                   item: AssessmentIn, *, now: datetime) -> Decision:
+                   item: AssessmentIn, *, now: datetime) -> AssessmentDecision:
     first = _first_of(session, case)
     if first.analyst_id == principal.user_id:
         raise CaseDenied(f"case {case.ref}: the second assessment must be another "
@@ -625,16 +626,16 @@ def _assess_second(session: Session, principal: Principal, case: Case, lease: Ca
                    data=data)
         log.info("Case %s disputed: the second analyst disagreed; a supervisor decides.",
                  case.ref, extra={"case_id": case.id})
-        return Decision(case, a, "disputed", route=False)
+        return AssessmentDecision(case, a, "disputed", route=False)
     transition(session, case, C.ASSESSED, at=now, actor=principal.actor, data=data)
     outcome = _finalise(session, case, a, principal=principal, now=now)
     log.info("Case %s confirmed %s by a second analyst.", case.ref, a.legality,
              extra={"case_id": case.id})
-    return Decision(case, a, outcome, route=outcome == "finalised")
+    return AssessmentDecision(case, a, outcome, route=outcome == "finalised")
 
 
 def _decide_dispute(session: Session, principal: Principal, case: Case, item: AssessmentIn,
-                    *, now: datetime) -> Decision:
+                    *, now: datetime) -> AssessmentDecision:
     earlier = set(session.execute(
         select(Assessment.analyst_id).where(Assessment.case_id == case.id)
     ).scalars())
@@ -649,13 +650,13 @@ def _decide_dispute(session: Session, principal: Principal, case: Case, item: As
     outcome = _finalise(session, case, a, principal=principal, now=now)
     log.info("Case %s decided %s by a supervisor.", case.ref, a.legality,
              extra={"case_id": case.id})
-    return Decision(case, a, outcome, route=outcome == "finalised")
+    return AssessmentDecision(case, a, outcome, route=outcome == "finalised")
 
 
 def assess_many(
     session: Session, principal: Principal, keys: Sequence[str | int], item: AssessmentIn,
     *, now: datetime, settings: AssessmentSection,
-) -> list[Decision]:
+) -> list[AssessmentDecision]:
     """One decision on several cases the caller holds (same-site work): all or none."""
     seen: set[str] = set()
     decisions = []

@@ -2,7 +2,7 @@
 
 The rules are data (`rules/priority.yaml`, path in `assessment.priority_rules`):
 each rule names conditions on the case (urgent flag, claimed category, channel,
-partner source) and the points it adds. `evaluate` returns the priority and which
+partner source) and the points it adds. `priority_of` returns the priority and which
 rules hit, and the hits are recorded on the case's `case_queued` event.
 """
 
@@ -86,7 +86,7 @@ class PriorityRules(BaseModel):
 
     rules: list[PriorityRule] = Field(default_factory=list, description="The rules, in order.")
 
-    # The rules as plain tuples, made once: `evaluate` runs per queued case, and a
+    # The rules as plain tuples, made once: `priority_of` runs per queued case, and a
     # pydantic model's private attributes are read through a Python-level
     # __getattr__ (profiled: 2% of a worker when read per rule and case).
     _plan: tuple[_Condition, ...] = PrivateAttr(())
@@ -115,7 +115,7 @@ def _facts(case: Case | Mapping[str, Any], sources: set[str]) -> dict[str, objec
             "channel": case.source_channel, "sources": sources}
 
 
-def evaluate(rules: PriorityRules, case: Case | Mapping[str, Any],
+def priority_of(rules: PriorityRules, case: Case | Mapping[str, Any],
              sources: set[str] | None = None) -> Priority:
     """The priority of `case` and the names of the rules that hit (no side effects)."""
     facts = _facts(case, sources or set())
@@ -218,7 +218,7 @@ def priorities(
     rules = rules if rules is not None else configured_rules()
     ids = [c["id"] if isinstance(c, Mapping) else c.id for c in cases]
     sources = case_sources(session, ids) if any(r.when.source for r in rules.rules) else {}
-    return [evaluate(rules, case, sources.get(case_id))
+    return [priority_of(rules, case, sources.get(case_id))
             for case, case_id in zip(cases, ids, strict=True)]
 
 

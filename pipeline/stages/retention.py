@@ -63,7 +63,7 @@ TERMINAL = (CaseState.REMOVED.value, CaseState.CLOSED.value)
 
 
 @dataclass
-class Plan:
+class PurgePlan:
     """What a purge removes (or removed): per kind, the cases and reports concerned."""
 
     cases: dict[str, list[int]] = field(default_factory=dict)  # kind -> case ids
@@ -136,9 +136,9 @@ def days_for(section: RetentionSection, kind: str) -> int | None:
 
 
 def plan(session: Session, section: RetentionSection, *, now: datetime,
-         limit: int | None = None) -> Plan:
+         limit: int | None = None) -> PurgePlan:
     """What a purge at `now` would remove (nothing is changed)."""
-    result = Plan()
+    result = PurgePlan()
     held: set[int] = set()
     for kind in KINDS:
         days = days_for(section, kind)
@@ -343,7 +343,7 @@ def _purge_caseless_batch(session: Session, work: dict[int, list[str]], now: dat
 
 
 def purge(session_factory: sessionmaker[Session], section: RetentionSection, *,
-          now: datetime) -> Plan:
+          now: datetime) -> PurgePlan:
     """Purge everything due at `now`, one committed batch at a time; return what was
     purged."""
     with session_factory() as session:

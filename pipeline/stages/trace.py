@@ -27,10 +27,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.adapters.tracing.rdap import RdapAnswer
-from pipeline.adapters.tracing.tracer import RDAP_UNAVAILABLE, HostTrace, Target, Tracer
+from pipeline.adapters.tracing.tracer import RDAP_UNAVAILABLE, HostTrace, Tracer, TraceTarget
 from pipeline.core.clock import Clock, as_utc
 from pipeline.core.errors import RetryLater
-from pipeline.stages.queueing import Priority, configured_rules, evaluate, priorities, queued_data
+from pipeline.stages.queueing import (
+    Priority,
+    configured_rules,
+    priorities,
+    priority_of,
+    queued_data,
+)
 from pipeline.store.audit import insert_events
 from pipeline.store.db import among, insert_ignoring_conflicts, insert_rows, lock_rows
 from pipeline.store.lifecycle import HEAD_COLUMNS, advance, write_rows
@@ -67,7 +73,7 @@ def trace_cases(
     ).all())
     if not pending:
         return []
-    targets = {row.id: Target(row.host, row.url_kind, row.registered_domain)
+    targets = {row.id: TraceTarget(row.host, row.url_kind, row.registered_domain)
                for row in pending}
     if tracer is not None:
         # Cases sent back to be traced again (the content moved) skip the DNS caches.
@@ -188,7 +194,7 @@ def trace_known_cases(tracer: Tracer, cases: Sequence[dict[str, Any]],
     (`normalised`, no id yet) with `sources` the partner sources of their reports;
     the rows of the cases traced move to `awaiting_assessment`."""
     known = Known()
-    targets = [Target(c["host"], c["url_kind"], c["registered_domain"]) for c in cases]
+    targets = [TraceTarget(c["host"], c["url_kind"], c["registered_domain"]) for c in cases]
     results = tracer.trace_known(targets) if targets else {}
     if not results:
         return known
@@ -199,7 +205,7 @@ def trace_known_cases(tracer: Tracer, cases: Sequence[dict[str, Any]],
             continue
         row, traced = record_trace(case, result, now, known.answers)
         assert traced is not None  # a new case
-        queued = queue_row(case, evaluate(rules, case, sources[index]), now)
+        queued = queue_row(case, priority_of(rules, case, sources[index]), now)
         known.cases[index] = (row, [traced, queued])
     return known
 
@@ -210,7 +216,7 @@ def _age_seconds(case: dict[str, Any], now: datetime) -> float:
     return (now - as_utc(since)).total_seconds()
 
 
-def _not_traced(target: Target, now: datetime) -> HostTrace:
+def _not_traced(target: TraceTarget, now: datetime) -> HostTrace:
     result = HostTrace(host=target.host, url_kind=target.url_kind, started_at=now)
     result.unknown(NOT_TRACED, "no tracer is configured in this process")
     return result

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from pipeline.core.errors import ConfigError
-from pipeline.stages.queueing import evaluate, load_rules, parse_rules, queue_for_assessment
+from pipeline.stages.queueing import load_rules, parse_rules, priority_of, queue_for_assessment
 from pipeline.store.models import Case, Event
 from tests.factories import make_case, make_report
 
@@ -27,9 +27,9 @@ rules:
 
 def test_the_shipped_rules_put_an_urgent_report_before_a_claim_of_csam():
     rules = load_rules("rules/priority.yaml")
-    urgent = evaluate(rules, Case(urgent=True, claimed_category="phishing"))
-    csam = evaluate(rules, Case(urgent=False, claimed_category="csam"))
-    plain = evaluate(rules, Case(urgent=False, claimed_category="phishing"))
+    urgent = priority_of(rules, Case(urgent=True, claimed_category="phishing"))
+    csam = priority_of(rules, Case(urgent=False, claimed_category="csam"))
+    plain = priority_of(rules, Case(urgent=False, claimed_category="phishing"))
     assert urgent.value > csam.value > plain.value == 0
     assert urgent.hits == ["child_in_immediate_danger"]
 
@@ -37,7 +37,7 @@ def test_the_shipped_rules_put_an_urgent_report_before_a_claim_of_csam():
 def test_points_of_every_matching_rule_add_up():
     rules = parse_rules(RULES, "test")
     case = Case(urgent=True, claimed_category="csam", source_channel="partner")
-    priority = evaluate(rules, case, {"Stoponline"})
+    priority = priority_of(rules, case, {"Stoponline"})
     assert priority.value == 1120
     assert priority.hits == ["urgent", "claimed_csam", "trusted_partner"]
 

@@ -60,7 +60,7 @@ RDAP_UNAVAILABLE = "rdap_unavailable"
 
 
 @dataclass(frozen=True)
-class Target:
+class TraceTarget:
     host: str | None
     url_kind: str | None = "domain"  # domain, ip, onion, redirector
     registered_domain: str | None = None
@@ -194,14 +194,14 @@ class Tracer:
 
     # -- the batch -----------------------------------------------------------------
 
-    def trace(self, targets: Sequence[Target], *,
-              refresh: Collection[str] = ()) -> dict[Target, HostTrace]:
+    def trace(self, targets: Sequence[TraceTarget], *,
+              refresh: Collection[str] = ()) -> dict[TraceTarget, HostTrace]:
         """Trace `targets`; hosts in `refresh` are resolved again, not taken from the
         caches (a case traced again because its content moved)."""
         known = self._remembered(targets, refresh)
         fresh = self._trace([t for t in dict.fromkeys(targets) if t not in known],
                             set(refresh))
-        keep: dict[Target, tuple[HostTrace, float]] = {}
+        keep: dict[TraceTarget, tuple[HostTrace, float]] = {}
         for t, result in fresh.items():
             seconds = self.recent_seconds
             if result.origin_unknown and not result.behind_cdn:  # a failure
@@ -211,14 +211,14 @@ class Tracer:
         self._recent.set_many(keep)
         return {**known, **fresh}
 
-    def _remembered(self, targets: Sequence[Target],
-                    refresh: Collection[str]) -> dict[Target, HostTrace]:
+    def _remembered(self, targets: Sequence[TraceTarget],
+                    refresh: Collection[str]) -> dict[TraceTarget, HostTrace]:
         """This process's recent traces of `targets` (copies), but those in `refresh`."""
         wanted = [t for t in dict.fromkeys(targets) if t.host not in refresh]
         return {t: copy.copy(held) for t, held in zip(wanted, self._recent.get_many(wanted),
                                                       strict=True) if held is not None}
 
-    def trace_known(self, targets: Sequence[Target]) -> dict[Target, HostTrace]:
+    def trace_known(self, targets: Sequence[TraceTarget]) -> dict[TraceTarget, HostTrace]:
         """The traces of `targets` that need no question over the network: every
         answer is in the caches (this process's recent traces, then the shared
         caches). The others are left out, for `trace` (the TRACE stage) to ask."""
@@ -227,8 +227,8 @@ class Tracer:
                             offline=True)
         return {**known, **{t: r for t, r in found.items() if r.transient is None}}
 
-    def _trace(self, distinct: list[Target], refresh: set[str], *,
-               offline: bool = False) -> dict[Target, HostTrace]:
+    def _trace(self, distinct: list[TraceTarget], refresh: set[str], *,
+               offline: bool = False) -> dict[TraceTarget, HostTrace]:
         """Trace `distinct`. `offline`: from the caches only, leaving out the targets
         that would need a question."""
         if not distinct:
@@ -247,7 +247,7 @@ class Tracer:
                                            or t.registered_domain in nameservers))]
             kept = set(distinct)
             dns_hosts = [t for t in dns_hosts if t in kept]
-        addresses: dict[Target, list[str]] = {}
+        addresses: dict[TraceTarget, list[str]] = {}
         for t in distinct:
             if t.url_kind == "ip" and t.host:
                 addresses[t] = [t.host.strip("[]")]
@@ -266,7 +266,7 @@ class Tracer:
                 a in origins.values and a in networks.values
                 for a in addresses[t] if _is_public(a))]
 
-        def assemble(t: Target, domains: dict[str, dict[str, Any]]) -> HostTrace:
+        def assemble(t: TraceTarget, domains: dict[str, dict[str, Any]]) -> HostTrace:
             return self._assemble(t, started, dns_results.get(t.host or ""), addresses[t],
                                   origins, networks, domains,
                                   nameservers.get(t.registered_domain or ""))
@@ -275,7 +275,7 @@ class Tracer:
         if mode == "never":
             return {t: assemble(t, {}) for t in distinct}
         asking = [t for t in dns_hosts if t.registered_domain]
-        out: dict[Target, HostTrace] = {}
+        out: dict[TraceTarget, HostTrace] = {}
         if mode == "fallback":  # only where the hosting provider cannot be told
             out = {t: assemble(t, {}) for t in distinct}
             asking = [t for t in asking if out[t].origin_unknown or out[t].behind_cdn
@@ -519,7 +519,7 @@ class Tracer:
 
     def _assemble(
         self,
-        target: Target,
+        target: TraceTarget,
         started: datetime,
         dns_result: tdns.DnsResult | None,
         addresses: list[str],
@@ -637,4 +637,4 @@ def tracer_from_settings(config: TraceSection, *, redis: Any | None = None,
     return Tracer(config, redis=redis, namespace=namespace)
 
 
-__all__ = ["HostTrace", "Target", "Tracer", "Bootstrap"]
+__all__ = ["HostTrace", "TraceTarget", "Tracer", "Bootstrap"]

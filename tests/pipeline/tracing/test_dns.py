@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.adapters.tracing import dns as tdns
 from pipeline.adapters.tracing.dns import DnsClient
-from pipeline.adapters.tracing.tracer import Target
+from pipeline.adapters.tracing.tracer import TraceTarget
 from tests.netfakes import FakeDNS
 
 
@@ -83,7 +83,7 @@ def test_name_servers_of_the_registered_domain_are_recorded(make_tracer, fake_dn
     fake_dns.add_host("www.example.com", a=["185.1.1.1"])
     fake_dns.add_ns("example.com", ["ns2.example.net", "ns1.example.net"])
     tracer = make_tracer(asn_dns_zone_v4="")
-    target = Target("www.example.com", "domain", "example.com")
+    target = TraceTarget("www.example.com", "domain", "example.com")
     trace = tracer.trace([target])[target]
     assert trace.nameservers == ["ns1.example.net", "ns2.example.net"]
     assert "NS" in trace.dns_raw
@@ -92,7 +92,7 @@ def test_name_servers_of_the_registered_domain_are_recorded(make_tracer, fake_dn
 def test_dns_answers_are_cached_for_their_ttl(make_tracer, fake_dns):
     fake_dns.add_host("www.example.com", a=["185.1.1.1"])
     tracer = make_tracer(asn_dns_zone_v4="")
-    target = Target("www.example.com", "domain", None)
+    target = TraceTarget("www.example.com", "domain", None)
     tracer.trace([target])
     asked = fake_dns.by_type["A"]
     tracer.trace([target])
@@ -105,7 +105,7 @@ def test_a_worker_keeps_a_bounded_number_of_recent_traces_the_most_recently_used
         fake_dns.add_host(f"h{i}.example.com", a=[f"185.1.1.{i + 1}"])
     tracer = make_tracer(asn_dns_zone_v4="")
     tracer._recent.max_items = 3
-    h0, h1, h2, h3 = (Target(f"h{i}.example.com", "domain", None) for i in range(4))
+    h0, h1, h2, h3 = (TraceTarget(f"h{i}.example.com", "domain", None) for i in range(4))
     tracer.trace([h0, h1])
     tracer.trace([h0])  # used again: h1 is now the least recently used
     tracer.trace([h2, h3])
@@ -135,7 +135,7 @@ def test_a_failing_origin_zone_never_holds_a_case_back(make_tracer, fake_dns, fa
                                                                origin_asns=[64900]))
     fake_dns.add_host("www.example.com", a=["23.60.0.1"])
     fake_dns.fail("1.0.60.23.origin.asn.cymru.com", "timeout")
-    target = Target("www.example.com", "domain", None)
+    target = TraceTarget("www.example.com", "domain", None)
     trace = make_tracer().trace([target])[target]
     assert trace.transient is None and trace.outcome == "traced"
     assert trace.hosting_asn == 64900  # from ARIN's answer instead

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.adapters.tracing.providers import Provider, Providers
-from pipeline.adapters.tracing.tracer import BEHIND_CDN, Target
+from pipeline.adapters.tracing.tracer import BEHIND_CDN, TraceTarget
 from pipeline.core.errors import ConfigError
 from tests.netfakes import records
 
@@ -17,7 +17,7 @@ def test_a_host_behind_a_cdn_is_marked_and_the_cdn_becomes_the_contact(
     fake_rdap.add_network("104.16.0.0/12", records.arin_network(
         "104.16.0.0/12", org="Cloudflare, Inc.", abuse_email="abuse@cloudflare.com"))
     fake_dns.add_host("www.example.com", a=["104.16.1.1"], aaaa=["2606:4700::1"])
-    target = Target("www.example.com", "domain", None)
+    target = TraceTarget("www.example.com", "domain", None)
     trace = make_tracer(asn_dns_zone_v4="", rdap_base_url=fake_rdap.url).trace([target])[target]
     assert trace.behind_cdn and trace.cdn_name == "cloudflare"
     assert trace.hosting_org == "Cloudflare"
@@ -38,7 +38,7 @@ def test_a_provider_found_by_asn_overrides_the_country_and_abuse_contact(
                                                                 country="NL"))
     fake_dns.add_origin("185.30.0.0/16", asn=64600, country="NL")
     fake_dns.add_host("www.example.com", a=["185.30.0.1"])
-    target = Target("www.example.com", "domain", None)
+    target = TraceTarget("www.example.com", "domain", None)
     trace = make_tracer(providers=providers).trace([target])[target]
     assert (trace.hosting_country, trace.country_source) == ("DE", "provider")
     assert trace.hosting_abuse_email == "abuse@bighost.example"
@@ -64,7 +64,8 @@ def test_the_country_comes_from_rdap_then_the_origin_zone_then_geoip(
     fake_dns.add_origin("23.40.0.2/32", asn=64700, country="CA", rir="arin")
     tracer = make_tracer()
     tracer.geoip = FakeGeoIP()  # type: ignore[assignment]
-    a, b = Target("a.example.com", "domain", None), Target("b.example.com", "domain", None)
+    a = TraceTarget("a.example.com", "domain", None)
+    b = TraceTarget("b.example.com", "domain", None)
     traces = tracer.trace([a, b])
     assert (traces[a].hosting_country, traces[a].country_source) == ("SE", "geoip")
     assert (traces[b].hosting_country, traces[b].country_source) == ("CA", "asn")

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.adapters.tracing.bootstrap import Bootstrap
 from pipeline.adapters.tracing.ratelimit import RateLimiter
-from pipeline.adapters.tracing.tracer import NETWORK_UNKNOWN, RDAP_MALFORMED, TRACED, Target
+from pipeline.adapters.tracing.tracer import NETWORK_UNKNOWN, RDAP_MALFORMED, TRACED, TraceTarget
 from pipeline.core.errors import RetryLater
 from tests.netfakes import records
 
@@ -14,7 +14,7 @@ from tests.netfakes import records
 def host(fake_dns, name, *addresses):
     fake_dns.add_host(name, a=[a for a in addresses if ":" not in a],
                       aaaa=[a for a in addresses if ":" in a])
-    return Target(name, "domain", None)
+    return TraceTarget(name, "domain", None)
 
 
 @pytest.mark.parametrize(("registry", "prefix", "body", "rir", "country", "org", "abuse"), [
@@ -145,7 +145,7 @@ def test_the_network_cache_is_shared_between_workers_through_redis(
 def test_rdap_base_url_sends_every_query_to_that_one_server(make_tracer, fake_dns, fake_rdap):
     fake_rdap.add_network("185.15.0.0/16", records.ripe_network("185.15.0.0/16"))
     fake_rdap.add_domain("example.com", records.domain("example.com"))
-    target = Target("www.example.com", "domain", "example.com")
+    target = TraceTarget("www.example.com", "domain", "example.com")
     fake_dns.add_host("www.example.com", a=["185.15.0.1"])
     trace = make_tracer(asn_dns_zone_v4="", rdap_base_url=fake_rdap.url,
                         bootstrap_dir=None).trace([target])[target]
@@ -163,8 +163,8 @@ def test_the_registrar_and_its_abuse_contact_come_from_domain_rdap(
         "example.com", registrar="Registrar d.o.o.", registrar_abuse_email="abuse@reg.rs"))
     fake_dns.add_host("www.example.com", a=["185.16.0.1"])
     fake_dns.add_host("img.example.com", a=["185.16.0.2"])
-    targets = [Target("www.example.com", "domain", "example.com"),
-               Target("img.example.com", "domain", "example.com")]
+    targets = [TraceTarget("www.example.com", "domain", "example.com"),
+               TraceTarget("img.example.com", "domain", "example.com")]
     traces = make_tracer(asn_dns_zone_v4="").trace(targets)
     assert {(t.registrar, t.registrar_abuse_email) for t in traces.values()} == {
         ("Registrar d.o.o.", "abuse@reg.rs")}
@@ -259,8 +259,8 @@ def test_registrars_are_asked_for_only_as_a_fallback_when_so_configured(
     fake_rdap.add_domain("gone.com", records.domain("gone.com"))
     fake_dns.add_host("www.hosted.com", a=["185.21.0.1"])
     fake_dns.fail("www.gone.com", "nxdomain")
-    hosted = Target("www.hosted.com", "domain", "hosted.com")
-    gone = Target("www.gone.com", "domain", "gone.com")
+    hosted = TraceTarget("www.hosted.com", "domain", "hosted.com")
+    gone = TraceTarget("www.gone.com", "domain", "gone.com")
     traces = make_tracer(asn_dns_zone_v4="", registrar_lookup="fallback").trace([hosted, gone])
     assert traces[hosted].registrar is None  # the hosting provider can be told
     assert traces[gone].registrar == "Example Registrar, Inc."
@@ -299,7 +299,7 @@ def test_a_redirector_as_rdap_base_url_is_followed_to_the_registry(
 ):
     fake_rdap.add_network("185.21.0.0/16", records.ripe_network("185.21.0.0/16"))
     fake_rdap.add_domain("example.com", records.domain("example.com"))
-    target = Target("www.example.com", "domain", "example.com")
+    target = TraceTarget("www.example.com", "domain", "example.com")
     fake_dns.add_host("www.example.com", a=["185.21.0.1"])
     trace = make_tracer(asn_dns_zone_v4="", rdap_base_url=redirector,
                         bootstrap_dir=None).trace([target])[target]
