@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck bench migrate clean
+.PHONY: install run test lint typecheck bench migrate clean hotline
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,8 @@ test: install
 		(apt-get update && apt-get install -y chromium chromium-driver)
 	$(BIN)/ruff check .
 	$(BIN)/mypy pipeline
+	$(BIN)/lint-imports --no-cache
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir .venv/docs-site
 	$(BIN)/pytest
 
 lint: install
@@ -33,6 +35,10 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy pipeline
+
+## The command line: make hotline ARGS="status" (the same as .venv/bin/hotline status).
+hotline: install
+	@$(BIN)/hotline $(ARGS)
 
 migrate: install
 	$(BIN)/hotline migrate

@@ -68,7 +68,7 @@ class RedisServer:
 
 @contextlib.contextmanager
 def redis_server(workdir: Path) -> Iterator[RedisServer]:
-    """A private redis-server configured as the README asks for production (AOF,
+    """A private redis-server configured as docs/operators/deployment.md asks for production (AOF,
     noeviction), or the shared one when `BENCH_REDIS` is set or no binary exists."""
     binary = shutil.which("redis-server")
     if "BENCH_REDIS" in os.environ or binary is None:

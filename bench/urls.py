@@ -1,4 +1,4 @@
-"""Stage benchmark of URL normalisation and deduplication (issue 3).
+"""Stage benchmark of URL normalisation and deduplication.
 
 `run(redis_url, n)` returns:
 - `canonicalise_urls_per_s`: `pipeline.domain.urls.canonicalise` over n varied URLs (IDN,

@@ -15,6 +15,8 @@ from pipeline.core.errors import BadInput, PermanentError, RetryLater
 from pipeline.core.messaging import DEDUPE, DISPATCH, NORMALISE, ROUTE, TRACE
 from pipeline.domain.urls import configure as configure_urls
 from pipeline.stages.dedupe import dedupe_options, dedupe_reports, normalise_and_dedupe
+from pipeline.stages.dispatch import deliver_notices
+from pipeline.stages.routing import route_cases
 from pipeline.stages.trace import trace_cases
 from pipeline.store.db import deadlock_retried
 from workers import context
@@ -81,7 +83,6 @@ def trace(case_ids: list[int]) -> None:
 @dramatiq.actor(queue_name=ROUTE, actor_name=ROUTE, throws=PERMANENT,
                 broker=placeholder_broker)
 def route(case_ids: list[int]) -> None:
-    from pipeline.stages.routing import route_cases
 
     run_stage(functools.partial(route_cases, settings=context.runtime().settings), case_ids,
               DISPATCH)
@@ -92,7 +93,6 @@ def route(case_ids: list[int]) -> None:
 def dispatch(notice_ids: list[int]) -> None:
     """Delivery failures are handled per notice (retry time or dead letter) inside
     `deliver_notices`; the reconciler sends failed notices again when due."""
-    from pipeline.stages.dispatch import deliver_notices
 
     rt = context.runtime()
     deliver_notices(rt.session_factory, notice_ids, clock=rt.clock, settings=rt.settings)

@@ -7,6 +7,8 @@ import logging
 from collections.abc import Sequence
 
 import dramatiq
+import redis
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -19,7 +21,9 @@ from dramatiq.middleware import (
 
 from pipeline.app.runtime import Runtime
 from pipeline.core.config import Settings
+from pipeline.core.errors import ConfigError
 from pipeline.core.messaging import chunks
+from pipeline.domain.urls import warm_up
 from workers import context
 from workers.actors import ACTORS
 from workers.middleware import DeadLetters, StageMetrics
@@ -42,8 +46,6 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
         StageMetrics(),
     ]
     if settings.broker.is_redis:
-        from dramatiq.brokers.redis import RedisBroker
-
         return RedisBroker(
             url=settings.broker.url,
             namespace=settings.broker.namespace,
@@ -96,7 +98,6 @@ GC_THRESHOLDS = (10_000, 50, 100)
 
 
 def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
-    from pipeline.domain.urls import warm_up
 
     warm_up()
     gc.collect()
@@ -109,11 +110,9 @@ def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
 
 def check_broker_safe(settings: Settings) -> None:
     """Refuse a Redis whose eviction policy could silently drop queued messages."""
-    from pipeline.core.errors import ConfigError
 
     if not settings.broker.is_redis:
         return
-    import redis
 
     client = redis.Redis.from_url(settings.broker.url)
     try:

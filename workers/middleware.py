@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import Any
 
 import dramatiq
 from dramatiq.middleware import Middleware
 
+from pipeline.core import counters as metrics
+from pipeline.core.logs import bind, unbind
 from pipeline.store.models import DeadLetter
 from workers import context
 
@@ -54,9 +57,7 @@ class StageMetrics(Middleware):
         self._started: dict[str, tuple[float, Any]] = {}
 
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
-        import time
 
-        from pipeline.core.logs import bind
 
         ids = message.args[0] if message.args and isinstance(message.args[0], list) else None
         token = bind(stage=message.actor_name, message_id=message.message_id,
@@ -64,10 +65,7 @@ class StageMetrics(Middleware):
         self._started[message.message_id] = (time.perf_counter(), token)
 
     def _finish(self, message: Any, outcome: str, exception: BaseException | None) -> None:
-        import time
 
-        from pipeline.core import counters as metrics
-        from pipeline.core.logs import unbind
 
         started = self._started.pop(message.message_id, None)
         stage = message.actor_name

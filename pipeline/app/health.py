@@ -18,6 +18,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+import dramatiq
+import redis
+from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
@@ -59,7 +62,6 @@ def check_broker(rt: Runtime) -> Check:
     broker = rt.settings.broker
     if not broker.is_redis:
         return Check("broker", True, "in-process")
-    import redis
 
     client = redis.Redis.from_url(broker.url, socket_connect_timeout=2, socket_timeout=2)
     try:
@@ -149,8 +151,6 @@ def queue_depths(rt: Runtime) -> dict[str, int]:
     """Messages enqueued, delayed or in progress per stage queue (empty if unknown)."""
     queues = sorted(STAGE_QUEUES)
     if rt.settings.broker.is_redis:
-        import redis
-
         namespace = rt.settings.broker.namespace
         client = redis.Redis.from_url(rt.settings.broker.url, socket_connect_timeout=2,
                                       socket_timeout=2)
@@ -165,8 +165,6 @@ def queue_depths(rt: Runtime) -> dict[str, int]:
         finally:
             client.close()
         return {q: int(counts[2 * i]) + int(counts[2 * i + 1]) for i, q in enumerate(queues)}
-    import dramatiq
-    from dramatiq.brokers.stub import StubBroker
 
     broker = dramatiq.get_broker()
     if not isinstance(broker, StubBroker):

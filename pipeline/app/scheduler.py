@@ -7,13 +7,22 @@ one scheduler per deployment.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pipeline.app.health import beat
 from pipeline.app.runtime import Runtime
+from pipeline.core.messaging import DISPATCH
+from pipeline.stages.assessment import expire_leases
+from pipeline.stages.escalation import run_escalation
+from pipeline.stages.monitoring import run_monitoring
+from pipeline.stages.police import release_expired_holds
 from pipeline.stages.reconciler import reconcile
+from pipeline.stages.retention import scheduled_purge
 
 log = logging.getLogger(__name__)
 
@@ -37,27 +46,22 @@ def _reconcile(rt: Runtime) -> object:
 
 
 def _heartbeat(rt: Runtime) -> object:
-    from pipeline.app.health import beat
 
     return beat(rt, "scheduler")
 
 
 def _retention(rt: Runtime) -> object:
-    from pipeline.stages.retention import scheduled_purge
 
     return scheduled_purge(rt)
 
 
 def _expire_leases(rt: Runtime) -> object:
-    from pipeline.stages.assessment import expire_leases
 
     with rt.session_factory.begin() as session:
         return expire_leases(session, now=rt.clock.now())
 
 
 def _release_police_holds(rt: Runtime) -> object:
-    from pipeline.core.messaging import DISPATCH
-    from pipeline.stages.police import release_expired_holds
 
     with rt.session_factory.begin() as session:
         released = release_expired_holds(session, clock=rt.clock, settings=rt.settings)
@@ -66,7 +70,6 @@ def _release_police_holds(rt: Runtime) -> object:
 
 
 def _monitoring(rt: Runtime) -> object:
-    from pipeline.stages.monitoring import run_monitoring
 
     if not rt.settings.monitoring.enabled:
         return None
@@ -75,7 +78,6 @@ def _monitoring(rt: Runtime) -> object:
 
 
 def _escalation(rt: Runtime) -> object:
-    from pipeline.stages.escalation import run_escalation
 
     if not rt.settings.escalation.enabled:
         return None
@@ -116,8 +118,6 @@ class SchedulerLease:
     a lease in Redis, renewed while held. Without Redis (embedded) there is only one."""
 
     def __init__(self, rt: Runtime, ttl_seconds: float = 30.0):
-        import os
-        import socket
 
         self.rt, self.ttl_ms = rt, int(ttl_seconds * 1000)
         self.key = rt.key("scheduler", "lease")

@@ -148,7 +148,7 @@ def worker(threads: int | None) -> None:
         signal.signal(sig, lambda *_: stop.set())
     from pipeline.core.counters import serve_process_metrics
 
-    serve_process_metrics(settings.metrics.port)  # this worker's counters (issue 10)
+    serve_process_metrics(settings.metrics.port)  # this worker's counters
     worker = start_worker(broker, threads or settings.worker.threads)
     logging.getLogger(__name__).info("Worker started with %d threads.", worker.worker_threads)
     stop.wait()
@@ -169,7 +169,7 @@ def scheduler() -> None:
         signal.signal(sig, lambda *_: stop.set())
     from pipeline.core.counters import serve_process_metrics
 
-    serve_process_metrics(settings.metrics.port)  # the scheduler's counters (issue 10)
+    serve_process_metrics(settings.metrics.port)  # the scheduler's counters
     run_forever(runtime, stop)
     runtime.close()
 

@@ -1,4 +1,4 @@
-"""Operations and data protection commands (issue 10).
+"""Operations and data protection commands.
 
 `hotline status`, `hotline retention run [--dry-run]`, `hotline case evidence CASE`,
 `hotline case hold CASE` / `hotline case lift-hold CASE`, `hotline privacy new-key`,

@@ -11,6 +11,7 @@ import os
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     BaseModel,
@@ -28,6 +29,9 @@ from pydantic_settings import (
 )
 
 from pipeline.core.errors import ConfigError
+from pipeline.core.worktime import parse_window
+from schemas.assessment import Legality
+from schemas.intake import Category
 
 DEFAULT_CONFIG_FILE = "config.yaml"
 
@@ -234,7 +238,7 @@ class ConsoleSection(Section):
 
 
 class RetentionSection(Section):
-    """How long personal data and URLs are kept after a case closes (issue 10)."""
+    """How long personal data and URLs are kept after a case closes."""
 
     enabled: bool = Field(True, description="Run the scheduled purge.")
     interval_seconds: float = Field(3600, gt=0, description="How often the purge runs.")
@@ -255,7 +259,7 @@ class RetentionSection(Section):
 
 
 class PrivacySection(Section):
-    """Reporter privacy and the secrets the pipeline holds (issue 10)."""
+    """Reporter privacy and the secrets the pipeline holds."""
 
     encryption_key: SecretStr | None = Field(
         None, description="Fernet key(s) encrypting reporter contacts at rest, comma-"
@@ -440,14 +444,12 @@ class FourEyesRule(BaseModel):
     @field_validator("legality")
     @classmethod
     def _legality(cls, value: list[str] | None) -> list[str] | None:
-        from schemas.assessment import Legality
 
         return [Legality(v).value for v in value] if value is not None else None
 
     @field_validator("category", "claimed_category")
     @classmethod
     def _category(cls, value: list[str] | None) -> list[str] | None:
-        from schemas.intake import Category
 
         return [Category(v).value for v in value] if value is not None else None
 
@@ -504,14 +506,12 @@ class AssessmentSection(Section):
     @field_validator("welfare_categories")
     @classmethod
     def _welfare_categories(cls, value: list[str]) -> list[str]:
-        from schemas.intake import Category
 
         return [Category(v).value for v in value]
 
     @field_validator("welfare_timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo
 
         try:
             ZoneInfo(value)
@@ -538,7 +538,6 @@ class WorktimeSection(Section):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo
 
         try:
             ZoneInfo(value)
@@ -549,7 +548,6 @@ class WorktimeSection(Section):
     @field_validator("mon", "tue", "wed", "thu", "fri", "sat", "sun")
     @classmethod
     def _window(cls, value: str) -> str:
-        from pipeline.core.worktime import parse_window
 
         parse_window(value)
         return value

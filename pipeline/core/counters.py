@@ -69,7 +69,7 @@ TAKEDOWN_SECONDS = Histogram(
     "report (since=report) and from the first notice (since=notice).", ["since"],
     buckets=TAKEDOWN_BUCKETS)
 
-# For the tracer (issue 4): increment these where the cache and the rate limits are.
+# For the tracer: increment these where the cache and the rate limits are.
 RDAP_CACHE = Counter(
     "hotline_rdap_cache", "RDAP lookups answered from the cache (hit) or not (miss).",
     ["result"])

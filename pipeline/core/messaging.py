@@ -14,7 +14,7 @@ from typing import Protocol
 NORMALISE = "normalise"
 DEDUPE = "dedupe"
 TRACE = "trace"
-ROUTE = "route"  # assessed cases -> rules -> planned notices (issue 6)
+ROUTE = "route"  # assessed cases -> rules -> planned notices
 DISPATCH = "dispatch"  # notice ids -> delivered exactly once
 
 # Every stage queue, in pipeline order: the actors consume them, health reports them.

@@ -12,10 +12,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from pipeline.core.errors import ConfigError
+from pipeline.core.logs import register_secret
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,6 @@ def read_secret(
     value: SecretStr | None, file: str | None, *, key: str
 ) -> str | None:
     """The secret named `key` (e.g. "privacy.encryption_key"), or None if not given."""
-    from pipeline.core.logs import register_secret
 
     secret: str | None = None
     if value is not None and value.get_secret_value().strip():
@@ -59,11 +60,8 @@ def _inside_project(path: Path) -> bool:
 def register_settings_secrets(settings: Any) -> None:
     """Never log the passwords inside the configured service URLs (database, broker,
     Redis) nor any `SecretStr` setting."""
-    from urllib.parse import urlsplit
 
-    from pydantic import BaseModel
 
-    from pipeline.core.logs import register_secret
 
     for url in (settings.database.url, settings.broker.url, settings.redis.url):
         if url:

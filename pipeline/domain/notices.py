@@ -24,6 +24,7 @@ headers.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -315,7 +316,6 @@ def build_email(notice: Notice, settings: Settings, *, at: datetime) -> EmailMes
     multipart/report in XARF's e-mail binding: the text, the message/feedback-report
     part (`Feedback-Type: xarf`) and `xarf.json`, base64; without one it is the text
     alone. Hotlines get the exchange JSON attached (multipart/mixed)."""
-    import json
 
     if not notice.address:
         raise BadInput(f"notice {notice.id} has no address")

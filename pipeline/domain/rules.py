@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.core.errors import ConfigError
+from schemas.intake import Category
 
 ROUTING_FILE = "routing.yaml"
 DESTINATIONS_FILE = "destinations.yaml"
@@ -340,7 +341,6 @@ def _check_condition(fact: str, value: Any, where: str, problems: list[str]) -> 
                 problems.append(f"{where}.when.legality: unknown value {v!r} "
                                 f"(known: {', '.join(LEGALITY)})")
     elif fact in ("category", "claimed_category"):
-        from schemas.intake import Category
 
         known = {c.value for c in Category}
         for v in values:

@@ -38,6 +38,7 @@ import ada_url
 import tldextract
 from confusable_homoglyphs import categories
 
+from pipeline.core.config import UrlsSection
 from pipeline.core.errors import RejectedURL
 
 if TYPE_CHECKING:
@@ -100,7 +101,6 @@ def _param_pattern(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
 
 @lru_cache(maxsize=1)
 def default_rules() -> UrlRules:
-    from pipeline.core.config import UrlsSection
 
     return UrlRules.from_settings(UrlsSection())
 

@@ -40,6 +40,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, bindparam, exists, func, or_, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from pipeline.core.clock import as_utc
@@ -52,6 +54,7 @@ from pipeline.store.db import is_postgresql
 from pipeline.store.lifecycle import transition
 from pipeline.store.models import Case, Event, Report, User
 from pipeline.store.states import CASE_STATE_TIME_COLUMNS, CaseState
+from pipeline.store.trace_models import Trace
 from schemas.assessment import (
     CLOSING_LEGALITIES,
     AssessmentIn,
@@ -136,10 +139,7 @@ _LEASE_COLUMNS = ("case_id", "user_id", "kind", "claimed_at", "expires_at", "sit
 def _lease_upsert(dialect: str) -> Any:
     """INSERT ... ON CONFLICT (case_id) DO UPDATE only over an expired lease or the
     caller's own, RETURNING the case id. Built once per dialect (claims are hot)."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = insert(CaseLease).values({c: bindparam(c) for c in _LEASE_COLUMNS})
     return statement.on_conflict_do_update(
         index_elements=["case_id"],
@@ -782,7 +782,6 @@ def case_view(session: Session, principal: Principal, key: str | int, *, now: da
 
 def _trace_view(session: Session, case: Case) -> TraceView:
     """The latest recorded trace of the case, or the summary on the case itself."""
-    from pipeline.store.trace_models import Trace
 
     trace = session.execute(
         select(Trace).where(Trace.case_id == case.id)

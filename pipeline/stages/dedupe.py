@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from pipeline.core.clock import Clock, as_utc
@@ -254,7 +255,6 @@ def _insert_cases(session: Session, rows: list[dict[str, Any]]) -> dict[str, int
         inserted = insert_by_unnest(session, table, rows, conflict=["open_key"],
                                     returning=["id", "open_key"])
         return {key: case_id for case_id, key in inserted}
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     statement = (sqlite_insert(table).on_conflict_do_nothing(index_elements=["open_key"])
                  .returning(table.c.id, table.c.open_key))

@@ -26,7 +26,7 @@ Steps of `deliver_notices`:
    it again when due); a permanent one, or too many attempts, makes it `dead` with a
    row in `dead_letters` (`hotline deadletters retry` tries it again).
 
-None is sent twice, per channel (README, "Dispatch"):
+None is sent twice, per channel (docs/pipeline/routing-and-dispatch.md):
 - SMTP: the transaction is driven by hand. After the server's 354 the dot-stuffed
   message goes out, then the notice is committed `handing_over` (the marker), and only
   then the final "<CRLF>.<CRLF>" is sent and its reply read. A worker that dies before
@@ -77,6 +77,7 @@ from pipeline.core.clock import Clock, as_utc
 from pipeline.core.config import Settings
 from pipeline.core.errors import BadInput, PermanentError, RetryLater
 from pipeline.domain.notices import build_email, safe_header, webhook_body
+from pipeline.domain.rules import cached_ruleset
 from pipeline.store.audit import build_event
 from pipeline.store.db import is_postgresql, lock_one
 from pipeline.store.models import Case, DeadLetter, Event, Notice
@@ -333,7 +334,6 @@ class WebhookChannel:
     def _key(self, notice: Notice) -> bytes:
         if self.secrets is not None and notice.destination in self.secrets:
             return self.secrets[notice.destination].encode()
-        from pipeline.domain.rules import cached_ruleset
 
         dest = cached_ruleset(self.settings.routing.rules_dir).directory.get(notice.destination)
         env = dest.secret_env if dest else None

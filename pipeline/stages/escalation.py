@@ -34,6 +34,8 @@ from sqlalchemy.orm import Session
 from pipeline.core.errors import ConfigError
 from pipeline.core.messaging import DISPATCH, Enqueuer
 from pipeline.core.worktime import WorkCalendar
+from pipeline.domain.notices import render_notice
+from pipeline.domain.rules import load_directory
 from pipeline.stages.monitoring import PRESENT
 from pipeline.store.audit import build_event
 from pipeline.store.db import insert_ignoring_conflicts
@@ -272,10 +274,6 @@ def _next_only(items: list[Due], made: dict[tuple[str, str, int], datetime], now
 
 
 def load_directory_for(settings: Any) -> Any | None:
-    try:
-        from pipeline.domain.rules import load_directory
-    except ImportError:  # routing not installed: escalation steps cannot be resolved
-        return None
     problems: list[str] = []
     directory = load_directory(Path(settings.routing.rules_dir) / "destinations.yaml",
                                problems)
@@ -369,8 +367,7 @@ def _reminder_text(k: int, source: Notice) -> str:
 
 def _render(case: Case, dest: Any, token: str, settings: Any, now: datetime, item: Due
             ) -> dict[str, Any]:
-    """Subject, body and payload through the notice templates (issue 6)."""
-    from pipeline.domain.notices import render_notice
+    """Subject, body and payload through the notice templates."""
 
     rendered = render_notice(case, dest, token=token, settings=settings, at=now)
     return {"subject": f"Escalation: {rendered.subject}",

@@ -35,6 +35,8 @@ from sqlalchemy.orm import Session
 
 from pipeline.core.config import Settings
 from pipeline.core.errors import NotFound
+from pipeline.stages.retention import _answer_keys
+from pipeline.store import audit
 from pipeline.store.audit import event_hash
 from pipeline.store.db import Base
 from pipeline.store.models import GENESIS_HASH, Case, Event, Notice, Report
@@ -117,7 +119,6 @@ def _children(session: Session, parent: Table, parent_ids: list[Any]) -> dict[st
 def _shared_answers(session: Session, traces: list[dict[str, Any]]) -> dict[str, Any]:
     """The RDAP answers (kept once, by content hash, in `trace_answers`) the traces
     refer to, so the bundle holds every answer as received."""
-    from pipeline.stages.retention import _answer_keys
 
     answers = Base.metadata.tables.get("trace_answers")
     keys = set().union(*(_answer_keys(t.get("rdap_raw")) for t in traces)) if traces else set()
@@ -225,7 +226,6 @@ def verify_folder(folder: Path) -> list[str]:
 def export_evidence(session_factory: Any, case_ref: str, out: Path, *, settings: Settings,
                     now: datetime, actor: str, as_zip: bool = False) -> tuple[Path, Bundle]:
     """Build and write the bundle, and audit that it was made (with its manifest's digest)."""
-    from pipeline.store import audit
     with session_factory.begin() as session:
         bundle = build_bundle(session, case_ref, settings=settings, now=now)
         path = write_bundle(bundle, out, as_zip=as_zip)

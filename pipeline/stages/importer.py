@@ -21,7 +21,7 @@ from pipeline.core.clock import Clock
 from pipeline.core.config import IntakeSection
 from pipeline.core.errors import BadInput
 from pipeline.core.messaging import NORMALISE, Enqueuer
-from pipeline.stages.intake import new_reference, store_reports
+from pipeline.stages.intake import check_limits, new_reference, store_reports
 from schemas.intake import Channel, ReportIn
 
 CSV_FIELDS = {"url", "channel", "claimed_category", "description", "reporter_contact",
@@ -94,7 +94,6 @@ def import_file(
         pending.clear()
 
     now = clock.now()
-    from pipeline.stages.intake import check_limits
 
     for number, fields, error in _rows(path):
         if error is None and fields is not None:

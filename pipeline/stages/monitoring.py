@@ -33,6 +33,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
+import dns.exception
+import dns.resolver
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -110,8 +112,6 @@ class Resolution:
 def make_resolver(settings: MonitoringSection) -> Callable[[str], Resolution]:
     """A resolver of A and AAAA answers through dnspython (the configured server, or
     the system's)."""
-    import dns.exception
-    import dns.resolver
 
     resolver = dns.resolver.Resolver(configure=settings.resolver is None)
     if settings.resolver is not None:

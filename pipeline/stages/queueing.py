@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pipeline.core.config import load_settings
 from pipeline.core.errors import ConfigError
 from pipeline.store.db import among
 from pipeline.store.lifecycle import transition
@@ -183,7 +184,6 @@ def load_rules(path: str | Path = DEFAULT_RULES_FILE) -> PriorityRules:
 @lru_cache(maxsize=1)
 def configured_rules_path() -> str:
     """`assessment.priority_rules` of this process's configuration (read once)."""
-    from pipeline.core.config import load_settings
 
     return load_settings().assessment.priority_rules
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.core.messaging import DEDUPE, DISPATCH, NORMALISE, ROUTE, TRACE, Enqueuer
+from pipeline.stages.dispatch import due_notice_ids
 from pipeline.store.models import Case, Report
 from pipeline.store.states import CaseState, ReportState
 
@@ -32,7 +33,6 @@ PENDING: list[tuple[Any, str, str]] = [
 
 
 def _due_notices(session: Session, now: Any, cutoff: Any, limit: int) -> list[int]:
-    from pipeline.stages.dispatch import due_notice_ids
 
     return due_notice_ids(session, now=now, stuck_before=cutoff, limit=limit)
 

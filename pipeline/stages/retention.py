@@ -85,7 +85,7 @@ class PurgePlan:
 
 
 def _traces_table() -> Table | None:
-    """The traces table (issue 4) with its raw answer columns, if it is there."""
+    """The traces table with its raw answer columns, if it is there."""
     table = Base.metadata.tables.get("traces")
     if table is None or not {"dns_raw", "rdap_raw", "case_id"} <= set(table.c.keys()):
         return None

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -209,8 +210,6 @@ def _report_figures(conn: Connection, t0: datetime, t1: datetime, suppress: _Sup
         # sort a million 64-character keys, 0.4 s to hash and send them. Exact unless
         # two of the period's distinct keys (SHA-256 digests) share a hash: for a
         # million keys a chance of about 3 in 100 million, of counting one URL less.
-        import numpy as np
-
         rows = _pg_arrays(conn, """
             SELECT channel, claimed_category, count(*),
               count(*) FILTER (WHERE state = 'duplicate'),
@@ -334,7 +333,6 @@ def _columns(conn: Connection, kinds: str, select_list: Sequence[str], rest: str
     """The columns of `SELECT <select_list> <rest>` as numpy arrays, one per item of
     `kinds`: "i" an integer column (int64), "t" a time (float64 seconds since the
     epoch, NaN where NULL)."""
-    import numpy as np
 
     if not pg:
         exprs = [e if k == "i" else f"((julianday({e}) - 2440587.5) * 86400.0)"
@@ -377,7 +375,6 @@ def _pg_arrays(conn: Connection, sql: str, params: dict[str, Any]) -> list[list[
     result without a Python object per element: a million cases' times arrive in
     about a second (a COPY sends a message per row, which psycopg reads one by
     one: 3 s for the same times). The arrays must hold no NULL."""
-    import numpy as np
 
     driver = conn.connection.driver_connection
     assert driver is not None
@@ -409,7 +406,6 @@ def _id_lists(conn: Connection, t0: datetime, t1: datetime, pg: bool
               ) -> list[tuple[str, str, Any]]:
     """(dimension, group, case ids) of the removal groups: the hosting country and the
     provider of the cases removed in the period, and each partner hotline told."""
-    import numpy as np
 
     ids = "array_agg({})" if pg else "group_concat({}, ',')"
     country, provider = "COALESCE(hosting_country, 'unknown')", "COALESCE(hosting_org, 'unknown')"
@@ -451,7 +447,6 @@ def _stage_times(conn: Connection, t0: datetime, t1: datetime,
     (`COLUMN`), as arrays in id order: the cases' own times in one scan, the first
     notice of each kind (`notice_times`: `_notice_times`' answer; joined here by id),
     then the few cases whose only end in the period is a notice."""
-    import numpy as np
 
     pg = conn.dialect.name == "postgresql"
     params = {"t0": t0, "t1": t1}
@@ -490,7 +485,6 @@ class _Index:
     else by binary search."""
 
     def __init__(self, ids: Any):
-        import numpy as np
 
         self.ids = ids
         self.low = int(ids[0]) if len(ids) else 0
@@ -502,7 +496,6 @@ class _Index:
 
     def find(self, wanted: Any) -> tuple[Any, Any]:
         """(whether each of `wanted` is among the ids, and where)."""
-        import numpy as np
 
         if self.table is None:
             at = np.searchsorted(self.ids, wanted)
@@ -522,7 +515,6 @@ def _calendar_arrays(times: dict[str, Any], t1: datetime, calendar: WorkCalendar
     earliest time read to an hour past the period: the first hour, and per hour the
     working seconds before it (`cum`), when its working window starts (seconds since
     the epoch) and how long it is."""
-    import numpy as np
 
     lows = [float(np.nanmin(v)) for k, v in times.items() if k != "id" and len(v)
             and not np.isnan(v).all()]
@@ -538,7 +530,6 @@ def _working_positions(t: Any, calendar: tuple[int, Any, Any, Any]) -> Any:
     cum[h] + clamp(t - start[h], 0, length[h]); t - start[h] is exact (two doubles
     less than an hour apart), so it is the hourly table's t - h * 3600 - ws to the
     last bit. NaN for no time, or one outside the table."""
-    import numpy as np
 
     first, cum, window_start, length = calendar
     out = np.full(len(t), np.nan)
@@ -568,7 +559,6 @@ def _summary(cal: Any, work: Any, working_day: float) -> tuple[Any, ...] | None:
     """(n, median and p90 calendar, median and p90 working, shares within 1/3/7 days
     calendar, then working) of durations in seconds; working NaNs are left out of its
     percentiles and count as not within."""
-    import numpy as np
 
     n = len(cal)
     if not n:
@@ -588,7 +578,6 @@ def _durations(conn: Connection, t0: datetime, t1: datetime, calendar: WorkCalen
     """(series, dimension, group) -> `_summary` of every stage, and of removal by
     hosting country, provider and partner hotline (`notice_times` and `groups`:
     `_notice_times`' and `_id_lists`' answers, asked for when needed)."""
-    import numpy as np
 
     times = _stage_times(conn, t0, t1, notice_times)
     table = _calendar_arrays(times, t1, calendar)

@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from json import encoder
 from typing import Any
 
 from sqlalchemy import event as sa_event
@@ -24,6 +25,8 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from pipeline.core.clock import as_utc
+from pipeline.store.db import insert_rows
+from pipeline.store.listeners import note_events
 from pipeline.store.models import GENESIS_HASH, AuditChained, AuditStream, Case, Event, Report
 
 SYSTEM_ACTOR = "system"
@@ -38,7 +41,6 @@ def _prebuilt_encoder() -> Any:
     hash's cost per event; the stages hash about five events per report). The same
     function with the same settings, so the bytes are the same; checked here, and
     `_dumps` serves where the C accelerator is missing."""
-    from json import encoder
 
     make = getattr(encoder, "c_make_encoder", None)
     if make is None:
@@ -145,8 +147,6 @@ def insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
     session's transaction; /metrics counts them when the transaction commits."""
     if not rows:
         return
-    from pipeline.store.db import insert_rows
-    from pipeline.store.listeners import note_events
 
     insert_rows(session, _EVENT_TABLE, rows)
     note_events(session, rows)

@@ -23,8 +23,12 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import JSON, TypeDecorator
+
+from pipeline.core.errors import NotFound, RetryLater
 
 # Big integer primary keys that still autoincrement on SQLite.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -125,10 +129,7 @@ def insert_ignoring_conflicts(
     """
     if not rows:
         return []
-    if is_postgresql(session):
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    dialect_insert = pg_insert if is_postgresql(session) else sqlite_insert
     statement = dialect_insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
     if returning is None:
         session.execute(statement, rows)
@@ -195,7 +196,6 @@ def deadlock_retried(what: str) -> Iterator[None]:
     """A deadlock with another worker (PostgreSQL chose this transaction to abort)
     becomes `RetryLater`: the message goes round again soon, quietly. Caught from
     SQLAlchemy and from psycopg's own cursor (the batch statements) alike."""
-    from pipeline.core.errors import RetryLater
 
     try:
         yield
@@ -371,7 +371,6 @@ def insert_by_unnest(session: Session, table: Any, rows: list[dict[str, Any]], *
 def lock_one(session: Session, query: Any, missing: str) -> Any:
     """The one object `query` selects, locked for this transaction (PostgreSQL; SQLite
     holds its write lock); `NotFound(missing)` when there is none."""
-    from pipeline.core.errors import NotFound
 
     if is_postgresql(session):
         query = query.with_for_update()

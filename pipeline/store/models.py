@@ -71,7 +71,7 @@ class Report(AuditChained, Base):
 
     case_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("cases.id"), index=True)
 
-    # When retention purged each kind of personal data (pipeline.stages.retention, issue 10).
+    # When retention purged each kind of personal data (pipeline.stages.retention).
     contact_purged_at: Mapped[datetime | None]
     description_purged_at: Mapped[datetime | None]
     url_purged_at: Mapped[datetime | None]
@@ -103,7 +103,7 @@ class Case(AuditChained, Base):
     urgent: Mapped[bool] = mapped_column(default=False)
     report_count: Mapped[int] = mapped_column(default=1)
 
-    # Latest trace, copied here for routing, queueing and statistics (issue 4 fills
+    # Latest trace, copied here for routing, queueing and statistics (tracing fills
     # these; the full evidence lives in the traces table).
     hosting_country: Mapped[str | None] = mapped_column(String(2))
     hosting_asn: Mapped[int | None]
@@ -116,12 +116,12 @@ class Case(AuditChained, Base):
     registrar: Mapped[str | None] = mapped_column(String(255))
     registrar_abuse_email: Mapped[str | None] = mapped_column(String(320))
 
-    # The final assessment, copied here for routing and statistics (issue 5 fills
+    # The final assessment, copied here for routing and statistics (the assessment fills
     # these; every assessment is kept in its own table).
     legality: Mapped[str | None] = mapped_column(String(40))
     category: Mapped[str | None] = mapped_column(String(40))
 
-    # Routing (issue 6): which rules hit and missed and what was decided, and the
+    # Routing: which rules hit and missed and what was decided, and the
     # police hold: until when, and the police's last reason.
     routing: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     police_hold_until: Mapped[datetime | None]
@@ -237,7 +237,7 @@ class Notice(Base):
     due_at: Mapped[datetime | None]  # not before (e.g. after a police hold)
     sent_at: Mapped[datetime | None]
     confirmed_at: Mapped[datetime | None]  # the destination confirmed removal/receipt
-    # Delivery claim (issue 6): a worker sets state "sending" with a lease before it
+    # Delivery claim: a worker sets state "sending" with a lease before it
     # delivers; another may claim the notice again only after the lease ran out.
     lease_until: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(64))

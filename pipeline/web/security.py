@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -278,7 +279,6 @@ def require_form(*roles: str) -> Callable[[Request], Any]:
     role_check = require(*roles)
 
     async def dependency(request: Request) -> tuple[Viewer, FormData]:
-        from fastapi.concurrency import run_in_threadpool
 
         viewer = await run_in_threadpool(role_check, request)
         form = await request.form()

@@ -20,6 +20,10 @@ from sqlalchemy import select
 from pipeline.app.auth import Principal, current_principal
 from pipeline.app.runtime import Runtime
 from pipeline.core.errors import BadInput, NotFound
+from pipeline.stages.monitoring import record_partner_status
+from pipeline.stages.stats import export_stats, iccam_csv, iccam_rows, to_csv
+from pipeline.store.audit import record
+from pipeline.store.models import Case
 from pipeline.web.deps import require_roles, runtime_of
 from schemas.stats import IccamRow, StatsExport
 
@@ -48,7 +52,6 @@ def get_stats(
     runtime: Runtime = Depends(runtime_of),
     principal: Principal = Depends(current_principal),
 ) -> Any:
-    from pipeline.stages.stats import export_stats, to_csv
 
     require_roles(runtime, principal, STATS_ROLES, "read statistics")
     _period(start, end)
@@ -76,8 +79,6 @@ def get_url_export(
     runtime: Runtime = Depends(runtime_of),
     principal: Principal = Depends(current_principal),
 ) -> Any:
-    from pipeline.stages.stats import iccam_csv, iccam_rows
-    from pipeline.store.audit import record
 
     require_roles(runtime, principal, URL_EXPORT_ROLES, "export URLs")
     _period(start, end)
@@ -106,8 +107,6 @@ def post_takedown_status(
     principal: Principal = Depends(current_principal),
 ) -> dict[str, Any]:
     """Recorded, then verified by the hotline's own check before anything follows."""
-    from pipeline.stages.monitoring import record_partner_status
-    from pipeline.store.models import Case
 
     require_roles(runtime, principal, frozenset({"partner"}), "report a takedown status")
     with runtime.session_factory.begin() as session:

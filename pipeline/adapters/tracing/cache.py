@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from pipeline.core.counters import RDAP_CACHE
+
 # How many entries the in-process layer keeps in front of Redis, the most recently
 # used. Registry answers are several KB each as Python objects: kept for their 30 s
 # alone, they and the tracer's recent traces took a worker from 145 to 250 MB over
@@ -253,8 +255,6 @@ class PrefixCache:
             out[address] = next((values[k] for k in candidates if values.get(k) is not None),
                                 None)
         if self.kind == "net":  # the RDAP network cache
-            from pipeline.core.counters import RDAP_CACHE
-
             hits = sum(1 for v in out.values() if v is not None)
             RDAP_CACHE.labels("hit").inc(hits)
             if count_misses:

@@ -14,7 +14,7 @@ from pipeline.core.errors import ConfigError
 class GeoIP:
     def __init__(self, path: str):
         try:
-            import maxminddb
+            import maxminddb  # noqa: PLC0415  (an optional dependency: hotline[geoip])
         except ImportError:
             raise ConfigError(["trace.geoip_database: set, but the maxminddb package is "
                                "not installed (pip install maxminddb)"]) from None

@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Any
 
+from pipeline.core.counters import RDAP_RATE_LIMIT_WAIT_SECONDS, RDAP_RATE_LIMIT_WAITS
 from pipeline.core.errors import RetryLater
 
 # KEYS[1]: the bucket; ARGV: interval (microseconds per question), burst.
@@ -71,7 +72,6 @@ class RateLimiter:
             if wait_us <= 0:
                 return
             wait_ms = wait_us / 1000
-            from pipeline.core.counters import RDAP_RATE_LIMIT_WAIT_SECONDS, RDAP_RATE_LIMIT_WAITS
 
             RDAP_RATE_LIMIT_WAITS.labels(registry).inc()
             if waited_ms + wait_ms > self.max_wait_ms:

@@ -16,16 +16,28 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from starlette.responses import Response
 
 from pipeline.app import casework
+from pipeline.app.auth import require as require_permission
 from pipeline.app.casework import in_transaction, own_welfare
 from pipeline.app.runtime import Runtime
 from pipeline.core.clock import as_utc
 from pipeline.core.errors import BadInput
+from pipeline.domain.rules import RulesInvalid, load_ruleset, placeholders
+from pipeline.stages import assessment
+from pipeline.stages.stats import export_stats
+from pipeline.store.assessment_models import CaseLease
 from pipeline.store.models import Case, Notice, User
 from pipeline.store.states import CaseState
+from pipeline.store.takedown_models import STAGES, TakedownCheck, stage_times
+from pipeline.store.trace_models import Trace
+from pipeline.web.console.charts import columns, horizontal_bars
+from pipeline.web.deps import require_roles
 from pipeline.web.security import Viewer
-from schemas.assessment import AssessmentIn
+from pipeline.web.stats import STATS_ROLES, get_stats, get_url_export
+from schemas.assessment import AgeGroup, AssessmentIn, ContentType, Gender, Legality, SiteType
+from schemas.intake import Category
 
 # --- the queue and claims --------------------------------------------------------------
 
@@ -43,8 +55,6 @@ def work(runtime: Runtime, viewer: Viewer, fn: Callable[[Session], T]) -> T:
 def queue_page(runtime: Runtime, viewer: Viewer) -> dict[str, Any]:
     """The queue (priority first, then oldest), the counts by state, and the viewer's
     claimed cases and welfare counts."""
-    from pipeline.stages import assessment
-    from pipeline.store.assessment_models import CaseLease
 
     def read(session: Session) -> dict[str, Any]:
         queue = assessment.list_queue(session, viewer.principal, limit=200)
@@ -114,8 +124,6 @@ def describe_problems(exc: Exception) -> list[str]:
 
 def assessment_choices() -> dict[str, list[tuple[str, str]]]:
     """The options of each field of the assessment form, from the schema's enums."""
-    from schemas.assessment import AgeGroup, ContentType, Gender, Legality, SiteType
-    from schemas.intake import Category
 
     def options(enum: Any) -> list[tuple[str, str]]:
         return [(member.value, member.value.replace("_", " ")) for member in enum]
@@ -132,7 +140,6 @@ def case_page(runtime: Runtime, viewer: Viewer, ref: str) -> dict[str, Any]:
     """The case as the viewer may see it (`assessment.case_view` checks that, and
     records who looked at a reporter's contact), with the trace evidence, the notices
     and the takedown timeline."""
-    from pipeline.stages import assessment
     def read(session: Session) -> dict[str, Any]:
         view = assessment.case_view(session, viewer.principal, ref, now=runtime.clock.now(),
                                     settings=runtime.settings.assessment)
@@ -156,11 +163,7 @@ def case_page(runtime: Runtime, viewer: Viewer, ref: str) -> dict[str, Any]:
 
 
 def traces_of(session: Session, case: Case) -> list[Any]:
-    """Every trace of the case, newest first (issue 4's evidence table)."""
-    try:
-        from pipeline.store.trace_models import Trace
-    except ImportError:
-        return []
+    """Every trace of the case, newest first (the evidence table)."""
     return list(session.execute(
         select(Trace).where(Trace.case_id == case.id).order_by(Trace.traced_at.desc())
     ).scalars())
@@ -182,7 +185,6 @@ class Stage:
 
 def timeline_of(session: Session, case: Case) -> list[Stage]:
     """The INHOPE stage times of the case (pipeline.store.takedown_models's clock)."""
-    from pipeline.store.takedown_models import STAGES, stage_times
 
     times = stage_times(session, case)
     start = as_utc(case.received_at)
@@ -192,7 +194,6 @@ def timeline_of(session: Session, case: Case) -> list[Stage]:
 
 
 def checks_of(session: Session, case: Case) -> list[Any]:
-    from pipeline.store.takedown_models import TakedownCheck
 
     return list(session.execute(
         select(TakedownCheck).where(TakedownCheck.case_id == case.id)
@@ -202,7 +203,6 @@ def checks_of(session: Session, case: Case) -> list[Any]:
 
 def review_page(runtime: Runtime, viewer: Viewer) -> dict[str, Any]:
     """Cases waiting for a second analyst, and the disputed ones (supervisors decide)."""
-    from pipeline.stages import assessment
     def read(session: Session) -> dict[str, Any]:
         second = assessment.list_queue(session, viewer.principal,
                                        state="awaiting_second_assessment", limit=200)
@@ -227,9 +227,6 @@ class TeamRow:
 
 def team_view(runtime: Runtime, viewer: Viewer) -> list[TeamRow]:
     """Per analyst: the cases they hold now and today's welfare counts."""
-    from pipeline.app.auth import require as require_permission
-    from pipeline.stages import assessment
-    from pipeline.store.assessment_models import CaseLease
 
     def read(session: Session) -> list[TeamRow]:
         require_permission(viewer.principal, "welfare.view_all",
@@ -273,9 +270,6 @@ def period(runtime: Runtime, start: str | None, end: str | None) -> Period:
 
 def statistics(runtime: Runtime, viewer: Viewer, when: Period) -> Any:
     """The period's figures (`pipeline.stages.stats.export_stats`, the same as the export)."""
-    from pipeline.stages.stats import export_stats
-    from pipeline.web.deps import require_roles
-    from pipeline.web.stats import STATS_ROLES
 
     require_roles(runtime, viewer.principal, STATS_ROLES, "read statistics")
     with runtime.session_factory.begin() as session:
@@ -285,9 +279,7 @@ def statistics(runtime: Runtime, viewer: Viewer, when: Period) -> Any:
 
 def statistics_export(runtime: Runtime, viewer: Viewer, when: Period, fmt: str) -> Any:
     """The export download: the statistics API's own answer, as the viewer."""
-    from starlette.responses import Response
 
-    from pipeline.web.stats import get_stats
 
     result = get_stats(when.start, when.end, fmt, None, runtime, viewer.principal)  # type: ignore[arg-type]
     if isinstance(result, Response):
@@ -299,7 +291,6 @@ def statistics_export(runtime: Runtime, viewer: Viewer, when: Period, fmt: str) 
 
 def url_export(runtime: Runtime, viewer: Viewer, when: Period) -> Any:
     """The per-URL export (admins only; audited by the statistics API)."""
-    from pipeline.web.stats import get_url_export
 
     response = get_url_export(when.start, when.end, "csv", runtime, viewer.principal)
     response.headers["Content-Disposition"] = (
@@ -323,7 +314,6 @@ def _hours(value: float) -> str:
 
 def charts(figures: Any) -> Charts:
     """The statistics page's charts, drawn from the export's figures."""
-    from pipeline.web.console.charts import columns, horizontal_bars
 
     overall = figures.removal.overall
     cal = overall.calendar
@@ -359,7 +349,6 @@ def charts(figures: Any) -> Charts:
 def rules_problems(runtime: Runtime) -> list[str]:
     """What `hotline rules check` says about the routing rules (empty: all valid), and
     the destinations whose address an operator has yet to fill in."""
-    from pipeline.domain.rules import RulesInvalid, load_ruleset, placeholders
 
     try:
         ruleset = load_ruleset(runtime.settings.routing.rules_dir)

@@ -22,8 +22,10 @@ from starlette.responses import Response
 from pipeline.app import auth, users
 from pipeline.app.runtime import Runtime
 from pipeline.core.errors import BadInput
+from pipeline.store import audit
 from pipeline.store.models import Case, Notice, User
 from pipeline.web import security
+from pipeline.web.console import domain
 from pipeline.web.console.casework import router as casework_router
 from pipeline.web.console.render import ANALYSTS, EVERYONE, render
 from pipeline.web.security import Viewer, require, require_form
@@ -77,7 +79,6 @@ async def change_password(request: Request) -> Response:
             if new == current:
                 return "Choose a password different from the current one."
             auth.set_password(user, new, must_change=False)
-            from pipeline.store import audit
             audit.record(session, f"user:{user.name}", actor=viewer.actor,
                          action="password_changed", at=now)
             log.info("User %s changed their password.", user.name)
@@ -96,7 +97,6 @@ async def change_password(request: Request) -> Response:
 @router.get("/console/team")
 def team(request: Request, viewer: Viewer = Depends(require("supervisor", "admin"))
          ) -> Response:
-    from pipeline.web.console import domain
 
     return render(request, "team.html", {"rows": domain.team_view(_runtime(request), viewer)})
 
@@ -132,7 +132,6 @@ def police_holds(request: Request, viewer: Viewer = Depends(
 @router.get("/console/stats")
 def statistics(request: Request, start: str | None = None, end: str | None = None,
                viewer: Viewer = Depends(require(*EVERYONE))) -> Response:
-    from pipeline.web.console import domain
 
     runtime = _runtime(request)
     period = domain.period(runtime, start, end)
@@ -145,7 +144,6 @@ def statistics(request: Request, start: str | None = None, end: str | None = Non
 def statistics_export(request: Request, start: str | None = None, end: str | None = None,
                       format: str = "csv",  # noqa: A002
                       viewer: Viewer = Depends(require(*EVERYONE))) -> Response:
-    from pipeline.web.console import domain
 
     if format not in ("csv", "json"):
         raise BadInput("format: csv or json")
@@ -158,7 +156,6 @@ def statistics_export(request: Request, start: str | None = None, end: str | Non
 @router.get("/console/stats/urls")
 def url_export(request: Request, start: str | None = None, end: str | None = None,
                viewer: Viewer = Depends(require("admin"))) -> Response:
-    from pipeline.web.console import domain
 
     runtime = _runtime(request)
     response: Response = domain.url_export(runtime, viewer, domain.period(runtime, start, end))
@@ -181,7 +178,6 @@ def rules(request: Request, viewer: Viewer = Depends(require("supervisor", "admi
             except OSError as exc:
                 text = f"(cannot read: {exc.strerror})"
             files.append({"name": path.name, "text": text})
-    from pipeline.web.console import domain
 
     return render(request, "rules.html", {"folder": str(folder), "files": files,
                                           "problems": domain.rules_problems(runtime)})

@@ -18,7 +18,9 @@ from starlette.responses import Response
 
 from pipeline.app.runtime import Runtime
 from pipeline.core.errors import BadInput, HotlineError, NotFound, PermissionDenied
+from pipeline.stages.assessment import Conflict
 from pipeline.web import security
+from pipeline.web.console.pages import router as pages_router
 from pipeline.web.console.render import STATIC, render
 from pipeline.web.security import Denied, LoginRequired, PasswordChangeRequired
 
@@ -120,7 +122,6 @@ def _is_console(request: Request) -> bool:
 
 def install(app: FastAPI) -> None:
     """Add the console to the web app."""
-    from pipeline.web.console.pages import router as pages_router
 
     app.include_router(router)
     app.include_router(pages_router)
@@ -159,13 +160,8 @@ def install(app: FastAPI) -> None:
     pages_for: dict[type, tuple[int, str]] = {
         HotlineError: (409, "Cannot do that"), BadInput: (422, "Cannot do that"),
         NotFound: (404, "Not found"), PermissionDenied: (403, "Not allowed"),
+        Conflict: (409, "Cannot do that"),
     }
-    try:
-        from pipeline.stages.assessment import Conflict
-
-        pages_for[Conflict] = (409, "Cannot do that")
-    except ImportError:  # pragma: no cover - the assessment module is part of the app
-        pass
 
     async def _domain_error(request: Request, exc: Exception) -> Response:
         if not _is_console(request):

@@ -1,4 +1,4 @@
-"""URL normalisation and deduplication (issue 3)
+"""URL normalisation and deduplication
 
 Cases remember whether they are a re-upload (reported again after the previous case
 for the URL closed as removed) and whether their host is mixed-script or confusable.

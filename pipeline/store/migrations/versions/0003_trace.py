@@ -1,4 +1,4 @@
-"""hosting-origin tracing (issue 4)
+"""hosting-origin tracing
 
 Revision ID: 0003
 Revises: 0002

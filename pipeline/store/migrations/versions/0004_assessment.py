@@ -1,4 +1,4 @@
-"""users, roles and the assessment queue (issue 5)
+"""users, roles and the assessment queue
 
 Revision ID: 0004
 Revises: 0003

@@ -1,4 +1,4 @@
-"""routing rules and notice dispatch (issue 6)
+"""routing rules and notice dispatch
 
 Revision ID: 0005
 Revises: 0004

@@ -1,4 +1,4 @@
-"""notice-and-takedown tracking and statistics (issue 7)
+"""notice-and-takedown tracking and statistics
 
 Revision ID: 0006
 Revises: 0005

@@ -1,4 +1,4 @@
-"""operations and data protection (issue 10): legal holds, heartbeats, purge markers
+"""operations and data protection: legal holds, heartbeats, purge markers
 
 Revision ID: 0007
 Revises: 0006

@@ -1,4 +1,4 @@
-"""the analysts' web console (issue 8)
+"""the analysts' web console
 
 Revision ID: 0008
 Revises: 0007

@@ -1,4 +1,4 @@
-"""stage speed: the claim index of the assessment queue (issue 9)
+"""stage speed: the claim index of the assessment queue
 
 `ix_cases_claim` holds only the cases awaiting a first assessment, in the exact order
 a claim takes them (priority first, then oldest, then id), so that

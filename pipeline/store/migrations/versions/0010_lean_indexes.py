@@ -1,4 +1,4 @@
-"""lean indexes: fewer index entries written per report on the intake path (issue 9)
+"""lean indexes: fewer index entries written per report on the intake path
 
 Every state change of a report or a case writes a new row version and an entry in
 each of its table's indexes. Indexes that only ever serve a few rows are made partial,

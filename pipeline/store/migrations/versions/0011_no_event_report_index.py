@@ -1,4 +1,4 @@
-"""events: no index by report (issue 9)
+"""events: no index by report
 
 Nothing in the pipeline looks events up by `report_id`: a report's history is its
 stream (`report:<ref>`, served by the unique (stream, seq) index), as the evidence

@@ -1,4 +1,4 @@
-"""waiting-state indexes: fewer index entries per report and per new case (issue 9)
+"""waiting-state indexes: fewer index entries per report and per new case
 
 A report or case row that changes state is written again with an entry in every
 index of its table (PostgreSQL cannot update in place while an indexed column
