@@ -201,7 +201,7 @@ def test_an_interrupted_reencryption_keeps_its_finished_batches_and_resumes(
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     _three_contacts(runtime, settings_factory, old)
     _use_keys(settings_factory, new, old)
-    real, calls = crypto._renewed, []
+    real, calls = privacy._renewed, []
 
     def failing_on_the_second_batch(keys, stored, done):
         calls.append(stored)
@@ -209,11 +209,11 @@ def test_an_interrupted_reencryption_keeps_its_finished_batches_and_resumes(
             raise RuntimeError("killed")
         return real(keys, stored, done)
 
-    monkeypatch.setattr(crypto, "_renewed", failing_on_the_second_batch)
+    monkeypatch.setattr(privacy, "_renewed", failing_on_the_second_batch)
     with pytest.raises(RuntimeError):
         privacy.reencrypt(runtime.session_factory, at=runtime.clock.now(), actor="user:ops",
                          batch_size=1)
-    monkeypatch.setattr(crypto, "_renewed", real)
+    monkeypatch.setattr(privacy, "_renewed", real)
     done = privacy.reencrypt(runtime.session_factory, at=runtime.clock.now(), actor="user:ops",
                             batch_size=1)
     assert (done.clear, done.rotated, done.current) == (0, 2, 1)  # the first batch held
