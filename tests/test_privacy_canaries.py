@@ -361,7 +361,7 @@ def test_canary_identities_appear_only_where_a_role_has_the_right(
 def test_the_canary_search_would_see_a_leak(runtime, log_output):
     """The checks above can fail: a contact put into a notice is found."""
     with runtime.session_factory.begin() as session:
-        from tests.pipeline.ops_helpers import add_case
+        from tests.ops_helpers import add_case
 
         case = add_case(session, at=runtime.clock.now(), contact=CONTACTS[0],
                         until=CaseState.ROUTED)

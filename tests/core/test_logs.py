@@ -15,7 +15,7 @@ from pipeline.core.config import LoggingSection
 from pipeline.core.logs import REDACTED, configure, log_context, register_personal
 from pipeline.core.secrets import read_secret
 from pipeline.store.models import Case, Report
-from tests.pipeline.ops_helpers import add_case
+from tests.ops_helpers import add_case
 
 CONTACT = "canary-contact-7Q2@example.org"
 DESCRIPTION = "Canary description: a very specific sentence nobody else writes 8XK."

@@ -18,7 +18,7 @@ from pipeline.stages.evidence import WITHHELD, build_bundle, export_evidence, ve
 from pipeline.store.migrate import upgrade
 from pipeline.store.models import Event
 from pipeline.store.states import CaseState
-from tests.pipeline.ops_helpers import add_case
+from tests.ops_helpers import add_case
 
 CONTACT = "witness.canary@example.org"
 

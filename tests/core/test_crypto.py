@@ -16,7 +16,7 @@ from pipeline.core.config import Settings, load_settings
 from pipeline.core.errors import ConfigError, PermanentError
 from pipeline.store.migrate import upgrade
 from pipeline.store.models import Report
-from tests.pipeline.ops_helpers import add_case
+from tests.ops_helpers import add_case
 
 CONTACT = "jelena.canary@example.org"
 

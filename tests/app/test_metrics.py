@@ -17,7 +17,7 @@ from pipeline.core import counters as metrics
 from pipeline.store.models import DeadLetter, Notice
 from pipeline.store.states import CaseState
 from pipeline.web.app import create_app
-from tests.pipeline.ops_helpers import add_case
+from tests.ops_helpers import add_case
 from workers.middleware import StageMetrics
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from pipeline.core.clock import FrozenClock
 from pipeline.store.migrate import upgrade
 from pipeline.store.states import CaseState
 from pipeline.web.app import create_app
-from tests.pipeline.ops_helpers import add_case
+from tests.ops_helpers import add_case
 
 
 def _client(runtime) -> TestClient:

@@ -19,7 +19,7 @@ from pipeline.store.models import Case, Event, Notice, Report
 from pipeline.store.ops_models import LegalHold
 from pipeline.store.states import CaseState
 from pipeline.store.trace_models import Trace, TraceAnswer
-from tests.pipeline.ops_helpers import add_case
+from tests.ops_helpers import add_case
 
 MIRA = Principal(name="mira", role="supervisor", user_id=1)
 SECTION = RetentionSection(reporter_contact_days=30, description_days=60,

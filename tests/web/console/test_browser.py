@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from pipeline.store.models import Case, Notice, Report
 from tests.conftest import CI
-from tests.console.conftest import (
+from tests.web.console.conftest import (
     add_person,
     log_in,
     queued_case,
