@@ -231,7 +231,11 @@ class Notice(Base):
     subject: Mapped[str | None] = mapped_column(Text)
     body: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Deliveries the channel refused or failed (issue 24: never a claim lost to a crash).
     attempts: Mapped[int] = mapped_column(default=0)
+    # Claims lost without an outcome: the worker died or its lease ran out (audited as
+    # `notice_claim_lost`); they never count towards dispatch.max_attempts.
+    crashes: Mapped[int] = mapped_column(default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     due_at: Mapped[datetime | None]  # not before (e.g. after a police hold)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipeline.reconciler import reconcile
+from pipeline.reconciler import reconcile, release_dead_holders
 from pipeline.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,13 @@ def _reconcile(rt: Runtime) -> object:
             deadline_seconds=rt.settings.reconciler.stage_deadline_seconds,
             limit=rt.settings.reconciler.max_ids_per_run,
         )
+
+
+def _recover(rt: Runtime) -> object:
+    return release_dead_holders(
+        rt.session_factory, rt.enqueuer, now=rt.clock.now(),
+        dead_after_seconds=rt.settings.recovery.dead_after_seconds,
+        lease_seconds=rt.settings.dispatch.lease_seconds)
 
 
 def _heartbeat(rt: Runtime) -> object:
@@ -83,6 +90,8 @@ def _escalation(rt: Runtime) -> object:
 
 
 JOBS: list[Job] = [
+    # Issue 24: the work of worker processes that stopped beating comes back at once.
+    Job("recover", lambda rt: rt.settings.recovery.check_interval_seconds, _recover),
     Job("reconcile", lambda rt: rt.settings.reconciler.interval_seconds, _reconcile),
     # Issue 5: claimed cases whose lease ran out go back to the analysts' queue.
     Job("assessment-leases", lambda rt: rt.settings.assessment.lease_check_interval_seconds,
@@ -111,51 +120,99 @@ def run_due(rt: Runtime, last_run: dict[str, float], now: float) -> None:
             log.exception("Scheduled job %s failed; it will run again next time.", job.name)
 
 
-class SchedulerLease:
-    """Makes sure only one scheduler runs jobs when several were started by mistake:
-    a lease in Redis, renewed while held. Without Redis (embedded) there is only one."""
+# Renew only a lease this scheduler still holds (compare and extend, atomically).
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
 
-    def __init__(self, rt: Runtime, ttl_seconds: float = 30.0):
+
+class SchedulerLease:
+    """Makes sure only one scheduler runs jobs when several run (a standby is allowed,
+    and is how a deployment survives a dead scheduler): a lease in Redis of
+    `scheduler.lease_seconds`, renewed every fifth of it by a thread of its own, so a
+    long job never lets it lapse. A standby tries to take it as often, so it takes over
+    within the lease (plus one renewal period) after the holder died. Without Redis
+    (embedded) there is only one scheduler."""
+
+    RENEWALS_PER_LEASE = 5
+
+    def __init__(self, rt: Runtime, ttl_seconds: float | None = None):
         import os
         import socket
 
-        self.rt, self.ttl_ms = rt, int(ttl_seconds * 1000)
+        ttl = rt.settings.scheduler.lease_seconds if ttl_seconds is None else ttl_seconds
+        self.rt, self.ttl_ms = rt, int(ttl * 1000)
+        self.renew_every = ttl / self.RENEWALS_PER_LEASE
         self.key = rt.key("scheduler", "lease")
         self.me = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
-        self.held = False
+        self._valid_until = 0.0  # monotonic: held until then, counted from the request
+        self._thread: threading.Thread | None = None
+
+    @property
+    def held(self) -> bool:
+        return self.rt.redis is None or time.monotonic() < self._valid_until
 
     def acquire_or_renew(self) -> bool:
         client = self.rt.redis
         if client is None:
             return True
-        if client.set(self.key, self.me, nx=True, px=self.ttl_ms):
-            log.info("Scheduler %s took the scheduler lease.", self.me)
-            self.held = True
-        elif (client.get(self.key) or b"").decode() == self.me:
-            client.pexpire(self.key, self.ttl_ms)
-            self.held = True
+        asked = time.monotonic()
+        was_held = self.held
+        try:
+            got = bool(client.set(self.key, self.me, nx=True, px=self.ttl_ms)) or bool(
+                client.eval(_RENEW, 1, self.key, self.me, self.ttl_ms))
+        except Exception:  # Redis away: held only until the lease asked for last runs out
+            log.warning("Scheduler %s could not reach Redis for its lease.", self.me,
+                        exc_info=True)
+            return self.held
+        if got:
+            if not was_held:
+                log.info("Scheduler %s took the scheduler lease.", self.me)
+            self._valid_until = asked + self.ttl_ms / 1000
         else:
-            if self.held:
+            if was_held:
                 log.warning("Scheduler %s lost the scheduler lease.", self.me)
-            self.held = False
-        return self.held
+            self._valid_until = 0.0
+        return got
+
+    def keep(self, stop: threading.Event) -> None:
+        """Take or renew the lease every `renew_every` seconds until `stop`, in a thread."""
+        def run() -> None:
+            while not stop.wait(self.renew_every):
+                self.acquire_or_renew()
+
+        self._thread = threading.Thread(target=run, name="scheduler-lease", daemon=True)
+        self._thread.start()
 
     def release(self) -> None:
+        """Give the lease up (after the `keep` thread was told to stop)."""
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.renew_every + 5)
         client = self.rt.redis
         if client is not None and self.held and (
             (client.get(self.key) or b"").decode() == self.me
         ):
             client.delete(self.key)
+        self._valid_until = 0.0
 
 
 def run_forever(rt: Runtime, stop: threading.Event, tick: float = 1.0) -> None:
     log.info("Scheduler started with jobs: %s.", ", ".join(j.name for j in JOBS))
     lease = SchedulerLease(rt)
+    lease.acquire_or_renew()
+    renewing = threading.Event()
+    lease.keep(renewing)
+    tick = min(tick, lease.renew_every)
     last_run: dict[str, float] = {}
     waiting_logged = False
     try:
         while not stop.is_set():
-            if lease.acquire_or_renew():
+            if lease.held:
+                if waiting_logged:  # took over from another scheduler: everything is due
+                    last_run.clear()
                 run_due(rt, last_run, time.monotonic())
                 waiting_logged = False
             elif not waiting_logged:
@@ -163,5 +220,6 @@ def run_forever(rt: Runtime, stop: threading.Event, tick: float = 1.0) -> None:
                 waiting_logged = True
             stop.wait(tick)
     finally:
+        renewing.set()
         lease.release()
     log.info("Scheduler stopped.")

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from pipeline.app.liveness import ProcessHeartbeat
 from pipeline.config import Settings, load_settings
 from pipeline.errors import BadInput, ConfigError
 from pipeline.runtime import Runtime, build_runtime
@@ -91,6 +92,7 @@ def run() -> None:
     setup_logging(settings)
     upgrade(settings.database.url)
     runtime, broker = runtime_with_broker(settings)
+    liveness = ProcessHeartbeat(runtime).start()
     worker = start_worker(broker, settings.worker.threads)
     stop = threading.Event()
     scheduler = threading.Thread(target=run_forever, args=(runtime, stop), daemon=True,
@@ -107,6 +109,7 @@ def run() -> None:
     finally:
         stop.set()
         worker.stop()
+        liveness.stop()
         scheduler.join(timeout=5)
         runtime.close()
 
@@ -149,10 +152,13 @@ def worker(threads: int | None) -> None:
     from pipeline.metrics import serve_process_metrics
 
     serve_process_metrics(settings.metrics.port)  # this worker's counters (issue 10)
+    # Issue 24: the scheduler releases what this process claimed once it stops beating.
+    liveness = ProcessHeartbeat(runtime).start()
     worker = start_worker(broker, threads or settings.worker.threads)
     logging.getLogger(__name__).info("Worker started with %d threads.", worker.worker_threads)
     stop.wait()
     worker.stop()
+    liveness.stop()
     runtime.close()
 
 

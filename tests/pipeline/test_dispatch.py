@@ -261,8 +261,9 @@ def test_smtp_delivery_uses_starttls_and_login_and_marks_the_notice_sent_once(
     result = deliver(runtime, settings, [notice_id])
     assert result.sent == [notice_id]
     n = notice(runtime, notice_id)
-    assert (n.state, n.sent_at, n.attempts, n.lease_owner) == (
-        "sent", runtime.clock.now(), 1, None)
+    # attempts count failed deliveries only: none here.
+    assert (n.state, n.sent_at, n.attempts, n.crashes, n.lease_owner) == (
+        "sent", runtime.clock.now(), 0, 0, None)
     assert smtp_server.ids == [f"<{n.token}@hotline.example.rs>"]
     (message,) = smtp_server.messages
     assert message["To"] == "abuse@host.example" and message["Subject"] == "Notice 0"
@@ -540,7 +541,10 @@ def test_a_worker_dying_before_the_marker_is_sent_again_and_arrives_exactly_once
     result = reconcile_and_deliver(runtime, settings)
     assert (result.sent, result.unconfirmed) == ([notice_id], [])
     n = notice(runtime, notice_id)
-    assert (n.state, n.attempts) == ("sent", 2)
+    # The lost claim is a crash, audited, not a delivery attempt.
+    assert (n.state, n.attempts, n.crashes) == ("sent", 0, 1)
+    (lost,) = events(runtime, "notice_claim_lost")
+    assert (lost.data["notice"], lost.data["reason"]) == (notice_id, "its lease ran out")
     assert smtp_server.ids == [f"<{n.token}@hotline.example.rs>"]
 
 
