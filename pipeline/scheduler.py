@@ -23,6 +23,8 @@ class Job:
     name: str
     every_seconds: Callable[[Runtime], float]
     run: Callable[[Runtime], object]
+    # Runs in a loop of its own, so a long job (a purge, monitoring) never delays it.
+    alone: bool = False
 
 
 def _reconcile(rt: Runtime) -> object:
@@ -91,7 +93,8 @@ def _escalation(rt: Runtime) -> object:
 
 JOBS: list[Job] = [
     # Issue 24: the work of worker processes that stopped beating comes back at once.
-    Job("recover", lambda rt: rt.settings.recovery.check_interval_seconds, _recover),
+    Job("recover", lambda rt: rt.settings.recovery.check_interval_seconds, _recover,
+        alone=True),
     Job("reconcile", lambda rt: rt.settings.reconciler.interval_seconds, _reconcile),
     # Issue 5: claimed cases whose lease ran out go back to the analysts' queue.
     Job("assessment-leases", lambda rt: rt.settings.assessment.lease_check_interval_seconds,
@@ -109,8 +112,9 @@ JOBS: list[Job] = [
 ]
 
 
-def run_due(rt: Runtime, last_run: dict[str, float], now: float) -> None:
-    for job in JOBS:
+def run_due(rt: Runtime, last_run: dict[str, float], now: float,
+            jobs: list[Job] | None = None) -> None:
+    for job in JOBS if jobs is None else jobs:
         if now - last_run.get(job.name, 0.0) < job.every_seconds(rt):
             continue
         last_run[job.name] = now
@@ -206,6 +210,12 @@ def run_forever(rt: Runtime, stop: threading.Event, tick: float = 1.0) -> None:
     renewing = threading.Event()
     lease.keep(renewing)
     tick = min(tick, lease.renew_every)
+    alone = [job for job in JOBS if job.alone]
+    loops = [threading.Thread(target=_run_alone, args=(rt, job, lease, stop), daemon=True,
+                              name=f"scheduler-{job.name}") for job in alone]
+    for loop in loops:
+        loop.start()
+    together = [job for job in JOBS if not job.alone]
     last_run: dict[str, float] = {}
     waiting_logged = False
     try:
@@ -213,13 +223,24 @@ def run_forever(rt: Runtime, stop: threading.Event, tick: float = 1.0) -> None:
             if lease.held:
                 if waiting_logged:  # took over from another scheduler: everything is due
                     last_run.clear()
-                run_due(rt, last_run, time.monotonic())
+                run_due(rt, last_run, time.monotonic(), together)
                 waiting_logged = False
             elif not waiting_logged:
                 log.warning("Another scheduler holds the lease; this one waits as a standby.")
                 waiting_logged = True
             stop.wait(tick)
     finally:
+        for loop in loops:
+            loop.join(timeout=10)
         renewing.set()
         lease.release()
     log.info("Scheduler stopped.")
+
+
+def _run_alone(rt: Runtime, job: Job, lease: SchedulerLease, stop: threading.Event) -> None:
+    """One job's own loop: every `job.every_seconds` while this scheduler holds the lease."""
+    last_run: dict[str, float] = {}
+    while not stop.is_set():
+        if lease.held:
+            run_due(rt, last_run, time.monotonic(), [job])
+        stop.wait(min(job.every_seconds(rt), lease.renew_every))
