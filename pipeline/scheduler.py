@@ -115,7 +115,8 @@ JOBS: list[Job] = [
 def run_due(rt: Runtime, last_run: dict[str, float], now: float,
             jobs: list[Job] | None = None) -> None:
     for job in JOBS if jobs is None else jobs:
-        if now - last_run.get(job.name, 0.0) < job.every_seconds(rt):
+        last = last_run.get(job.name)  # never run: due (even on a machine up < interval)
+        if last is not None and now - last < job.every_seconds(rt):
             continue
         last_run[job.name] = now
         try:
