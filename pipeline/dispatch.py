@@ -14,17 +14,28 @@ operator decides), cancelled (the police took over).
 Steps of `deliver_notices`:
 1. claim: in one short transaction, the given notices that are due (planned, or
    failed and past their retry time, or `sending` under a lease that ran out) become
-   `sending` with a lease owned by this call; a sent notice is never claimed again.
-   In the same transaction a notice left in `handing_over` past its lease becomes
-   `unconfirmed`, with an audit event: it is never sent again by itself,
+   `sending` with a lease owned by this call (the owner starts with this process's id,
+   `pipeline.core.process`); a sent notice is never claimed again. A claim taken over
+   from a lease that ran out is recorded as lost (`crashes`, event
+   `notice_claim_lost`), never as an attempt. In the same transaction a notice left
+   in `handing_over` past its lease becomes `unconfirmed`, with an audit event: it is
+   never sent again by itself,
 2. deliver each claimed notice; the notice token is the e-mail's Message-ID and the
    webhook's Idempotency-Key, and names the outbox file,
 3. right after each delivery, mark it `sent` (only if this call still owns it) with
-   an audit event on its case, in its own transaction,
+   an audit event on its case, in its own transaction (SMTP: as soon as the server
+   answered 250 to the final ".", before QUIT and the close),
 4. a passing failure (`RetryLater`: timeouts, 4xx SMTP, 5xx/429 HTTP) makes it
    `failed` with the next attempt after an exponential backoff (the reconciler sends
    it again when due); a permanent one, or too many attempts, makes it `dead` with a
-   row in `dead_letters` (`hotline deadletters retry` tries it again).
+   row in `dead_letters` (`hotline deadletters retry` tries it again). `attempts`
+   counts these failures only: a worker that died never brings a notice nearer to
+   the dead letters.
+
+A worker process that died (its heartbeat stopped) does not hold its notices for the
+whole lease: the scheduler's recovery job (`release_dead_holders`) sends its `sending`
+ones again and flags its `handing_over` ones `unconfirmed` within
+`recovery.dead_after_seconds` (docs/operators/recovery.md).
 
 None is sent twice, per channel (README, "Dispatch"):
 - SMTP: the transaction is driven by hand. After the server's 354 the dot-stuffed

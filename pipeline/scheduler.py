@@ -1,7 +1,10 @@
 """The scheduler: one process (or thread, embedded) that runs periodic jobs.
 
-Jobs are registered in `JOBS`; each is a plain function of the runtime. Run exactly
-one scheduler per deployment.
+Jobs are registered in `JOBS`; each is a plain function of the runtime. One scheduler
+runs the jobs at a time: it holds a lease in Redis (`scheduler.lease_seconds`, renewed
+every fifth of it by a thread of its own); others wait as standbys and take over within
+the lease after it died. The recovery job (`recover`, issue 24) runs in a loop of its
+own, so no long job delays the release of a dead worker's notices.
 """
 
 from __future__ import annotations

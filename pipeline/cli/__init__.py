@@ -164,7 +164,7 @@ def worker(threads: int | None) -> None:
 
 @main.command()
 def scheduler() -> None:
-    """Run the scheduler (reconciler and periodic jobs). Run exactly one."""
+    """Run the scheduler (reconciler and periodic jobs); a second one is a standby."""
     from pipeline.scheduler import run_forever
 
     settings = settings_or_exit()
