@@ -371,7 +371,8 @@ def embedded(tmp: Path, net: LoopbackNet | None, opts: Options) -> Iterator[Depl
 
 
 def stage_figures(tmp: Path, redis: services.RedisServer, opts: Options) -> dict[str, Any]:
-    """Figures of bench/urls.py, bench/claim.py, bench/stats.py (null when absent)."""
+    """Figures of bench/urls.py, bench/claim.py, bench/stats.py, bench/recovery.py (null
+    when absent)."""
     out: dict[str, Any] = {}
 
     def guarded(name: str, call: Callable[[Any], dict[str, Any]]) -> None:
@@ -402,6 +403,19 @@ def stage_figures(tmp: Path, redis: services.RedisServer, opts: Options) -> dict
             return dict(module.run(url, f"sqlite:///{tmp}/stats.db", opts.stats_cases))
 
     guarded("stats", stats)
+
+    def recovery(module: Any) -> dict[str, Any]:
+        # Issue 24: standby scheduler takeover and dead dispatch workers' notices back.
+        workdir = tmp / "recovery"
+        workdir.mkdir(exist_ok=True)
+        with services.fresh_pg_database("hotline_bench_recovery") as url:
+            figures = dict(module.run(redis.url, url, workdir))
+        log.info("Recovery: scheduler takeover %.1f s after SIGKILL (lease %s s); a killed "
+                 "worker's notices back in %s s at most.", figures["scheduler_takeover_s"],
+                 figures["scheduler_lease_s"], figures["dead_worker_recovery_s"])
+        return figures
+
+    guarded("recovery", recovery)
     return out
 
 

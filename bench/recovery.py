@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email
+import functools
 import json
 import os
 import random
@@ -204,13 +205,15 @@ class KillRun:
         return {k: v for k, v in self.__dict__.items()}
 
 
-def kill_values(tmp: Path, redis_url: str, namespace: str, db_url: str, smtp_port: int
-                ) -> dict[str, Any]:
+def kill_values(tmp: Path, redis_url: str, namespace: str, db_url: str, smtp_port: int,
+                *, shipped: bool = False) -> dict[str, Any]:
+    """The configuration of a run: recovery settings shortened for the tests, or
+    (`shipped`) those config.yaml ships, for the figures of `make bench`."""
     from cryptography.fernet import Fernet
 
     key_file = tmp / "encryption.key"
     key_file.write_text(Fernet.generate_key().decode())
-    return {
+    values: dict[str, Any] = {
         "app": {"mode": "production", "data_dir": str(tmp / "var")},
         "database": {"url": db_url},
         "broker": {"url": redis_url, "namespace": namespace, "heartbeat_timeout_ms": 2_000,
@@ -232,6 +235,11 @@ def kill_values(tmp: Path, redis_url: str, namespace: str, db_url: str, smtp_por
         "privacy": {"encryption_key_file": str(key_file)},
         "logging": {"level": "WARNING"},
     }
+    if shipped:
+        del values["scheduler"], values["recovery"]
+        for key in ("heartbeat_timeout_ms", "maintenance_per_million"):
+            del values["broker"][key]
+    return values
 
 
 def add_notices(session_factory: Any, count: int, at: datetime) -> list[int]:
@@ -312,6 +320,14 @@ class Workers:
             process.kill()
 
 
+def _arrived(server: SlowSmtp, count: int) -> bool:
+    return sum(server.received().values()) >= count
+
+
+def _released(session_factory: Any, holder: str | None) -> bool:
+    return not held_by(session_factory, {holder} if holder else set())
+
+
 def scheduler_beats(session_factory: Any) -> bool:
     from pipeline.ops_models import Heartbeat
 
@@ -344,7 +360,7 @@ def states(session_factory: Any) -> dict[str, int]:
 def kill_dispatch(tmp: Path, redis_url: str, namespace: str, db_url: str, *,
                   notices: int = 48, kills: int = 3, seed: int = 24,
                   rcpt_delay: float = 0.12, data_delay: float = 0.08,
-                  settle_limit: float = 60.0) -> KillRun:
+                  settle_limit: float = 60.0, shipped: bool = False) -> KillRun:
     """See the module docstring. Kills alternate: inside an SMTP transaction (before the
     final ".", then after it), then at a random moment."""
     from pipeline.audit import verify
@@ -358,13 +374,14 @@ def kill_dispatch(tmp: Path, redis_url: str, namespace: str, db_url: str, *,
 
     rng = random.Random(seed)
     server = SlowSmtp(rcpt_delay, data_delay)
-    values = kill_values(tmp, redis_url, namespace, db_url, server.port)
+    values = kill_values(tmp, redis_url, namespace, db_url, server.port, shipped=shipped)
     config = services.write_config(tmp / "recovery-config.yaml", values)
     upgrade(db_url)
-    runtime = build_runtime(Settings(**values), clock=SystemClock())
+    settings = Settings(**values)
+    runtime = build_runtime(settings, clock=SystemClock())
     broker = install(runtime)
-    run = KillRun(notices=notices, bound_s=values["recovery"]["dead_after_seconds"]
-                  + values["recovery"]["check_interval_seconds"])
+    run = KillRun(notices=notices, bound_s=settings.recovery.dead_after_seconds
+                  + settings.recovery.check_interval_seconds)
     workers = Workers(config, tmp, runtime.session_factory)
     scheduler = services.start_process(config, tmp / "scheduler.log", "scheduler")
     try:
@@ -383,8 +400,7 @@ def kill_dispatch(tmp: Path, redis_url: str, namespace: str, db_url: str, *,
             workers.wait_running(1)
             # Spread the kills over the run: wait for a share of the notices to arrive.
             share = notices * (number + 1) // (kills + 2)
-            wait_for(lambda s=share: sum(server.received().values()) >= s,
-                     f"{share} deliveries")
+            wait_for(functools.partial(_arrived, server, share), f"{share} deliveries")
             how = ("smtp-rcpt", "smtp-data", "random")[number % 3]
             victim: services.WorkerProcess | None = None
             if how == "random":
@@ -414,7 +430,7 @@ def kill_dispatch(tmp: Path, redis_url: str, namespace: str, db_url: str, *,
                 dead.add(holder)
                 held_at_death |= held
             # Until nothing the dead worker held is still claimed in its name.
-            wait_for(lambda h=holder: not held_by(runtime.session_factory, {h} if h else set()),
+            wait_for(functools.partial(_released, runtime.session_factory, holder),
                      "the killed worker's notices to come back", settle_limit)
             back = round(time.monotonic() - last_kill, 3)
             run.kills.append({"how": how, "pid": victim.pid, "held": len(held),
@@ -462,17 +478,23 @@ def kill_dispatch(tmp: Path, redis_url: str, namespace: str, db_url: str, *,
 
 
 def run(redis_url: str, pg_url: str, tmp: Path) -> dict[str, Any]:
-    """Both measurements, for `make bench` (`pg_url`: an empty database)."""
-    namespace = f"hotline-bench-recovery-{uuid.uuid4().hex[:8]}"
+    """Both measurements with the shipped recovery settings, for `make bench`
+    (`pg_url`: an empty database)."""
     from pipeline.migrate import upgrade
 
+    namespace = f"hotline-bench-recovery-{uuid.uuid4().hex[:8]}"
+
     upgrade(pg_url)
-    values = kill_values(tmp, redis_url, namespace, pg_url, services.free_port())
+    from pipeline.config import Settings
+
+    values = kill_values(tmp, redis_url, namespace, pg_url, services.free_port(),
+                         shipped=True)
     config = services.write_config(tmp / "takeover-config.yaml", values)
     takeover = scheduler_takeover(config, redis_url, namespace, tmp)
-    result = kill_dispatch(tmp, redis_url, namespace + "-k", pg_url).as_dict()
+    result = kill_dispatch(tmp, redis_url, namespace + "-k", pg_url, shipped=True).as_dict()
     return {
-        "scheduler_lease_s": values["scheduler"]["lease_seconds"],
+        "settings": "as config.yaml ships them",
+        "scheduler_lease_s": Settings(**values).scheduler.lease_seconds,
         "scheduler_takeover_s": round(takeover, 3),
         "dead_worker_recovery_s": result["recovered_s"],
         "dead_worker_recovery_per_kill_s": [k["back_s"] for k in result["kills"]],
