@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import email
 import functools
+import hashlib
 import json
 import os
 import random
@@ -38,9 +39,23 @@ from email import policy
 from pathlib import Path
 from typing import Any
 
+import redis
+from aiosmtpd.controller import Controller
+from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
 from bench import services
+from pipeline.audit import verify
+from pipeline.clock import SystemClock
+from pipeline.config import Settings
+from pipeline.core.process import PROCESS_ID_LENGTH
+from pipeline.intake import new_reference
+from pipeline.messaging import DISPATCH
+from pipeline.migrate import upgrade
+from pipeline.models import Case, Event, Notice
+from pipeline.ops_models import Heartbeat
+from pipeline.runtime import build_runtime
+from workers.broker import install
 
 DEAD_STATES = ("sending", "handing_over")
 FINAL_STATES = ("sent", "unconfirmed")
@@ -57,7 +72,6 @@ class SlowSmtp:
     died meanwhile may have handed it over."""
 
     def __init__(self, rcpt_delay: float, data_delay: float):
-        from aiosmtpd.controller import Controller
 
         self.ids: list[str] = []
         self.busy: dict[int, str] = {}
@@ -152,7 +166,6 @@ def scheduler_takeover(config: Path, redis_url: str, namespace: str, logs: Path,
                        limit: float = 60.0) -> float:
     """Seconds from the SIGKILL of the scheduler holding the lease until the standby
     holds it."""
-    import redis
 
     client = redis.Redis.from_url(redis_url)
     key = f"{namespace}:scheduler:lease"
@@ -209,7 +222,6 @@ def kill_values(tmp: Path, redis_url: str, namespace: str, db_url: str, smtp_por
                 *, shipped: bool = False) -> dict[str, Any]:
     """The configuration of a run: recovery settings shortened for the tests, or
     (`shipped`) those config.yaml ships, for the figures of `make bench`."""
-    from cryptography.fernet import Fernet
 
     key_file = tmp / "encryption.key"
     key_file.write_text(Fernet.generate_key().decode())
@@ -243,10 +255,7 @@ def kill_values(tmp: Path, redis_url: str, namespace: str, db_url: str, smtp_por
 
 
 def add_notices(session_factory: Any, count: int, at: datetime) -> list[int]:
-    import hashlib
 
-    from pipeline.intake import new_reference
-    from pipeline.models import Case, Notice
 
     ids = []
     with session_factory.begin() as session:
@@ -282,7 +291,6 @@ class Workers:
 
     def process_id(self, pid: int) -> str | None:
         """The worker's process id (pipeline.core.process) from its heartbeat row."""
-        from pipeline.ops_models import Heartbeat
 
         with self.session_factory() as session:
             name = session.execute(select(Heartbeat.name).where(Heartbeat.pid == pid,
@@ -329,15 +337,12 @@ def _released(session_factory: Any, holder: str | None) -> bool:
 
 
 def scheduler_beats(session_factory: Any) -> bool:
-    from pipeline.ops_models import Heartbeat
 
     with session_factory() as session:
         return session.get(Heartbeat, "scheduler") is not None
 
 
 def held_by(session_factory: Any, holders: set[str]) -> set[int]:
-    from pipeline.core.process import PROCESS_ID_LENGTH
-    from pipeline.models import Notice
 
     if not holders:
         return set()
@@ -350,7 +355,6 @@ def held_by(session_factory: Any, holders: set[str]) -> set[int]:
 
 
 def states(session_factory: Any) -> dict[str, int]:
-    from pipeline.models import Notice
 
     with session_factory() as session:
         rows = session.execute(select(Notice.state, func.count()).group_by(Notice.state))
@@ -363,14 +367,6 @@ def kill_dispatch(tmp: Path, redis_url: str, namespace: str, db_url: str, *,
                   settle_limit: float = 60.0, shipped: bool = False) -> KillRun:
     """See the module docstring. Kills alternate: inside an SMTP transaction (before the
     final ".", then after it), then at a random moment."""
-    from pipeline.audit import verify
-    from pipeline.clock import SystemClock
-    from pipeline.config import Settings
-    from pipeline.messaging import DISPATCH
-    from pipeline.migrate import upgrade
-    from pipeline.models import Event, Notice
-    from pipeline.runtime import build_runtime
-    from workers.broker import install
 
     rng = random.Random(seed)
     server = SlowSmtp(rcpt_delay, data_delay)
@@ -480,12 +476,10 @@ def kill_dispatch(tmp: Path, redis_url: str, namespace: str, db_url: str, *,
 def run(redis_url: str, pg_url: str, tmp: Path) -> dict[str, Any]:
     """Both measurements with the shipped recovery settings, for `make bench`
     (`pg_url`: an empty database)."""
-    from pipeline.migrate import upgrade
 
     namespace = f"hotline-bench-recovery-{uuid.uuid4().hex[:8]}"
 
     upgrade(pg_url)
-    from pipeline.config import Settings
 
     values = kill_values(tmp, redis_url, namespace, pg_url, services.free_port(),
                          shipped=True)
