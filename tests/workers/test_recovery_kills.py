@@ -60,7 +60,7 @@ def test_killed_dispatch_workers_lose_and_duplicate_no_notice_and_their_work_com
     fresh_pg_url: str, redis_url: str, redis_namespace: str, tmp_path: Path
 ) -> None:
     run = recovery.kill_dispatch(tmp_path, redis_url, redis_namespace, fresh_pg_url,
-                                 notices=48, kills=3)
+                                 notices=36, kills=3)
     figures = run.as_dict()
     assert len(run.kills) == 3, figures
     # At least one kill caught a worker inside an SMTP transaction, holding notices.
