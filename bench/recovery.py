@@ -6,9 +6,10 @@ assert the bounds) and by `make bench` (which prints the times):
 - `scheduler_takeover`: two `hotline scheduler` processes; the one holding the Redis
   lease is SIGKILLed; seconds until the standby holds it.
 - `kill_dispatch`: `notices` notices to a slow loopback SMTP server (aiosmtpd), two
-  `hotline worker` processes and a `hotline scheduler`; workers are SIGKILLed, some at
+  `hotline worker` processes and two `hotline scheduler`s; workers are SIGKILLed, some at
   a random moment, some inside an SMTP transaction (the server waiting before its
-  answer to RCPT, or to the final "."), and each is replaced as systemd would. Returns
+  answer to RCPT, or to the final "."), and each is replaced as systemd would; once,
+  the active scheduler is SIGKILLed with the worker (a standby takes over). Returns
   what arrived and how long after the last kill the dead workers' notices were back
   (`recovered_s`: every notice a killed worker held is released or resolved) and
   everything was delivered (`settled_s`).
@@ -208,7 +209,8 @@ class KillRun:
     max_attempts: int = 0
     crashes: int = 0
     claims_lost_audited: int = 0
-    recovered_s: float | None = None  # the longest wait, after a kill, for its notices
+    # The longest wait, after the kill of a worker alone, for its notices to come back.
+    recovered_s: float | None = None
     settled_s: float | None = None
     audit_problems: list[str] = field(default_factory=list)
     held_at_death: int = 0  # notices the killed workers held (claimed) when they died
@@ -364,9 +366,12 @@ def states(session_factory: Any) -> dict[str, int]:
 def kill_dispatch(tmp: Path, redis_url: str, namespace: str, db_url: str, *,
                   notices: int = 48, kills: int = 3, seed: int = 24,
                   rcpt_delay: float = 0.12, data_delay: float = 0.08,
-                  settle_limit: float = 60.0, shipped: bool = False) -> KillRun:
+                  settle_limit: float = 60.0, shipped: bool = False,
+                  scheduler_dies_at: int | None = 1) -> KillRun:
     """See the module docstring. Kills alternate: inside an SMTP transaction (before the
-    final ".", then after it), then at a random moment."""
+    final ".", then after it), then at a random moment. Two schedulers run (one a
+    standby); at kill number `scheduler_dies_at` the active one is SIGKILLed with the
+    worker, so the worker's notices wait for the standby's takeover too."""
 
     rng = random.Random(seed)
     server = SlowSmtp(rcpt_delay, data_delay)
@@ -379,14 +384,20 @@ def kill_dispatch(tmp: Path, redis_url: str, namespace: str, db_url: str, *,
     run = KillRun(notices=notices, bound_s=settings.recovery.dead_after_seconds
                   + settings.recovery.check_interval_seconds)
     workers = Workers(config, tmp, runtime.session_factory)
-    scheduler = services.start_process(config, tmp / "scheduler.log", "scheduler")
+    client = redis.Redis.from_url(redis_url)
+    lease_key = f"{namespace}:scheduler:lease"
+    takeover_s = settings.scheduler.lease_seconds * (1 + 1 / 5)
+    schedulers = [services.start_process(config, tmp / f"scheduler-{n}.log", "scheduler")
+                  for n in (1, 2)]
     try:
         ids = add_notices(runtime.session_factory, notices, runtime.clock.now())
         workers.start()
         workers.start()
-        wait_for(lambda: scheduler_beats(runtime.session_factory) or not scheduler.alive(),
-                 "the scheduler to run its jobs", poll=0.1)
-        assert scheduler.alive(), scheduler.log.read_text()[-3000:]
+        wait_for(lambda: scheduler_beats(runtime.session_factory)
+                 or not all(s.alive() for s in schedulers), "the scheduler to run its jobs",
+                 poll=0.1)
+        for scheduler in schedulers:
+            assert scheduler.alive(), scheduler.log.read_text()[-3000:]
         workers.wait_running(2)
         runtime.enqueuer.send(DISPATCH, ids)
         dead: set[str] = set()
@@ -419,6 +430,15 @@ def kill_dispatch(tmp: Path, redis_url: str, namespace: str, db_url: str, *,
             holder = workers.process_id(victim.pid)
             victim.kill()
             last_kill = time.monotonic()
+            bound = run.bound_s
+            active = lease_holder_pid(client, lease_key)
+            if number == scheduler_dies_at and active is not None:
+                dying = next(s for s in schedulers if s.pid == active)
+                dying.kill()
+                schedulers.remove(dying)
+                schedulers.append(services.start_process(
+                    config, tmp / f"scheduler-{number + 3}.log", "scheduler"))
+                bound += takeover_s
             workers.running.remove(victim)
             workers.start()  # a replacement, as systemd would start it
             held = held_by(runtime.session_factory, {holder}) if holder else set()
@@ -430,8 +450,9 @@ def kill_dispatch(tmp: Path, redis_url: str, namespace: str, db_url: str, *,
                      "the killed worker's notices to come back", settle_limit)
             back = round(time.monotonic() - last_kill, 3)
             run.kills.append({"how": how, "pid": victim.pid, "held": len(held),
-                              "back_s": back})
-            if held:
+                              "back_s": back, "bound_s": bound,
+                              "scheduler_killed": bound > run.bound_s})
+            if held and bound == run.bound_s:
                 run.recovered_s = max(run.recovered_s or 0.0, back)
 
         def settled() -> bool:
@@ -443,8 +464,10 @@ def kill_dispatch(tmp: Path, redis_url: str, namespace: str, db_url: str, *,
         time.sleep(data_delay * 3)  # messages handed over by killed workers finish
     finally:
         workers.kill_all()
-        scheduler.kill()
+        for scheduler in schedulers:
+            scheduler.kill()
         server.stop()
+        client.close()
     run.states = states(runtime.session_factory)
     received = server.received()
     with runtime.session_factory() as session:

@@ -1,7 +1,7 @@
 """Recovery after crashes (issue 24), with real processes: a standby scheduler takes
 over a SIGKILLed one within its lease, and dispatch workers SIGKILLed at random and
-inside SMTP transactions lose no notice and duplicate none, their notices coming back
-within the recovery bound after the last kill.
+inside SMTP transactions (once with the active scheduler) lose no notice and duplicate
+none, their notices coming back within the recovery bound after each kill.
 
 The bounds asserted are correctness bounds (a takeover or a release that waited for a
 longer lease would break them), with a margin for a loaded machine; the times
@@ -56,7 +56,7 @@ def test_a_standby_scheduler_takes_over_within_the_lease_after_the_active_one_is
     assert took <= LEASE + LEASE / 5 + MARGIN, took
 
 
-def test_killed_dispatch_workers_lose_and_duplicate_no_notice_and_their_work_comes_back(
+def test_killed_workers_and_scheduler_lose_and_duplicate_no_notice_and_work_comes_back(
     fresh_pg_url: str, redis_url: str, redis_namespace: str, tmp_path: Path
 ) -> None:
     run = recovery.kill_dispatch(tmp_path, redis_url, redis_namespace, fresh_pg_url,
@@ -77,8 +77,11 @@ def test_killed_dispatch_workers_lose_and_duplicate_no_notice_and_their_work_com
     assert run.max_attempts == 0, figures
     assert run.crashes >= 1 and run.claims_lost_audited == run.crashes, figures
     # After every kill, the notices the dead worker held came back within the recovery
-    # bound (its heartbeat stopping, plus one look of the scheduler), not after
+    # bound (its heartbeat stopping, plus one look of the scheduler; plus the standby's
+    # takeover when the active scheduler was killed with it), not after
     # dispatch.lease_seconds (600).
-    assert run.recovered_s is not None and run.recovered_s <= run.bound_s + MARGIN, figures
+    assert any(k["scheduler_killed"] for k in run.kills), figures
+    for kill in run.kills:
+        assert kill["back_s"] <= kill["bound_s"] + MARGIN, figures
     assert run.settled_s is not None, figures
     assert run.audit_problems == [], figures
