@@ -73,6 +73,7 @@ class Options:
     embedded: bool
     claim_backlog: int
     stats_cases: int
+    recovery: bool = True  # bench/recovery.py: killed processes, about two minutes
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Options:
@@ -90,6 +91,7 @@ class Options:
             embedded=os.environ.get("BENCH_EMBEDDED", "1") != "0",
             claim_backlog=int(os.environ.get("BENCH_CLAIM_BACKLOG", 2_000 if quick else 100_000)),
             stats_cases=int(os.environ.get("BENCH_STATS_CASES", 2_000 if quick else 1_000_000)),
+            recovery=os.environ.get("BENCH_RECOVERY", "0" if quick else "1") != "0",
         )
         values.update(overrides)
         return cls(**values)
@@ -371,7 +373,8 @@ def embedded(tmp: Path, net: LoopbackNet | None, opts: Options) -> Iterator[Depl
 
 
 def stage_figures(tmp: Path, redis: services.RedisServer, opts: Options) -> dict[str, Any]:
-    """Figures of bench/urls.py, bench/claim.py, bench/stats.py (null when absent)."""
+    """Figures of bench/urls.py, bench/claim.py, bench/stats.py, bench/recovery.py (null
+    when absent)."""
     out: dict[str, Any] = {}
 
     def guarded(name: str, call: Callable[[Any], dict[str, Any]]) -> None:
@@ -402,6 +405,23 @@ def stage_figures(tmp: Path, redis: services.RedisServer, opts: Options) -> dict
             return dict(module.run(url, f"sqlite:///{tmp}/stats.db", opts.stats_cases))
 
     guarded("stats", stats)
+
+    def recovery(module: Any) -> dict[str, Any]:
+        # Standby scheduler takeover and dead dispatch workers' notices back.
+        workdir = tmp / "recovery"
+        workdir.mkdir(exist_ok=True)
+        with services.fresh_pg_database("hotline_bench_recovery") as url:
+            figures = dict(module.run(redis.url, url, workdir))
+        log.info("Recovery: scheduler takeover %.1f s after SIGKILL (lease %s s); a killed "
+                 "worker's notices back in %s s at most.", figures["scheduler_takeover_s"],
+                 figures["scheduler_lease_s"], figures["dead_worker_recovery_s"])
+        return figures
+
+    if opts.recovery:
+        guarded("recovery", recovery)
+    else:
+        out["recovery"] = None
+        out["recovery_note"] = "not run in quick mode (BENCH_RECOVERY=1 runs it)"
     return out
 
 

@@ -50,6 +50,7 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
             url=settings.broker.url,
             namespace=settings.broker.namespace,
             heartbeat_timeout=settings.broker.heartbeat_timeout_ms,
+            maintenance_chance=settings.broker.maintenance_per_million,
             middleware=middleware,
         )
     broker = StubBroker(middleware=middleware)

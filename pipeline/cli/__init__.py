@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from pipeline.app.liveness import ProcessHeartbeat
 from pipeline.app.runtime import Runtime, build_runtime
 from pipeline.core.config import Settings, load_settings
 from pipeline.core.errors import BadInput, ConfigError
@@ -91,6 +92,7 @@ def run() -> None:
     setup_logging(settings)
     upgrade(settings.database.url)
     runtime, broker = runtime_with_broker(settings)
+    liveness = ProcessHeartbeat(runtime).start()
     worker = start_worker(broker, settings.worker.threads)
     stop = threading.Event()
     scheduler = threading.Thread(target=run_forever, args=(runtime, stop), daemon=True,
@@ -107,6 +109,7 @@ def run() -> None:
     finally:
         stop.set()
         worker.stop()
+        liveness.stop()
         scheduler.join(timeout=5)
         runtime.close()
 
@@ -149,16 +152,19 @@ def worker(threads: int | None) -> None:
     from pipeline.core.counters import serve_process_metrics
 
     serve_process_metrics(settings.metrics.port)  # this worker's counters
+    # The scheduler releases what this process claimed once it stops beating.
+    liveness = ProcessHeartbeat(runtime).start()
     worker = start_worker(broker, threads or settings.worker.threads)
     logging.getLogger(__name__).info("Worker started with %d threads.", worker.worker_threads)
     stop.wait()
     worker.stop()
+    liveness.stop()
     runtime.close()
 
 
 @main.command()
 def scheduler() -> None:
-    """Run the scheduler (reconciler and periodic jobs). Run exactly one."""
+    """Run the scheduler (reconciler and periodic jobs); a second one is a standby."""
     from pipeline.app.scheduler import run_forever
 
     settings = settings_or_exit()
@@ -198,7 +204,7 @@ def submit(urls: tuple[str, ...], channel: str, category: str | None,
             enqueuer=runtime.enqueuer,
         )
     except ValidationError as exc:
-        from pipeline.core.errors import describe_validation_errors
+        from pipeline.web.app import describe_validation_errors
 
         raise click.ClickException("; ".join(describe_validation_errors(exc.errors()))) from None
     except BadInput as exc:

@@ -78,7 +78,11 @@ class BrokerSection(Section):
     )
     namespace: str = Field("hotline", description="Prefix of the broker's Redis keys.")
     heartbeat_timeout_ms: int = Field(
-        60_000, ge=1_000, description="After this, a dead worker's messages are requeued."
+        10_000, ge=1_000, description="After this, a dead worker's messages are requeued."
+    )
+    maintenance_per_million: int = Field(
+        20_000, ge=1, le=1_000_000, description="Of a million broker commands, how many "
+        "also requeue dead workers' messages (dramatiq's maintenance_chance)."
     )
 
     @field_validator("url")
@@ -214,6 +218,33 @@ class ReconcilerSection(Section):
         "enqueued again.",
     )
     max_ids_per_run: int = Field(50_000, ge=1, description="Most items re-enqueued per run.")
+
+
+class SchedulerSection(Section):
+    lease_seconds: float = Field(
+        5, ge=1, le=300, description="The scheduler lease in Redis: a standby takes over "
+        "this long after the active scheduler stopped renewing it."
+    )
+
+
+class RecoverySection(Section):
+    heartbeat_seconds: float = Field(
+        1, gt=0, description="How often each worker process records that it is alive."
+    )
+    dead_after_seconds: float = Field(
+        6, gt=0, description="A worker process silent this long is dead: its claimed "
+        "notices are released at once, not after dispatch.lease_seconds."
+    )
+    check_interval_seconds: float = Field(
+        1, gt=0, description="How often the scheduler looks for dead worker processes."
+    )
+
+    @model_validator(mode="after")
+    def _dead_after_beats(self) -> RecoverySection:
+        if self.dead_after_seconds < 3 * self.heartbeat_seconds:
+            raise ValueError("dead_after_seconds must be at least three heartbeats "
+                             "(3 x heartbeat_seconds)")
+        return self
 
 
 class ConsoleSection(Section):
@@ -629,6 +660,8 @@ class Settings(BaseSettings):
     intake: IntakeSection = IntakeSection()
     urls: UrlsSection = UrlsSection()
     reconciler: ReconcilerSection = ReconcilerSection()
+    scheduler: SchedulerSection = SchedulerSection()
+    recovery: RecoverySection = RecoverySection()
     logging: LoggingSection = LoggingSection()
     assessment: AssessmentSection = AssessmentSection()
     trace: TraceSection = TraceSection()
@@ -667,7 +700,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_an_encryption_key(self) -> Settings:
-        # Issue 10: reporter contacts are encrypted at rest; refuse to start without a key.
+        # Reporter contacts are encrypted at rest; refuse to start without a key.
         privacy = self.privacy
         if self.app.mode == "production" and privacy.encryption_key is None and not (
                 privacy.encryption_key_file):

@@ -14,17 +14,28 @@ operator decides), cancelled (the police took over).
 Steps of `deliver_notices`:
 1. claim: in one short transaction, the given notices that are due (planned, or
    failed and past their retry time, or `sending` under a lease that ran out) become
-   `sending` with a lease owned by this call; a sent notice is never claimed again.
-   In the same transaction a notice left in `handing_over` past its lease becomes
-   `unconfirmed`, with an audit event: it is never sent again by itself,
+   `sending` with a lease owned by this call (the owner starts with this process's id,
+   `pipeline.core.process`); a sent notice is never claimed again. A claim taken over
+   from a lease that ran out is recorded as lost (`crashes`, event
+   `notice_claim_lost`), never as an attempt. In the same transaction a notice left
+   in `handing_over` past its lease becomes `unconfirmed`, with an audit event: it is
+   never sent again by itself,
 2. deliver each claimed notice; the notice token is the e-mail's Message-ID and the
    webhook's Idempotency-Key, and names the outbox file,
 3. right after each delivery, mark it `sent` (only if this call still owns it) with
-   an audit event on its case, in its own transaction,
+   an audit event on its case, in its own transaction (SMTP: as soon as the server
+   answered 250 to the final ".", before QUIT and the close),
 4. a passing failure (`RetryLater`: timeouts, 4xx SMTP, 5xx/429 HTTP) makes it
    `failed` with the next attempt after an exponential backoff (the reconciler sends
    it again when due); a permanent one, or too many attempts, makes it `dead` with a
-   row in `dead_letters` (`hotline deadletters retry` tries it again).
+   row in `dead_letters` (`hotline deadletters retry` tries it again). `attempts`
+   counts these failures only: a worker that died never brings a notice nearer to
+   the dead letters.
+
+A worker process that died (its heartbeat stopped) does not hold its notices for the
+whole lease: the scheduler's recovery job (`release_dead_holders`) sends its `sending`
+ones again and flags its `handing_over` ones `unconfirmed` within
+`recovery.dead_after_seconds` (docs/operators/recovery.md).
 
 None is sent twice, per channel (docs/pipeline/routing-and-dispatch.md):
 - SMTP: the transaction is driven by hand. After the server's 354 the dot-stuffed
@@ -58,7 +69,6 @@ import re
 import smtplib
 import ssl
 import tempfile
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -70,12 +80,13 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import httpx
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.core.clock import Clock, as_utc
 from pipeline.core.config import Settings
 from pipeline.core.errors import BadInput, PermanentError, RetryLater
+from pipeline.core.process import PROCESS_ID_LENGTH, new_claim_owner
 from pipeline.domain.notices import build_email, safe_header, webhook_body
 from pipeline.domain.rules import cached_ruleset
 from pipeline.store.audit import build_event
@@ -111,6 +122,10 @@ class LostLease(Exception):
 # Called by a channel right before the one step that cannot be taken back; it commits
 # the `handing_over` marker or raises (and then the channel must not take that step).
 Handover = Callable[[], None]
+# Called by a channel as soon as the receiver has accepted the notice, before anything
+# else (SMTP: after the 250 to the final ".", before QUIT): it commits `sent`. A
+# channel that never calls it has the notice committed `sent` after it returns.
+Accepted = Callable[[], None]
 
 
 def _no_handover() -> None:
@@ -118,8 +133,8 @@ def _no_handover() -> None:
 
 
 class Channel(Protocol):
-    def deliver(self, notice: Notice, *, at: datetime, handover: Handover = _no_handover
-                ) -> None:
+    def deliver(self, notice: Notice, *, at: datetime, handover: Handover = _no_handover,
+                accepted: Accepted = _no_handover) -> None:
         """Deliver or raise `RetryLater` / `PermanentError` / `BadInput` /
         `DeliveryUnconfirmed` / `LostLease`."""
 
@@ -146,8 +161,8 @@ class OutboxChannel:
             suffix = ".txt"
         return self.folder / f"notice-{notice.id}-{notice.token}{suffix}"
 
-    def deliver(self, notice: Notice, *, at: datetime, handover: Handover = _no_handover
-                ) -> None:
+    def deliver(self, notice: Notice, *, at: datetime, handover: Handover = _no_handover,
+                accepted: Accepted = _no_handover) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         target = self.target(notice)
         if target.exists():
@@ -262,8 +277,8 @@ class SmtpChannel:
             raise smtplib.SMTPDataError(code, reply)
         smtp.send(data)
 
-    def deliver(self, notice: Notice, *, at: datetime, handover: Handover = _no_handover
-                ) -> None:
+    def deliver(self, notice: Notice, *, at: datetime, handover: Handover = _no_handover,
+                accepted: Accepted = _no_handover) -> None:
         cfg = self.settings.dispatch
         message = build_email(notice, self.settings, at=at)
         data, international = smtp_data(message)
@@ -299,6 +314,9 @@ class SmtpChannel:
                 raise DeliveryUnconfirmed(
                     f"no reply to the end of data: {type(exc).__name__}: {exc}") from None
             if 200 <= code < 300:
+                # The server has the message: `sent` is committed now, and only then
+                # QUIT and the close (a death during those leaves the notice sent).
+                accepted()
                 with contextlib.suppress(Exception):
                     smtp.quit()
                 return
@@ -343,8 +361,8 @@ class WebhookChannel:
                                  f"(environment variable {env or '(secret_env not set)'})")
         return value.encode()
 
-    def deliver(self, notice: Notice, *, at: datetime, handover: Handover = _no_handover
-                ) -> None:
+    def deliver(self, notice: Notice, *, at: datetime, handover: Handover = _no_handover,
+                accepted: Accepted = _no_handover) -> None:
         # No marker: a POST cannot be split. A repeat after a crash carries the same
         # Idempotency-Key, which the receiver honours.
         cfg = self.settings.dispatch
@@ -451,11 +469,26 @@ def claim(session: Session, notice_ids: Sequence[int], *, now: datetime, owner: 
     for notice in notices:
         if notice.state == "dead":
             notice.attempts = 0
+        elif notice.state == "sending":  # its lease ran out: the claim was lost, not tried
+            record_lost_claim(session, notice, at=now, reason="its lease ran out")
         notice.state = "sending"
         notice.lease_owner = owner
         notice.lease_until = now + lease
-        notice.attempts += 1
     return notices
+
+
+def record_lost_claim(session: Session, notice: Notice, *, at: datetime, reason: str
+                      ) -> None:
+    """A claim that ended without an outcome (its worker died, or its lease ran out):
+    counted in `crashes`, never in `attempts` (which count deliveries the channel
+    refused), and audited."""
+    notice.crashes = (notice.crashes or 0) + 1
+    _audit(session, notice, at=at, action="notice_claim_lost",
+           data={"channel": notice.channel, "reason": reason, "crashes": notice.crashes,
+                 "holder": (notice.lease_owner or "")[:PROCESS_ID_LENGTH]})
+    log.warning("Notice %s for case %s: its claim was lost (%s); it goes out again.",
+                notice.id, notice.case_id, reason,
+                extra={"notice_id": notice.id, "case_id": notice.case_id})
 
 
 def flag_unconfirmed(session: Session, notice_ids: Sequence[int] | None, *, now: datetime,
@@ -474,20 +507,55 @@ def flag_unconfirmed(session: Session, notice_ids: Sequence[int] | None, *, now:
         query = query.with_for_update(skip_locked=True)
     flagged = []
     for notice in session.execute(query).scalars():
-        assert notice.lease_until is not None  # the query's filter: the marker set it
-        handed_over = notice.lease_until - lease
-        notice.state = "unconfirmed"
+        _left_unconfirmed(session, notice, now=now, lease=lease,
+                          reason="worker stopped after hand-over")
+        flagged.append(notice.id)
+    return flagged
+
+
+def _left_unconfirmed(session: Session, notice: Notice, *, now: datetime, lease: timedelta,
+                      reason: str) -> None:
+    assert notice.lease_until is not None  # the marker set it
+    handed_over = notice.lease_until - lease
+    notice.state = "unconfirmed"
+    notice.lease_owner = None
+    notice.lease_until = None
+    notice.last_error = UNCONFIRMED_TEXT
+    _audit(session, notice, at=now, action="notice_unconfirmed",
+           data={"channel": notice.channel, "reason": reason,
+                 "handed_over_at": as_utc(handed_over).isoformat()})
+    log.error("Notice %s for case %s is unconfirmed: its worker stopped after handing "
+              "it to the SMTP server; an operator must resolve it.", notice.id,
+              notice.case_id, extra={"notice_id": notice.id, "case_id": notice.case_id})
+
+
+def release_dead_holders(session: Session, holders: Sequence[str], *, now: datetime,
+                         lease: timedelta) -> tuple[list[int], list[int]]:
+    """The notices claimed by the processes `holders` (process ids whose heartbeat
+    stopped): `sending` ones go back to `planned` at once (their claim is recorded as
+    lost, not as an attempt), `handing_over` ones become `unconfirmed` (never resent
+    by themselves). Returns (ids to deliver again, ids flagged unconfirmed)."""
+    if not holders:
+        return [], []
+    query = (select(Notice)
+             .where(Notice.state.in_(("sending", "handing_over")),
+                    func.substr(Notice.lease_owner, 1, PROCESS_ID_LENGTH).in_(list(holders)))
+             .order_by(Notice.id))
+    if is_postgresql(session):
+        query = query.with_for_update(skip_locked=True)
+    again, flagged = [], []
+    for notice in session.execute(query).scalars():
+        if notice.state == "handing_over":
+            _left_unconfirmed(session, notice, now=now, lease=lease,
+                              reason="worker died after hand-over")
+            flagged.append(notice.id)
+            continue
+        record_lost_claim(session, notice, at=now, reason="its worker died")
+        notice.state = "planned"
         notice.lease_owner = None
         notice.lease_until = None
-        notice.last_error = UNCONFIRMED_TEXT
-        _audit(session, notice, at=now, action="notice_unconfirmed",
-               data={"channel": notice.channel, "reason": "worker stopped after hand-over",
-                     "handed_over_at": as_utc(handed_over).isoformat()})
-        flagged.append(notice.id)
-        log.error("Notice %s for case %s is unconfirmed: its worker stopped after handing "
-                  "it to the SMTP server; an operator must resolve it.", notice.id,
-                  notice.case_id, extra={"notice_id": notice.id, "case_id": notice.case_id})
-    return flagged
+        again.append(notice.id)
+    return again, flagged
 
 
 def _mark_handing_over(session: Session, notice_id: int, owner: str, *, until: datetime
@@ -531,7 +599,7 @@ def deliver_notices(
     channels: Channels | None = None,
 ) -> DispatchResult:
     channels = channels or Channels(settings)
-    owner = uuid.uuid4().hex
+    owner = new_claim_owner()
     result = DispatchResult()
     lease = timedelta(seconds=settings.dispatch.lease_seconds)
     with session_factory.begin() as session:
@@ -550,8 +618,20 @@ def deliver_notices(
                                           until=clock.now() + lease):
                     raise LostLease(f"notice {notice_id} is no longer this worker's")
 
+        committed: list[bool] = []
+
+        def accepted(notice: Notice = notice, now: datetime = now,
+                     committed: list[bool] = committed) -> None:
+            try:
+                committed.append(_commit_sent(session_factory, notice, owner, now, result))
+            except Exception:  # the database: committed after the channel returns
+                log.warning("Notice %s: `sent` could not be committed at once; trying "
+                            "again.", notice.id, exc_info=True,
+                            extra={"notice_id": notice.id, "case_id": notice.case_id})
+
         try:
-            channels.for_notice(notice).deliver(notice, at=now, handover=handover)
+            channels.for_notice(notice).deliver(notice, at=now, handover=handover,
+                                                accepted=accepted)
         except LostLease:
             result.lost_lease.append(notice.id)
             log.warning("Notice %s: lease lost before the hand-over; another worker owns it "
@@ -577,47 +657,61 @@ def deliver_notices(
             log.exception("Notice %s failed unexpectedly.", notice.id,
                           extra={"notice_id": notice.id, "case_id": notice.case_id})
             error = RetryLater(f"{type(exc).__name__}: {exc}")
+        if error is None:
+            if not committed:
+                _commit_sent(session_factory, notice, owner, now, result)
+            continue
         with session_factory.begin() as session:
-            if error is None:
-                if _finish(session, notice.id, owner, {"state": "sent", "sent_at": now,
-                                                       "last_error": None}):
-                    _audit(session, notice, at=now, action="notice_sent",
-                           data={"channel": notice.channel})
-                    result.sent.append(notice.id)
-                    log.info("Notice %s for case %s sent to %s.", notice.id, notice.case_id,
-                             notice.destination,
-                             extra={"notice_id": notice.id, "case_id": notice.case_id})
-                else:
-                    result.lost_lease.append(notice.id)
-                    log.warning("Notice %s was delivered after its lease ran out; another "
-                                "worker owns it now.", notice.id,
-                                extra={"notice_id": notice.id, "case_id": notice.case_id})
-                continue
             message = str(error)[:2000]
             permanent = not isinstance(error, RetryLater)
-            if permanent or notice.attempts >= settings.dispatch.max_attempts:
-                if _finish(session, notice.id, owner, {"state": "dead", "last_error": message}):
+            # An attempt is a delivery the channel refused or failed, counted here only.
+            attempts = notice.attempts + 1
+            if permanent or attempts >= settings.dispatch.max_attempts:
+                if _finish(session, notice.id, owner, {"state": "dead", "last_error": message,
+                                                       "attempts": attempts}):
                     session.add(DeadLetter(
-                        message_id=f"notice-{notice.id}-{notice.attempts}", actor="dispatch",
+                        message_id=f"notice-{notice.id}-{attempts}", actor="dispatch",
                         queue="dispatch", args=[[notice.id]], kwargs={}, error=message,
-                        traceback=None, retries=notice.attempts, failed_at=now))
+                        traceback=None, retries=attempts, failed_at=now))
                     _audit(session, notice, at=now, action="notice_dead",
                            data={"error": message[:200]})
                     result.dead.append(notice.id)
                     log.error("Notice %s for case %s dead-lettered after %d attempts: %s",
-                              notice.id, notice.case_id, notice.attempts, message,
+                              notice.id, notice.case_id, attempts, message,
                               extra={"notice_id": notice.id, "case_id": notice.case_id})
             else:
                 hint = error.delay_ms if isinstance(error, RetryLater) else 0
-                retry_at = now + backoff(settings, notice.attempts, hint)
+                retry_at = now + backoff(settings, attempts, hint)
                 if _finish(session, notice.id, owner, {"state": "failed", "due_at": retry_at,
-                                                       "last_error": message}):
+                                                       "last_error": message,
+                                                       "attempts": attempts}):
                     result.retrying.append(notice.id)
                     log.warning("Notice %s for case %s failed (attempt %d), retrying at %s: %s",
-                                notice.id, notice.case_id, notice.attempts,
+                                notice.id, notice.case_id, attempts,
                                 retry_at.isoformat(), message,
                                 extra={"notice_id": notice.id, "case_id": notice.case_id})
     return result
+
+
+def _commit_sent(session_factory: sessionmaker[Session], notice: Notice, owner: str,
+                 now: datetime, result: DispatchResult) -> bool:
+    """Commit `sent` (only if this call still owns the notice), with its audit event.
+    True when this was decided (sent, or found to be another worker's)."""
+    with session_factory.begin() as session:
+        if _finish(session, notice.id, owner, {"state": "sent", "sent_at": now,
+                                               "last_error": None}):
+            _audit(session, notice, at=now, action="notice_sent",
+                   data={"channel": notice.channel})
+            result.sent.append(notice.id)
+            log.info("Notice %s for case %s sent to %s.", notice.id, notice.case_id,
+                     notice.destination,
+                     extra={"notice_id": notice.id, "case_id": notice.case_id})
+        else:
+            result.lost_lease.append(notice.id)
+            log.warning("Notice %s was delivered after its lease ran out; another "
+                        "worker owns it now.", notice.id,
+                        extra={"notice_id": notice.id, "case_id": notice.case_id})
+    return True
 
 
 def due_notice_ids(session: Session, *, now: datetime, stuck_before: datetime,

@@ -128,7 +128,7 @@ class Case(AuditChained, Base):
     police_hold_reason: Mapped[str | None] = mapped_column(Text)
 
     previous_case_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("cases.id"))
-    # Issue 3: the URL was reported again after its previous case closed as removed
+    # The URL was reported again after its previous case closed as removed
     # (a re-upload, counted in statistics); and the host mixes scripts or looks Latin.
     reupload: Mapped[bool] = mapped_column(default=False)
     host_confusable: Mapped[bool] = mapped_column(default=False)
@@ -231,7 +231,11 @@ class Notice(Base):
     subject: Mapped[str | None] = mapped_column(Text)
     body: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Deliveries the channel refused or failed (never a claim lost to a crash: those are `crashes`).
     attempts: Mapped[int] = mapped_column(default=0)
+    # Claims lost without an outcome: the worker died or its lease ran out (audited as
+    # `notice_claim_lost`); they never count towards dispatch.max_attempts.
+    crashes: Mapped[int] = mapped_column(default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     due_at: Mapped[datetime | None]  # not before (e.g. after a police hold)

@@ -32,7 +32,9 @@ class LegalHold(Base):
 
 
 class Heartbeat(Base):
-    """The last sign of life of a singleton process (the scheduler), for /readyz."""
+    """The last sign of life of a process: the scheduler (`scheduler`, for /readyz) and
+    every worker process (`worker:<process id>`: the scheduler releases the notices a
+    worker claimed once its row is `recovery.dead_after_seconds` old)."""
 
     __tablename__ = "heartbeats"
 

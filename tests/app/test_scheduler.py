@@ -40,3 +40,80 @@ def test_only_one_of_two_schedulers_holds_the_lease(settings_factory, redis_url,
     b.release()
     first.close()
     second.close()
+
+
+def test_the_lease_is_short_by_default_and_comes_from_the_configuration(settings_factory):
+    from pipeline.app.runtime import build_runtime
+
+    assert settings_factory().scheduler.lease_seconds <= 10
+    rt = build_runtime(settings_factory(scheduler={"lease_seconds": 3}))
+    lease = SchedulerLease(rt)
+    assert (lease.ttl_ms, lease.renew_every) == (3000, 0.6)
+    rt.close()
+
+
+def test_a_long_job_neither_lets_the_lease_lapse_nor_delays_the_recovery_job(
+    settings_factory, redis_url, redis_namespace, monkeypatch
+):
+    """The lease is renewed by a thread of its own (a job longer than the lease keeps
+    it), and the recovery job runs in a loop of its own (a long job never delays it)."""
+    import threading
+
+    from pipeline.app.runtime import build_runtime
+    from pipeline.app.scheduler import run_forever
+
+    settings = settings_factory(redis={"url": redis_url, "namespace": redis_namespace},
+                                scheduler={"lease_seconds": 1})
+    rt, other_rt = build_runtime(settings), build_runtime(settings)
+    started, finish = threading.Event(), threading.Event()
+    recovered: list[int] = []
+
+    def slow(rt):
+        started.set()
+        finish.wait(30)
+
+    monkeypatch.setattr("pipeline.app.scheduler.JOBS", [
+        Job("slow", lambda rt: 3600, slow),
+        Job("recover", lambda rt: 0.1, lambda rt: recovered.append(1), alone=True)])
+    stop = threading.Event()
+    scheduler = threading.Thread(target=run_forever, args=(rt, stop))
+    scheduler.start()
+    try:
+        assert started.wait(30)
+        other = SchedulerLease(other_rt)
+        other.me += "-other"
+        for _ in range(6):  # three times the lease, while the slow job runs
+            assert other.acquire_or_renew() is False
+            finish.wait(0.5)
+        assert len(recovered) >= 2
+    finally:
+        finish.set()
+        stop.set()
+        scheduler.join(30)
+    assert other.acquire_or_renew() is True  # given up on stopping
+    other.release()
+    rt.close()
+    other_rt.close()
+
+
+def test_a_worker_process_beats_while_it_runs_and_removes_its_row_when_it_stops(
+    sqlite_runtime
+):
+    from pipeline.app.liveness import ProcessHeartbeat
+    from pipeline.core.process import heartbeat_name, holder_of, new_claim_owner, process_id
+    from pipeline.store.ops_models import Heartbeat
+
+    rt = sqlite_runtime
+    liveness = ProcessHeartbeat(rt).start()
+    try:
+        with rt.session_factory() as session:
+            row = session.get(Heartbeat, heartbeat_name())
+            assert row is not None and row.beat_at.replace(tzinfo=None) == (
+                rt.clock.now().replace(tzinfo=None))
+    finally:
+        liveness.stop()
+    with rt.session_factory() as session:
+        assert session.get(Heartbeat, heartbeat_name()) is None
+    owner = new_claim_owner()
+    assert holder_of(owner) == process_id() and len(owner) <= 64
+    assert holder_of("0123abcd" * 4) is None  # an owner from before claims named their process

@@ -261,8 +261,9 @@ def test_smtp_delivery_uses_starttls_and_login_and_marks_the_notice_sent_once(
     result = deliver(runtime, settings, [notice_id])
     assert result.sent == [notice_id]
     n = notice(runtime, notice_id)
-    assert (n.state, n.sent_at, n.attempts, n.lease_owner) == (
-        "sent", runtime.clock.now(), 1, None)
+    # attempts count failed deliveries only: none here.
+    assert (n.state, n.sent_at, n.attempts, n.crashes, n.lease_owner) == (
+        "sent", runtime.clock.now(), 0, 0, None)
     assert smtp_server.ids == [f"<{n.token}@hotline.example.rs>"]
     (message,) = smtp_server.messages
     assert message["To"] == "abuse@host.example" and message["Subject"] == "Notice 0"
@@ -540,8 +541,167 @@ def test_a_worker_dying_before_the_marker_is_sent_again_and_arrives_exactly_once
     result = reconcile_and_deliver(runtime, settings)
     assert (result.sent, result.unconfirmed) == ([notice_id], [])
     n = notice(runtime, notice_id)
-    assert (n.state, n.attempts) == ("sent", 2)
+    # The lost claim is a crash, audited, not a delivery attempt.
+    assert (n.state, n.attempts, n.crashes) == ("sent", 0, 1)
+    (lost,) = events(runtime, "notice_claim_lost")
+    assert (lost.data["notice"], lost.data["reason"]) == (notice_id, "its lease ran out")
     assert smtp_server.ids == [f"<{n.token}@hotline.example.rs>"]
+
+
+@pytest.mark.parametrize("step", ["after_250", "during_quit", "during_close"])
+def test_an_smtp_worker_killed_at_each_step_after_the_final_dot(
+    runtime, settings_factory, smtp_server, monkeypatch, step
+):
+    """`sent` is committed as soon as the server answered 250 to the final
+    ".", before QUIT and the close. Killed before that commit, the notice is left
+    `handing_over` (then `unconfirmed`, never resent); killed during QUIT or the
+    close, it is `sent` already, with its audit event."""
+    import smtplib
+
+    monkeypatch.setenv("HOTLINE_SMTP_PASSWORD", SMTP_PASSWORD)
+    settings = live_settings(settings_factory, runtime, smtp_server, lease_seconds=300)
+    (notice_id,) = add_notices(runtime, 1)
+    if step == "after_250":
+        deliver_until_killed(runtime, settings, notice_id, monkeypatch, "_commit_sent")
+    else:
+        method = "quit" if step == "during_quit" else "close"
+        with monkeypatch.context() as patch:
+            patch.setattr(smtplib.SMTP, method, die)
+            with pytest.raises(Killed):
+                deliver(runtime, settings, [notice_id])
+    n = notice(runtime, notice_id)
+    assert smtp_server.count() == 1
+    if step == "after_250":
+        assert (n.state, n.sent_at) == ("handing_over", None)
+        assert events(runtime, "notice_sent") == []
+        runtime.clock.advance(seconds=301)
+        assert reconcile_and_deliver(runtime, settings).unconfirmed == [notice_id]
+    else:
+        assert (n.state, n.sent_at, n.lease_owner) == ("sent", runtime.clock.now(), None)
+        assert [e.data["notice"] for e in events(runtime, "notice_sent")] == [notice_id]
+        runtime.clock.advance(seconds=301)
+        result = reconcile_and_deliver(runtime, settings)
+        assert (result.sent, result.unconfirmed) == ([], [])
+    assert smtp_server.count() == 1 and notice(runtime, notice_id).attempts == 0
+
+
+def _beat_as_a_worker(runtime):
+    """This test process beats as a worker process would (pipeline.app.liveness)."""
+    from pipeline.app.health import beat
+    from pipeline.core.process import heartbeat_name
+
+    beat(runtime, heartbeat_name())
+
+
+def _release(runtime, settings, enqueuer=None):
+    from pipeline.stages.reconciler import release_dead_holders
+
+    return release_dead_holders(
+        runtime.session_factory, enqueuer or RecordingEnqueuer(), now=runtime.clock.now(),
+        dead_after_seconds=settings.recovery.dead_after_seconds,
+        lease_seconds=settings.dispatch.lease_seconds)
+
+
+def test_a_dead_workers_notices_come_back_when_its_heartbeat_stops_not_after_the_lease(
+    runtime, settings_factory, smtp_server, monkeypatch
+):
+    """claims carry the process id of their holder; once that process's
+    heartbeat is older than recovery.dead_after_seconds, its `sending` notices go out
+    again at once (a lost claim, audited, not an attempt) and its `handing_over` ones
+    become `unconfirmed` at once. A process still beating keeps its claims."""
+    import pipeline.stages.dispatch as dispatch_module
+    from pipeline.core.process import heartbeat_name, process_id
+    from pipeline.store.ops_models import Heartbeat
+
+    monkeypatch.setenv("HOTLINE_SMTP_PASSWORD", SMTP_PASSWORD)
+    settings = live_settings(settings_factory, runtime, smtp_server, lease_seconds=300)
+    before, after = add_notices(runtime, 2)
+    _beat_as_a_worker(runtime)
+    deliver_until_killed(runtime, settings, before, monkeypatch, "_mark_handing_over")
+    real_mark = dispatch_module._mark_handing_over
+
+    def mark_then_die(*args, **kwargs):
+        assert real_mark(*args, **kwargs)
+        args[0].commit()
+        raise Killed()
+
+    deliver_until_killed(runtime, settings, after, monkeypatch, "_mark_handing_over",
+                         dying=mark_then_die)
+    assert notice(runtime, before).lease_owner.startswith(process_id() + ".")
+    assert (notice(runtime, before).state, notice(runtime, after).state) == (
+        "sending", "handing_over")
+    # Still beating: nothing is released, however often the scheduler looks.
+    runtime.clock.advance(seconds=settings.recovery.dead_after_seconds - 1)
+    assert _release(runtime, settings) == {}
+    # Silent past dead_after_seconds: released, long before the 300 s lease.
+    runtime.clock.advance(seconds=2)
+    enqueuer = RecordingEnqueuer()
+    assert _release(runtime, settings, enqueuer) == {
+        "dead_processes": 1, "notices_released": 1, "notices_unconfirmed": 1}
+    assert enqueuer.ids(DISPATCH) == [before]
+    n = notice(runtime, before)
+    assert (n.state, n.lease_owner, n.attempts, n.crashes) == ("planned", None, 0, 1)
+    (lost,) = events(runtime, "notice_claim_lost")
+    assert (lost.data["notice"], lost.data["reason"], lost.data["holder"]) == (
+        before, "its worker died", process_id())
+    assert notice(runtime, after).state == "unconfirmed"
+    (flagged,) = events(runtime, "notice_unconfirmed")
+    assert flagged.data["reason"] == "worker died after hand-over"
+    with runtime.session_factory() as session:
+        assert session.get(Heartbeat, heartbeat_name()) is None
+    assert _release(runtime, settings) == {}  # once
+    assert deliver(runtime, settings, [before, after]).sent == [before]
+    assert smtp_server.ids == [f"<{n.token}@hotline.example.rs>"]
+
+
+def test_a_claim_whose_holder_never_beat_waits_for_its_lease(
+    runtime, settings_factory, monkeypatch
+):
+    """A claim made by a process without a heartbeat (a test, a one-off command) is
+    not taken for dead: it comes back after dispatch.lease_seconds as before."""
+    settings = settings_factory(database={"url": runtime.settings.database.url},
+                                dispatch={"deliver": "outbox", "lease_seconds": 300})
+    (notice_id,) = add_notices(runtime, 1)
+    deliver_until_killed(runtime, settings, notice_id, monkeypatch, "_finish")
+    runtime.clock.advance(seconds=60)
+    assert _release(runtime, settings) == {}
+    assert notice(runtime, notice_id).state == "sending"
+    runtime.clock.advance(seconds=241)
+    assert reconcile_and_deliver(runtime, settings).sent == [notice_id]
+    assert (notice(runtime, notice_id).attempts, notice(runtime, notice_id).crashes) == (0, 1)
+
+
+def test_workers_dying_never_send_a_notice_to_the_dead_letters(
+    runtime, settings_factory, webhook, monkeypatch
+):
+    """with max_attempts 2, a notice whose workers died four times (twice
+    found by a stopped heartbeat, twice by a lease that ran out) and that then failed
+    once is still retried: attempts counts the one failure, crashes the four deaths."""
+    settings = live_settings(settings_factory, runtime, max_attempts=2, lease_seconds=300,
+                             min_backoff_seconds=60)
+    (notice_id,) = add_notices(runtime, 1, channel="webhook", address=webhook.url,
+                               destination="partner-hook")
+    for death in range(4):
+        if death % 2 == 0:
+            _beat_as_a_worker(runtime)
+        deliver_until_killed(runtime, settings, notice_id, monkeypatch, "_finish")
+        if death % 2 == 0:
+            runtime.clock.advance(seconds=settings.recovery.dead_after_seconds + 1)
+            assert _release(runtime, settings)["notices_released"] == 1
+        else:
+            runtime.clock.advance(seconds=301)
+    webhook.answers = [503]
+    result = reconcile_and_deliver(runtime, settings)
+    # The claim that found the lease run out recorded the fourth death.
+    assert result.retrying == [notice_id]
+    n = notice(runtime, notice_id)
+    assert (n.state, n.attempts, n.crashes) == ("failed", 1, 4)
+    assert len(events(runtime, "notice_claim_lost")) == 4
+    runtime.clock.advance(seconds=61)
+    assert reconcile_and_deliver(runtime, settings).sent == [notice_id]
+    with runtime.session_factory() as session:
+        assert session.execute(select(DeadLetter)).first() is None
+    assert webhook.keys == [n.token]
 
 
 def test_no_reply_to_the_final_dot_makes_the_notice_unconfirmed_at_once(

@@ -52,8 +52,8 @@ def test_every_rdap_request_the_registries_saw_is_counted_with_its_outcome(
     make_tracer, fake_dns, fake_rdap
 ):
     from pipeline.core.counters import RDAP_REQUESTS
-    from tests.netfakes import records
     from tests.adapters.tracing.test_rdap import host
+    from tests.netfakes import records
 
     fake_rdap.add_network("185.30.0.0/16", records.ripe_network("185.30.0.0/16"))
     fake_rdap.add_network("23.30.0.0/16", records.arin_network("23.30.0.0/16"))
