@@ -91,6 +91,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     from pipeline.web.stats import install as install_stats
 
     install_stats(app)  # statistics export, per-URL export, partner takedown status (issue 7)
+
+    from pipeline.web.report_form import install as install_report_form
+
+    install_report_form(app)  # the public reporting form at /report (issue 21)
     return app
 
 

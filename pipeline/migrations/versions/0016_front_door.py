@@ -1,0 +1,59 @@
+"""front door: where a reporter found the content, and the mailbox's messages (issue 21)
+
+- reports.found_on: where the reporter came across the content (the public form
+  asks; the API accepts it), nullable, so adding it rewrites no row;
+- mail_messages: one row per message the mailbox took in, unique by its hashed
+  Message-ID (a message delivered twice makes its reports once); messages that made
+  no report wait there for a person (partial index on the look-at state).
+
+Revision ID: 0016
+Revises: 0012
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import pipeline.db
+
+revision = "0016"
+down_revision = "0012"
+branch_labels = None
+depends_on = None
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+LOOK_AT = sa.text("state = 'look_at'")
+
+
+def upgrade() -> None:
+    op.add_column("reports", sa.Column("found_on", sa.String(20), nullable=True))
+    op.create_table(
+        "mail_messages",
+        sa.Column("id", BigId, primary_key=True, autoincrement=True),
+        sa.Column("message_key", sa.String(64), nullable=False),
+        sa.Column("message_id", sa.String(500), nullable=True),
+        sa.Column("via", sa.String(10), nullable=False),
+        sa.Column("received_at", pipeline.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sender", sa.Text(), nullable=True),
+        sa.Column("subject", sa.String(500), nullable=True),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("language", sa.String(35), nullable=True),
+        sa.Column("state", sa.String(20), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.Column("submission_ref", sa.String(32), nullable=True),
+        sa.Column("report_count", sa.Integer(), nullable=False),
+        sa.Column("attachments", sa.JSON(), nullable=False),
+        sa.Column("ack", sa.String(120), nullable=True),
+        sa.Column("looked_at_by", sa.String(120), nullable=True),
+        sa.Column("looked_at_at", pipeline.db.UTCDateTime(timezone=True), nullable=True),
+        sa.UniqueConstraint("message_key", name="uq_mail_messages_message_key"),
+    )
+    op.create_index("ix_mail_messages_look_at", "mail_messages", ["received_at"],
+                    postgresql_where=LOOK_AT, sqlite_where=LOOK_AT)
+
+
+def downgrade() -> None:
+    op.drop_index("ix_mail_messages_look_at", table_name="mail_messages")
+    op.drop_table("mail_messages")
+    op.drop_column("reports", "found_on")
