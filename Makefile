@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# axe-core for the browser tests' accessibility checks (test-only, from npm).
+AXE    := $(VENV)/axe/node_modules/axe-core/axe.min.js
 
 .PHONY: install run test lint typecheck bench migrate clean i18n
 
@@ -19,11 +21,16 @@ run: install
 	$(BIN)/hotline run
 
 ## Set up and run the whole test suite (lint, types, tests). The console's browser
-## tests need Debian's chromium: installed here when missing and run as root (as CI
-## is); elsewhere they are skipped (but fail when CI=true).
+## tests need Debian's chromium, the mailbox's IMAP tests Debian's dovecot-imapd:
+## installed here when missing and run as root (as CI is); elsewhere they are skipped
+## (but fail when CI=true). axe-core comes from npm into .venv/axe (test-only).
 test: install
 	@test -x /usr/bin/chromium || [ "$$(id -u)" != 0 ] || \
 		(apt-get update && apt-get install -y chromium chromium-driver)
+	@test -x /usr/sbin/dovecot || [ "$$(id -u)" != 0 ] || \
+		(apt-get update && apt-get install -y --no-install-recommends dovecot-imapd)
+	@test -f $(AXE) || npm install --prefix $(VENV)/axe --no-save --no-audit --no-fund \
+		axe-core@4.11.0 >&2 || echo "axe-core not installed: the accessibility checks skip" >&2
 	$(BIN)/ruff check .
 	$(BIN)/mypy pipeline
 	$(BIN)/pytest
