@@ -108,12 +108,15 @@ def take_message(
     clock: Clock,
     settings: Settings,
     enqueuer: Enqueuer,
+    size: int | None = None,
 ) -> Taken:
-    """Take one received message in (see the module's docstring for the steps)."""
+    """Take one received message in (see the module's docstring for the steps).
+    `size`: the real size when `raw` holds only the headers of a huge message."""
     own = settings.web.public_url.rstrip("/")
     parsed = read_message(raw, max_bytes=settings.mail.max_message_bytes,
                           url_limit=settings.mail.max_urls_per_message + 1,
-                          ignore_prefixes=(own + "/report", own + "/api/v1/reports"))
+                          ignore_prefixes=(own + "/report", own + "/api/v1/reports"),
+                          size=size)
     key = message_key(parsed, raw)
     try:
         with session_factory() as session, session.begin():

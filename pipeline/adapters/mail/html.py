@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
 MAX_HTML_CHARS = 5_000_000
-MAX_TAGS = 200_000
+MAX_TAGS = 50_000
 MAX_TEXT_CHARS = 1_000_000
 MAX_LINKS = 5_000
 _BLOCKS = {"p", "div", "br", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6",

@@ -186,10 +186,11 @@ def _filename(part: Message) -> str | None:
 
 
 def read_message(raw: bytes, *, max_bytes: int = 26_214_400, url_limit: int = 1000,
-                 ignore_prefixes: tuple[str, ...] = ()) -> ParsedMail:
-    """Read a message; never raises (see the module's docstring)."""
-    result = ParsedMail(size=len(raw))
-    if len(raw) > max_bytes:
+                 ignore_prefixes: tuple[str, ...] = (), size: int | None = None) -> ParsedMail:
+    """Read a message; never raises (see the module's docstring). `size`: the
+    message's real size when `raw` holds only its headers (IMAP, a huge message)."""
+    result = ParsedMail(size=max(size or 0, len(raw)))
+    if result.size > max_bytes:
         head = BytesHeaderParser(policy=policy.default).parsebytes(raw[:65_536])
         _headers_into(result, head)
         result.parsed = False
