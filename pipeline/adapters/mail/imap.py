@@ -81,7 +81,8 @@ def poll_once(settings: Settings, password: str, deliver: Callable[..., Any],
         if status != "OK":
             raise ConfigError([f"mail.imap_folder: no folder {mail.imap_folder!r}"])
         status, data = imap.uid("SEARCH", "ALL")
-        uids = data[0].split() if status == "OK" and data and data[0] else []
+        uids = [u.decode() for u in data[0].split()] if status == "OK" and data and data[0] \
+            else []
         can_move = b"MOVE" in b" ".join(c.encode() if isinstance(c, str) else c
                                         for c in imap.capabilities)
         hard_limit = 4 * mail.max_message_bytes
@@ -117,7 +118,7 @@ def poll_once(settings: Settings, password: str, deliver: Callable[..., Any],
 _SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
 
 
-def _fetch(imap: imaplib.IMAP4_SSL, uid: bytes, hard_limit: int
+def _fetch(imap: imaplib.IMAP4_SSL, uid: str, hard_limit: int
            ) -> tuple[bytes | None, int | None]:
     status, data = imap.uid("FETCH", uid, "(RFC822.SIZE)")
     match = _SIZE.search(data[0] if status == "OK" and data and isinstance(data[0], bytes)
@@ -133,7 +134,7 @@ def _fetch(imap: imaplib.IMAP4_SSL, uid: bytes, hard_limit: int
     return None, None
 
 
-def _move(imap: imaplib.IMAP4_SSL, uid: bytes, folder: str, can_move: bool) -> None:
+def _move(imap: imaplib.IMAP4_SSL, uid: str, folder: str, can_move: bool) -> None:
     if can_move:
         status, _ = imap.uid("MOVE", uid, _quote(folder))
         if status == "OK":
