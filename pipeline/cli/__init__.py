@@ -96,12 +96,13 @@ def run() -> None:
     scheduler = threading.Thread(target=run_forever, args=(runtime, stop), daemon=True,
                                  name="scheduler")
     scheduler.start()
-    listener = None
+    listener = acks = None
     if settings.mail.lmtp_enabled:  # the mailbox's LMTP listener (issue 21)
-        from pipeline.app.mailbox import lmtp_listener
+        from pipeline.app.mailbox import AckSender, lmtp_listener
 
         listener = lmtp_listener(runtime)
         listener.start()
+        acks = AckSender(runtime).start()
     url = f"http://{settings.web.host}:{settings.web.port}/"
     click.echo(f"hotline is running in {settings.app.mode} mode.")
     click.echo(f"  web app and API: {url}  (API docs: {url}docs)")
@@ -115,6 +116,8 @@ def run() -> None:
     finally:
         if listener is not None:
             listener.stop()
+        if acks is not None:
+            acks.stop()
         stop.set()
         worker.stop()
         scheduler.join(timeout=5)

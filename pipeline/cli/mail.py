@@ -9,7 +9,7 @@ import threading
 import click
 
 from pipeline.adapters.mail.imap import password_from_environment, poll_once
-from pipeline.app.mailbox import deliverer, lmtp_listener
+from pipeline.app.mailbox import AckSender, deliverer, lmtp_listener
 from pipeline.cli import (
     drain_if_embedded,
     main,
@@ -41,6 +41,7 @@ def mail_serve() -> None:
         worker = start_worker(broker, settings.worker.threads)
     listener = lmtp_listener(runtime)
     listener.start()
+    acks = AckSender(runtime).start()
     click.echo(f"LMTP listener on {settings.mail.lmtp_host}:{settings.mail.lmtp_port}. "
                "Ctrl-C stops it.")
     stop = threading.Event()
@@ -51,6 +52,7 @@ def mail_serve() -> None:
         pass
     finally:
         listener.stop()
+        acks.stop()
         if worker is not None:
             worker.stop()
         runtime.close()
@@ -69,6 +71,7 @@ def mail_poll(once: bool) -> None:
     upgrade(settings.database.url)
     runtime, broker = runtime_with_broker(settings)
     deliver = deliverer(runtime, "imap")
+    acks = AckSender(runtime)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -82,6 +85,7 @@ def mail_poll(once: bool) -> None:
             except ConfigError as exc:
                 raise click.UsageError(str(exc)) from None
             drain_if_embedded(settings, broker)
+            acks.send_now()
             if once or stop.wait(settings.mail.imap_interval_seconds):
                 break
     finally:
@@ -118,3 +122,15 @@ def mail_done(message_id: int, by: str) -> None:
     if not done:
         raise click.ClickException(f"no message {message_id} waits for a person")
     click.echo(f"Message {message_id} marked as looked at.")
+
+
+@mail.command("acks")
+def mail_acks() -> None:
+    """Send the acknowledgements that are due, once (the listener and poller do it too)."""
+    settings = settings_or_exit()
+    setup_logging(settings)
+    runtime, _ = runtime_with_broker(settings)
+    try:
+        click.echo(f"Sent {AckSender(runtime).send_now()} acknowledgement(s).")
+    finally:
+        runtime.close()

@@ -27,6 +27,9 @@ from aiosmtpd.lmtp import LMTP
 from pipeline.errors import RetryLater
 
 log = logging.getLogger(__name__)
+# aiosmtpd logs every command and the client's address at INFO: the senders are
+# reporters, so only its warnings go to the hotline's log.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 Deliver = Callable[[bytes], Any]
 
