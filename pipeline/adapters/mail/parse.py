@@ -87,6 +87,20 @@ def _header(message: Message, name: str) -> str | None:
     return " ".join(str(value).split())[:2000]
 
 
+def _raw(message: Message, name: str) -> str | None:
+    """A header's raw text (not decoded: cheap), or None. For the checks that look
+    at plain tokens (Auto-Submitted, List-Id, addresses, Message-ID): the policy's
+    full header parsing costs about a millisecond per header."""
+    wanted = name.lower()
+    try:
+        for key, value in message.raw_items():  # type: ignore[attr-defined]
+            if key.lower() == wanted:
+                return " ".join(str(value).split())[:2000]
+    except Exception:  # noqa: BLE001
+        return _header(message, name)
+    return None
+
+
 def _normalise_message_id(value: str | None) -> str | None:
     if not value:
         return None
@@ -97,25 +111,25 @@ def _normalise_message_id(value: str | None) -> str | None:
 
 def automatic_reason(message: Message) -> str | None:
     """Why a message must not get an automatic answer (RFC 3834, bounces, lists)."""
-    auto = (_header(message, "Auto-Submitted") or "no").lower()
+    auto = (_raw(message, "Auto-Submitted") or "no").lower()
     if not auto.startswith("no"):
         return f"Auto-Submitted: {auto[:40]}"
-    if _header(message, "List-Id") or _header(message, "List-Unsubscribe") or \
-            _header(message, "List-Post"):
+    if _raw(message, "List-Id") or _raw(message, "List-Unsubscribe") or \
+            _raw(message, "List-Post"):
         return "a mailing list message"
-    precedence = (_header(message, "Precedence") or "").lower()
+    precedence = (_raw(message, "Precedence") or "").lower()
     if precedence in ("bulk", "list", "junk", "auto_reply"):
         return f"Precedence: {precedence}"
-    if _header(message, "X-Autoreply") or _header(message, "X-Autorespond") or \
-            (_header(message, "X-Auto-Response-Suppress") or "").lower() in ("all", "oof"):
+    if _raw(message, "X-Autoreply") or _raw(message, "X-Autorespond") or \
+            (_raw(message, "X-Auto-Response-Suppress") or "").lower() in ("all", "oof"):
         return "an automatic reply"
-    content_type = (_header(message, "Content-Type") or "").lower()
+    content_type = (_raw(message, "Content-Type") or "").lower()
     if "multipart/report" in content_type or "delivery-status" in content_type:
         return "a delivery report (bounce)"
-    return_path = _header(message, "Return-Path")
+    return_path = _raw(message, "Return-Path")
     if return_path is not None and return_path.strip() in ("<>", ""):
         return "a bounce (empty return path)"
-    sender = (parseaddr(_header(message, "From") or "")[1] or "").lower()
+    sender = (parseaddr(_raw(message, "From") or "")[1] or "").lower()
     local = sender.split("@")[0]
     if local in ("mailer-daemon", "postmaster", "noreply", "no-reply", "do-not-reply",
                  "donotreply") or local.startswith(("owner-", "bounce")):
@@ -251,8 +265,8 @@ def read_message(raw: bytes, *, max_bytes: int = 26_214_400, url_limit: int = 10
 
 
 def _headers_into(result: ParsedMail, message: Message | EmailMessage) -> None:
-    result.message_id = _normalise_message_id(_header(message, "Message-ID"))
-    sender = _header(message, "From")
+    result.message_id = _normalise_message_id(_raw(message, "Message-ID"))
+    sender = _raw(message, "From")
     try:
         addresses = [a for _, a in getaddresses([sender or ""]) if "@" in a]
     except Exception:  # noqa: BLE001
@@ -260,6 +274,6 @@ def _headers_into(result: ParsedMail, message: Message | EmailMessage) -> None:
     result.sender = addresses[0][:320] if addresses else None
     result.subject = (_header(message, "Subject") or "")[:500] or None
     result.automatic = automatic_reason(message)
-    language = (_header(message, "Content-Language") or "").lower()
+    language = (_raw(message, "Content-Language") or "").lower()
     if language.startswith(("sr", "hr", "bs")):
         result.language = "sr-Latn"
