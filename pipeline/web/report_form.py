@@ -18,6 +18,7 @@ Steps of a POST:
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import hmac
@@ -240,6 +241,10 @@ class PublicForm:
         self.settings = runtime.settings
         self.public = runtime.settings.public
         self.limiter = WindowLimiter(runtime.redis, runtime.key("form-limit"))
+        # At most this many form submissions write at once in this process: a flood
+        # within the limits waits here, on the event loop, not in the thread pool the
+        # API's requests share.
+        self.writers = asyncio.Semaphore(4)
 
     # --- rendering -------------------------------------------------------------------
 
@@ -355,10 +360,11 @@ class PublicForm:
             return self.form_page(request, language, form=form, problems=problems,
                                   status_code=422, remember=chosen)
         runtime = self.runtime
-        submission, accepted = await run_in_threadpool(
-            accept_reports, runtime.session_factory, items, clock=runtime.clock,
-            limits=self.settings.intake, enqueuer=runtime.enqueuer, source="public form",
-            actor="form")
+        async with self.writers:
+            submission, accepted = await run_in_threadpool(
+                accept_reports, runtime.session_factory, items, clock=runtime.clock,
+                limits=self.settings.intake, enqueuer=runtime.enqueuer,
+                source="public form", actor="form")
         log.info("The public form took submission %s with %d report(s).", submission,
                  len(accepted))
         return self.render(request, "public/confirmation.html", language, {

@@ -218,3 +218,44 @@ def test_the_form_carries_the_consoles_security_headers_and_no_outside_assets(cl
     assert CSRF_COOKIE in cookie and "httponly" in cookie.lower()
     css = client.get("/report/static/public.css")
     assert css.status_code == 200 and "text/css" in css.headers["content-type"]
+
+
+def test_a_flood_of_the_form_meets_the_global_limit_while_the_api_still_takes_reports(
+        settings_factory):
+    from pipeline.migrate import upgrade
+    from pipeline.runtime import build_runtime
+
+    settings = settings_factory(public={"global_limit": 3, "address_limit": 100})
+    upgrade(settings.database.url)
+    runtime = build_runtime(settings)
+    try:
+        with TestClient(create_app(runtime)) as client:
+            codes = [_send(client, urls=f"http://flood{n}.example/").status_code
+                     for n in range(5)]
+            assert codes == [201, 201, 201, 429, 429]
+            api = client.post("/api/v1/reports", json={"url": "http://api.example/x",
+                                                       "found_on": "forum"})
+            assert api.status_code == 201
+            assert _count(runtime) == 4
+        with runtime.session_factory() as session:
+            assert session.execute(select(Report.found_on).where(
+                Report.url == "http://api.example/x")).scalar_one() == "forum"
+    finally:
+        runtime.close()
+
+
+def test_serbian_cyrillic_is_offered_when_configured(settings_factory):
+    from pipeline.migrate import upgrade
+    from pipeline.runtime import build_runtime
+
+    settings = settings_factory(public={"languages": ["sr-Latn", "en", "sr-Cyrl"]})
+    upgrade(settings.database.url)
+    runtime = build_runtime(settings)
+    try:
+        with TestClient(create_app(runtime)) as client:
+            page = client.get("/report", headers={"accept-language": "sr-Cyrl-RS"})
+            assert '<html lang="sr-Cyrl">' in page.text
+            assert "Пријавите незаконит садржај" in page.text
+            assert 'hreflang="sr-Cyrl"' in page.text and "Српски" in page.text
+    finally:
+        runtime.close()
