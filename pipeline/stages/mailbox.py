@@ -22,6 +22,7 @@ the IMAP poller leaves the message where it is): nothing is lost.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from dataclasses import dataclass, field
 
@@ -41,6 +42,7 @@ from schemas.intake import Channel, ReportIn
 log = logging.getLogger(__name__)
 
 REPORTED_OUTCOME, LOOK_AT_OUTCOME, DUPLICATE = "reported", "look_at", "duplicate"
+_REFERENCE = re.compile(r"\bR-[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}\b")
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,11 @@ def _ack_blocked(parsed: ParsedMail, settings: Settings) -> str | None:
     own = settings.dispatch.sender_address.lower()
     if parsed.sender.lower() == own:
         return "not answered: sent by the hotline itself"
+    # A message about an existing report (its reference in the subject, as in our
+    # answers) or quoting our status links is a reply to us: answering it again could
+    # start a loop with a robot that ignores RFC 3834. A person handles it.
+    if _REFERENCE.search(parsed.subject or "") or parsed.quotes_own_links:
+        return "not answered: a reply about an existing report"
     return None
 
 
@@ -112,7 +119,7 @@ def take_message(
 ) -> Taken:
     """Take one received message in (see the module's docstring for the steps).
     `size`: the real size when `raw` holds only the headers of a huge message."""
-    own = settings.web.public_url.rstrip("/")
+    own = settings.web.public_url.rstrip("/").lower()
     parsed = read_message(raw, max_bytes=settings.mail.max_message_bytes,
                           url_limit=settings.mail.max_urls_per_message + 1,
                           ignore_prefixes=(own + "/report", own + "/api/v1/reports"),

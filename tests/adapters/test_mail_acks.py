@@ -105,3 +105,30 @@ def test_the_answer_lists_every_reference_with_its_status_link(sqlite_runtime):
     assert subject == "Your report was received: R-AAAA-BBBB-CCCC-DDDD"
     assert "We made a report of each address you sent. Their references:" in body
     assert body.count("/report/status?ref=R-") == 2
+
+
+def test_a_reply_to_an_answer_is_never_answered_again(sqlite_runtime):
+    """A robot that ignores RFC 3834 and replies to our answer, quoting it and adding
+    its own signature link, makes a report at most, never a second answer: no loop."""
+    runtime = sqlite_runtime
+    _take(runtime, "03-gmail-alternative.eml")
+    channels = Channels(runtime.settings)
+    send_acks(runtime.session_factory, channels=channels, settings=runtime.settings,
+              clock=runtime.clock)
+    answer = next(outbox_folder(runtime.settings).glob("*.eml")).read_text()
+    quoted = "\n".join("> " + line for line in answer.splitlines()[-12:])
+    reply = (b"From: robot@helpdesk.example\r\nTo: prijava@hotline.example\r\n"
+             b"Subject: Ticket 4411 opened\r\nMessage-ID: <robot-1@helpdesk.example>\r\n"
+             b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+             b"We got your mail. Our portal: https://helpdesk.example/portal\r\n\r\n"
+             + quoted.encode())
+    deliverer(runtime, "lmtp")(reply)
+    assert send_acks(runtime.session_factory, channels=channels, settings=runtime.settings,
+                     clock=runtime.clock) == 0
+    with runtime.session_factory() as session:
+        row = session.execute(select(MailMessage).where(
+            MailMessage.subject == "Ticket 4411 opened")).scalar_one()
+        assert row.ack_state == "none" and "reply about an existing report" in row.ack_note
+        urls = session.execute(select(Report.url).where(
+            Report.submission_ref == row.submission_ref)).scalars().all()
+    assert urls == ["https://helpdesk.example/portal"]  # our own status links are not

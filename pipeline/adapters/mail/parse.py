@@ -57,6 +57,7 @@ class ParsedMail:
     # RFC 3834 and friends: never answer these.
     automatic: str | None = None  # why this message must not be answered
     parsed: bool = True  # False: too large or unreadable, headers only
+    quotes_own_links: bool = False  # it holds links to the hotline's own pages
     size: int = 0
 
     @property
@@ -257,7 +258,9 @@ def read_message(raw: bytes, *, max_bytes: int = 26_214_400, url_limit: int = 10
             urls.setdefault(" ".join(href.split()), None)
     for url in find_urls(text, limit=url_limit * 2):
         urls.setdefault(url, None)
-    result.urls = [u for u in urls if not u.lower().startswith(ignore_prefixes)][:url_limit]
+    own = [u for u in urls if ignore_prefixes and u.lower().startswith(ignore_prefixes)]
+    result.quotes_own_links = bool(own)
+    result.urls = [u for u in urls if u not in own][:url_limit]
     result.text = text.strip()[:MAX_TEXT_KEPT]
     if _SERBIAN.search((result.subject or "") + " " + text[:20_000]):
         result.language = "sr-Latn"
