@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# axe-core for the browser tests' accessibility checks (test-only, from npm).
+AXE    := $(VENV)/axe/node_modules/axe-core/axe.min.js
 
-.PHONY: install run test lint typecheck bench migrate clean hotline
+.PHONY: install run test lint typecheck bench migrate clean hotline i18n
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -m venv $(VENV)
@@ -19,11 +21,16 @@ run: install
 	$(BIN)/hotline run
 
 ## Set up and run the whole test suite (lint, types, tests). The console's browser
-## tests need Debian's chromium: installed here when missing and run as root (as CI
-## is); elsewhere they are skipped (but fail when CI=true).
+## tests need Debian's chromium, the mailbox's IMAP tests Debian's dovecot-imapd:
+## installed here when missing and run as root (as CI is); elsewhere they are skipped
+## (but fail when CI=true). axe-core comes from npm into .venv/axe (test-only).
 test: install
 	@test -x /usr/bin/chromium || [ "$$(id -u)" != 0 ] || \
 		(apt-get update && apt-get install -y chromium chromium-driver)
+	@test -x /usr/sbin/dovecot || [ "$$(id -u)" != 0 ] || \
+		(apt-get update && apt-get install -y --no-install-recommends dovecot-imapd)
+	@test -f $(AXE) || npm install --prefix $(VENV)/axe --no-save --no-audit --no-fund \
+		axe-core@4.11.0 >&2 || echo "axe-core not installed: the accessibility checks skip" >&2
 	$(BIN)/ruff check .
 	$(BIN)/mypy pipeline
 	$(BIN)/lint-imports --no-cache
@@ -47,6 +54,15 @@ migrate: install
 ## progress and install output go to stderr, so `make bench > figures.json` works.
 bench: install
 	@$(BIN)/python -m bench
+
+## Extract people-facing text into pipeline/locale/messages.pot (babel.cfg) and merge
+## it into every catalog (sr_Latn, en). Translate the new entries in the .po files; no
+## compile step: the catalogs are compiled in memory at first use.
+i18n: install
+	$(BIN)/pybabel extract -F babel.cfg --project=hotline --copyright-holder="hotline contributors" \
+		--msgid-bugs-address="" --sort-by-file -o pipeline/locale/messages.pot .
+	$(BIN)/pybabel update -i pipeline/locale/messages.pot -d pipeline/locale -D messages \
+		--no-fuzzy-matching --ignore-obsolete
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -18,7 +18,8 @@ Steps:
      seconds per 1,000 reports (/proc rusage) and their peak resident memory;
    - that every report is accounted for (see `bench.measure.accounting`);
 4. embedded: the same workload on SQLite with the in-process broker and workers,
-5. the stage figures of bench/urls.py, bench/claim.py and bench/stats.py when present.
+5. the stage figures of bench/urls.py, bench/claim.py, bench/stats.py and
+   bench/front_door.py (mail messages parsed, form submissions per second) when present.
 Progress goes to stderr; stdout carries only the JSON. The exit status is 1 when a
 report is missing or counted twice.
 """
@@ -422,6 +423,8 @@ def stage_figures(tmp: Path, redis: services.RedisServer, opts: Options) -> dict
     else:
         out["recovery"] = None
         out["recovery_note"] = "not run in quick mode (BENCH_RECOVERY=1 runs it)"
+    # The mailbox's parser and the public form.
+    guarded("front_door", lambda m: m.run(tmp, opts.n))
     return out
 
 

@@ -35,6 +35,19 @@ class Category(StrEnum):
     OTHER = "other"
 
 
+class FoundOn(StrEnum):
+    """Where the reporter came across the content."""
+
+    WEBSITE = "website"
+    SOCIAL_NETWORK = "social_network"
+    MESSAGING = "messaging"  # chat or messaging app
+    GAME = "game"  # online game or gaming platform
+    EMAIL = "email"
+    FILE_SHARING = "file_sharing"  # file sharing, cloud storage, peer to peer
+    FORUM = "forum"
+    OTHER = "other"
+
+
 class ReportIn(BaseModel):
     """One reported URL."""
 
@@ -58,6 +71,10 @@ class ReportIn(BaseModel):
     )
     urgent: bool = Field(
         False, description="The reporter says a child is in immediate danger."
+    )
+    found_on: FoundOn | None = Field(
+        None, description="Where the reporter came across it: website, social_network, "
+        "messaging, game, email, file_sharing, forum, other."
     )
 
     @field_validator("received_at")

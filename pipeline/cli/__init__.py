@@ -98,15 +98,28 @@ def run() -> None:
     scheduler = threading.Thread(target=run_forever, args=(runtime, stop), daemon=True,
                                  name="scheduler")
     scheduler.start()
+    listener = acks = None
+    if settings.mail.lmtp_enabled:  # the mailbox's LMTP listener
+        from pipeline.app.mailbox import AckSender, lmtp_listener
+
+        listener = lmtp_listener(runtime)
+        listener.start()
+        acks = AckSender(runtime).start()
     url = f"http://{settings.web.host}:{settings.web.port}/"
     click.echo(f"hotline is running in {settings.app.mode} mode.")
     click.echo(f"  web app and API: {url}  (API docs: {url}docs)")
     click.echo(f"  database: {_safe_url(settings.database.url)}; broker: {settings.broker.url}")
+    if listener is not None:
+        click.echo(f"  mailbox (LMTP): {settings.mail.lmtp_host}:{settings.mail.lmtp_port}")
     click.echo("  Press Ctrl-C to stop.")
     try:
         uvicorn.run(create_app(runtime), host=settings.web.host, port=settings.web.port,
                     log_level="warning")
     finally:
+        if listener is not None:
+            listener.stop()
+        if acks is not None:
+            acks.stop()
         stop.set()
         worker.stop()
         liveness.stop()
@@ -347,5 +360,5 @@ def _register_plugins() -> None:
 
 # Modules in pipeline/cli/ that add commands to `main`.
 PLUGINS: list[str] = ["urls", "users", "assessment", "ops", "rules", "stats", "trace",
-                      "notices"]
+                      "notices", "mail"]
 _register_plugins()

@@ -644,6 +644,110 @@ class StatsSection(Section):
     )
 
 
+class PublicTexts(Section):
+    """What one deployment tells the public, in one language (no HTML: plain text,
+    paragraphs separated by blank lines)."""
+
+    hotline_name: str = Field("", max_length=200, description="The hotline's name.")
+    helpline_number: str = Field(
+        "", max_length=80, description="Telephone number of the helpline, shown on every page."
+    )
+    privacy_notice: str = Field(
+        "", max_length=5000, description="What is kept, by whom, for how long (beside the "
+        "retention times the form states itself)."
+    )
+    remit: str = Field("", max_length=5000, description="What the hotline handles.")
+    not_handled: str = Field(
+        "", max_length=5000, description="What it does not handle, and where that goes."
+    )
+    elsewhere: str = Field(
+        "", max_length=5000, description="Where else to turn: police, helpline, emergencies."
+    )
+
+
+class PublicSection(Section):
+    """The public reporting form at /report."""
+
+    enabled: bool = Field(True, description="Serve the form at /report.")
+    languages: list[str] = Field(
+        default_factory=lambda: ["sr-Latn", "en"], min_length=1,
+        description="Languages offered, the default first: sr-Latn, en, sr-Cyrl.",
+    )
+    categories: list[str] = Field(
+        default_factory=lambda: ["csam", "self_generated_csam", "grooming", "sextortion",
+                                 "hate_speech", "racism_xenophobia", "terrorist_content",
+                                 "other"],
+        min_length=1, description="Content categories the form offers, in order.",
+    )
+    max_urls: int = Field(10, ge=1, le=100, description="Most addresses in one form.")
+    max_body_bytes: int = Field(
+        65_536, ge=4_096, le=1_048_576, description="Largest form body (413 above)."
+    )
+    address_limit: int = Field(
+        10, ge=1, description="Submissions one client address may make per address window."
+    )
+    address_window_seconds: int = Field(3600, ge=1, description="The per-address window.")
+    global_limit: int = Field(
+        120, ge=1, description="Submissions from everyone together per global window."
+    )
+    global_window_seconds: int = Field(60, ge=1, description="The global window.")
+    texts: dict[str, PublicTexts] = Field(
+        default_factory=dict, description="Deployment texts per language tag."
+    )
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, value: list[str]) -> list[str]:
+        known = ("sr-Latn", "en", "sr-Cyrl")
+        unknown = [v for v in value if v not in known]
+        if unknown:
+            raise ValueError(f"unknown languages {unknown}; offer some of {list(known)}")
+        return list(dict.fromkeys(value))
+
+    @field_validator("categories")
+    @classmethod
+    def _known_categories(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in {c.value for c in Category}]
+        if unknown:
+            raise ValueError(f"unknown categories {unknown}")
+        return value
+
+
+class MailSection(Section):
+    """The hotline's mailbox: LMTP delivery and/or an IMAP poller."""
+
+    lmtp_enabled: bool = Field(
+        False, description="Listen for LMTP deliveries (also started by `hotline run`)."
+    )
+    lmtp_host: str = Field("127.0.0.1", description="Address the LMTP listener binds.")
+    lmtp_port: int = Field(8024, ge=1, le=65535, description="Port the LMTP listener binds.")
+    max_message_bytes: int = Field(
+        26_214_400, ge=65_536, description="Largest message taken (larger: kept as a header-"
+        "only entry in the look-at queue, never parsed)."
+    )
+    max_urls_per_message: int = Field(
+        100, ge=1, le=1000, description="Most URLs one message makes reports of."
+    )
+    imap_host: str | None = Field(None, description="IMAPS server to poll (none: no poller).")
+    imap_port: int = Field(993, ge=1, le=65535, description="IMAPS port.")
+    imap_user: str | None = Field(None, description="IMAP login name.")
+    imap_password_env: str = Field(
+        "HOTLINE_MAIL_IMAP_PASSWORD",
+        description="Name of the environment variable holding the IMAP password.",
+    )
+    imap_folder: str = Field("INBOX", description="Folder read.")
+    imap_done_folder: str = Field("hotline-done", description="Folder read mail moves to.")
+    imap_ca_file: str | None = Field(
+        None, description="CA certificate(s) to trust for the IMAP server (none: system)."
+    )
+    imap_interval_seconds: float = Field(60, gt=0, description="Poll interval of the poller.")
+    imap_timeout_seconds: float = Field(30, gt=0, description="IMAP connect/command timeout.")
+    acknowledge: bool = Field(True, description="Answer senders with their references.")
+    ack_language: str = Field(
+        "auto", description="Language of answers: auto (from the message), sr-Latn, en."
+    )
+
+
 class Settings(BaseSettings):
     """The whole configuration. Sections are added by the parts of the pipeline."""
 
@@ -675,6 +779,8 @@ class Settings(BaseSettings):
     monitoring: MonitoringSection = MonitoringSection()
     escalation: EscalationSection = EscalationSection()
     stats: StatsSection = StatsSection()
+    public: PublicSection = PublicSection()
+    mail: MailSection = MailSection()
 
     @classmethod
     def settings_customise_sources(

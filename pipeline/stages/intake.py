@@ -96,6 +96,7 @@ def store_reports(
             language=item.language,
             source=source,
             urgent=item.urgent,
+            found_on=item.found_on.value if item.found_on else None,
             received_at=as_utc(item.received_at) if item.received_at else now,
             state=None,
             audit_seq=0,

@@ -49,6 +49,7 @@ class Report(AuditChained, Base):
     language: Mapped[str | None] = mapped_column(String(35))
     source: Mapped[str | None] = mapped_column(String(120))  # partner hotline, API client
     urgent: Mapped[bool] = mapped_column(default=False)  # e.g. a child in immediate danger
+    found_on: Mapped[str | None] = mapped_column(String(20))  # where it was seen (0016)
 
     state: Mapped[str] = mapped_column(String(24))
     state_changed_at: Mapped[datetime]

@@ -3,6 +3,7 @@
 from pipeline.store import (  # noqa: F401
     assessment_models,
     console_models,  # noqa: F401
+    mail_models,  # noqa: F401
     models,
     ops_models,
     takedown_models,  # noqa: F401

@@ -17,7 +17,7 @@ from pipeline.core.errors import (
     PermissionDenied,
     describe_validation_errors,
 )
-from pipeline.web import intake, ops, partners, queue, stats
+from pipeline.web import intake, ops, partners, queue, report_form, stats
 from pipeline.web.console import routes as console
 
 
@@ -72,4 +72,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     console.install(app)  # the analysts' console under /console/
     partners.install(app)  # partner intake, police replies, notice confirmation
     stats.install(app)  # statistics export, per-URL export, partner takedown status
+    report_form.install(app)  # the public reporting form at /report
     return app

@@ -27,6 +27,7 @@ from pipeline.store.models import Case, Notice, User
 from pipeline.web import security
 from pipeline.web.console import domain
 from pipeline.web.console.casework import router as casework_router
+from pipeline.web.console.mailbox import router as mailbox_router
 from pipeline.web.console.render import ANALYSTS, EVERYONE, render
 from pipeline.web.security import Viewer, require, require_form
 
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 router.include_router(casework_router)
+router.include_router(mailbox_router)  # mail that waits for a person
 
 MIN_PASSWORD_LENGTH = 12
 

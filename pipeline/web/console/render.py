@@ -25,6 +25,7 @@ NAV = [
     ("/console/", "Queue", ANALYSTS),
     ("/console/review", "Four eyes", ANALYSTS),
     ("/console/police", "Police holds", ("analyst", "supervisor", "admin")),
+    ("/console/mail", "Mailbox", ANALYSTS),
     ("/console/team", "Team", ("supervisor", "admin")),
     ("/console/stats", "Statistics", EVERYONE),
     ("/console/rules", "Rules", ("supervisor", "admin", "auditor")),
