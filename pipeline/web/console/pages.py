@@ -115,7 +115,7 @@ def police_holds(request: Request, viewer: Viewer = Depends(
             select(Case).where(Case.state == "police_hold")
             .order_by(Case.police_hold_until.asc().nulls_last(), Case.police_hold_at)
         ).scalars())
-        police_sent: dict[int, Any] = {}
+        police_sent: dict[int | None, Any] = {}
         if cases:
             for case_id, sent_at in session.execute(
                 select(Notice.case_id, Notice.sent_at).where(
