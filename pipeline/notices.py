@@ -310,6 +310,46 @@ def _feedback_report(notice: Notice) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
+HELPLINE_TYPE_LABELS = {
+    "en": {"sextortion": "sexual extortion", "grooming": "grooming of a child",
+           "cyberbullying": "cyberbullying", "hate_speech": "hate speech",
+           "csam": "child sexual abuse material", "self_harm": "self-harm",
+           "other": "other harm to a child online"},
+    "sr": {"sextortion": "seksualna iznuda", "grooming": "vrbovanje deteta",
+           "cyberbullying": "digitalno nasilje", "hate_speech": "govor mržnje",
+           "csam": "materijal seksualnog zlostavljanja dece", "self_harm": "samopovređivanje",
+           "other": "druga šteta detetu na internetu"},
+}
+AGE_GROUP_LABELS = {
+    "en": {"under_10": "under 10", "10_13": "10 to 13", "14_15": "14 or 15",
+           "16_17": "16 or 17", "adult": "adult", "unknown": "unknown"},
+    "sr": {"under_10": "mlađe od 10", "10_13": "od 10 do 13", "14_15": "14 ili 15",
+           "16_17": "16 ili 17", "adult": "punoletno", "unknown": "nepoznato"},
+}
+
+
+def render_helpline_referral(context: dict[str, Any], destination: Destination
+                             ) -> tuple[str, str, str]:
+    """Subject, text and language of a helpline case's referral to an institution
+    (`helpline_referral.<lang>.txt`). `context["personal"]` holds the caller's and the
+    child's data only when the caller found the institution allowed to receive them
+    (`Destination.receives_personal_data`); the template prints what it is given."""
+    lang = (destination.language or "en").split("-")[0].lower()
+    if lang not in LANGUAGES:
+        lang = "en"
+    case = dict(context["case"])
+    case["type_label"] = HELPLINE_TYPE_LABELS[lang].get(case["case_type"], case["case_type"])
+    case["age_label"] = AGE_GROUP_LABELS[lang].get(case.get("child_age_group") or "unknown",
+                                                    "")
+    full = {**context, "case": case,
+            "destination": {"name": destination.name, "kind": destination.kind}}
+    template = _env.get_template(f"helpline_referral.{lang}.txt")
+    subject = "".join(template.blocks["subject"](template.new_context(full))).strip()
+    body = "".join(template.blocks["body"](template.new_context(full))).strip() + "\n"
+    safe_header("Subject", subject)
+    return subject, body, lang
+
+
 def build_email(notice: Notice, settings: Settings, *, at: datetime) -> EmailMessage:
     """The e-mail for a notice. A takedown notice with an XARF report is a
     multipart/report in XARF's e-mail binding: the text, the message/feedback-report
@@ -346,6 +386,12 @@ def build_email(notice: Notice, settings: Settings, *, at: datetime) -> EmailMes
         msg.add_attachment(json.dumps(exchange, indent=2, ensure_ascii=False).encode(),
                            maintype="application", subtype="json",
                            filename="hotline-exchange.json")
+    evidence = notice.payload.get("evidence")
+    if evidence is not None:  # a helpline referral: its evidence bundle, as a zip
+        import base64
+
+        msg.add_attachment(base64.b64decode(evidence["zip"]), maintype="application",
+                           subtype="zip", filename=safe_header("filename", evidence["name"]))
     return msg
 
 
@@ -362,7 +408,7 @@ def webhook_body(notice: Notice, settings: Settings) -> dict[str, Any]:
         "text": notice.body,
         "sender": {"name": settings.app.name, "country": settings.app.country},
     }
-    for key in ("xarf", "exchange"):
+    for key in ("xarf", "exchange", "evidence"):
         if key in notice.payload:
             body[key] = notice.payload[key]
     return body
