@@ -461,7 +461,7 @@ def _linked_reports(session: Session, case: HelplineCase) -> list[tuple[Report, 
     return [(r, c) for r, c in session.execute(
         select(Report, Case).join(HelplineCaseReport, HelplineCaseReport.report_id == Report.id)
         .outerjoin(Case, Case.id == Report.case_id)
-        .where(HelplineCaseReport.helpline_case_id == case.id).order_by(Report.id)).tuples()]
+        .where(HelplineCaseReport.helpline_case_id == case.id).order_by(Report.id))]
 
 
 def _rows(session: Session, table: Table, condition: Any) -> list[dict[str, Any]]:
@@ -652,7 +652,7 @@ def plan_reminders(session_factory: sessionmaker[Session], *, settings: Settings
             .where(HelplineReferral.replied_at.is_(None), Notice.sent_at.is_not(None),
                    HelplineCase.state == H.REFERRED.value,
                    HelplineReferral.reminders < cfg.max_reminders)
-            .order_by(HelplineReferral.id)).tuples().all()
+            .order_by(HelplineReferral.id)).all()
         for referral, sent_at, case in rows:
             since = as_utc(referral.last_reminder_at or sent_at or now)
             if calendar.working_seconds(since, now) < needed:
@@ -711,7 +711,7 @@ def case_view(session: Session, case_ref: str, *, now: datetime, settings: Setti
         select(HelplineReferral, Notice.state).outerjoin(
             Notice, Notice.id == HelplineReferral.notice_id)
         .where(HelplineReferral.helpline_case_id == case.id)
-        .order_by(HelplineReferral.id)).tuples().all()
+        .order_by(HelplineReferral.id)).all()
     tasks = session.execute(select(HelplineTask).where(
         HelplineTask.helpline_case_id == case.id).order_by(HelplineTask.due_at)).scalars()
     held = session.execute(select(exists().where(
@@ -760,7 +760,7 @@ def list_contacts(session: Session, *, limit: int = 100) -> list[tuple[HelplineC
         select(HelplineContact, HelplineCase.ref)
         .outerjoin(HelplineCase, HelplineCase.id == HelplineContact.helpline_case_id)
         .order_by(HelplineContact.received_at.desc(), HelplineContact.id.desc())
-        .limit(limit)).tuples()]
+        .limit(limit))]
 
 
 # ------------------------------------------------------------------------- welfare
