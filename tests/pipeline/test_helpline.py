@@ -462,3 +462,23 @@ def test_a_contact_without_a_case_is_purged_from_its_received_time(hl):
     with hl.session_factory() as session:
         contact = session.execute(select(HelplineContact)).scalar_one()
         assert (contact.caller_contact, contact.summary) == (None, None)
+
+
+def test_what_the_stage_records_is_what_the_statistics_count(hl):
+    from datetime import date
+
+    from pipeline.stats import export_stats
+
+    referred, advisory = new_case(hl), new_case(hl, case_type="grooming")
+    record(hl, call(channel="email", caller_type="teacher", topic="online_safety"))
+    do(hl, helpline.refer, referred, ["rs-vtk-prosecutor"], actor="u", settings=hl.settings)
+    do(hl, helpline.close_advisory, advisory, actor="u")
+    day = hl.clock.now().date()
+    with hl.session_factory() as session:
+        h = export_stats(session, day, date(day.year, day.month, day.day),
+                         settings=hl.settings, now=hl.clock.now()).helpline
+    assert (h.communications, h.cases) == (3, 2)
+    assert {c.key: c.count for c in h.communications_by_channel} == {"phone": 2, "email": 1}
+    assert {c.key: c.count for c in h.by_outcome} == {"advisory": 1, "referred": 1}
+    assert {c.key: c.count for c in h.referred_by_institution} == {"rs-vtk-prosecutor": 1}
+    assert {c.key: c.count for c in h.cases_by_type} == {"sextortion": 1, "grooming": 1}
