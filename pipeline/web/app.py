@@ -91,6 +91,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     from pipeline.web.stats import install as install_stats
 
     install_stats(app)  # statistics export, per-URL export, partner takedown status (issue 7)
+
+    from pipeline.web.helpline import install as install_helpline
+
+    install_helpline(app)  # contacts, helpline cases, referrals (issue 22)
     return app
 
 
