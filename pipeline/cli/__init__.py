@@ -341,5 +341,5 @@ def _register_plugins() -> None:
 
 # Modules in pipeline/cli/ that add commands to `main`.
 PLUGINS: list[str] = ["urls", "users", "assessment", "ops", "rules", "stats", "trace",
-                      "notices"]
+                      "notices", "helpline"]
 _register_plugins()
