@@ -65,7 +65,7 @@ class Institution(BaseModel):
     placeholder: bool = Field(..., description="Its address is not filled in yet.")
 
 
-def _work(runtime: Runtime, principal: Principal, action: str, what: str,
+def allowed_work(runtime: Runtime, principal: Principal, action: str, what: str,
           work: Callable[[Session], T]) -> T:
     with audit_denials(runtime.session_factory, principal, runtime.clock):
         require(principal, action, what=what)
@@ -105,7 +105,7 @@ def post_contact(item: ContactIn, principal: Principal = Depends(current_princip
 def get_contacts(limit: int = Query(100, ge=1, le=1000, description="How many."),
                  principal: Principal = Depends(current_principal),
                  runtime: Runtime = Depends(runtime_of)) -> list[ContactOut]:
-    return _work(runtime, principal, "helpline.view", "see helpline contacts", lambda s: [
+    return allowed_work(runtime, principal, "helpline.view", "see helpline contacts", lambda s: [
         helpline.contact_out(c, ref) for c, ref in helpline.list_contacts(s, limit=limit)])
 
 
@@ -114,14 +114,14 @@ def get_cases(state: list[str] | None = Query(None, description="Only these stat
               limit: int = Query(100, ge=1, le=1000, description="How many."),
               principal: Principal = Depends(current_principal),
               runtime: Runtime = Depends(runtime_of)) -> list[CaseSummary]:
-    return _work(runtime, principal, "helpline.view", "see helpline cases", lambda s: [
+    return allowed_work(runtime, principal, "helpline.view", "see helpline cases", lambda s: [
         CaseSummary(ref=c.ref, case_type=c.case_type, urgent=c.urgent, state=c.state,
                     outcome=c.outcome, counsellor=c.counsellor)
         for c in helpline.list_cases(s, states=state, limit=limit)])
 
 
 def case_view(runtime: Runtime, principal: Principal, ref: str) -> HelplineCaseOut:
-    return _work(runtime, principal, "helpline.view", "see helpline cases",
+    return allowed_work(runtime, principal, "helpline.view", "see helpline cases",
                  lambda s: helpline.case_view(s, ref, now=runtime.clock.now(),
                                               settings=runtime.settings))
 
@@ -142,14 +142,14 @@ def post_task(ref: str, item: TaskIn, principal: Principal = Depends(current_pri
         return TaskOut(id=task.id, title=task.title, due_at=task.due_at, done_at=None,
                        overdue=False)
 
-    return _work(runtime, principal, "helpline.record", "add helpline tasks", work)
+    return allowed_work(runtime, principal, "helpline.record", "add helpline tasks", work)
 
 
 @router.post("/cases/{ref}/tasks/{task_id}/done", response_model=dict[str, Any],
              summary="Mark a task done")
 def post_task_done(ref: str, task_id: int, principal: Principal = Depends(current_principal),
                    runtime: Runtime = Depends(runtime_of)) -> dict[str, Any]:
-    return _work(runtime, principal, "helpline.record", "complete helpline tasks",
+    return allowed_work(runtime, principal, "helpline.record", "complete helpline tasks",
                  lambda s: {"task": helpline.complete_task(
                      s, ref, task_id, actor=principal.actor, now=runtime.clock.now()).id})
 
@@ -179,7 +179,7 @@ def post_advisory(ref: str, principal: Principal = Depends(current_principal),
                                        now=runtime.clock.now())
         return {"case": case.ref, "state": case.state}
 
-    return _work(runtime, principal, "helpline.refer", "close helpline cases", work)
+    return allowed_work(runtime, principal, "helpline.refer", "close helpline cases", work)
 
 
 def refer(runtime: Runtime, principal: Principal, ref: str, destinations: list[str]
@@ -207,7 +207,7 @@ def post_reply(ref: str, item: ReplyIn, principal: Principal = Depends(current_p
                                          now=runtime.clock.now(), settings=runtime.settings)
         return {"case": ref, "destination": referral.destination}
 
-    return _work(runtime, principal, "helpline.refer", "record institutions' replies", work)
+    return allowed_work(runtime, principal, "helpline.refer", "record institutions' replies", work)
 
 
 @router.post("/cases/{ref}/close", response_model=dict[str, str],
@@ -219,7 +219,7 @@ def post_close(ref: str, item: ReasonIn, principal: Principal = Depends(current_
                                    now=runtime.clock.now(), reason=item.reason)
         return {"case": case.ref, "state": case.state}
 
-    return _work(runtime, principal, "helpline.refer", "close helpline cases", work)
+    return allowed_work(runtime, principal, "helpline.refer", "close helpline cases", work)
 
 
 @router.post("/cases/{ref}/hold", response_model=dict[str, str], status_code=201,
@@ -232,7 +232,7 @@ def post_hold(ref: str, item: HoldIn, principal: Principal = Depends(current_pri
                                 now=runtime.clock.now())
         return {"case": ref}
 
-    return _work(runtime, principal, "helpline.legal_hold", "set legal holds", work)
+    return allowed_work(runtime, principal, "helpline.legal_hold", "set legal holds", work)
 
 
 @router.delete("/cases/{ref}/hold", response_model=dict[str, int],
@@ -240,7 +240,7 @@ def post_hold(ref: str, item: HoldIn, principal: Principal = Depends(current_pri
 def delete_hold(ref: str, item: ReasonIn = Body(...),
                 principal: Principal = Depends(current_principal),
                 runtime: Runtime = Depends(runtime_of)) -> dict[str, int]:
-    return _work(runtime, principal, "helpline.legal_hold", "lift legal holds",
+    return allowed_work(runtime, principal, "helpline.legal_hold", "lift legal holds",
                  lambda s: {"lifted": helpline.lift_legal_hold(
                      s, ref, by=principal.name, reason=item.reason, now=runtime.clock.now())})
 
@@ -256,14 +256,14 @@ def institutions(runtime: Runtime) -> list[Institution]:
             summary="The institutions cases are referred to")
 def get_institutions(principal: Principal = Depends(current_principal),
                      runtime: Runtime = Depends(runtime_of)) -> list[Institution]:
-    return _work(runtime, principal, "helpline.view", "see the referral directory",
+    return allowed_work(runtime, principal, "helpline.view", "see the referral directory",
                  lambda _s: institutions(runtime))
 
 
 @router.get("/welfare", response_model=CounsellorWelfare, summary="The caller's counts today")
 def get_welfare(principal: Principal = Depends(current_principal),
                 runtime: Runtime = Depends(runtime_of)) -> CounsellorWelfare:
-    return _work(runtime, principal, "helpline.record", "have helpline welfare counts",
+    return allowed_work(runtime, principal, "helpline.record", "have helpline welfare counts",
                  lambda s: helpline.counsellor_welfare(
                      s, now=runtime.clock.now(), settings=runtime.settings,
                      counsellors=[principal.name])[0])
@@ -273,7 +273,7 @@ def get_welfare(principal: Principal = Depends(current_principal),
             summary="Every counsellor's counts today (supervisors)")
 def get_all_welfare(principal: Principal = Depends(current_principal),
                     runtime: Runtime = Depends(runtime_of)) -> list[CounsellorWelfare]:
-    return _work(runtime, principal, "helpline.welfare_all", "see counsellors' welfare",
+    return allowed_work(runtime, principal, "helpline.welfare_all", "see counsellors' welfare",
                  lambda s: helpline.counsellor_welfare(s, now=runtime.clock.now(),
                                                        settings=runtime.settings))
 

@@ -25,6 +25,7 @@ from pipeline.models import Case, Notice, User
 from pipeline.runtime import Runtime
 from pipeline.web import security
 from pipeline.web.console.casework import router as casework_router
+from pipeline.web.console.helpline import router as helpline_router
 from pipeline.web.console.render import ANALYSTS, EVERYONE, render
 from pipeline.web.security import Viewer, require, require_form
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 router.include_router(casework_router)
+router.include_router(helpline_router)
 
 MIN_PASSWORD_LENGTH = 12
 
