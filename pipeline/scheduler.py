@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from pipeline.reconciler import reconcile
 from pipeline.runtime import Runtime
+from pipeline.stages import helpline
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,20 @@ def _escalation(rt: Runtime) -> object:
     return run_escalation(rt.session_factory, rt.enqueuer, rt.settings, clock=rt.clock)
 
 
+def _helpline_reminders(rt: Runtime) -> object:
+    if not rt.settings.escalation.enabled:
+        return None
+    return {"reminders": len(helpline.plan_reminders(
+        rt.session_factory, settings=rt.settings, clock=rt.clock, enqueuer=rt.enqueuer))}
+
+
+def _helpline_retention(rt: Runtime) -> object:
+    if not rt.settings.retention.enabled:
+        return None
+    return helpline.purge_personal_data(rt.session_factory, settings=rt.settings,
+                                        now=rt.clock.now())
+
+
 JOBS: list[Job] = [
     Job("reconcile", lambda rt: rt.settings.reconciler.interval_seconds, _reconcile),
     # Issue 5: claimed cases whose lease ran out go back to the analysts' queue.
@@ -97,6 +112,12 @@ JOBS: list[Job] = [
     # Issue 7: checks after notice, then reminders and the escalation ladder.
     Job("monitoring", lambda rt: rt.settings.monitoring.interval_seconds, _monitoring),
     Job("escalation", lambda rt: rt.settings.escalation.interval_seconds, _escalation),
+    # Issue 22: reminders to institutions silent about a helpline referral (working
+    # time), and the purge of callers' and children's data (unless held).
+    Job("helpline-reminders", lambda rt: rt.settings.escalation.interval_seconds,
+        _helpline_reminders),
+    Job("helpline-retention", lambda rt: rt.settings.retention.interval_seconds,
+        _helpline_retention),
 ]
 
 

@@ -482,3 +482,38 @@ def test_what_the_stage_records_is_what_the_statistics_count(hl):
     assert {c.key: c.count for c in h.by_outcome} == {"advisory": 1, "referred": 1}
     assert {c.key: c.count for c in h.referred_by_institution} == {"rs-vtk-prosecutor": 1}
     assert {c.key: c.count for c in h.cases_by_type} == {"sextortion": 1, "grooming": 1}
+
+
+def test_the_scheduler_runs_the_helpline_reminders_and_purge(hl):
+    from pipeline.scheduler import JOBS
+
+    jobs = {job.name: job for job in JOBS}
+    ref = new_case(hl)
+    outcome = helpline.commit_then_enqueue(hl.session_factory, hl.enqueuer, lambda s: (
+        helpline.refer(s, ref, ["rs-vtk-prosecutor"], actor="u", now=hl.clock.now(),
+                       settings=hl.settings)))
+    deliver_notices(hl.session_factory, outcome.notice_ids, clock=hl.clock,
+                    settings=hl.settings)
+    hl.clock.advance(days=8)
+    assert jobs["helpline-reminders"].run(hl) == {"reminders": 1}
+    do(hl, helpline.close_case, ref, actor="u", reason="done")
+    hl.clock.advance(days=hl.settings.helpline.personal_data_days + 1)
+    assert jobs["helpline-retention"].run(hl) == {"cases": 1, "contacts": 0, "held": 0}
+    with hl.session_factory() as session:
+        bodies = [n.body for n in session.execute(select(Notice)).scalars()]
+    assert bodies == [helpline.PURGED, helpline.PURGED]
+
+
+def test_a_message_from_the_mailbox_or_form_becomes_a_helpline_contact(hl):
+    with hl.session_factory.begin() as session:
+        contact = helpline.record_incoming(
+            session, channel="email", received_at=hl.clock.now(), summary="My son is bullied",
+            sender="parent@example.rs", language="sr", now=hl.clock.now(),
+            settings=hl.settings, source="mailbox")
+        ref = contact.ref
+    with hl.session_factory() as session:
+        stored = session.execute(select(HelplineContact).where(HelplineContact.ref == ref)
+                                 ).scalar_one()
+        assert (stored.channel, stored.source, stored.anonymous) == ("email", "mailbox", False)
+        assert stored.caller_contact == "parent@example.rs"
+        assert session.execute(select(Report)).first() is None  # not a URL report
