@@ -38,6 +38,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFo
 
 from pipeline.clock import as_utc
 from pipeline.config import Settings
+from pipeline.core import i18n
+from pipeline.core.i18n import N_
 from pipeline.errors import BadInput
 from pipeline.models import Case, Notice
 from pipeline.rules import Destination
@@ -310,42 +312,45 @@ def _feedback_report(notice: Notice) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
+# Helpline case types and age groups as a referral names them (gettext msgids).
 HELPLINE_TYPE_LABELS = {
-    "en": {"sextortion": "sexual extortion", "grooming": "grooming of a child",
-           "cyberbullying": "cyberbullying", "hate_speech": "hate speech",
-           "csam": "child sexual abuse material", "self_harm": "self-harm",
-           "other": "other harm to a child online"},
-    "sr": {"sextortion": "seksualna iznuda", "grooming": "vrbovanje deteta",
-           "cyberbullying": "digitalno nasilje", "hate_speech": "govor mržnje",
-           "csam": "materijal seksualnog zlostavljanja dece", "self_harm": "samopovređivanje",
-           "other": "druga šteta detetu na internetu"},
+    "sextortion": N_("sexual extortion"), "grooming": N_("grooming of a child"),
+    "cyberbullying": N_("cyberbullying"), "hate_speech": N_("hate speech"),
+    "csam": N_("child sexual abuse material"), "self_harm": N_("self-harm"),
+    "other": N_("other harm to a child online"),
 }
 AGE_GROUP_LABELS = {
-    "en": {"under_10": "under 10", "10_13": "10 to 13", "14_15": "14 or 15",
-           "16_17": "16 or 17", "adult": "adult", "unknown": "unknown"},
-    "sr": {"under_10": "mlađe od 10", "10_13": "od 10 do 13", "14_15": "14 ili 15",
-           "16_17": "16 ili 17", "adult": "punoletno", "unknown": "nepoznato"},
+    "under_10": N_("under 10"), "10_13": N_("10 to 13"), "14_15": N_("14 or 15"),
+    "16_17": N_("16 or 17"), "adult": N_("adult"), "unknown": N_("not known"),
 }
+# The referral's text comes from the gettext catalogs (pipeline/locale), rendered in
+# the destination's language: Serbian (Latin) for `sr`, English otherwise.
+_i18n_env = i18n.install(_environment())
 
 
 def render_helpline_referral(context: dict[str, Any], destination: Destination
                              ) -> tuple[str, str, str]:
     """Subject, text and language of a helpline case's referral to an institution
-    (`helpline_referral.<lang>.txt`). `context["personal"]` holds the caller's and the
-    child's data only when the caller found the institution allowed to receive them
-    (`Destination.receives_personal_data`); the template prints what it is given."""
+    (`helpline_referral.txt`, text from the catalogs). `context["personal"]` holds the
+    caller's and the child's data only when the caller found the institution allowed
+    to receive them (`Destination.receives_personal_data`); the template prints what
+    it is given."""
     lang = (destination.language or "en").split("-")[0].lower()
     if lang not in LANGUAGES:
         lang = "en"
+    tag = i18n.SERBIAN_LATIN if lang == "sr" else i18n.ENGLISH
     case = dict(context["case"])
-    case["type_label"] = HELPLINE_TYPE_LABELS[lang].get(case["case_type"], case["case_type"])
-    case["age_label"] = AGE_GROUP_LABELS[lang].get(case.get("child_age_group") or "unknown",
-                                                    "")
+    case["type_label"] = i18n.gettext(tag, HELPLINE_TYPE_LABELS.get(
+        case["case_type"], HELPLINE_TYPE_LABELS["other"]))
+    age = case.get("child_age_group")
+    case["age_label"] = i18n.gettext(tag, AGE_GROUP_LABELS[age]) if age in AGE_GROUP_LABELS \
+        else ""
     full = {**context, "case": case,
             "destination": {"name": destination.name, "kind": destination.kind}}
-    template = _env.get_template(f"helpline_referral.{lang}.txt")
-    subject = "".join(template.blocks["subject"](template.new_context(full))).strip()
-    body = "".join(template.blocks["body"](template.new_context(full))).strip() + "\n"
+    template = _i18n_env.get_template("helpline_referral.txt")
+    with i18n.set_language(tag):
+        subject = "".join(template.blocks["subject"](template.new_context(full))).strip()
+        body = "".join(template.blocks["body"](template.new_context(full))).strip() + "\n"
     safe_header("Subject", subject)
     return subject, body, lang
 
