@@ -270,8 +270,8 @@ def record_contact(session: Session, item: ContactIn, *, counsellor: str, now: d
     elif item.join_case:
         outcome.case = join_case(session, contact, item.join_case, counsellor=counsellor,
                                  now=now)
-    log.info("Contact %s recorded by %s (%s, %s).", contact.ref, counsellor, contact.channel,
-             contact.topic)
+    contact_ref, channel, topic = contact.ref, contact.channel, contact.topic
+    log.info("Contact %s recorded by %s (%s, %s).", contact_ref, counsellor, channel, topic)
     return outcome
 
 
@@ -325,8 +325,10 @@ def form_case(session: Session, contact: HelplineContact, item: CaseIn, *, couns
     if pages:
         refer(session, case.ref, [d.key for d in pages], actor="system",
               now=now, settings=settings, paged=True, outcome=outcome)
-    log.info("Helpline case %s (%s) formed by %s from contact %s%s.", case.ref,
-             case.case_type, counsellor, contact.ref,
+    # A helpline case is not a URL case: no case_id; its reference names it.
+    contact_ref = contact.ref
+    log.info("Helpline case formed by %s from contact %s: %s (%s)%s.", counsellor,
+             contact_ref, case.ref, case.case_type,
              f"; paged {', '.join(outcome.paged)}" if outcome.paged else "")
     return outcome
 
@@ -601,7 +603,8 @@ def refer(session: Session, case_ref: str, destinations: Iterable[str], *, actor
         if paged:
             outcome.paged.append(dest.key)
         log.info("Helpline case %s referred to %s (notice %s%s).", case.ref, dest.key,
-                 notice.id, ", paged at once" if paged else "")
+                 notice.id, ", paged at once" if paged else "",
+                 extra={"notice_id": notice.id})
     return outcome
 
 
@@ -683,7 +686,7 @@ def plan_reminders(session_factory: sessionmaker[Session], *, settings: Settings
             _event(session, case, "helpline_referral_reminded", actor="system", at=now,
                    data={"destination": dest.key, "notice": notice_id, "round": n})
             log.info("Helpline case %s: reminder %d to %s planned as notice %s.", case.ref, n,
-                     dest.key, notice_id)
+                     dest.key, notice_id, extra={"notice_id": notice_id})
     if new_ids:
         enqueuer.send(DISPATCH, new_ids)
     return new_ids
