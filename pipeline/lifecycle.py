@@ -1,4 +1,4 @@
-"""The one way a report's or a case's state changes.
+"""The one way a report's, a case's or a helpline case's state changes.
 
 `transition` checks the table in `pipeline.states`, stamps the time, and adds the
 audit event to the caller's session, so the change and its record commit together.
