@@ -517,3 +517,31 @@ def test_a_message_from_the_mailbox_or_form_becomes_a_helpline_contact(hl):
         assert (stored.channel, stored.source, stored.anonymous) == ("email", "mailbox", False)
         assert stored.caller_contact == "parent@example.rs"
         assert session.execute(select(Report)).first() is None  # not a URL report
+
+
+def test_two_counsellors_referring_at_once_make_one_referral(hl):
+    import threading
+
+    ref = new_case(hl)
+    barrier = threading.Barrier(2)
+    results: list[Any] = []
+
+    def refer() -> None:
+        barrier.wait()
+        try:
+            results.append(helpline.commit_then_enqueue(hl.session_factory, hl.enqueuer,
+                                                        lambda s: helpline.refer(
+                s, ref, ["rs-vtk-prosecutor"], actor="u", now=hl.clock.now(),
+                settings=hl.settings)).notice_ids)
+        except Exception as exc:  # noqa: BLE001 - recorded and asserted below
+            results.append(exc)
+
+    threads = [threading.Thread(target=refer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(len(r) for r in results) == [0, 1], results
+    with hl.session_factory() as session:
+        assert len(session.execute(select(Notice)).all()) == 1
+        assert len(session.execute(select(HelplineReferral)).all()) == 1
