@@ -33,6 +33,19 @@ def test_a_counsellor_records_a_call_forms_a_case_and_refers_it_from_the_termina
     assert bad.returncode == 1 and "no helpline case H-NOPE" in bad.stderr
     listing = hotline(env, "helpline-cases", "institutions").stdout
     assert "rs-social-work-centre" in listing and "ADDRESS NOT SET" in listing
+    folder = tmp_path / "evidence"
+    out = hotline(env, "helpline-cases", "evidence", "--as", "cara", ref, "--out",
+                  str(folder)).stdout
+    assert "Evidence bundle written" in out
+    from pipeline.evidence import verify_folder
+
+    [bundle] = list(folder.iterdir())
+    assert verify_folder(bundle) == []
+    assert b"cara-caller@example.rs" not in (bundle / "contacts.json").read_bytes()
+    refused = hotline(env, "helpline-cases", "evidence", "--as", "cara", ref, "--out",
+                      str(tmp_path / "e2"), "--with-personal-data", check=False)
+    assert refused.returncode == 1 and "denied" in refused.stderr
+    assert "1 helpline rules" in hotline(env, "helpline-cases", "check-rules").stdout
     assert "Audit trail intact." in hotline(env, "audit", "verify").stdout
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -263,6 +264,44 @@ def cases_institutions() -> None:
         if dest.is_placeholder:
             flags.append("ADDRESS NOT SET")
         click.echo(f"{dest.key}\t{dest.kind}\t{', '.join(flags)}\t{dest.name}")
+
+
+@helpline_cases.command("check-rules")
+def cases_check_rules() -> None:
+    """Validate rules/helpline.yaml against the directory; name every problem."""
+    from pipeline.rules import RulesInvalid
+
+    settings = settings_or_exit()
+    try:
+        rules = helpline.load_helpline_rules(settings.helpline.rules_file,
+                                             helpline.directory_of(settings))
+    except RulesInvalid as exc:
+        for problem in exc.problems:
+            click.echo(f"ERROR {problem}", err=True)
+        raise SystemExit(1) from None
+    click.echo(f"{len(rules)} helpline rules in {settings.helpline.rules_file} are valid.")
+
+
+@helpline_cases.command("evidence")
+@as_option
+@click.argument("ref")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Folder to write <ref>-evidence/ into.")
+@click.option("--with-personal-data", is_flag=True,
+              help="Include the caller's and child's data (supervisors only).")
+def cases_evidence(as_user: str, ref: str, out: Path, with_personal_data: bool) -> None:
+    """Write the case's evidence bundle (SHA-256 manifest and SHA256SUMS) to a folder."""
+    from pipeline.evidence import write_bundle
+
+    def work(session: Session, principal: Principal, runtime: Runtime) -> Path:
+        if with_personal_data:
+            require(principal, "helpline.legal_hold", what="export personal data")
+        path, _ = helpline.export_bundle(session, ref, out, personal=with_personal_data,
+                                         actor=principal.actor, now=runtime.clock.now(),
+                                         settings=runtime.settings, write=write_bundle)
+        return path
+
+    click.echo(f"Evidence bundle written to {_act(as_user, 'helpline.view', work)}.")
 
 
 @helpline_cases.command("remind")

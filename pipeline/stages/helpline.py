@@ -517,6 +517,20 @@ def build_bundle(session: Session, case: HelplineCase, *, personal: bool, settin
     return seal(files, hotline=settings.app.name, case_ref=case.ref, now=now)
 
 
+def export_bundle(session: Session, case_ref: str, out: Path, *, personal: bool, actor: str,
+                  now: datetime, settings: Settings, write: Callable[[Any, Path], Path]
+                  ) -> tuple[Path, Any]:
+    """Write the case's bundle to `out` (a hand-over on paper or by hand) and audit it
+    with its manifest's digest."""
+    case = _case_by_ref(session, case_ref)
+    bundle = build_bundle(session, case, personal=personal, settings=settings, now=now)
+    path = write(bundle, out)
+    _event(session, case, "evidence_exported", actor=actor, at=now, data={
+        "manifest_sha256": hashlib.sha256(bundle.files["manifest.json"]).hexdigest(),
+        "personal_data": personal})
+    return path, bundle
+
+
 def bundle_zip(bundle: Any) -> bytes:
     """The bundle as a zip (fixed file times: the same bundle, the same bytes)."""
     buffer = io.BytesIO()

@@ -10,7 +10,12 @@ import pytest
 from sqlalchemy import select
 
 from pipeline.messaging import DISPATCH
-from pipeline.store.helpline_models import HelplineCase, HelplineContact, HelplineReferral
+from pipeline.store.helpline_models import (
+    HelplineCase,
+    HelplineContact,
+    HelplineReferral,
+    HelplineTask,
+)
 from tests.console.conftest import add_person, log_in, screenshot
 from tests.console.test_casework import Person
 
@@ -44,6 +49,12 @@ def test_a_counsellor_records_a_call_forms_a_case_and_refers_it_through_the_form
         assert case.state == "referred"
         referral = session.execute(select(HelplineReferral)).scalar_one()
     assert people.enqueuer.ids(DISPATCH) == [referral.notice_id]
+    # A due time typed in the browser is the centre's local time (Belgrade, UTC+1).
+    assert cara.post(f"/console/helpline/cases/{ref}/task", title="Call back",
+                     due_at="2026-01-05T14:00").status_code == 303
+    with people.session_factory() as session:
+        task = session.execute(select(HelplineTask)).scalar_one()
+    assert task.due_at.isoformat() == "2026-01-05T13:00:00+00:00"
 
 
 def test_bad_input_is_shown_beside_the_form_with_a_422(people):

@@ -10,6 +10,7 @@ renders. Bad input is shown beside the form with a 422, never a 5xx.
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
@@ -224,6 +225,8 @@ def post_task(ref: str, request: Request, posted: tuple[Viewer, FormData] = Depe
     def work(rt: Runtime) -> None:
         item = TaskIn.model_validate({"title": _text(form, "title"),
                                       "due_at": _text(form, "due_at")})
+        if item.due_at.tzinfo is None:  # the browser's datetime-local: the centre's time
+            item.due_at = item.due_at.replace(tzinfo=ZoneInfo(rt.settings.worktime.timezone))
         api.allowed_work(rt, viewer.principal, "helpline.record", "add tasks",
                   lambda s: helpline.add_task(s, ref, item, actor=viewer.actor,
                                               now=rt.clock.now()))
