@@ -202,6 +202,12 @@ def _renewed(keys: Keys, stored: str, done: Reencryption) -> str | None:
     return PREFIX + renewed
 
 
+def renewed(stored: str, done: Reencryption) -> str | None:
+    """The value to store instead of `stored` under the first key (None: leave it),
+    counted in `done`: for other encrypted columns (the helpline's, issue 22)."""
+    return _renewed(cipher(), stored, done)
+
+
 def reencrypt(
     session_factory: Callable[[], Session],
     *,

@@ -318,6 +318,20 @@ def cases_remind() -> None:
     click.echo(f"{len(ids)} reminder(s) planned.")
 
 
+@helpline_cases.command("reencrypt")
+@click.option("--dry-run", is_flag=True, help="Count only; change nothing.")
+@click.option("--by", "user", required=True, envvar="HOTLINE_USER", help="Who runs it.")
+def cases_reencrypt(dry_run: bool, user: str) -> None:
+    """After a key rotation: the helpline's encrypted data under the first key."""
+    runtime, _ = runtime_with_broker(settings_or_exit())
+    try:
+        done = helpline.reencrypt(runtime.session_factory, at=runtime.clock.now(),
+                                  actor=f"user:{user}", dry_run=dry_run)
+    finally:
+        runtime.close()
+    _echo(done.as_dict())
+
+
 @helpline_cases.command("purge")
 def cases_purge() -> None:
     """Purge callers' and children's data past helpline.personal_data_days (retention)."""

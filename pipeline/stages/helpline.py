@@ -52,12 +52,14 @@ from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import ValidationError
-from sqlalchemy import Table, exists, func, or_, select
+from sqlalchemy import Table, exists, func, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from pipeline import audit
 from pipeline.audit import build_event
 from pipeline.clock import Clock, as_utc
 from pipeline.config import Settings
+from pipeline.crypto import Reencryption, renewed
 from pipeline.db import insert_ignoring_conflicts, lock_one
 from pipeline.errors import BadInput, IllegalTransition, NotFound
 from pipeline.evidence import canonical_json, seal, verify_streams
@@ -903,3 +905,44 @@ def purge_personal_data(session_factory: sessionmaker[Session], *, settings: Set
         log.info("Helpline retention: purged %d cases and %d contacts; %d held.",
                  counts["cases"], counts["contacts"], counts["held"])
     return counts
+
+
+# The encrypted columns of the helpline tables (id column, table, column).
+ENCRYPTED = (("helpline_contacts", "caller_contact"), ("helpline_contacts", "summary"),
+             ("helpline_cases", "accounts"), ("helpline_cases", "notes"),
+             ("helpline_referrals", "reply_text"))
+
+
+def reencrypt(session_factory: sessionmaker[Session], *, at: datetime, actor: str,
+              dry_run: bool = False, batch_size: int = 500) -> Reencryption:
+    """`hotline privacy reencrypt` for the helpline's encrypted columns: each value
+    in clear or under an older key is written again under the first key, by
+    compare-and-set, one committed batch at a time (run again after an interruption);
+    one `helpline_data_reencrypted` event with the counts (never values)."""
+    done = Reencryption()
+    for table, column in ENCRYPTED:
+        after = 0
+        while True:
+            with session_factory.begin() as session:
+                rows = session.execute(text(
+                    f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL "  # noqa: S608 - fixed names
+                    "AND id > :after ORDER BY id LIMIT :size"),
+                    {"after": after, "size": batch_size}).all()
+                if not rows:
+                    break
+                for row_id, stored in rows:
+                    new = renewed(stored, done)
+                    if new is None or dry_run:
+                        continue
+                    written = session.execute(text(
+                        f"UPDATE {table} SET {column} = :new WHERE id = :id "  # noqa: S608
+                        f"AND {column} = :old"), {"new": new, "id": row_id, "old": stored})
+                    if written.rowcount != 1:  # type: ignore[attr-defined]
+                        done.changed_meanwhile += 1
+                done.batches += 1
+                after = rows[-1][0]
+    if not dry_run:
+        with session_factory.begin() as session:
+            audit.record(session, "system:privacy", actor=actor,
+                         action="helpline_data_reencrypted", at=at, data=done.as_dict())
+    return done

@@ -545,3 +545,27 @@ def test_two_counsellors_referring_at_once_make_one_referral(hl):
     with hl.session_factory() as session:
         assert len(session.execute(select(Notice)).all()) == 1
         assert len(session.execute(select(HelplineReferral)).all()) == 1
+
+
+def test_after_a_key_rotation_the_helplines_data_go_under_the_first_key(hl, settings_factory):
+    from cryptography.fernet import Fernet
+
+    from pipeline import crypto
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    crypto.install_keys(settings_factory(privacy={"encryption_key": old}))
+    new_case(hl, accounts="instagram: @x", notes="call after 16:00")
+    crypto.install_keys(settings_factory(privacy={"encryption_key": f"{new},{old}"}))
+    done = helpline.reencrypt(hl.session_factory, at=hl.clock.now(), actor="user:ops")
+    assert (done.rotated, done.clear) == (4, 0)  # contact, summary, accounts, notes
+    only_new = Fernet(new)
+    with hl.engine.connect() as conn:
+        stored = conn.execute(text("SELECT caller_contact, summary FROM helpline_contacts")
+                              ).one()
+    assert only_new.decrypt(stored[0][len(crypto.PREFIX):].encode()).decode() == CALLER
+    again = helpline.reencrypt(hl.session_factory, at=hl.clock.now(), actor="user:ops")
+    assert (again.rotated, again.current) == (0, 4)
+    with hl.session_factory() as session:
+        event = session.execute(select(Event).where(
+            Event.action == "helpline_data_reencrypted")).scalars().first()
+        assert event is not None and CALLER not in str(event.data)
