@@ -94,6 +94,27 @@ class Period(_Model):
     end: date = Field(..., description="Last day (UTC), included.")
 
 
+class HelplineFigures(_Model):
+    """The helpline side: communications, helpline cases and their outcomes.
+    Counts only: no caller, no child, no account, no case reference."""
+
+    communications: int | None = Field(..., description="Contacts received in the period.")
+    communications_by_channel: list[Count] = Field(
+        ..., description="Contacts by channel (phone, email, contact_form, chat, "
+        "social_media, in_person).")
+    communications_by_caller: list[Count] = Field(
+        ..., description="Contacts by who got in touch (child, parent, teacher, other).")
+    cases: int | None = Field(..., description="Helpline cases formed in the period.")
+    cases_by_type: list[Count] = Field(
+        ..., description="Cases formed in the period by type (sextortion, grooming, ...).")
+    by_outcome: list[Count] = Field(
+        ..., description="Cases closed as advisory (by their advisory time) and cases "
+        "referred (by their first referral's time) in the period.")
+    referred_by_institution: list[Count] = Field(
+        ..., description="Referrals made in the period, by institution (its key in the "
+        "directory).")
+
+
 class StatsExport(_Model):
     schema_version: str = Field(SCHEMA_VERSION, description="Version of this shape.")
     hotline: str = Field(..., description="Name of the hotline.")
@@ -112,6 +133,8 @@ class StatsExport(_Model):
     notices: NoticeFigures
     removal: RemovalFigures
     stages: list[StageTiming] = Field(..., description="Durations of each stage.")
+    helpline: HelplineFigures = Field(..., description="The helpline's communications "
+                                      "and cases.")
 
 
 class IccamRow(_Model):

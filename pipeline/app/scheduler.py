@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pipeline.app.health import beat
 from pipeline.app.runtime import Runtime
 from pipeline.core.messaging import DISPATCH
+from pipeline.stages import helpline
 from pipeline.stages.assessment import expire_leases
 from pipeline.stages.escalation import run_escalation
 from pipeline.stages.monitoring import run_monitoring
@@ -96,6 +97,20 @@ def _escalation(rt: Runtime) -> object:
     return run_escalation(rt.session_factory, rt.enqueuer, rt.settings, clock=rt.clock)
 
 
+def _helpline_reminders(rt: Runtime) -> object:
+    if not rt.settings.escalation.enabled:
+        return None
+    return {"reminders": len(helpline.plan_reminders(
+        rt.session_factory, settings=rt.settings, clock=rt.clock, enqueuer=rt.enqueuer))}
+
+
+def _helpline_retention(rt: Runtime) -> object:
+    if not rt.settings.retention.enabled:
+        return None
+    return helpline.purge_personal_data(rt.session_factory, settings=rt.settings,
+                                        now=rt.clock.now())
+
+
 JOBS: list[Job] = [
     # The work of worker processes that stopped beating comes back at once.
     Job("recover", lambda rt: rt.settings.recovery.check_interval_seconds, _recover,
@@ -114,6 +129,12 @@ JOBS: list[Job] = [
     # Checks after notice, then reminders and the escalation ladder.
     Job("monitoring", lambda rt: rt.settings.monitoring.interval_seconds, _monitoring),
     Job("escalation", lambda rt: rt.settings.escalation.interval_seconds, _escalation),
+    # Reminders to institutions silent about a helpline referral (working time), and
+    # the purge of callers' and children's data (unless held).
+    Job("helpline-reminders", lambda rt: rt.settings.escalation.interval_seconds,
+        _helpline_reminders),
+    Job("helpline-retention", lambda rt: rt.settings.retention.interval_seconds,
+        _helpline_retention),
 ]
 
 

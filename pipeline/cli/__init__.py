@@ -360,5 +360,5 @@ def _register_plugins() -> None:
 
 # Modules in pipeline/cli/ that add commands to `main`.
 PLUGINS: list[str] = ["urls", "users", "assessment", "ops", "rules", "stats", "trace",
-                      "notices", "mail"]
+                      "notices", "mail", "helpline"]
 _register_plugins()

@@ -748,6 +748,36 @@ class MailSection(Section):
     )
 
 
+class HelplineSection(Section):
+    """The helpline side: contacts, helpline cases, referrals to institutions."""
+
+    rules_file: str = Field(
+        "rules/helpline.yaml", description="Helpline rules (e.g. paging the police at once "
+        "when a child is in danger now)."
+    )
+    personal_data_days: int | None = Field(
+        365, ge=0, description="Days after a helpline case ended (advisory or closed), or "
+        "after a contact without a case, that callers' and children's data are kept "
+        "(none = for ever). A legal hold stops the purge."
+    )
+    reply_reminder_working_hours: float = Field(
+        40, gt=0, description="Working hours without a reply from an institution before "
+        "a reminder is sent (and again after each reminder)."
+    )
+    max_reminders: int = Field(3, ge=0, le=20, description="Most reminders per referral.")
+    max_summary_chars: int = Field(
+        2000, ge=100, description="Longest summary or note a counsellor may record."
+    )
+    max_urls_per_case: int = Field(50, ge=1, description="Most URLs added to a case at once.")
+    welfare_topics: list[str] = Field(
+        default_factory=lambda: ["sextortion", "grooming", "csam", "self_harm"],
+        description="Contact topics counted as calls about abuse for counsellors' welfare.",
+    )
+    welfare_abuse_soft_limit: int = Field(
+        15, ge=1, description="Daily calls about abuse after which a break is prompted."
+    )
+
+
 class Settings(BaseSettings):
     """The whole configuration. Sections are added by the parts of the pipeline."""
 
@@ -781,6 +811,7 @@ class Settings(BaseSettings):
     stats: StatsSection = StatsSection()
     public: PublicSection = PublicSection()
     mail: MailSection = MailSection()
+    helpline: HelplineSection = HelplineSection()
 
     @classmethod
     def settings_customise_sources(

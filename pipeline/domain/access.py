@@ -10,12 +10,15 @@ from dataclasses import dataclass
 
 from pipeline.core.errors import PermissionDenied
 
-ROLES = ("analyst", "supervisor", "admin", "auditor")
+ROLES = ("analyst", "supervisor", "admin", "auditor", "counsellor")
 TOKEN_SCOPES = ("analyst", "partner", "police", "provider")
 OUTSIDE_SCOPES = ("partner", "police", "provider")
 TOKEN_PREFIX = "hl_"  # noqa: S105  (a marker, not a secret)
 
 A, S, ADM, AUD = "analyst", "supervisor", "admin", "auditor"
+# Counsellors work on helpline contacts and cases only; analysts never see them
+# (helpline data are the caller's and the child's special-category data).
+CO = "counsellor"
 
 # action -> the roles allowed to do it. Object checks come on top of these.
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -29,8 +32,13 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "case.decide_dispute": frozenset({S}),  # the two analysts disagreed
     "case.legal_hold": frozenset({S}),  # set or lift, at the police's request
     "case.legal_hold_view": frozenset({S, ADM, AUD}),
-    "welfare.view_own": frozenset({A, S}),
+    "welfare.view_own": frozenset({A, S, CO}),
     "welfare.view_all": frozenset({S, ADM}),
+    "helpline.record": frozenset({CO, S}),  # record contacts, form and join cases
+    "helpline.view": frozenset({CO, S}),  # contacts and helpline cases, with their data
+    "helpline.refer": frozenset({CO, S}),  # close advisory, refer, record replies
+    "helpline.legal_hold": frozenset({S}),
+    "helpline.welfare_all": frozenset({S, ADM}),
     "users.manage": frozenset({ADM}),
     "tokens.manage": frozenset({ADM}),
 }

@@ -24,6 +24,7 @@ headers.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import uuid
@@ -37,9 +38,11 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
+from pipeline.core import i18n
 from pipeline.core.clock import as_utc
 from pipeline.core.config import Settings
 from pipeline.core.errors import BadInput
+from pipeline.core.i18n import N_
 from pipeline.domain.rules import Destination
 from pipeline.store.models import Case, Notice
 from schemas.exchange import ExchangeHosting, ExchangeMessage, ExchangeReport, ExchangeSender
@@ -311,6 +314,49 @@ def _feedback_report(notice: Notice) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
+# Helpline case types and age groups as a referral names them (gettext msgids).
+HELPLINE_TYPE_LABELS = {
+    "sextortion": N_("sexual extortion"), "grooming": N_("grooming of a child"),
+    "cyberbullying": N_("cyberbullying"), "hate_speech": N_("hate speech"),
+    "csam": N_("child sexual abuse material"), "self_harm": N_("self-harm"),
+    "other": N_("other harm to a child online"),
+}
+AGE_GROUP_LABELS = {
+    "under_10": N_("under 10"), "10_13": N_("10 to 13"), "14_15": N_("14 or 15"),
+    "16_17": N_("16 or 17"), "adult": N_("adult"), "unknown": N_("not known"),
+}
+# The referral's text comes from the gettext catalogs (pipeline/locale), rendered in
+# the destination's language: Serbian (Latin) for `sr`, English otherwise.
+_i18n_env = i18n.install(_environment())
+
+
+def render_helpline_referral(context: dict[str, Any], destination: Destination
+                             ) -> tuple[str, str, str]:
+    """Subject, text and language of a helpline case's referral to an institution
+    (`helpline_referral.txt`, text from the catalogs). `context["personal"]` holds the
+    caller's and the child's data only when the caller found the institution allowed
+    to receive them (`Destination.receives_personal_data`); the template prints what
+    it is given."""
+    lang = (destination.language or "en").split("-")[0].lower()
+    if lang not in LANGUAGES:
+        lang = "en"
+    tag = i18n.SERBIAN_LATIN if lang == "sr" else i18n.ENGLISH
+    case = dict(context["case"])
+    case["type_label"] = i18n.gettext(tag, HELPLINE_TYPE_LABELS.get(
+        case["case_type"], HELPLINE_TYPE_LABELS["other"]))
+    age = case.get("child_age_group")
+    case["age_label"] = i18n.gettext(tag, AGE_GROUP_LABELS[age]) if age in AGE_GROUP_LABELS \
+        else ""
+    full = {**context, "case": case,
+            "destination": {"name": destination.name, "kind": destination.kind}}
+    template = _i18n_env.get_template("helpline_referral.txt")
+    with i18n.set_language(tag):
+        subject = "".join(template.blocks["subject"](template.new_context(full))).strip()
+        body = "".join(template.blocks["body"](template.new_context(full))).strip() + "\n"
+    safe_header("Subject", subject)
+    return subject, body, lang
+
+
 def build_email(notice: Notice, settings: Settings, *, at: datetime) -> EmailMessage:
     """The e-mail for a notice. A takedown notice with an XARF report is a
     multipart/report in XARF's e-mail binding: the text, the message/feedback-report
@@ -346,6 +392,10 @@ def build_email(notice: Notice, settings: Settings, *, at: datetime) -> EmailMes
         msg.add_attachment(json.dumps(exchange, indent=2, ensure_ascii=False).encode(),
                            maintype="application", subtype="json",
                            filename="hotline-exchange.json")
+    evidence = notice.payload.get("evidence")
+    if evidence is not None:  # a helpline referral: its evidence bundle, as a zip
+        msg.add_attachment(base64.b64decode(evidence["zip"]), maintype="application",
+                           subtype="zip", filename=safe_header("filename", evidence["name"]))
     return msg
 
 
@@ -362,7 +412,7 @@ def webhook_body(notice: Notice, settings: Settings) -> dict[str, Any]:
         "text": notice.body,
         "sender": {"name": settings.app.name, "country": settings.app.country},
     }
-    for key in ("xarf", "exchange"):
+    for key in ("xarf", "exchange", "evidence"):
         if key in notice.payload:
             body[key] = notice.payload[key]
     return body

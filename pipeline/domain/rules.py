@@ -107,6 +107,14 @@ class Destination(BaseModel):
         False, description="Police only: may receive the reporter's contact details when "
         "routing.police_notices_include_reporter is true.",
     )
+    receives_personal_data: bool = Field(
+        False, description="Police and institutions: a helpline referral to it may carry "
+        "the caller's and the child's personal data (off by default: the referral then "
+        "carries the case without them).",
+    )
+    helpline_referral: bool = Field(
+        False, description="Listed in the directory counsellors refer helpline cases to.",
+    )
     website: str | None = Field(None, description="Public website, for people.")
     note: str | None = Field(None, description="For operators.")
 
@@ -315,6 +323,9 @@ def load_directory(path: Path, problems: list[str]) -> Directory | None:
         if dest.channel == "webhook" and dest.address and not dest.secret_env:
             problems.append(f"{where}.secret_env: a webhook needs the name of the "
                             "environment variable holding its HMAC key")
+        if (dest.receives_personal_data or dest.helpline_referral) and dest.kind not in (
+                "police", "institution"):
+            problems.append(f"{where}: only police and institutions take helpline referrals")
         if dest.address and dest.address_from:
             problems.append(f"{where}: give either address or address_from, not both")
     home = directory.destinations.get(directory.home_police)

@@ -91,6 +91,7 @@ from pipeline.domain.notices import build_email, safe_header, webhook_body
 from pipeline.domain.rules import cached_ruleset
 from pipeline.store.audit import build_event
 from pipeline.store.db import is_postgresql, lock_one
+from pipeline.store.helpline_models import HelplineCase
 from pipeline.store.models import Case, DeadLetter, Event, Notice
 
 log = logging.getLogger(__name__)
@@ -581,13 +582,20 @@ def _finish(session: Session, notice_id: int, owner: str, values: dict[str, obje
 
 def _audit(session: Session, notice: Notice, *, at: datetime, action: str,
            data: dict[str, object], actor: str = "dispatch") -> None:
+    data = {"notice": notice.id, "destination": notice.destination, **data}
+    if notice.case_id is None:  # a helpline referral: the event goes on the helpline case
+        helpline_query = select(HelplineCase).where(HelplineCase.id == notice.helpline_case_id)
+        if is_postgresql(session):
+            helpline_query = helpline_query.with_for_update()
+        helpline_case = session.execute(helpline_query).scalar_one()
+        session.add(build_event(helpline_case, actor=actor, action=action, at=at, data=data))
+        return
     query = select(Case).where(Case.id == notice.case_id)
     if is_postgresql(session):
         query = query.with_for_update()
     case = session.execute(query).scalar_one()
     session.add(build_event(case, actor=actor, action=action, at=at, case_id=case.id,
-                            data={"notice": notice.id, "destination": notice.destination,
-                                  **data}))
+                            data=data))
 
 
 def deliver_notices(
@@ -755,7 +763,9 @@ def list_notices(session: Session, states: Sequence[str] = ("unconfirmed",), *,
     if unknown:
         raise BadInput(f"unknown notice states {unknown} (known: {', '.join(NOTICE_STATES)})")
     rows = session.execute(
-        select(Notice, Case.ref).join(Case, Case.id == Notice.case_id)
+        select(Notice, func.coalesce(Case.ref, HelplineCase.ref))
+        .outerjoin(Case, Case.id == Notice.case_id)
+        .outerjoin(HelplineCase, HelplineCase.id == Notice.helpline_case_id)
         .where(Notice.state.in_(list(states))).order_by(Notice.id).limit(limit))
     return [(notice, ref) for notice, ref in rows.tuples()]
 

@@ -73,7 +73,7 @@ def _row(table: Table, row: Any, *, drop: frozenset[str] = frozenset()) -> dict[
     return {c.name: _plain(row._mapping[c]) for c in table.columns if c.name not in drop}
 
 
-def _json(value: Any) -> bytes:
+def canonical_json(value: Any) -> bytes:
     return (json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, default=str)
             + "\n").encode()
 
@@ -85,7 +85,7 @@ def _rows(session: Session, table: Table, condition: Any,
             for r in session.execute(select(table).where(condition).order_by(*order))]
 
 
-def _verify_streams(events: list[Event]) -> dict[str, str]:
+def verify_streams(events: list[Event]) -> dict[str, str]:
     """Per stream: "intact" or what is wrong (the bundle's events are whole streams)."""
     result: dict[str, str] = {}
     by_stream: dict[str, list[Event]] = {}
@@ -142,7 +142,7 @@ def build_bundle(session: Session, case_ref: str, *, settings: Settings,
     files: dict[str, bytes] = {}
     case_row = _rows(session, cases_table, cases_table.c.id == case.id)[0]
     holds_table: Table = LegalHold.__table__  # type: ignore[assignment]
-    files["case.json"] = _json({
+    files["case.json"] = canonical_json({
         "case": case_row,
         "legal_holds": _rows(session, holds_table, holds_table.c.case_id == case.id),
     })
@@ -152,7 +152,7 @@ def build_bundle(session: Session, case_ref: str, *, settings: Settings,
         for report in reports:
             if report.get("reporter_contact"):
                 report["reporter_contact"] = WITHHELD
-    files["reports.json"] = _json(reports)
+    files["reports.json"] = canonical_json(reports)
     streams = [f"case:{case.ref}", *(f"report:{r['ref']}" for r in reports)]
     events = list(session.execute(
         select(Event).where(or_(Event.stream.in_(streams), Event.case_id == case.id))
@@ -162,7 +162,8 @@ def build_bundle(session: Session, case_ref: str, *, settings: Settings,
     event_rows.sort(key=lambda e: (e["at"], e["stream"], e["seq"]))
     # Streams that are only partly in the bundle (a user's stream) are not judged.
     whole = [e for e in events if e.stream.startswith(("case:", "report:"))]
-    files["timeline.json"] = _json({"events": event_rows, "chains": _verify_streams(whole)})
+    files["timeline.json"] = canonical_json({"events": event_rows,
+                                             "chains": verify_streams(whole)})
     for name in CASE_TABLES:
         table = Base.metadata.tables.get(name)
         if table is None or "case_id" not in table.c:
@@ -173,24 +174,31 @@ def build_bundle(session: Session, case_ref: str, *, settings: Settings,
             content.update(_children(session, table, [r["id"] for r in rows]))
         if name == "traces":
             content.update(_shared_answers(session, rows))
-        files[f"{name}.json"] = _json(content)
+        files[f"{name}.json"] = canonical_json(content)
     notices_table: Table = Notice.__table__  # type: ignore[assignment]
-    files["notices.json"] = _json(_rows(session, notices_table,
+    files["notices.json"] = canonical_json(_rows(session, notices_table,
                                         notices_table.c.case_id == case.id,
                                         drop=frozenset({"lease_owner", "lease_until"})))
+    return seal(files, hotline=settings.app.name, case_ref=case.ref, now=now)
+
+
+def seal(files: dict[str, bytes], *, hotline: str, case_ref: str, now: datetime) -> Bundle:
+    """Add `manifest.json` (SHA-256 and size of each file) and `SHA256SUMS` (the same
+    digests plus the manifest's, for `sha256sum -c`) to a bundle's files. Shared by the
+    URL case's bundle and the helpline case's (`pipeline.stages.helpline`)."""
     manifest = {
         "format": FORMAT_VERSION,
-        "hotline": settings.app.name,
-        "case": case.ref,
+        "hotline": hotline,
+        "case": case_ref,
         "created_at": now.isoformat(),
         "files": {name: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
                   for name, data in sorted(files.items())},
     }
-    files["manifest.json"] = _json(manifest)
+    files["manifest.json"] = canonical_json(manifest)
     sums = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     files["SHA256SUMS"] = "".join(f"{digest}  {name}\n"
                                   for name, digest in sorted(sums.items())).encode()
-    return Bundle(case.ref, files)
+    return Bundle(case_ref, files)
 
 
 def write_bundle(bundle: Bundle, out: Path, *, as_zip: bool = False) -> Path:

@@ -48,11 +48,13 @@ from sqlalchemy.orm import Session
 from pipeline.core.config import Settings
 from pipeline.core.worktime import HOUR, WorkCalendar
 from pipeline.store.db import UTCDateTime
+from pipeline.store.helpline_models import HelplineCase, HelplineContact, HelplineReferral
 from pipeline.store.models import Case, Notice, Report
 from schemas.stats import (
     AssessmentFigures,
     Count,
     Durations,
+    HelplineFigures,
     IccamRow,
     NoticeFigures,
     Period,
@@ -197,6 +199,7 @@ def export_stats(
         reports=reports, assessments=assessments,
         illegal_by_hosting_country=illegal_by_country,
         notices=notices, removal=removal, stages=stages,
+        helpline=_helpline_figures(conn, t0, t1, suppress),
     )
 
 
@@ -275,7 +278,8 @@ def _case_figures(conn: Connection, t0: datetime, t1: datetime, suppress: _Suppr
 
 def _notice_figures(conn: Connection, t0: datetime, t1: datetime, suppress: _Suppressor
                     ) -> NoticeFigures:
-    in_period = (Notice.sent_at >= t0) & (Notice.sent_at < t1)
+    # Only URL cases' notices: a helpline referral is counted in the helpline figures.
+    in_period = (Notice.sent_at >= t0) & (Notice.sent_at < t1) & Notice.case_id.is_not(None)
     rows = conn.execute(
         select(Notice.destination_kind, Notice.kind, func.count()).where(in_period)
         .group_by(Notice.destination_kind, Notice.kind)).all()
@@ -287,6 +291,35 @@ def _notice_figures(conn: Connection, t0: datetime, t1: datetime, suppress: _Sup
     return NoticeFigures(total=suppress(sum(by_dest.values())),
                          by_destination_kind=suppress.counts(by_dest.items()),
                          by_kind=suppress.counts(by_kind.items()))
+
+
+def _helpline_figures(conn: Connection, t0: datetime, t1: datetime, suppress: _Suppressor
+                      ) -> HelplineFigures:
+    """Contacts by their received time, cases by the time they were formed, outcomes
+    by the time they were reached, referrals by their time. Never a personal field."""
+    def grouped(column: Any, time_column: Any, *where: Any) -> list[tuple[Any, int]]:
+        return [(k, int(n)) for k, n in conn.execute(
+            select(column, func.count()).where(time_column >= t0, time_column < t1, *where)
+            .group_by(column)).all()]
+
+    by_channel = grouped(HelplineContact.channel, HelplineContact.received_at)
+    by_caller = grouped(HelplineContact.caller_type, HelplineContact.received_at)
+    by_type = grouped(HelplineCase.case_type, HelplineCase.open_at)
+    advisory = sum(n for _, n in grouped(HelplineCase.outcome, HelplineCase.advisory_at,
+                                         HelplineCase.outcome == "advisory"))
+    referred = sum(n for _, n in grouped(HelplineCase.outcome, HelplineCase.referred_at,
+                                         HelplineCase.outcome == "referred"))
+    outcomes = [(k, n) for k, n in (("advisory", advisory), ("referred", referred)) if n]
+    return HelplineFigures(
+        communications=suppress(sum(n for _, n in by_channel)),
+        communications_by_channel=suppress.counts(by_channel),
+        communications_by_caller=suppress.counts(by_caller),
+        cases=suppress(sum(n for _, n in by_type)),
+        cases_by_type=suppress.counts(by_type),
+        by_outcome=suppress.counts(outcomes),
+        referred_by_institution=suppress.counts(grouped(
+            HelplineReferral.destination, HelplineReferral.referred_at)),
+    )
 
 
 # --- durations ---------------------------------------------------------------------
@@ -750,6 +783,17 @@ def export_rows(export: StatsExport) -> list[tuple[str, str, str, str, Any]]:
             timing_rows("removal", dim, t)
     for stage in export.stages:
         timing_rows("stage", stage.stage, stage.timing)
+    h = export.helpline
+    rows.append(("helpline", "", "", "communications", h.communications))
+    rows += [("helpline", "channel", c.key, "communications", c.count)
+             for c in h.communications_by_channel]
+    rows += [("helpline", "caller", c.key, "communications", c.count)
+             for c in h.communications_by_caller]
+    rows.append(("helpline", "", "", "cases", h.cases))
+    rows += [("helpline", "case_type", c.key, "cases", c.count) for c in h.cases_by_type]
+    rows += [("helpline", "outcome", c.key, "cases", c.count) for c in h.by_outcome]
+    rows += [("helpline", "institution", c.key, "referrals", c.count)
+             for c in h.referred_by_institution]
     return rows
 
 

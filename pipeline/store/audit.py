@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.core.clock import as_utc
 from pipeline.store.db import insert_rows
+from pipeline.store.helpline_models import HelplineCase, HelplineContact
 from pipeline.store.listeners import note_events
 from pipeline.store.models import GENESIS_HASH, AuditChained, AuditStream, Case, Event, Report
 
@@ -89,6 +90,10 @@ def stream_of(head: AuditChained) -> str:
         return f"case:{head.ref}"
     if isinstance(head, AuditStream):
         return head.name
+    if isinstance(head, HelplineCase):
+        return f"helpline:{head.ref}"
+    if isinstance(head, HelplineContact):
+        return f"contact:{head.ref}"
     raise TypeError(f"{type(head).__name__} carries no audit stream")
 
 
@@ -219,6 +224,14 @@ def _heads(session: Session) -> Iterator[tuple[str, int, str]]:
         yield f"report:{ref}", seq, digest
     for ref, seq, digest in session.execute(select(Case.ref, Case.audit_seq, Case.audit_hash)):
         yield f"case:{ref}", seq, digest
+    for ref, seq, digest in session.execute(
+        select(HelplineCase.ref, HelplineCase.audit_seq, HelplineCase.audit_hash)
+    ):
+        yield f"helpline:{ref}", seq, digest
+    for ref, seq, digest in session.execute(
+        select(HelplineContact.ref, HelplineContact.audit_seq, HelplineContact.audit_hash)
+    ):
+        yield f"contact:{ref}", seq, digest
     for name, seq, digest in session.execute(
         select(AuditStream.name, AuditStream.audit_seq, AuditStream.audit_hash)
     ):

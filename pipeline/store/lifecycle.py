@@ -1,4 +1,4 @@
-"""The one way a report's or a case's state changes.
+"""The one way a report's, a case's or a helpline case's state changes.
 
 `transition` checks the table in `pipeline.store.states`, stamps the time, and adds the
 audit event to the caller's session, so the change and its record commit together.
@@ -22,20 +22,26 @@ from sqlalchemy.orm import Session
 from pipeline.core.errors import IllegalTransition
 from pipeline.store.audit import build_event, event_row
 from pipeline.store.db import is_postgresql, update_by_id
+from pipeline.store.helpline_models import HelplineCase
 from pipeline.store.models import Case, Event, Report
 from pipeline.store.states import (
     CASE_STATE_TIME_COLUMNS,
     CASE_TRANSITIONS,
+    HELPLINE_CASE_STATE_TIME_COLUMNS,
+    HELPLINE_CASE_TRANSITIONS,
     OPEN_CASE_STATES,
     REPORT_STATE_TIME_COLUMNS,
     REPORT_TRANSITIONS,
     CaseState,
+    HelplineCaseState,
     ReportState,
 )
 
 _TABLES: dict[str, tuple[dict[Any, str], dict[Any, str], type]] = {
     "report": (REPORT_TRANSITIONS, REPORT_STATE_TIME_COLUMNS, ReportState),
     "case": (CASE_TRANSITIONS, CASE_STATE_TIME_COLUMNS, CaseState),
+    "helpline_case": (HELPLINE_CASE_TRANSITIONS, HELPLINE_CASE_STATE_TIME_COLUMNS,
+                      HelplineCaseState),
 }
 
 # The columns a row needs for `advance` (besides those the caller reads for itself).
@@ -44,7 +50,9 @@ HEAD_COLUMNS = ("id", "ref", "state", "audit_seq", "audit_hash")
 _TIMES = "_times"
 
 
-def _kind(item: Report | Case) -> str:
+def _kind(item: Report | Case | HelplineCase) -> str:
+    if isinstance(item, HelplineCase):
+        return "helpline_case"
     return "report" if isinstance(item, Report) else "case"
 
 
@@ -54,7 +62,8 @@ def _by_value(enum: Any) -> dict[Any, Any]:
     return {**{s.value: s for s in enum}, **{s: s for s in enum}}
 
 
-_BY_VALUE = {"report": _by_value(ReportState), "case": _by_value(CaseState)}
+_BY_VALUE = {"report": _by_value(ReportState), "case": _by_value(CaseState),
+             "helpline_case": _by_value(HelplineCaseState)}
 
 
 def _check(kind: str, ref: str, state: str | None, to_state: Any) -> tuple[Any, Any, str]:
@@ -69,7 +78,7 @@ def _check(kind: str, ref: str, state: str | None, to_state: Any) -> tuple[Any, 
     return current, target, default_action
 
 
-def allowed(item: Report | Case, to_state: str) -> bool:
+def allowed(item: Report | Case | HelplineCase, to_state: str) -> bool:
     table, _, enum = _TABLES[_kind(item)]
     current = enum(item.state) if item.state else None
     return (current, enum(to_state)) in table
@@ -77,8 +86,8 @@ def allowed(item: Report | Case, to_state: str) -> bool:
 
 def transition(
     session: Session | None,
-    item: Report | Case,
-    to_state: ReportState | CaseState | str,
+    item: Report | Case | HelplineCase,
+    to_state: ReportState | CaseState | HelplineCaseState | str,
     *,
     at: datetime,
     actor: str = "system",
@@ -107,7 +116,7 @@ def transition(
         from_state=current.value if current else None,
         to_state=target.value,
         data=data,
-        case_id=item.id if isinstance(item, Case) else item.case_id,
+        case_id=item.id if isinstance(item, Case) else getattr(item, "case_id", None),
         report_id=item.id if isinstance(item, Report) else None,
     )
     if session is not None:

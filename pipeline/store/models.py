@@ -214,7 +214,11 @@ class Notice(Base):
     __tablename__ = "notices"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("cases.id"), index=True)
+    # A notice is about a URL case, or (a referral) about a helpline case: exactly one.
+    case_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("cases.id"), index=True)
+    # helpline_cases.id: the foreign key is made by migration 0017 (the helpline tables
+    # live in pipeline.store.helpline_models, which imports this module).
+    helpline_case_id: Mapped[int | None] = mapped_column(BigId)
     destination: Mapped[str] = mapped_column(String(120))  # key in rules/destinations.yaml
     destination_kind: Mapped[str] = mapped_column(String(20))  # police, provider, registrar,
     # cdn, hotline, institution, upstream
@@ -249,6 +253,8 @@ class Notice(Base):
 
     __table_args__ = (
         UniqueConstraint("case_id", "destination", "kind", "round", name="uq_notices_once"),
+        UniqueConstraint("helpline_case_id", "destination", "kind", "round",
+                         name="uq_notices_helpline_once"),
         Index("ix_notices_state_due", "state", "due_at"),  # due deliveries (0005)
     )
 

@@ -19,7 +19,10 @@ class LegalHold(Base):
     __tablename__ = "legal_holds"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("cases.id"), index=True)
+    # A URL case, or a helpline case (that foreign key is made by migration
+    # 0017, as the helpline tables import the base models).
+    case_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("cases.id"), index=True)
+    helpline_case_id: Mapped[int | None] = mapped_column(BigId, index=True)
     requested_by: Mapped[str] = mapped_column(String(200))  # police unit and its reference
     reason: Mapped[str] = mapped_column(Text)
     set_by: Mapped[str] = mapped_column(String(80))  # the supervisor's user name

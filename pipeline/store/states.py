@@ -89,3 +89,36 @@ OPEN_CASE_STATES = frozenset(set(CaseState) - {C.REMOVED, C.CLOSED})
 # Columns stamped with the time a state was first entered.
 REPORT_STATE_TIME_COLUMNS = {state: f"{state.value}_at" for state in ReportState}
 CASE_STATE_TIME_COLUMNS = {state: f"{state.value}_at" for state in CaseState}
+
+
+class HelplineCaseState(StrEnum):
+    """A helpline case: formed from a contact, closed as advisory or referred
+    to institutions, answered by them, and closed."""
+
+    OPEN = "open"  # formed by a contact; counsellors work on it
+    ADVISORY = "advisory"  # advice given, nothing to refer: closed as advisory
+    REFERRED = "referred"  # the case file went to one or more institutions
+    ANSWERED = "answered"  # every institution referred to replied or gave a reference
+    CLOSED = "closed"  # a referred case with nothing more to do
+
+
+H = HelplineCaseState
+
+HELPLINE_CASE_TRANSITIONS: dict[tuple[HelplineCaseState | None, HelplineCaseState], str] = {
+    (None, H.OPEN): "helpline_case_formed",
+    (H.OPEN, H.ADVISORY): "helpline_case_closed_advisory",
+    (H.OPEN, H.REFERRED): "helpline_case_referred",
+    (H.REFERRED, H.ANSWERED): "helpline_case_answered",
+    # The counsellor closes a referred case before every institution answered (one
+    # said it will not reply, or the case was handed over by telephone).
+    (H.REFERRED, H.CLOSED): "helpline_case_closed",
+    (H.ANSWERED, H.CLOSED): "helpline_case_closed",
+    # The caller comes back: an advisory case is worked on again (and may be referred).
+    (H.ADVISORY, H.OPEN): "helpline_case_reopened",
+    # A later referral to one more institution after the first ones answered.
+    (H.ANSWERED, H.REFERRED): "helpline_case_referred_again",
+}
+
+# Where a helpline case counts as ended, for retention.
+HELPLINE_ENDED_STATES = frozenset({H.ADVISORY, H.CLOSED})
+HELPLINE_CASE_STATE_TIME_COLUMNS = {state: f"{state.value}_at" for state in HelplineCaseState}

@@ -17,7 +17,7 @@ from pipeline.core.errors import (
     PermissionDenied,
     describe_validation_errors,
 )
-from pipeline.web import intake, ops, partners, queue, report_form, stats
+from pipeline.web import helpline, intake, ops, partners, queue, report_form, stats
 from pipeline.web.console import routes as console
 
 
@@ -73,4 +73,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     partners.install(app)  # partner intake, police replies, notice confirmation
     stats.install(app)  # statistics export, per-URL export, partner takedown status
     report_form.install(app)  # the public reporting form at /report
+    helpline.install(app)  # contacts, helpline cases, referrals
     return app

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "hotline_session"
 LOGIN_CSRF_COOKIE = "hotline_login_csrf"
-ROLES = ("analyst", "supervisor", "admin", "auditor")
+ROLES = ("analyst", "supervisor", "admin", "auditor", "counsellor")
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'none'",

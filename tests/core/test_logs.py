@@ -109,8 +109,8 @@ SECRET_WORDS = ("password", "passphrase", "secret", "token", "credential")
 
 def _names_a_secret(key: str) -> bool:
     key = key.lower()
-    if key.endswith("_file"):
-        return False  # a path to a secret outside the repository is fine
+    if key.endswith(("_file", "_env")):
+        return False  # where a secret lives (a file outside the repository, a variable)
     return any(word in key for word in SECRET_WORDS) or key == "key" or key.endswith("_key")
 
 

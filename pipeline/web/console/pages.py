@@ -27,6 +27,7 @@ from pipeline.store.models import Case, Notice, User
 from pipeline.web import security
 from pipeline.web.console import domain
 from pipeline.web.console.casework import router as casework_router
+from pipeline.web.console.helpline import router as helpline_router
 from pipeline.web.console.mailbox import router as mailbox_router
 from pipeline.web.console.render import ANALYSTS, EVERYONE, render
 from pipeline.web.security import Viewer, require, require_form
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 router.include_router(casework_router)
 router.include_router(mailbox_router)  # mail that waits for a person
+router.include_router(helpline_router)
 
 MIN_PASSWORD_LENGTH = 12
 
@@ -116,7 +118,7 @@ def police_holds(request: Request, viewer: Viewer = Depends(
             select(Case).where(Case.state == "police_hold")
             .order_by(Case.police_hold_until.asc().nulls_last(), Case.police_hold_at)
         ).scalars())
-        police_sent: dict[int, Any] = {}
+        police_sent: dict[int | None, Any] = {}
         if cases:
             for case_id, sent_at in session.execute(
                 select(Notice.case_id, Notice.sent_at).where(

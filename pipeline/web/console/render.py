@@ -12,6 +12,7 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
+from pipeline.core import i18n
 from pipeline.core.clock import as_utc
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -30,6 +31,7 @@ NAV = [
     ("/console/stats", "Statistics", EVERYONE),
     ("/console/rules", "Rules", ("supervisor", "admin", "auditor")),
     ("/console/admin", "Users", ("admin",)),
+    ("/console/helpline", "Helpline", ("counsellor", "supervisor")),
 ]
 
 _SCHEMES = {"http": "hxxp", "https": "hxxps", "ftp": "fxp", "ftps": "fxps"}
@@ -86,6 +88,9 @@ templates.env.filters["defang"] = defang
 templates.env.filters["when"] = fmt_time
 templates.env.filters["duration"] = fmt_duration
 templates.env.filters["human"] = humanise
+# gettext for the pages whose text is in the catalogs (the helpline's): the
+# language is the one the page sets with `i18n.set_language` (Serbian by default).
+i18n.install(templates.env)
 
 
 def render(request: Request, name: str, context: dict[str, Any],

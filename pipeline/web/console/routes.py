@@ -30,7 +30,7 @@ router = APIRouter(include_in_schema=False)
 
 # Where each role lands after logging in.
 HOME = {"analyst": "/console/", "supervisor": "/console/", "admin": "/console/admin",
-        "auditor": "/console/stats"}
+        "auditor": "/console/stats", "counsellor": "/console/helpline"}
 
 
 def _safe_next(value: object) -> str | None:

@@ -1,0 +1,253 @@
+"""The counsellors' console pages: the call form (keyboard first: one
+screen, sensible defaults, Enter records), the helpline case page, and the referral.
+
+Text comes from the gettext catalogs (`pipeline.core.i18n`): Serbian (Latin) unless
+the browser asks for English. The work is `pipeline.stages.helpline`'s, through the
+same functions as the API (`pipeline.web.helpline`); this module reads forms and
+renders. Bad input is shown beside the form with a 422, never a 5xx.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+from starlette.responses import Response
+
+from pipeline.app.runtime import Runtime
+from pipeline.core import i18n
+from pipeline.core.errors import BadInput, NotFound, describe_validation_errors
+from pipeline.core.i18n import N_
+from pipeline.stages import helpline
+from pipeline.web import helpline as api
+from pipeline.web.console.render import render
+from pipeline.web.security import Viewer, require, require_form
+from schemas.helpline import (
+    AgeGroup,
+    CallerType,
+    CaseType,
+    ContactChannel,
+    ContactIn,
+    Relation,
+    ReplyIn,
+    TaskIn,
+    Topic,
+)
+
+router = APIRouter(include_in_schema=False)
+COUNSELLORS = ("counsellor", "supervisor")
+
+# Labels of the choices, marked for the catalogs and translated when rendered.
+LABELS: dict[str, str] = {
+    "phone": N_("Phone"), "email": N_("E-mail"), "contact_form": N_("Contact form"),
+    "chat": N_("Chat"), "social_media": N_("Social media"), "in_person": N_("In person"),
+    "child": N_("Child"), "parent": N_("Parent"), "teacher": N_("Teacher"),
+    "other": N_("Other"), "sextortion": N_("Sextortion"), "grooming": N_("Grooming"),
+    "cyberbullying": N_("Cyberbullying"), "hate_speech": N_("Hate speech"),
+    "csam": N_("Child sexual abuse material"), "self_harm": N_("Self-harm"),
+    "online_safety": N_("Online safety advice"), "privacy": N_("Privacy"),
+    "information": N_("Information"), "under_10": N_("Under 10"), "10_13": N_("10 to 13"),
+    "14_15": N_("14 or 15"), "16_17": N_("16 or 17"), "adult": N_("Adult"),
+    "unknown": N_("Not known"), "self": N_("The child themself"), "sibling": N_("Sibling"),
+    "friend": N_("Friend"), "stranger": N_("Stranger"), "open": N_("Open"),
+    "advisory": N_("Advisory (closed)"), "referred": N_("Referred"),
+    "answered": N_("Answered"), "closed": N_("Closed"),
+}
+DONE = {
+    "recorded": N_("The contact was recorded."),
+    "referred": N_("The case was referred. The institution gets it once, with the case "
+                   "file."),
+    "advisory": N_("The case was closed as advisory."),
+    "reply": N_("The institution's reply was recorded."),
+    "task": N_("The task was added."),
+    "urls": N_("The URLs were reported into the URL pipeline."),
+    "closed": N_("The case was closed."),
+}
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _language(request: Request) -> str:
+    wanted = request.query_params.get("lang")
+    if wanted and i18n.canonical(wanted) in i18n.DEFAULT_LANGUAGES:
+        return i18n.canonical(wanted) or i18n.SERBIAN_LATIN
+    return i18n.negotiate(request.headers.get("accept-language"))
+
+
+def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200
+          ) -> Response:
+    lang = _language(request)
+    with i18n.set_language(lang):
+        label = {key: i18n.gettext(lang, value) for key, value in LABELS.items()}
+        done = request.query_params.get("done")
+        notice = {"notice": i18n.gettext(lang, DONE[done])} if done in DONE else {}
+        return render(request, name, {"label": label, "lang": lang, **notice, **context},
+                      status_code=status_code)
+
+
+def _form_context(runtime: Runtime, viewer: Viewer) -> dict[str, Any]:
+    with runtime.session_factory() as session:
+        contacts = helpline.list_contacts(session, limit=20)
+        open_cases = helpline.list_cases(session, states=["open", "referred", "answered"],
+                                         limit=50)
+        welfare = helpline.counsellor_welfare(session, now=runtime.clock.now(),
+                                              settings=runtime.settings,
+                                              counsellors=[viewer.name])[0]
+    return {"contacts": contacts, "open_cases": open_cases, "welfare": welfare,
+            "channels": list(ContactChannel), "callers": list(CallerType),
+            "topics": list(Topic), "case_types": list(CaseType), "ages": list(AgeGroup),
+            "relations": list(Relation)}
+
+
+@router.get("/console/helpline")
+def call_form(request: Request, viewer: Viewer = Depends(require(*COUNSELLORS))) -> Response:
+    return _page(request, "helpline/contacts.html", {**_form_context(_runtime(request), viewer),
+                                                     "form": {}})
+
+
+def _text(form: FormData, name: str) -> str | None:
+    value = str(form.get(name) or "").strip()
+    return value or None
+
+
+def _contact_in(form: FormData) -> ContactIn:
+    case: dict[str, Any] | None = None
+    if _text(form, "case_type"):
+        urls = [u.strip() for u in str(form.get("urls") or "").splitlines() if u.strip()]
+        case = {"case_type": _text(form, "case_type"), "urgent": form.get("urgent") == "on",
+                "child_age_group": _text(form, "child_age_group"),
+                "relation": _text(form, "relation"), "accounts": _text(form, "accounts"),
+                "notes": _text(form, "notes"), "urls": urls}
+    contact = _text(form, "caller_contact")
+    return ContactIn.model_validate({
+        "channel": _text(form, "channel") or "phone", "caller_type": _text(form, "caller_type"),
+        "topic": _text(form, "topic"), "duration_minutes": _text(form, "minutes"),
+        "language": _text(form, "language") or "sr", "anonymous": contact is None,
+        "caller_contact": contact, "summary": _text(form, "summary"), "case": case,
+        "join_case": _text(form, "join_case")})
+
+
+@router.post("/console/helpline/contacts")
+def post_contact(request: Request, posted: tuple[Viewer, FormData] = Depends(
+        require_form(*COUNSELLORS))) -> Response:
+    viewer, form = posted
+    runtime = _runtime(request)
+    try:
+        recorded = api.record_contact(runtime, viewer.principal, _contact_in(form))
+    except ValidationError as exc:
+        problems = describe_validation_errors(list(exc.errors()))
+    except (BadInput, NotFound) as exc:
+        problems = [str(exc)]
+    else:
+        if recorded.case:
+            return RedirectResponse(f"/console/helpline/cases/{recorded.case}?done=recorded",
+                                    status_code=303)
+        return RedirectResponse("/console/helpline?done=recorded", status_code=303)
+    return _page(request, "helpline/contacts.html", {
+        **_form_context(runtime, viewer), "form": dict(form), "problems": problems},
+        status_code=422)
+
+
+@router.get("/console/helpline/cases/{ref}")
+def case_page(ref: str, request: Request,
+              viewer: Viewer = Depends(require(*COUNSELLORS))) -> Response:
+    runtime = _runtime(request)
+    return _case(request, runtime, viewer, ref)
+
+
+def _case(request: Request, runtime: Runtime, viewer: Viewer, ref: str,
+          problems: list[str] | None = None) -> Response:
+    case = api.case_view(runtime, viewer.principal, ref)
+    return _page(request, "helpline/case.html", {
+        "case": case, "institutions": api.institutions(runtime),
+        "referred": {r.destination for r in case.referrals}, "problems": problems or []},
+        status_code=422 if problems else 200)
+
+
+def _act(request: Request, viewer: Viewer, ref: str, done: str, work: Any) -> Response:
+    runtime = _runtime(request)
+    try:
+        work(runtime)
+    except ValidationError as exc:
+        return _case(request, runtime, viewer, ref, describe_validation_errors(
+            list(exc.errors())))
+    except BadInput as exc:
+        return _case(request, runtime, viewer, ref, [str(exc)])
+    return RedirectResponse(f"/console/helpline/cases/{ref}?done={done}", status_code=303)
+
+
+@router.post("/console/helpline/cases/{ref}/refer")
+def post_refer(ref: str, request: Request, posted: tuple[Viewer, FormData] = Depends(
+        require_form(*COUNSELLORS))) -> Response:
+    viewer, form = posted
+    keys = [str(k) for k in form.getlist("destination")]
+    return _act(request, viewer, ref, "referred",
+                lambda rt: api.refer(rt, viewer.principal, ref, keys))
+
+
+@router.post("/console/helpline/cases/{ref}/advisory")
+def post_advisory(ref: str, request: Request, posted: tuple[Viewer, FormData] = Depends(
+        require_form(*COUNSELLORS))) -> Response:
+    viewer, _ = posted
+    return _act(request, viewer, ref, "advisory", lambda rt: api.allowed_work(
+        rt, viewer.principal, "helpline.refer", "close helpline cases",
+        lambda s: helpline.close_advisory(s, ref, actor=viewer.actor, now=rt.clock.now())))
+
+
+@router.post("/console/helpline/cases/{ref}/reply")
+def post_reply(ref: str, request: Request, posted: tuple[Viewer, FormData] = Depends(
+        require_form(*COUNSELLORS))) -> Response:
+    viewer, form = posted
+
+    def work(rt: Runtime) -> None:
+        item = ReplyIn(destination=str(form.get("destination") or ""),
+                       reference=_text(form, "reference"), text=_text(form, "text"))
+        api.allowed_work(rt, viewer.principal, "helpline.refer", "record replies",
+                  lambda s: helpline.record_reply(s, ref, item, actor=viewer.actor,
+                                                  now=rt.clock.now(), settings=rt.settings))
+
+    return _act(request, viewer, ref, "reply", work)
+
+
+@router.post("/console/helpline/cases/{ref}/task")
+def post_task(ref: str, request: Request, posted: tuple[Viewer, FormData] = Depends(
+        require_form(*COUNSELLORS))) -> Response:
+    viewer, form = posted
+
+    def work(rt: Runtime) -> None:
+        item = TaskIn.model_validate({"title": _text(form, "title"),
+                                      "due_at": _text(form, "due_at")})
+        if item.due_at.tzinfo is None:  # the browser's datetime-local: the centre's time
+            item.due_at = item.due_at.replace(tzinfo=ZoneInfo(rt.settings.worktime.timezone))
+        api.allowed_work(rt, viewer.principal, "helpline.record", "add tasks",
+                  lambda s: helpline.add_task(s, ref, item, actor=viewer.actor,
+                                              now=rt.clock.now()))
+
+    return _act(request, viewer, ref, "task", work)
+
+
+@router.post("/console/helpline/cases/{ref}/urls")
+def post_urls(ref: str, request: Request, posted: tuple[Viewer, FormData] = Depends(
+        require_form(*COUNSELLORS))) -> Response:
+    viewer, form = posted
+    urls = [u.strip() for u in str(form.get("urls") or "").splitlines() if u.strip()]
+    return _act(request, viewer, ref, "urls",
+                lambda rt: api.add_urls(rt, viewer.principal, ref, urls))
+
+
+@router.post("/console/helpline/cases/{ref}/close")
+def post_close(ref: str, request: Request, posted: tuple[Viewer, FormData] = Depends(
+        require_form(*COUNSELLORS))) -> Response:
+    viewer, form = posted
+    reason = str(form.get("reason") or "")
+    return _act(request, viewer, ref, "closed", lambda rt: api.allowed_work(
+        rt, viewer.principal, "helpline.refer", "close helpline cases",
+        lambda s: helpline.close_case(s, ref, actor=viewer.actor, now=rt.clock.now(),
+                                      reason=reason)))
