@@ -310,10 +310,29 @@ def config() -> None:
 
 
 @config.command("check")
-def config_check() -> None:
-    """Validate the configuration and print it (secrets hidden)."""
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the values as one JSON object (no sources).")
+def config_check(as_json: bool) -> None:
+    """Validate the configuration and print each value with where it came from
+    (default, a file, the environment); secrets hidden."""
+    from pipeline.config import config_files, provenance
+
     settings = settings_or_exit()
-    click.echo(json.dumps(_hide_url_passwords(settings.model_dump(mode="json")), indent=2))
+    values = _hide_url_passwords(settings.model_dump(mode="json"))
+    if as_json:
+        click.echo(json.dumps(values, indent=2))
+        return
+    sources = provenance(settings)
+    click.echo("# files read, later over earlier: "
+               + (", ".join(str(f) for f in config_files()) or "none"), err=True)
+    for section, keys in values.items():
+        for key, value in keys.items():
+            shown = "***" if key in _SECRET_KEYS and value else json.dumps(value)
+            click.echo(f"{section}.{key} = {shown}\t# {sources.get(f'{section}.{key}')}")
+
+
+# Keys whose values are never printed (they are SecretStr already; belt and braces).
+_SECRET_KEYS = frozenset({"encryption_key", "password"})
 
 
 def _hide_url_passwords(value: Any) -> Any:
