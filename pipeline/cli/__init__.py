@@ -91,6 +91,7 @@ def run() -> None:
     setup_logging(settings)
     upgrade(settings.database.url)
     runtime, broker = runtime_with_broker(settings)
+    first = first_start(runtime)
     worker = start_worker(broker, settings.worker.threads)
     stop = threading.Event()
     scheduler = threading.Thread(target=run_forever, args=(runtime, stop), daemon=True,
@@ -99,8 +100,22 @@ def run() -> None:
     url = f"http://{settings.web.host}:{settings.web.port}/"
     click.echo(f"hotline is running in {settings.app.mode} mode.")
     click.echo(f"  web app and API: {url}  (API docs: {url}docs)")
+    click.echo(f"  analysts' console: {url}console/")
     click.echo(f"  database: {_safe_url(settings.database.url)}; broker: {settings.broker.url}")
-    click.echo("  Press Ctrl-C to stop.")
+    click.echo(f"  other commands, in another terminal: {cli_path()} --help "
+               "(e.g. status, submit, users add)")
+    if first is not None:
+        name, password = first
+        click.echo("")
+        click.echo("  FIRST START: an administrator was created. Log in once with")
+        click.echo(f"    user name:          {name}")
+        click.echo(f"    one-time password:  {password}")
+        click.echo(f"  at {url}console/login ; you choose your own password there.")
+        click.echo("  This password is shown only now. Lost it? "
+                   f"{cli_path()} users password {name}")
+        click.echo("")
+    click.echo("  Press Ctrl-C to stop.", nl=True)
+    sys.stdout.flush()
     try:
         uvicorn.run(create_app(runtime), host=settings.web.host, port=settings.web.port,
                     log_level="warning")
@@ -109,6 +124,26 @@ def run() -> None:
         worker.stop()
         scheduler.join(timeout=5)
         runtime.close()
+
+
+def first_start(runtime: Runtime) -> tuple[str, str] | None:
+    """On a database without users, the first administrator (name, one-time password)."""
+    from pipeline.users import add_first_admin
+
+    with runtime.session_factory.begin() as session:
+        return add_first_admin(session, at=runtime.clock.now())
+
+
+def cli_path() -> str:
+    """How to call this command again, as the operator started it (`.venv/bin/hotline`
+    under `make run`)."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name != "hotline":
+        return "hotline"
+    try:
+        return str(argv0.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(argv0)
 
 
 @main.command()

@@ -27,8 +27,13 @@ def notices() -> None:
               show_default=True, help="State to list (repeat for several).")
 @click.option("--limit", default=1000, show_default=True, help="At most this many.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def notices_list(states: tuple[str, ...], limit: int, as_json: bool) -> None:
-    """Notices in the given states (default: unconfirmed), oldest first."""
+@click.option("--show-tokens", is_flag=True,
+              help="Also print each notice's confirmation token (a secret: whoever holds "
+                   "it can confirm the notice).")
+def notices_list(states: tuple[str, ...], limit: int, as_json: bool,
+                 show_tokens: bool) -> None:
+    """Notices in the given states (default: unconfirmed), oldest first. Confirmation
+    tokens are left out unless --show-tokens."""
     from pipeline.dispatch import list_notices
 
     runtime = build_runtime(settings_or_exit())
@@ -43,14 +48,27 @@ def notices_list(states: tuple[str, ...], limit: int, as_json: bool) -> None:
         click.echo(f"No notices in state {', '.join(states)}.")
     for notice, ref in rows:
         if as_json:
-            click.echo(json.dumps({
+            row = {
                 "id": notice.id, "case": ref, "state": notice.state,
                 "destination": notice.destination, "kind": notice.destination_kind,
-                "channel": notice.channel, "token": notice.token,
-                "attempts": notice.attempts, "last_error": notice.last_error}))
+                "channel": notice.channel, "attempts": notice.attempts,
+                "planned_at": _iso(notice.created_at), "sent_at": _iso(notice.sent_at),
+                "confirmed_at": _iso(notice.confirmed_at),
+                "last_error": notice.last_error}
+            if show_tokens:
+                row["token"] = notice.token
+            click.echo(json.dumps(row))
         else:
+            token = f"token {notice.token}\t" if show_tokens else ""
+            sent = f"sent {notice.sent_at:%Y-%m-%d %H:%M:%S}" if notice.sent_at else "not sent"
             click.echo(f"{notice.id}\t{ref}\t{notice.state}\t{notice.destination}\t"
-                       f"{notice.channel}\ttoken {notice.token}\t{notice.last_error or ''}")
+                       f"{notice.channel}\t{sent}\t{token}{notice.last_error or ''}")
+
+
+def _iso(value: datetime | None) -> str | None:
+    from pipeline.clock import as_utc
+
+    return as_utc(value).isoformat() if value is not None else None
 
 
 @notices.command("resolve")
