@@ -62,7 +62,8 @@ def test_the_first_start_creates_an_admin_whose_printed_password_logs_in(tmp_pat
 def test_a_token_can_be_captured_by_the_shell(tmp_path):
     env = operator_env(tmp_path)
     hotline(env, "migrate")
-    script = (f"cd {ROOT} && TOKEN=$({subprocess.list2cmdline([sys.executable, '-m', 'pipeline.cli'])}"
+    command = subprocess.list2cmdline([sys.executable, "-m", "pipeline.cli"])
+    script = (f"cd {ROOT} && TOKEN=$({command}"
               " tokens add partner-cz --scope partner) && printf '[%s]' \"$TOKEN\"")
     shell = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True,
                            timeout=120)
