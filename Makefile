@@ -4,28 +4,47 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck bench migrate clean
+.PHONY: install run cli test lint typecheck bench migrate clean
 
+# Each step says what it does (on stderr, so `make bench > figures.json` stays clean).
+# setuptools prints an information-only note on every editable install of a project
+# laid out like this one ("Editable installation..."): filtered, nothing to act on.
 $(STAMP): pyproject.toml constraints.txt
+	@echo "==> [1/3] Creating the virtual environment $(VENV)" >&2
 	@$(PYTHON) -m venv $(VENV)
+	@echo "==> [2/3] Upgrading pip" >&2
 	@$(BIN)/pip install -q --upgrade pip >&2
-	@$(BIN)/pip install -q -c constraints.txt -e '.[dev]' >&2
+	@echo "==> [3/3] Installing hotline and its pinned dependencies (constraints.txt);" \
+		"a minute or two the first time" >&2
+	@PYTHONWARNINGS="ignore:Editable installation" \
+		$(BIN)/pip install --progress-bar on -c constraints.txt -e '.[dev]' >&2
 	@touch $(STAMP)
+	@echo "==> Installed. The command line: $(BIN)/hotline --help (or make cli ARGS=--help)" >&2
 
 install: $(STAMP)
 
 ## Run the whole system in one process (embedded mode: SQLite, in-process broker).
 run: install
+	@echo "==> Starting hotline (make run): other commands in another terminal with" \
+		"$(BIN)/hotline ... or make cli ARGS='status'" >&2
 	$(BIN)/hotline run
+
+## Any other hotline command: make cli ARGS="status --json"
+cli: install
+	@$(BIN)/hotline $(ARGS)
 
 ## Set up and run the whole test suite (lint, types, tests). The console's browser
 ## tests need Debian's chromium: installed here when missing and run as root (as CI
 ## is); elsewhere they are skipped (but fail when CI=true).
 test: install
 	@test -x /usr/bin/chromium || [ "$$(id -u)" != 0 ] || \
-		(apt-get update && apt-get install -y chromium chromium-driver)
+		(echo "==> Installing Debian's chromium for the console's browser tests" >&2 && \
+		 apt-get update && apt-get install -y chromium chromium-driver)
+	@echo "==> [1/3] Lint (ruff)" >&2
 	$(BIN)/ruff check .
+	@echo "==> [2/3] Types (mypy)" >&2
 	$(BIN)/mypy pipeline
+	@echo "==> [3/3] Tests (pytest)" >&2
 	$(BIN)/pytest
 
 lint: install

@@ -479,6 +479,22 @@ class TraceSection(Section):
         None, description="Optional MaxMind-format (.mmdb) country database; used when "
         "RDAP gives no country.",
     )
+    breaker_failures: int = Field(
+        3, ge=0, le=1_000, description="Failures in a row (timeout, refused, 5xx) after "
+        "which a DNS resolver's or RDAP server's circuit opens: it is not asked and cases "
+        "go on as 'origin unknown: registries unreachable'; 0 = no circuit breakers.",
+    )
+    breaker_reset_seconds: float = Field(
+        60, gt=0, description="How long an open circuit stays open before one trial "
+        "question is let through.",
+    )
+    unreachable_retry_seconds: float = Field(
+        60, gt=0, description="How often the scheduler sends cases traced while the "
+        "registries were unreachable to be traced again (not while a circuit is open).",
+    )
+    unreachable_retrace_batch: int = Field(
+        500, ge=1, le=50_000, description="Most such cases sent again per run.",
+    )
 
 
 class LoggingSection(Section):
@@ -743,13 +759,16 @@ class Settings(BaseSettings):
 
 def config_files() -> list[Path]:
     """The files read, lowest first: the shipped `config.yaml` (the working
-    directory's, else the one beside the package), then the file `HOTLINE_CONFIG`
-    names."""
+    directory's, else the one beside the package; `HOTLINE_CONFIG_DEFAULTS` names
+    another, or none when empty), then the file `HOTLINE_CONFIG` names."""
     files: list[Path] = []
-    base = Path(DEFAULT_CONFIG_FILE)
-    if base.is_file():
+    named = os.environ.get("HOTLINE_CONFIG_DEFAULTS")
+    base = Path(named or DEFAULT_CONFIG_FILE)
+    if named == "":
+        pass
+    elif base.is_file():
         files.append(base)
-    elif SHIPPED_CONFIG_FILE.is_file():
+    elif named is None and SHIPPED_CONFIG_FILE.is_file():
         files.append(SHIPPED_CONFIG_FILE)
     overlay = os.environ.get("HOTLINE_CONFIG")
     if overlay and Path(overlay).is_file() and not any(

@@ -65,6 +65,21 @@ def _release_police_holds(rt: Runtime) -> object:
     return {"released_notices": len(released)}
 
 
+def _retrace_unreachable(rt: Runtime) -> object:
+    from pipeline.adapters.tracing.breaker import BREAKERS
+    from pipeline.messaging import TRACE
+    from pipeline.trace import send_back_unreachable
+
+    blocked = BREAKERS.blocked()
+    if blocked:  # this process knows they still do not answer: wait
+        return {"waiting_for": blocked}
+    with rt.session_factory.begin() as session:
+        ids = send_back_unreachable(session, now=rt.clock.now(),
+                                    limit=rt.settings.trace.unreachable_retrace_batch)
+    rt.enqueuer.send(TRACE, ids)
+    return {"retraced": len(ids)}
+
+
 def _monitoring(rt: Runtime) -> object:
     from pipeline.monitoring import run_monitoring
 
@@ -91,6 +106,9 @@ JOBS: list[Job] = [
     Job("heartbeat", lambda rt: min(30.0, rt.settings.metrics.scheduler_max_silence_seconds / 3),
         _heartbeat),
     Job("retention", lambda rt: rt.settings.retention.interval_seconds, _retention),
+    # Issue 19: cases traced while the registries were unreachable, traced again.
+    Job("retrace-unreachable", lambda rt: rt.settings.trace.unreachable_retry_seconds,
+        _retrace_unreachable),
     # Issue 6: police holds past their deadline end by themselves (when configured).
     Job("police-holds", lambda rt: rt.settings.routing.police_hold_check_seconds,
         _release_police_holds),

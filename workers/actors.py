@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 import dramatiq
 
@@ -14,7 +15,7 @@ from pipeline.db import deadlock_retried
 from pipeline.dedupe import dedupe_options, dedupe_reports, normalise_and_dedupe
 from pipeline.errors import BadInput, PermanentError, RetryLater
 from pipeline.messaging import DEDUPE, DISPATCH, NORMALISE, ROUTE, TRACE
-from pipeline.trace import trace_cases
+from pipeline.trace import note_retry, trace_cases
 from pipeline.tracing import tracer_for
 from pipeline.urls import configure as configure_urls
 from workers import context
@@ -72,8 +73,13 @@ def trace(case_ids: list[int]) -> None:
     tracer = tracer_for(rt)
     rerouted: list[int] = []
     # trace_cases hands back the cases another transaction held: they go round again.
-    run_stage(functools.partial(trace_cases, tracer=tracer, rerouted=rerouted), case_ids,
-              TRACE)
+    try:
+        run_stage(functools.partial(trace_cases, tracer=tracer, rerouted=rerouted),
+                  case_ids, TRACE)
+    except dramatiq.Retry as exc:  # the reconciler leaves them until the retry is due
+        note_retry(rt.session_factory, case_ids,
+                   retry_at=rt.clock.now() + timedelta(milliseconds=exc.delay or 0))
+        raise
     if rerouted:  # content that moved: already assessed, so straight to routing
         rt.enqueuer.send(ROUTE, rerouted)
 

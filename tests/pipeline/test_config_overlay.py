@@ -22,6 +22,7 @@ def overlay(monkeypatch, tmp_path):
     """Write an overlay file in its own folder and name it in HOTLINE_CONFIG; the
     working directory is the repository (its config.yaml is the shipped one)."""
     monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("HOTLINE_CONFIG_DEFAULTS", raising=False)
     folder = tmp_path / "etc"
     folder.mkdir()
 
@@ -121,6 +122,7 @@ def test_config_check_prints_each_value_with_its_source(overlay):
     path = overlay("worker:\n  threads: 3\n")
     env = {**os.environ, "HOTLINE_CONFIG": str(path), "HOTLINE_WEB__PORT": "9001",
            "PYTHONPATH": str(ROOT)}
+    env.pop("HOTLINE_CONFIG_DEFAULTS", None)
     result = subprocess.run([sys.executable, "-m", "pipeline.cli", "config", "check"],
                             env=env, capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
