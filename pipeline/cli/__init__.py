@@ -41,10 +41,42 @@ def runtime_with_broker(settings: Settings) -> tuple[Runtime, Any]:
     return runtime, broker
 
 
+def runtime_for_reports(settings: Settings) -> tuple[Runtime, Any]:
+    """The runtime of a command that takes reports in. Beside a running `hotline run`
+    (embedded mode) its enqueuer hands the stored ids to that process (and the broker
+    returned is None: nothing to drain here); otherwise the configured broker's."""
+    if not settings.broker.is_redis:
+        from pipeline.app.running import HandOver, find_running
+
+        running = find_running(settings)
+        if running is not None:
+            runtime = build_runtime(settings)
+            runtime.enqueuer = HandOver(running)
+            return runtime, None
+    return runtime_with_broker(settings)
+
+
+def report_hand_over(runtime: Runtime) -> None:
+    """Say where the reports went (standard error)."""
+    from pipeline.app.running import HandOver
+
+    enqueuer = runtime.enqueuer
+    if not isinstance(enqueuer, HandOver):
+        return
+    if enqueuer.failed:
+        click.echo(f"hotline: stored, but the running hotline (pid {enqueuer.running.pid}) "
+                   f"did not take them ({'; '.join(enqueuer.failed)}); its reconciler will "
+                   "find them.", err=True)
+    else:
+        click.echo(f"Handed to the running hotline (pid {enqueuer.running.pid}): "
+                   f"{enqueuer.handed} reports queued there.", err=True)
+
+
 def drain_if_embedded(settings: Settings, broker: Any) -> None:
     """With the in-process broker nobody else will consume what this command queued:
-    run the stages here until the queues are empty."""
-    if settings.broker.is_redis:
+    run the stages here until the queues are empty (not when a running `hotline run`
+    took them: `runtime_for_reports`)."""
+    if settings.broker.is_redis or broker is None:
         return
     from workers.broker import drain, start_worker
 
@@ -92,6 +124,9 @@ def run() -> None:
     upgrade(settings.database.url)
     runtime, broker = runtime_with_broker(settings)
     first = first_start(runtime)
+    from pipeline.app.running import announce, withdraw
+
+    running = announce(settings)  # for the other commands: see pipeline.app.running
     worker = start_worker(broker, settings.worker.threads)
     stop = threading.Event()
     scheduler = threading.Thread(target=run_forever, args=(runtime, stop), daemon=True,
@@ -116,10 +151,13 @@ def run() -> None:
         click.echo("")
     click.echo("  Press Ctrl-C to stop.", nl=True)
     sys.stdout.flush()
+    app = create_app(runtime)
+    app.state.run_key = running.key
     try:
-        uvicorn.run(create_app(runtime), host=settings.web.host, port=settings.web.port,
+        uvicorn.run(app, host=settings.web.host, port=settings.web.port,
                     log_level="warning")
     finally:
+        withdraw(settings, running)
         stop.set()
         worker.stop()
         scheduler.join(timeout=5)
@@ -223,7 +261,7 @@ def submit(urls: tuple[str, ...], channel: str, category: str | None,
     from schemas.intake import ReportIn
 
     settings = settings_or_exit()
-    runtime, broker = runtime_with_broker(settings)
+    runtime, broker = runtime_for_reports(settings)
     try:
         items = [ReportIn.model_validate({"url": u, "channel": channel,
                                           "claimed_category": category,
@@ -241,6 +279,7 @@ def submit(urls: tuple[str, ...], channel: str, category: str | None,
     for item in accepted:
         click.echo(json.dumps({"reference": item.ref, "url": item.url,
                                "submission": submission}))
+    report_hand_over(runtime)
     drain_if_embedded(settings, broker)
 
 
@@ -252,7 +291,7 @@ def import_(file: Path, source: str | None) -> None:
     from pipeline.importer import import_file
 
     settings = settings_or_exit()
-    runtime, broker = runtime_with_broker(settings)
+    runtime, broker = runtime_for_reports(settings)
     try:
         result = import_file(file, runtime.session_factory, clock=runtime.clock,
                              limits=settings.intake, enqueuer=runtime.enqueuer, source=source)
@@ -262,6 +301,7 @@ def import_(file: Path, source: str | None) -> None:
         click.echo(f"{file}:{line}: {error}", err=True)
     click.echo(f"Imported {result.imported} reports (submission {result.submission}); "
                f"{len(result.errors)} lines refused.")
+    report_hand_over(runtime)
     drain_if_embedded(settings, broker)
     if result.errors:
         sys.exit(1)
