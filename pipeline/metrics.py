@@ -191,7 +191,7 @@ class DatabaseCollector(Collector):
         yield from cached
 
     def _read(self) -> list[Metric]:
-        from pipeline.health import backlog, queue_depths
+        from pipeline.health import backlog, queue_depths, stage_backlog, unreachable_cases
 
         metrics: list[Metric] = []
         up = GaugeMetricFamily("hotline_database_up", "1 when the database answered the "
@@ -199,6 +199,8 @@ class DatabaseCollector(Collector):
         try:
             with self.runtime.session_factory() as session:
                 counts = backlog(session, self.runtime.clock.now())
+                stages = stage_backlog(session, self.runtime.clock.now())
+                unreachable = unreachable_cases(session)
         except Exception as exc:
             log.warning("Metrics could not read the database: %s.", type(exc).__name__)
             up.add_metric([], 0)
@@ -230,7 +232,22 @@ class DatabaseCollector(Collector):
                                  "retried.", value=counts["dead_letters"])
         holds = GaugeMetricFamily("hotline_legal_holds", "Cases under an active legal hold.",
                                   value=counts["legal_holds"])
-        metrics += [by_state, by_channel, cases, backlog_gauge, oldest, notices, dead, holds]
+        # Issue 19: what waits for each automatic stage, and cases traced while the
+        # registries were unreachable (their circuits: hotline_registry_circuit_open).
+        waiting = GaugeMetricFamily("hotline_stage_backlog", "Items waiting for an "
+                                    "automatic stage.", labels=["stage"])
+        waited = GaugeMetricFamily("hotline_stage_oldest_age_seconds", "Age of the item "
+                                   "that has waited longest for an automatic stage.",
+                                   labels=["stage"])
+        for stage, row in stages.items():
+            waiting.add_metric([stage], row["waiting"])
+            waited.add_metric([stage], row["oldest_age_seconds"])
+        unreachable_gauge = GaugeMetricFamily(
+            "hotline_cases_registries_unreachable", "Cases traced while the registries "
+            "were unreachable (origin unknown), waiting to be traced again.",
+            value=unreachable)
+        metrics += [by_state, by_channel, cases, backlog_gauge, oldest, notices, dead, holds,
+                    waiting, waited, unreachable_gauge]
         depth = GaugeMetricFamily("hotline_broker_queue_depth", "Messages enqueued, delayed "
                                   "or in progress, by queue.", labels=["queue"])
         try:
