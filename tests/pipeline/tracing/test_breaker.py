@@ -191,3 +191,34 @@ def test_a_stopped_rdap_server_counts_as_down(trace_config, bootstrap_dir):
             tracer.rdap.ip("185.50.0.1")
     finally:
         tracer.close()
+
+
+def test_the_trace_actor_notes_when_its_retry_is_due(settings_factory, trace_config,
+                                                     hosting, fake_rdap):  # noqa: F811
+    import dramatiq
+
+    from pipeline.clock import FrozenClock
+    from pipeline.messaging import RecordingEnqueuer
+    from pipeline.migrate import upgrade
+    from pipeline.runtime import build_runtime
+    from pipeline.tracing import forget_tracer
+    from workers import actors, context
+
+    settings = settings_factory(trace=trace_config(give_up_after_seconds=900).model_dump())
+    upgrade(settings.database.url)
+    rt = build_runtime(settings, clock=FrozenClock())
+    rt.enqueuer = RecordingEnqueuer()
+    context.set_runtime(rt)
+    try:
+        fake_rdap.fail("185.50.0.0/16", "429")
+        case_id = open_case(rt, "www.example.com", domain="example.com")
+        with pytest.raises(dramatiq.Retry):
+            actors.trace([case_id])
+        (case,) = cases(rt, [case_id])
+        assert case.state == CaseState.NORMALISED
+        assert case.retry_at.replace(tzinfo=None) == (
+            rt.clock.now() + timedelta(milliseconds=7_000)).replace(tzinfo=None)
+    finally:
+        context.set_runtime(None)
+        forget_tracer(rt)
+        rt.close()
