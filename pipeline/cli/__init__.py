@@ -41,10 +41,11 @@ def runtime_with_broker(settings: Settings) -> tuple[Runtime, Any]:
     return runtime, broker
 
 
-def runtime_for_reports(settings: Settings) -> tuple[Runtime, Any]:
-    """The runtime of a command that takes reports in. Beside a running `hotline run`
-    (embedded mode) its enqueuer hands the stored ids to that process (and the broker
-    returned is None: nothing to drain here); otherwise the configured broker's."""
+def runtime_for_sending(settings: Settings) -> tuple[Runtime, Any]:
+    """The runtime of a command that stores work and queues it (reports, dead letters
+    sent again, a notice to send again). Beside a running `hotline run` (embedded mode)
+    its enqueuer hands the stored ids to that process (and the broker returned is
+    None: nothing to drain here); otherwise the configured broker's."""
     if not settings.broker.is_redis:
         from pipeline.app.running import HandOver, find_running
 
@@ -75,7 +76,7 @@ def report_hand_over(runtime: Runtime) -> None:
 def drain_if_embedded(settings: Settings, broker: Any) -> None:
     """With the in-process broker nobody else will consume what this command queued:
     run the stages here until the queues are empty (not when a running `hotline run`
-    took them: `runtime_for_reports`)."""
+    took them: `runtime_for_sending`)."""
     if settings.broker.is_redis or broker is None:
         return
     from workers.broker import drain, start_worker
@@ -261,7 +262,7 @@ def submit(urls: tuple[str, ...], channel: str, category: str | None,
     from schemas.intake import ReportIn
 
     settings = settings_or_exit()
-    runtime, broker = runtime_for_reports(settings)
+    runtime, broker = runtime_for_sending(settings)
     try:
         items = [ReportIn.model_validate({"url": u, "channel": channel,
                                           "claimed_category": category,
@@ -291,7 +292,7 @@ def import_(file: Path, source: str | None) -> None:
     from pipeline.importer import import_file
 
     settings = settings_or_exit()
-    runtime, broker = runtime_for_reports(settings)
+    runtime, broker = runtime_for_sending(settings)
     try:
         result = import_file(file, runtime.session_factory, clock=runtime.clock,
                              limits=settings.intake, enqueuer=runtime.enqueuer, source=source)
@@ -361,11 +362,12 @@ def deadletters_retry(ids: tuple[int, ...], retry_all: bool) -> None:
     from pipeline.deadletters import retry_dead_letters
 
     settings = settings_or_exit()
-    runtime, _ = runtime_with_broker(settings)
+    runtime, broker = runtime_for_sending(settings)
     if not ids and not retry_all:
         raise click.UsageError("name dead letter ids or use --all")
     count = retry_dead_letters(runtime, list(ids) or None)
     click.echo(f"Sent {count} dead letters again.")
+    drain_if_embedded(settings, broker)
 
 
 @main.command()
@@ -374,9 +376,10 @@ def reconcile() -> None:
     from pipeline.scheduler import JOBS
 
     settings = settings_or_exit()
-    runtime, _ = runtime_with_broker(settings)
+    runtime, broker = runtime_for_sending(settings)
     job = next(j for j in JOBS if j.name == "reconcile")
     click.echo(json.dumps(job.run(runtime)))
+    drain_if_embedded(settings, broker)
 
 
 @main.group()

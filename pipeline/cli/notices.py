@@ -12,7 +12,7 @@ from datetime import datetime
 
 import click
 
-from pipeline.cli import drain_if_embedded, main, runtime_with_broker, settings_or_exit
+from pipeline.cli import drain_if_embedded, main, runtime_for_sending, settings_or_exit
 from pipeline.errors import BadInput, NotFound
 from pipeline.runtime import build_runtime
 
@@ -98,7 +98,7 @@ def notices_resolve(notice_id: int, outcome: str | None, reason: str, user: str,
     if sent_at is not None and sent_at.tzinfo is None:
         sent_at = sent_at.replace(tzinfo=UTC)
     settings = settings_or_exit()
-    runtime, broker = runtime_with_broker(settings)
+    runtime, broker = runtime_for_sending(settings)
     try:
         with runtime.session_factory.begin() as session:
             notice = resolve_unconfirmed(

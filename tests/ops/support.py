@@ -42,11 +42,11 @@ def hotline(env: dict[str, str], *args: str, check: bool = True,
 class Running:
     """A `hotline run` subprocess whose output lines are collected as they come."""
 
-    def __init__(self, env: dict[str, str], port: int):
+    def __init__(self, env: dict[str, str], port: int, command: list[str] | None = None):
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "run"],
+            [*(command or [sys.executable, "-m", "pipeline.cli"]), "run"],
             env={**env, "HOTLINE_WEB__PORT": str(port)}, cwd=ROOT,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: queue.Queue[str] = queue.Queue()

@@ -3,9 +3,11 @@ step, and secrets printed alone on standard output."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,7 +26,9 @@ def _csrf(html: str) -> str:
 
 def test_the_first_start_creates_an_admin_whose_printed_password_logs_in(tmp_path):
     env = operator_env(tmp_path)
-    run = Running(env, free_port())
+    # The venv's console script, as `make run` starts it.
+    script = Path(sys.executable).parent / "hotline"
+    run = Running(env, free_port(), [str(script)] if script.exists() else None)
     try:
         run.wait_until_serving()
         output = "\n".join(run.seen)
@@ -33,6 +37,8 @@ def test_the_first_start_creates_an_admin_whose_printed_password_logs_in(tmp_pat
         assert name and password, output
         assert "/console/login" in output
         assert "--help" in output  # how to reach the other commands
+        if script.exists():
+            assert f"{os.path.relpath(script, ROOT)} --help" in output
         with httpx.Client(base_url=run.base) as client:
             form = client.get("/console/login")
             wrong = client.post("/console/login", data={
