@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import (
     BaseModel,
     Field,
@@ -779,8 +780,6 @@ def config_files() -> list[Path]:
 
 def read_config_files() -> tuple[dict[str, Any], dict[str, str]]:
     """The config files deep-merged, and which file gave each leaf key ("a.b")."""
-    import yaml
-
     merged: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for path in config_files():

@@ -12,8 +12,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pipeline.adapters.tracing.breaker import BREAKERS
+from pipeline.messaging import TRACE
 from pipeline.reconciler import reconcile
 from pipeline.runtime import Runtime
+from pipeline.trace import send_back_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +69,6 @@ def _release_police_holds(rt: Runtime) -> object:
 
 
 def _retrace_unreachable(rt: Runtime) -> object:
-    from pipeline.adapters.tracing.breaker import BREAKERS
-    from pipeline.messaging import TRACE
-    from pipeline.trace import send_back_unreachable
-
     blocked = BREAKERS.blocked()
     if blocked:  # this process knows they still do not answer: wait
         return {"waiting_for": blocked}

@@ -13,6 +13,7 @@ from datetime import datetime
 import click
 
 from pipeline.cli import drain_if_embedded, main, runtime_for_sending, settings_or_exit
+from pipeline.clock import as_utc
 from pipeline.errors import BadInput, NotFound
 from pipeline.runtime import build_runtime
 
@@ -66,8 +67,6 @@ def notices_list(states: tuple[str, ...], limit: int, as_json: bool,
 
 
 def _iso(value: datetime | None) -> str | None:
-    from pipeline.clock import as_utc
-
     return as_utc(value).isoformat() if value is not None else None
 
 
