@@ -490,7 +490,7 @@ class TraceSection(Section):
         "question is let through.",
     )
     unreachable_retry_seconds: float = Field(
-        60, gt=0, description="How often the scheduler sends cases traced while the "
+        120, gt=0, description="How often the scheduler sends cases traced while the "
         "registries were unreachable to be traced again (not while a circuit is open).",
     )
     unreachable_retrace_batch: int = Field(
