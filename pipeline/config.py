@@ -489,6 +489,10 @@ class TraceSection(Section):
         60, gt=0, description="How long an open circuit stays open before one trial "
         "question is let through.",
     )
+    breaker_retry_ms: int = Field(
+        2_000, ge=100, description="Delay of the retry after a server failed while its "
+        "circuit is still closed (so that the next failures open it within seconds).",
+    )
     unreachable_retry_seconds: float = Field(
         120, gt=0, description="How often the scheduler sends cases traced while the "
         "registries were unreachable to be traced again (not while a circuit is open).",

@@ -112,11 +112,12 @@ class DnsClient:
 
     def _ask_each(self, name: str, rdtype: str) -> dns.resolver.Answer:
         """Ask the resolvers in order, each through its breaker, within the lifetime.
-        Raises `RegistryUnreachable` when every resolver's circuit is open."""
+        Raises `RegistryUnreachable` when no resolver answered at all (each silent or
+        with its circuit open): the case goes on and is traced again later."""
         assert self.breakers is not None
         deadline = time.monotonic() + self.lifetime
-        failure: BaseException | None = None
-        unreachable: RegistryUnreachable | None = None
+        failure: BaseException | None = None  # an answer that is a failure (SERVFAIL)
+        silent: list[str] = []
         for server, resolver in self.each:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -124,16 +125,16 @@ class DnsClient:
             try:
                 return self.breakers.call(server, _ask_one, resolver, name, rdtype,
                                           min(left, resolver.timeout))
-            except RegistryUnreachable as exc:
-                unreachable = exc
-            except ServerDown as exc:
-                failure = exc.cause
+            except (RegistryUnreachable, ServerDown) as exc:
+                silent.append(f"{server}: {exc}")
             except dns.resolver.NoNameservers as exc:  # it answered SERVFAIL: next one
                 failure = exc
         if failure is not None:
             raise failure
-        if unreachable is not None:
-            raise unreachable
+        if silent:
+            raise RegistryUnreachable(
+                "dns", "registries unreachable: no DNS resolver answered ("
+                + "; ".join(silent) + ")", int(self.breakers.reset_seconds * 1000))
         raise dns.exception.Timeout(timeout=self.lifetime)
 
     def resolve_host(self, host: str) -> DnsResult:

@@ -172,7 +172,8 @@ class Tracer:
         if breakers is None and config.breaker_failures:
             breakers = BREAKERS
             breakers.configure(failures=config.breaker_failures,
-                               reset_seconds=config.breaker_reset_seconds)
+                               reset_seconds=config.breaker_reset_seconds,
+                               retry_ms=config.breaker_retry_ms)
         self.breakers = breakers
         self.dns = tdns.DnsClient(
             [(r.address, r.port) for r in config.resolvers],

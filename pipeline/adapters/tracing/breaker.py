@@ -121,15 +121,17 @@ def _not_a_failure(exc: BaseException) -> bool:
 class Breakers:
     """The breakers of one process, made on first use per server name."""
 
-    def __init__(self, *, failures: int = 3, reset_seconds: float = 60.0):
-        self.failures, self.reset_seconds = failures, reset_seconds
+    def __init__(self, *, failures: int = 3, reset_seconds: float = 60.0,
+                 retry_ms: int = 2_000):
+        self.failures, self.reset_seconds, self.retry_ms = failures, reset_seconds, retry_ms
         self._lock = threading.Lock()
         self._breakers: dict[str, pybreaker.CircuitBreaker] = {}
 
-    def configure(self, *, failures: int, reset_seconds: float) -> None:
+    def configure(self, *, failures: int, reset_seconds: float, retry_ms: int) -> None:
         """New settings for the breakers made from now on and those made already."""
         with self._lock:
-            self.failures, self.reset_seconds = failures, reset_seconds
+            self.failures, self.reset_seconds, self.retry_ms = (failures, reset_seconds,
+                                                                retry_ms)
             for breaker in self._breakers.values():
                 breaker.fail_max, breaker.reset_timeout = failures, reset_seconds
 
@@ -147,7 +149,9 @@ class Breakers:
     def call(self, server: str, func: Callable[..., T], *args: Any) -> T:
         """`func(*args)` through the breaker of `server`. Raises `RegistryUnreachable`
         when its circuit is open, or when this failure opened it; `ServerDown` for a
-        failure that left it closed; anything else `func` raises, unchanged."""
+        failure that left it closed; anything else `func` raises, unchanged. A failure
+        that left the circuit closed is retried after `retry_ms` at most: the next
+        failures open it soon, not after the registries' usual retry delay."""
         breaker = self.breaker(server)
         delay_ms = int(self.reset_seconds * 1000)
         try:
@@ -161,6 +165,7 @@ class Breakers:
                 raise RegistryUnreachable(
                     server, f"registries unreachable: {server} does not answer ({exc})",
                     delay_ms) from exc
+            exc.delay_ms = min(exc.delay_ms, self.retry_ms)
             raise
 
     def circuits(self) -> list[Circuit]:

@@ -90,9 +90,11 @@ def test_rdap_down_sends_cases_on_as_registries_unreachable_then_traces_them_aga
     tracer = tracer_with(breakers, give_up_after_seconds=900, registrar_lookup="never")
     fake_rdap.fail("185.50.0.0/16", "500")
     first = open_case(runtime, "www.example.com", domain="example.com")
-    # One failure: the circuit is still closed, the batch waits for its retry.
-    with pytest.raises(RetryLater):
+    # One failure: the circuit is still closed, the batch waits for its retry: a
+    # short one (breaker retry_ms, not the registries' 7 s), so the circuit opens soon.
+    with pytest.raises(RetryLater) as waited:
         run(runtime, [first], tracer)
+    assert waited.value.delay_ms == 2_000
     assert cases(runtime, [first])[0].state == CaseState.NORMALISED
     # The second failure in a row opens it: the case goes on at once, long before
     # the give-up age, marked origin unknown.
@@ -145,6 +147,13 @@ def test_a_dns_resolver_that_stops_answering_opens_its_circuit(
             run(runtime, [ok], tracer)
             assert cases(runtime, [ok])[0].trace_outcome != UNREACHABLE
             dns.stop()
+            breakers.configure(failures=3, reset_seconds=60, retry_ms=2_000)
+            # No resolver answers: the case goes on at once, the circuit still closed.
+            silent = open_case(runtime, "silent.example.com")
+            run(runtime, [silent], tracer)
+            assert cases(runtime, [silent])[0].trace_outcome == UNREACHABLE
+            assert {c.state for c in breakers.circuits()} == {CLOSED}
+            breakers.configure(failures=1, reset_seconds=60, retry_ms=2_000)
             gone = open_case(runtime, "other.example.com")
             run(runtime, [gone], tracer)
             (case,) = cases(runtime, [gone])
@@ -222,3 +231,20 @@ def test_the_trace_actor_notes_when_its_retry_is_due(settings_factory, trace_con
         context.set_runtime(None)
         forget_tracer(rt)
         rt.close()
+
+
+def test_with_breakers_the_next_resolver_answers_when_the_first_is_silent(fake_dns):
+    from pipeline.tracing import dns as tdns
+
+    with FakeDNS() as second:
+        fake_dns.fail("www.example.com", "timeout")
+        second.add_host("www.example.com", a=["185.1.1.1"])
+        breakers = Breakers(failures=3, reset_seconds=60)
+        client = tdns.DnsClient([(fake_dns.address, fake_dns.port),
+                                 (second.address, second.port)],
+                                timeout=0.5, lifetime=2.0, breakers=breakers)
+        result = client.resolve_host("www.example.com")
+    assert result.outcome == tdns.OK
+    assert result.resolver == f"127.0.0.1:{second.port}"
+    failures = {c.server: c.failures for c in breakers.circuits()}  # A, then AAAA
+    assert failures == {f"dns 127.0.0.1:{fake_dns.port}": 2, f"dns 127.0.0.1:{second.port}": 0}
