@@ -6,19 +6,34 @@ STAMP  := $(VENV)/.installed
 # axe-core for the browser tests' accessibility checks (test-only, from npm).
 AXE    := $(VENV)/axe/node_modules/axe-core/axe.min.js
 
-.PHONY: install run test lint typecheck bench migrate clean hotline i18n
+.PHONY: install run cli test lint typecheck bench migrate clean i18n
 
+# Each step says what it does (on stderr, so `make bench > figures.json` stays clean).
+# setuptools prints an information-only note on every editable install of a project
+# laid out like this one ("Editable installation..."): filtered, nothing to act on.
 $(STAMP): pyproject.toml constraints.txt
+	@echo "==> [1/3] Creating the virtual environment $(VENV)" >&2
 	@$(PYTHON) -m venv $(VENV)
+	@echo "==> [2/3] Upgrading pip" >&2
 	@$(BIN)/pip install -q --upgrade pip >&2
-	@$(BIN)/pip install -q -c constraints.txt -e '.[dev]' >&2
+	@echo "==> [3/3] Installing hotline and its pinned dependencies (constraints.txt);" \
+		"a minute or two the first time" >&2
+	@PYTHONWARNINGS="ignore:Editable installation" \
+		$(BIN)/pip install --progress-bar on -c constraints.txt -e '.[dev]' >&2
 	@touch $(STAMP)
+	@echo "==> Installed. The command line: $(BIN)/hotline --help (or make cli ARGS=--help)" >&2
 
 install: $(STAMP)
 
 ## Run the whole system in one process (embedded mode: SQLite, in-process broker).
 run: install
+	@echo "==> Starting hotline (make run): other commands in another terminal with" \
+		"$(BIN)/hotline ... or make cli ARGS='status'" >&2
 	$(BIN)/hotline run
+
+## Any other hotline command: make cli ARGS="status --json"
+cli: install
+	@$(BIN)/hotline $(ARGS)
 
 ## Set up and run the whole test suite (lint, types, tests). The console's browser
 ## tests need Debian's chromium, the mailbox's IMAP tests Debian's dovecot-imapd:
@@ -26,15 +41,23 @@ run: install
 ## (but fail when CI=true). axe-core comes from npm into .venv/axe (test-only).
 test: install
 	@test -x /usr/bin/chromium || [ "$$(id -u)" != 0 ] || \
-		(apt-get update && apt-get install -y chromium chromium-driver)
+		(echo "==> Installing Debian's chromium for the console's browser tests" >&2 && \
+		 apt-get update && apt-get install -y chromium chromium-driver)
 	@test -x /usr/sbin/dovecot || [ "$$(id -u)" != 0 ] || \
-		(apt-get update && apt-get install -y --no-install-recommends dovecot-imapd)
-	@test -f $(AXE) || npm install --prefix $(VENV)/axe --no-save --no-audit --no-fund \
-		axe-core@4.11.0 >&2 || echo "axe-core not installed: the accessibility checks skip" >&2
+		(echo "==> Installing Debian's dovecot-imapd for the mailbox's IMAP tests" >&2 && \
+		 apt-get update && apt-get install -y --no-install-recommends dovecot-imapd)
+	@test -f $(AXE) || (echo "==> Installing axe-core (npm) for the accessibility checks" >&2 && \
+		npm install --prefix $(VENV)/axe --no-save --no-audit --no-fund axe-core@4.11.0 >&2) \
+		|| echo "axe-core not installed: the accessibility checks skip (they fail when CI=true)" >&2
+	@echo "==> [1/5] Lint (ruff)" >&2
 	$(BIN)/ruff check .
+	@echo "==> [2/5] Types (mypy)" >&2
 	$(BIN)/mypy pipeline
+	@echo "==> [3/5] Import contracts (import-linter)" >&2
 	$(BIN)/lint-imports --no-cache
+	@echo "==> [4/5] Documentation (mkdocs --strict)" >&2
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir .venv/docs-site
+	@echo "==> [5/5] Tests (pytest)" >&2
 	$(BIN)/pytest
 
 lint: install
@@ -42,10 +65,6 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy pipeline
-
-## The command line: make hotline ARGS="status" (the same as .venv/bin/hotline status).
-hotline: install
-	@$(BIN)/hotline $(ARGS)
 
 migrate: install
 	$(BIN)/hotline migrate

@@ -343,6 +343,38 @@ class HistoryEntry(BaseModel):
                                     "data).")
 
 
+class NoticeView(BaseModel):
+    """One notice of a case: where it went and when. Never its token or text."""
+
+    id: int = Field(..., description="The notice id (`hotline notices resolve ID`).")
+    destination: str = Field(..., description="Key of the destination in destinations.yaml.")
+    destination_kind: str = Field(
+        ..., description="police, provider, registrar, cdn or hotline (a partner hotline).")
+    kind: str = Field(..., description="notice, reminder or escalation.")
+    round: int = Field(..., description="1 for the first notice of a kind; more after a move.")
+    channel: str = Field(..., description="smtp, webhook or file.")
+    state: str = Field(..., description="planned, held, sending, handing_over, failed, sent, "
+                       "dead, unconfirmed or cancelled (docs/operators/outcomes.md).")
+    planned_at: datetime = Field(..., description="When routing decided to send it.")
+    due_at: datetime | None = Field(None, description="Not sent before (a police hold, a "
+                                    "retry's delay).")
+    sent_at: datetime | None = Field(None, description="When the receiver took it.")
+    confirmed_at: datetime | None = Field(
+        None, description="When the receiver confirmed it (confirmation link or reply).")
+    attempts: int = Field(..., description="Delivery attempts so far.")
+    last_error: str | None = Field(None, description="Why the last attempt failed.")
+
+
+class TakedownStage(BaseModel):
+    """One INHOPE notice-and-takedown stage of a case (pipeline/store/takedown_models.py)."""
+
+    stage: str = Field(..., description="received, assessed, police_notified, police_cleared, "
+                       "provider_notified, hotline_notified, removed or closed.")
+    at: datetime | None = Field(None, description="When it happened; null: not (yet).")
+    after_received_seconds: float | None = Field(
+        None, description="Seconds from the first report to this stage.")
+
+
 class CaseView(BaseModel):
     """Everything an analyst needs to assess one case."""
 
@@ -366,6 +398,11 @@ class CaseView(BaseModel):
     )
     assessments: list[AssessmentOut] = Field(..., description="Every assessment, oldest first.")
     history: list[HistoryEntry] = Field(..., description="The case's audit events, in order.")
+    notices: list[NoticeView] = Field(
+        default_factory=list, description="Every notice of the case, in the order planned.")
+    takedown: list[TakedownStage] = Field(
+        default_factory=list, description="The takedown timeline, stage by stage in the "
+        "INHOPE order (null times: not yet).")
 
 
 class UserIn(BaseModel):

@@ -1,8 +1,9 @@
-"""What crosses the operations boundary: legal holds."""
+"""What crosses the operations boundary: legal holds, hand-overs to `hotline run`."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,3 +35,15 @@ class LegalHoldOut(BaseModel):
     lifted_by: str | None = Field(None, description="The supervisor who lifted it.")
     lifted_at: datetime | None = Field(None, description="When it was lifted (none: active).")
     lift_reason: str | None = Field(None, description="Why it was lifted.")
+
+
+class EnqueueIn(BaseModel):
+    """Ids stored by another `hotline` command, for the running system to queue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: Literal["normalise", "dedupe", "trace", "route", "dispatch"] = Field(
+        ..., description="The stage whose queue the ids go on.")
+    ids: list[int] = Field(..., max_length=1_000_000,
+                           description="Report ids (normalise, dedupe), case ids (trace, "
+                           "route) or notice ids (dispatch), stored already.")

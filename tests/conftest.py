@@ -33,6 +33,18 @@ for _key in [k for k in os.environ if k.startswith("HOTLINE_") and not k.startsw
         "HOTLINE_TEST_")]:
     del os.environ[_key]
 os.environ["HOTLINE_CONFIG"] = os.path.join(os.path.dirname(__file__), "empty-config.yaml")
+# ...nor the shipped config.yaml the HOTLINE_CONFIG file is laid over.
+os.environ["HOTLINE_CONFIG_DEFAULTS"] = ""
+
+
+@pytest.fixture(autouse=True)
+def _close_the_registry_circuits() -> Iterator[None]:
+    """The circuit breakers of the process are shared (one per server address): a
+    test's open circuit must not refuse a later test's server on the same port."""
+    from pipeline.adapters.tracing.breaker import BREAKERS
+
+    yield
+    BREAKERS.reset()
 
 
 def missing_server(what: str) -> None:

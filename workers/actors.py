@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 import dramatiq
 
@@ -17,7 +18,7 @@ from pipeline.domain.urls import configure as configure_urls
 from pipeline.stages.dedupe import dedupe_options, dedupe_reports, normalise_and_dedupe
 from pipeline.stages.dispatch import deliver_notices
 from pipeline.stages.routing import route_cases
-from pipeline.stages.trace import trace_cases
+from pipeline.stages.trace import note_retry, trace_cases
 from pipeline.store.db import deadlock_retried
 from workers import context
 from workers.context import placeholder_broker
@@ -74,8 +75,13 @@ def trace(case_ids: list[int]) -> None:
     tracer = tracer_for(rt)
     rerouted: list[int] = []
     # trace_cases hands back the cases another transaction held: they go round again.
-    run_stage(functools.partial(trace_cases, tracer=tracer, rerouted=rerouted), case_ids,
-              TRACE)
+    try:
+        run_stage(functools.partial(trace_cases, tracer=tracer, rerouted=rerouted),
+                  case_ids, TRACE)
+    except dramatiq.Retry as exc:  # the reconciler leaves them until the retry is due
+        note_retry(rt.session_factory, case_ids,
+                   retry_at=rt.clock.now() + timedelta(milliseconds=exc.delay or 0))
+        raise
     if rerouted:  # content that moved: already assessed, so straight to routing
         rt.enqueuer.send(ROUTE, rerouted)
 

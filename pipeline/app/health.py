@@ -7,7 +7,10 @@
 - `backlog(session, now)`: reports and cases by state, the assessment backlog and
   the age of its oldest case, notices by state and destination kind, dead letters,
   legal holds;
-- `queue_depths(rt)`: messages waiting (or in progress) per broker queue.
+- `queue_depths(rt)`: messages waiting (or in progress) per broker queue;
+- `stage_backlog(session, now)`: what waits for each automatic stage (normalise,
+  dedupe, trace, route, dispatch) and how long the oldest has waited: empty
+  everywhere means the system is idle (`hotline wait --idle`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 import dramatiq
 import redis
 from dramatiq.brokers.stub import StubBroker
-from sqlalchemy import func, select, text
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from pipeline.app.runtime import Runtime
@@ -29,7 +32,7 @@ from pipeline.core.clock import as_utc
 from pipeline.core.messaging import STAGE_QUEUES
 from pipeline.store.models import Case, DeadLetter, Notice, Report
 from pipeline.store.ops_models import Heartbeat, LegalHold
-from pipeline.store.states import CaseState
+from pipeline.store.states import CaseState, ReportState
 
 ASSESSMENT_STATES = (
     CaseState.AWAITING_ASSESSMENT.value,
@@ -145,6 +148,42 @@ def backlog(session: Session, now: datetime) -> dict[str, Any]:
         "dead_letters": dead,
         "legal_holds": holds,
     }
+
+
+AUTOMATIC_STAGES = ("normalise", "dedupe", "trace", "route", "dispatch")
+REGISTRIES_UNREACHABLE = "registries_unreachable"
+
+
+def stage_backlog(session: Session, now: datetime) -> dict[str, dict[str, Any]]:
+    """Per automatic stage: items waiting for it and the age (seconds) of the oldest.
+    Notices count when due (planned, being sent, or failed and due for their retry);
+    those held for the police or waiting for a later retry do not."""
+    due = or_(Notice.due_at.is_(None), Notice.due_at <= now)
+    waits: dict[str, tuple[Any, Any, Any]] = {
+        "normalise": (Report, Report.state == ReportState.RECEIVED, Report.state_changed_at),
+        "dedupe": (Report, Report.state == ReportState.NORMALISED, Report.state_changed_at),
+        "trace": (Case, Case.state.in_([CaseState.NORMALISED, CaseState.TRACED]),
+                  Case.state_changed_at),
+        "route": (Case, Case.state == CaseState.ASSESSED, Case.state_changed_at),
+        "dispatch": (Notice, or_(Notice.state.in_(["sending", "handing_over"]),
+                                 and_(Notice.state.in_(["planned", "failed"]), due)),
+                     Notice.created_at),
+    }
+    out: dict[str, dict[str, Any]] = {}
+    for stage, (model, where, since) in waits.items():
+        count, oldest = session.execute(
+            select(func.count(), func.min(since)).select_from(model).where(where)).one()
+        out[stage] = {"waiting": count, "oldest_age_seconds": (
+            max(0.0, (now - as_utc(oldest)).total_seconds()) if oldest is not None else 0.0)}
+    return out
+
+
+def unreachable_cases(session: Session) -> int:
+    """Cases traced while the registries were unreachable, waiting to be traced again
+    (and for an analyst meanwhile)."""
+    return int(session.execute(select(func.count()).select_from(Case).where(
+        Case.state == CaseState.AWAITING_ASSESSMENT,
+        Case.trace_outcome == REGISTRIES_UNREACHABLE)).scalar_one())
 
 
 def queue_depths(rt: Runtime) -> dict[str, int]:

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from pipeline.app.health import backlog, queue_depths
+from pipeline.app.health import backlog, queue_depths, stage_backlog, unreachable_cases
 from pipeline.core.counters import process_registry
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ class DatabaseCollector(Collector):
         try:
             with self.runtime.session_factory() as session:
                 counts = backlog(session, self.runtime.clock.now())
+                stages = stage_backlog(session, self.runtime.clock.now())
+                unreachable = unreachable_cases(session)
         except Exception as exc:
             log.warning("Metrics could not read the database: %s.", type(exc).__name__)
             up.add_metric([], 0)
@@ -76,7 +78,22 @@ class DatabaseCollector(Collector):
                                  "retried.", value=counts["dead_letters"])
         holds = GaugeMetricFamily("hotline_legal_holds", "Cases under an active legal hold.",
                                   value=counts["legal_holds"])
-        metrics += [by_state, by_channel, cases, backlog_gauge, oldest, notices, dead, holds]
+        # What waits for each automatic stage, and cases traced while the registries
+        # were unreachable (their circuits: hotline_registry_circuit_open).
+        waiting = GaugeMetricFamily("hotline_stage_backlog", "Items waiting for an "
+                                    "automatic stage.", labels=["stage"])
+        waited = GaugeMetricFamily("hotline_stage_oldest_age_seconds", "Age of the item "
+                                   "that has waited longest for an automatic stage.",
+                                   labels=["stage"])
+        for stage, row in stages.items():
+            waiting.add_metric([stage], row["waiting"])
+            waited.add_metric([stage], row["oldest_age_seconds"])
+        unreachable_gauge = GaugeMetricFamily(
+            "hotline_cases_registries_unreachable", "Cases traced while the registries "
+            "were unreachable (origin unknown), waiting to be traced again.",
+            value=unreachable)
+        metrics += [by_state, by_channel, cases, backlog_gauge, oldest, notices, dead, holds,
+                    waiting, waited, unreachable_gauge]
         depth = GaugeMetricFamily("hotline_broker_queue_depth", "Messages enqueued, delayed "
                                   "or in progress, by queue.", labels=["queue"])
         try:

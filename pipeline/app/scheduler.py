@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pipeline.adapters.tracing.breaker import BREAKERS
 from pipeline.app.health import beat
 from pipeline.app.runtime import Runtime
-from pipeline.core.messaging import DISPATCH
+from pipeline.core.messaging import DISPATCH, TRACE
 from pipeline.stages import helpline
 from pipeline.stages.assessment import expire_leases
 from pipeline.stages.escalation import run_escalation
@@ -27,6 +28,7 @@ from pipeline.stages.monitoring import run_monitoring
 from pipeline.stages.police import release_expired_holds
 from pipeline.stages.reconciler import reconcile, release_dead_holders
 from pipeline.stages.retention import scheduled_purge
+from pipeline.stages.trace import send_back_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,17 @@ def _release_police_holds(rt: Runtime) -> object:
     return {"released_notices": len(released)}
 
 
+def _retrace_unreachable(rt: Runtime) -> object:
+    blocked = BREAKERS.blocked()
+    if blocked:  # this process knows they still do not answer: wait
+        return {"waiting_for": blocked}
+    with rt.session_factory.begin() as session:
+        ids = send_back_unreachable(session, now=rt.clock.now(),
+                                    limit=rt.settings.trace.unreachable_retrace_batch)
+    rt.enqueuer.send(TRACE, ids)
+    return {"retraced": len(ids)}
+
+
 def _monitoring(rt: Runtime) -> object:
 
     if not rt.settings.monitoring.enabled:
@@ -123,6 +136,9 @@ JOBS: list[Job] = [
     Job("heartbeat", lambda rt: min(30.0, rt.settings.metrics.scheduler_max_silence_seconds / 3),
         _heartbeat),
     Job("retention", lambda rt: rt.settings.retention.interval_seconds, _retention),
+    # Cases traced while the registries were unreachable, traced again.
+    Job("retrace-unreachable", lambda rt: rt.settings.trace.unreachable_retry_seconds,
+        _retrace_unreachable),
     # Police holds past their deadline end by themselves (when configured).
     Job("police-holds", lambda rt: rt.settings.routing.police_hold_check_seconds,
         _release_police_holds),

@@ -49,6 +49,19 @@ def add_user(
     return user, password
 
 
+FIRST_ADMIN = "admin"
+
+
+def add_first_admin(session: Session, *, at: datetime) -> tuple[str, str] | None:
+    """On a database without any user, add the administrator `admin` with a one-time
+    password; return (name, password), or None when a user exists already (so it
+    happens once, on the first start, never again)."""
+    if session.execute(select(User.id).limit(1)).first() is not None:
+        return None
+    user, password = add_user(session, FIRST_ADMIN, "admin", at=at, actor="system:first-start")
+    return user.name, password
+
+
 def set_active(session: Session, name: str, active: bool, *, at: datetime, actor: str) -> User:
     user = get_user(session, name)
     user.active = active

@@ -42,10 +42,43 @@ def runtime_with_broker(settings: Settings) -> tuple[Runtime, Any]:
     return runtime, broker
 
 
+def runtime_for_sending(settings: Settings) -> tuple[Runtime, Any]:
+    """The runtime of a command that stores work and queues it (reports, dead letters
+    sent again, a notice to send again). Beside a running `hotline run` (embedded mode)
+    its enqueuer hands the stored ids to that process (and the broker returned is
+    None: nothing to drain here); otherwise the configured broker's."""
+    if not settings.broker.is_redis:
+        from pipeline.app.running import HandOver, find_running
+
+        running = find_running(settings)
+        if running is not None:
+            runtime = build_runtime(settings)
+            runtime.enqueuer = HandOver(running)
+            return runtime, None
+    return runtime_with_broker(settings)
+
+
+def report_hand_over(runtime: Runtime) -> None:
+    """Say where the reports went (standard error)."""
+    from pipeline.app.running import HandOver
+
+    enqueuer = runtime.enqueuer
+    if not isinstance(enqueuer, HandOver):
+        return
+    if enqueuer.failed:
+        click.echo(f"hotline: stored, but the running hotline (pid {enqueuer.running.pid}) "
+                   f"did not take them ({'; '.join(enqueuer.failed)}); its reconciler will "
+                   "find them.", err=True)
+    else:
+        click.echo(f"Handed to the running hotline (pid {enqueuer.running.pid}): "
+                   f"{enqueuer.handed} reports queued there.", err=True)
+
+
 def drain_if_embedded(settings: Settings, broker: Any) -> None:
     """With the in-process broker nobody else will consume what this command queued:
-    run the stages here until the queues are empty."""
-    if settings.broker.is_redis:
+    run the stages here until the queues are empty (not when a running `hotline run`
+    took them: `runtime_for_sending`)."""
+    if settings.broker.is_redis or broker is None:
         return
     from workers.broker import drain, start_worker
 
@@ -93,6 +126,10 @@ def run() -> None:
     upgrade(settings.database.url)
     runtime, broker = runtime_with_broker(settings)
     liveness = ProcessHeartbeat(runtime).start()
+    first = first_start(runtime)
+    from pipeline.app.running import announce, withdraw
+
+    running = announce(settings)  # for the other commands: see pipeline.app.running
     worker = start_worker(broker, settings.worker.threads)
     stop = threading.Event()
     scheduler = threading.Thread(target=run_forever, args=(runtime, stop), daemon=True,
@@ -108,23 +145,60 @@ def run() -> None:
     url = f"http://{settings.web.host}:{settings.web.port}/"
     click.echo(f"hotline is running in {settings.app.mode} mode.")
     click.echo(f"  web app and API: {url}  (API docs: {url}docs)")
+    click.echo(f"  analysts' console: {url}console/")
     click.echo(f"  database: {_safe_url(settings.database.url)}; broker: {settings.broker.url}")
     if listener is not None:
         click.echo(f"  mailbox (LMTP): {settings.mail.lmtp_host}:{settings.mail.lmtp_port}")
-    click.echo("  Press Ctrl-C to stop.")
+    click.echo(f"  other commands, in another terminal: {cli_path()} --help "
+               "(e.g. status, submit, users add)")
+    if first is not None:
+        name, password = first
+        click.echo("")
+        click.echo("  FIRST START: an administrator was created. Log in once with")
+        click.echo(f"    user name:          {name}")
+        click.echo(f"    one-time password:  {password}")
+        click.echo(f"  at {url}console/login ; you choose your own password there.")
+        click.echo("  This password is shown only now. Lost it? "
+                   f"{cli_path()} users password {name}")
+        click.echo("")
+    click.echo("  Press Ctrl-C to stop.", nl=True)
+    sys.stdout.flush()
+    app = create_app(runtime)
+    app.state.run_key = running.key
     try:
-        uvicorn.run(create_app(runtime), host=settings.web.host, port=settings.web.port,
+        uvicorn.run(app, host=settings.web.host, port=settings.web.port,
                     log_level="warning")
     finally:
         if listener is not None:
             listener.stop()
         if acks is not None:
             acks.stop()
+        withdraw(settings, running)
         stop.set()
         worker.stop()
         liveness.stop()
         scheduler.join(timeout=5)
         runtime.close()
+
+
+def first_start(runtime: Runtime) -> tuple[str, str] | None:
+    """On a database without users, the first administrator (name, one-time password)."""
+    from pipeline.app.users import add_first_admin
+
+    with runtime.session_factory.begin() as session:
+        return add_first_admin(session, at=runtime.clock.now())
+
+
+def cli_path() -> str:
+    """How to call this command again, as the operator started it (`.venv/bin/hotline`
+    under `make run`)."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name != "hotline":
+        return "hotline"
+    try:
+        return str(argv0.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(argv0)
 
 
 @main.command()
@@ -207,7 +281,7 @@ def submit(urls: tuple[str, ...], channel: str, category: str | None,
     from schemas.intake import ReportIn
 
     settings = settings_or_exit()
-    runtime, broker = runtime_with_broker(settings)
+    runtime, broker = runtime_for_sending(settings)
     try:
         items = [ReportIn.model_validate({"url": u, "channel": channel,
                                           "claimed_category": category,
@@ -225,6 +299,7 @@ def submit(urls: tuple[str, ...], channel: str, category: str | None,
     for item in accepted:
         click.echo(json.dumps({"reference": item.ref, "url": item.url,
                                "submission": submission}))
+    report_hand_over(runtime)
     drain_if_embedded(settings, broker)
 
 
@@ -236,7 +311,7 @@ def import_(file: Path, source: str | None) -> None:
     from pipeline.stages.importer import import_file
 
     settings = settings_or_exit()
-    runtime, broker = runtime_with_broker(settings)
+    runtime, broker = runtime_for_sending(settings)
     try:
         result = import_file(file, runtime.session_factory, clock=runtime.clock,
                              limits=settings.intake, enqueuer=runtime.enqueuer, source=source)
@@ -246,6 +321,7 @@ def import_(file: Path, source: str | None) -> None:
         click.echo(f"{file}:{line}: {error}", err=True)
     click.echo(f"Imported {result.imported} reports (submission {result.submission}); "
                f"{len(result.errors)} lines refused.")
+    report_hand_over(runtime)
     drain_if_embedded(settings, broker)
     if result.errors:
         sys.exit(1)
@@ -305,11 +381,12 @@ def deadletters_retry(ids: tuple[int, ...], retry_all: bool) -> None:
     from pipeline.app.deadletters import retry_dead_letters
 
     settings = settings_or_exit()
-    runtime, _ = runtime_with_broker(settings)
+    runtime, broker = runtime_for_sending(settings)
     if not ids and not retry_all:
         raise click.UsageError("name dead letter ids or use --all")
     count = retry_dead_letters(runtime, list(ids) or None)
     click.echo(f"Sent {count} dead letters again.")
+    drain_if_embedded(settings, broker)
 
 
 @main.command()
@@ -318,9 +395,10 @@ def reconcile() -> None:
     from pipeline.app.scheduler import JOBS
 
     settings = settings_or_exit()
-    runtime, _ = runtime_with_broker(settings)
+    runtime, broker = runtime_for_sending(settings)
     job = next(j for j in JOBS if j.name == "reconcile")
     click.echo(json.dumps(job.run(runtime)))
+    drain_if_embedded(settings, broker)
 
 
 @main.group()
@@ -329,10 +407,29 @@ def config() -> None:
 
 
 @config.command("check")
-def config_check() -> None:
-    """Validate the configuration and print it (secrets hidden)."""
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the values as one JSON object (no sources).")
+def config_check(as_json: bool) -> None:
+    """Validate the configuration and print each value with where it came from
+    (default, a file, the environment); secrets hidden."""
+    from pipeline.core.config import config_files, provenance
+
     settings = settings_or_exit()
-    click.echo(json.dumps(_hide_url_passwords(settings.model_dump(mode="json")), indent=2))
+    values = _hide_url_passwords(settings.model_dump(mode="json"))
+    if as_json:
+        click.echo(json.dumps(values, indent=2))
+        return
+    sources = provenance(settings)
+    click.echo("# files read, later over earlier: "
+               + (", ".join(str(f) for f in config_files()) or "none"), err=True)
+    for section, keys in values.items():
+        for key, value in keys.items():
+            shown = "***" if key in _SECRET_KEYS and value else json.dumps(value)
+            click.echo(f"{section}.{key} = {shown}\t# {sources.get(f'{section}.{key}')}")
+
+
+# Keys whose values are never printed (they are SecretStr already; belt and braces).
+_SECRET_KEYS = frozenset({"encryption_key", "password"})
 
 
 def _hide_url_passwords(value: Any) -> Any:

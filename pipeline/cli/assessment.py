@@ -167,8 +167,12 @@ def assess_cmd(as_user: str, cases: tuple[str, ...], legality: str, category: st
 @shared_group("case", "One case.").command("show")
 @as_option
 @click.argument("case")
-def case_show(as_user: str, case: str) -> None:
-    """Everything about one case, as JSON."""
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON (the only format; accepted for scripts that ask for it).")
+def case_show(as_user: str, case: str, as_json: bool) -> None:
+    """Everything about one case, as JSON: reports, trace, assessments, history, the
+    notices (destination, kind, state, planned/sent/confirmed times) and the takedown
+    timeline by INHOPE stage."""
     from pipeline.stages.assessment import case_view
 
     view = act(as_user, lambda s, p, rt: case_view(s, p, case, now=rt.clock.now(),

@@ -13,7 +13,13 @@ from datetime import datetime
 import click
 
 from pipeline.app.runtime import build_runtime
-from pipeline.cli import drain_if_embedded, main, runtime_with_broker, settings_or_exit
+from pipeline.cli import (
+    drain_if_embedded,
+    main,
+    runtime_for_sending,
+    settings_or_exit,
+)
+from pipeline.core.clock import as_utc
 from pipeline.core.errors import BadInput, NotFound
 
 
@@ -27,8 +33,13 @@ def notices() -> None:
               show_default=True, help="State to list (repeat for several).")
 @click.option("--limit", default=1000, show_default=True, help="At most this many.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def notices_list(states: tuple[str, ...], limit: int, as_json: bool) -> None:
-    """Notices in the given states (default: unconfirmed), oldest first."""
+@click.option("--show-tokens", is_flag=True,
+              help="Also print each notice's confirmation token (a secret: whoever holds "
+                   "it can confirm the notice).")
+def notices_list(states: tuple[str, ...], limit: int, as_json: bool,
+                 show_tokens: bool) -> None:
+    """Notices in the given states (default: unconfirmed), oldest first. Confirmation
+    tokens are left out unless --show-tokens."""
     from pipeline.stages.dispatch import list_notices
 
     runtime = build_runtime(settings_or_exit())
@@ -43,14 +54,25 @@ def notices_list(states: tuple[str, ...], limit: int, as_json: bool) -> None:
         click.echo(f"No notices in state {', '.join(states)}.")
     for notice, ref in rows:
         if as_json:
-            click.echo(json.dumps({
+            row = {
                 "id": notice.id, "case": ref, "state": notice.state,
                 "destination": notice.destination, "kind": notice.destination_kind,
-                "channel": notice.channel, "token": notice.token,
-                "attempts": notice.attempts, "last_error": notice.last_error}))
+                "channel": notice.channel, "attempts": notice.attempts,
+                "planned_at": _iso(notice.created_at), "sent_at": _iso(notice.sent_at),
+                "confirmed_at": _iso(notice.confirmed_at),
+                "last_error": notice.last_error}
+            if show_tokens:
+                row["token"] = notice.token
+            click.echo(json.dumps(row))
         else:
+            token = f"token {notice.token}\t" if show_tokens else ""
+            sent = f"sent {notice.sent_at:%Y-%m-%d %H:%M:%S}" if notice.sent_at else "not sent"
             click.echo(f"{notice.id}\t{ref}\t{notice.state}\t{notice.destination}\t"
-                       f"{notice.channel}\ttoken {notice.token}\t{notice.last_error or ''}")
+                       f"{notice.channel}\t{sent}\t{token}{notice.last_error or ''}")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return as_utc(value).isoformat() if value is not None else None
 
 
 @notices.command("resolve")
@@ -80,7 +102,7 @@ def notices_resolve(notice_id: int, outcome: str | None, reason: str, user: str,
     if sent_at is not None and sent_at.tzinfo is None:
         sent_at = sent_at.replace(tzinfo=UTC)
     settings = settings_or_exit()
-    runtime, broker = runtime_with_broker(settings)
+    runtime, broker = runtime_for_sending(settings)
     try:
         with runtime.session_factory.begin() as session:
             notice = resolve_unconfirmed(

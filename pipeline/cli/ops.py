@@ -32,51 +32,139 @@ def _runtime() -> Runtime:
         raise click.ClickException(str(exc)) from None
 
 
+def system_status(runtime: Runtime) -> dict[str, Any]:
+    """What `hotline status` says, as one object: the checks; backlogs per stage with
+    the oldest waiting age; queues (a running `hotline run`'s in embedded mode, the
+    Redis broker's otherwise); circuit breakers; dead letters; unconfirmed notices;
+    and whether the automatic stages are idle."""
+    from pipeline.app.health import (
+        backlog,
+        queue_depths,
+        readiness,
+        stage_backlog,
+        unreachable_cases,
+    )
+    from pipeline.app.running import find_running, remote_status
+
+    settings = runtime.settings
+    checks = readiness(runtime)
+    out: dict[str, Any] = {"ready": all(c.ok for c in checks),
+                           "checks": [c.as_dict() for c in checks]}
+    running = None if settings.broker.is_redis else find_running(settings)
+    out["running"] = {"pid": running.pid, "url": running.url} if running else None
+    queues: dict[str, int] | None = None
+    circuits: list[dict[str, Any]] | None = None
+    if running is not None:
+        with contextlib.suppress(Exception):  # it may be stopping: said as unknown
+            remote = remote_status(running)
+            queues, circuits = remote["queues"], remote["circuits"]
+    elif settings.broker.is_redis:
+        with contextlib.suppress(Exception):  # the broker check already says why
+            queues = queue_depths(runtime) or None
+    out["queues"], out["circuits"] = queues, circuits
+    if checks[0].ok:
+        now = runtime.clock.now()
+        with runtime.session_factory() as session:
+            out.update(backlog(session, now))
+            out["stages"] = stage_backlog(session, now)
+            out["registries_unreachable_cases"] = unreachable_cases(session)
+        out["unconfirmed_notices"] = sum(row["count"] for row in out["notices"]
+                                         if row["state"] == "unconfirmed")
+        out["idle"] = (all(s["waiting"] == 0 for s in out["stages"].values())
+                       and not any((queues or {}).values()))
+    return out
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def status(as_json: bool) -> None:
-    """Database, broker and scheduler reachable; backlogs, queues, dead letters."""
-    from pipeline.app.health import backlog, queue_depths, readiness
+    """Database, broker and scheduler reachable; backlogs per stage, queues, circuit
+    breakers, dead letters, unconfirmed notices."""
+    runtime = _runtime()
+    info = system_status(runtime)
+    runtime.close()
+    if as_json:
+        click.echo(json.dumps(info, default=str))
+        if not info["ready"]:
+            sys.exit(1)
+        return
+    for check in info["checks"]:
+        click.echo(f"{check['name']:<10} {'ok' if check['ok'] else 'DOWN':<5} "
+                   f"{check['detail']}")
+    running = info["running"]
+    if running:
+        click.echo(f"running:  hotline run, pid {running['pid']}, {running['url']}")
+    elif not runtime.settings.broker.is_redis:
+        click.echo("running:  no `hotline run` for this data folder (embedded mode)")
+    if "stages" in info:
+        click.echo("")
+        click.echo("stages:   " + ", ".join(
+            f"{name} {s['waiting']}" + (f" (oldest {_duration(s['oldest_age_seconds'])})"
+                                        if s["waiting"] else "")
+            for name, s in info["stages"].items())
+            + ("  [idle]" if info["idle"] else ""))
+        click.echo("reports:  " + _pairs(info["reports_by_state"]))
+        click.echo("cases:    " + _pairs(info["cases_by_state"]))
+        age = info["assessment_oldest_age_seconds"]
+        click.echo(f"assessment backlog: {info['assessment_backlog']} cases, oldest "
+                   f"waiting {_duration(age)}")
+        notices: dict[str, int] = {}
+        for row in info["notices"]:
+            key = f"{row['destination_kind']}/{row['state']}"
+            notices[key] = notices.get(key, 0) + row["count"]
+        click.echo("notices:  " + _pairs(notices))
+        if info["unconfirmed_notices"]:
+            click.echo(f"UNCONFIRMED notices: {info['unconfirmed_notices']} (an operator "
+                       "must resolve them: `hotline notices list`)")
+        if info["registries_unreachable_cases"]:
+            click.echo(f"REGISTRIES UNREACHABLE: {info['registries_unreachable_cases']} "
+                       "cases traced without the registries (origin unknown); traced "
+                       "again once they answer")
+        click.echo(f"dead letters: {info['dead_letters']} (see `hotline deadletters`)")
+        click.echo(f"legal holds: {info['legal_holds']}")
+    queues = info["queues"]
+    click.echo("queues:   " + (_pairs(queues) if queues is not None else "(unknown)"))
+    circuits = info["circuits"]
+    if circuits is not None:
+        down = [c for c in circuits if c["state"] != "closed"]
+        click.echo("registries: " + ("all answering" if not down else "; ".join(
+            f"{c['server']} {c['state'].upper()} (retried after {c['retry_at']})"
+            for c in down)))
+    if not info["ready"]:
+        sys.exit(1)
+
+
+@main.command("wait")
+@click.option("--idle", is_flag=True, required=True,
+              help="Wait until nothing is left in the automatic stages (normalise, "
+                   "dedupe, trace, route, dispatch) and their queues.")
+@click.option("--timeout", type=float, default=None,
+              help="Give up after this many seconds (exit status 1).")
+@click.option("--interval", type=float, default=0.5, show_default=True,
+              help="Seconds between two looks.")
+def wait(idle: bool, timeout: float | None, interval: float) -> None:
+    """Return when the system is idle: for scripts (`hotline wait --idle --timeout 60`)."""
+    import time
 
     runtime = _runtime()
-    checks = readiness(runtime)
-    counts: dict[str, Any] = {}
-    depths: dict[str, int] = {}
-    if checks[0].ok:
-        with runtime.session_factory() as session:
-            counts = backlog(session, runtime.clock.now())
-    with contextlib.suppress(Exception):  # the broker check above already says why
-        depths = queue_depths(runtime)
-    ready = all(c.ok for c in checks)
-    if as_json:
-        click.echo(json.dumps({"ready": ready, "checks": [c.as_dict() for c in checks],
-                               "queues": depths, **counts}, default=str))
-    else:
-        for check in checks:
-            click.echo(f"{check.name:<10} {'ok' if check.ok else 'DOWN':<5} {check.detail}")
-        if counts:
-            click.echo("")
-            click.echo("reports:  " + _pairs(counts["reports_by_state"]))
-            click.echo("cases:    " + _pairs(counts["cases_by_state"]))
-            age = counts["assessment_oldest_age_seconds"]
-            click.echo(f"assessment backlog: {counts['assessment_backlog']} cases, oldest "
-                       f"waiting {_duration(age)}")
-            notices: dict[str, int] = {}
-            for row in counts["notices"]:
-                key = f"{row['destination_kind']}/{row['state']}"
-                notices[key] = notices.get(key, 0) + row["count"]
-            click.echo("notices:  " + _pairs(notices))
-            unconfirmed = sum(row["count"] for row in counts["notices"]
-                              if row["state"] == "unconfirmed")
-            if unconfirmed:
-                click.echo(f"UNCONFIRMED notices: {unconfirmed} (an operator must resolve "
-                           "them: `hotline notices list`)")
-            click.echo(f"dead letters: {counts['dead_letters']} (see `hotline deadletters`)")
-            click.echo(f"legal holds: {counts['legal_holds']}")
-        click.echo("queues:   " + (_pairs(depths) if depths else "(unknown)"))
-    runtime.close()
-    if not ready:
-        sys.exit(1)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            info = system_status(runtime)
+            if info.get("idle"):
+                click.echo("idle", err=True)
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                left = {name: s["waiting"] for name, s in info.get("stages", {}).items()
+                        if s["waiting"]}
+                left.update({f"queue {q}": n for q, n in (info["queues"] or {}).items() if n})
+                click.echo(f"hotline: not idle after {timeout:g} s: "
+                           + (_pairs(left) if left else "the database is not reachable"),
+                           err=True)
+                sys.exit(1)
+            time.sleep(interval)
+    finally:
+        runtime.close()
 
 
 def _pairs(values: dict[str, int]) -> str:

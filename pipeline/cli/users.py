@@ -49,11 +49,16 @@ def users_add(name: str, role: str, with_token: bool, expires_days: int | None) 
         raise click.ClickException(str(exc)) from None
     finally:
         runtime.close()
-    click.echo(f"Added {role} {name}.")
+    # The secret alone on standard output (PASSWORD=$(hotline users add ...) works);
+    # what it is on standard error.
+    click.echo(f"Added {role} {name}.", err=True)
     if token:
-        click.echo(f"API token (shown once, keep it safe): {token}")
+        click.echo("API token below (shown once, keep it safe; stored only hashed).", err=True)
+        click.echo(token)
     else:
-        click.echo(f"One-time password (shown once; to be changed at first login): {password}")
+        click.echo("One-time password below (shown once; to be changed at first login).",
+                   err=True)
+        click.echo(password)
 
 
 @users.command("list")
@@ -89,7 +94,9 @@ def users_password(name: str) -> None:
         raise click.ClickException(str(exc)) from None
     finally:
         runtime.close()
-    click.echo(f"One-time password for {name} (shown once): {password}")
+    click.echo(f"One-time password for {name} below (shown once; to be changed at the "
+               "next login).", err=True)
+    click.echo(password)
 
 
 @users.command("deactivate")
@@ -133,7 +140,9 @@ def tokens_add(label: str, scope: str, expires_days: int | None) -> None:
         raise click.ClickException(str(exc)) from None
     finally:
         runtime.close()
-    click.echo(f"Token {prefix}... for {scope} {label} (shown once): {token}")
+    click.echo(f"Token {prefix}... for {scope} {label} below (shown once; stored only "
+               "hashed).", err=True)
+    click.echo(token)
 
 
 @tokens.command("revoke")

@@ -1,18 +1,23 @@
 """Configuration: `config.yaml`, overridden by `HOTLINE_<SECTION>__<KEY>` variables.
 
-`HOTLINE_CONFIG` names another YAML file. Every key is described in the shipped
-`config.yaml`; this module is the validating model. A bad value stops start-up with
-one line per problem naming the key (see `ConfigError`).
+`HOTLINE_CONFIG` names another YAML file laid over the shipped `config.yaml` key by
+key (a deep merge: a file giving `trace: {rdap_timeout_seconds: 3}` keeps every other
+`trace` key); relative paths in a file resolve against that file's folder. Every key
+is described in the shipped `config.yaml`; this module is the validating model. A bad
+value stops start-up with one line per problem naming the key (see `ConfigError`).
+`provenance()` says where each value came from (default, a file, the environment).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+import yaml
 from pydantic import (
     BaseModel,
     Field,
@@ -23,9 +28,9 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    YamlConfigSettingsSource,
 )
 
 from pipeline.core.errors import ConfigError
@@ -34,6 +39,17 @@ from schemas.assessment import Legality
 from schemas.intake import Category
 
 DEFAULT_CONFIG_FILE = "config.yaml"
+# The config.yaml shipped beside the package (the repository's root), read when the
+# working directory has none.
+SHIPPED_CONFIG_FILE = Path(__file__).resolve().parents[1] / DEFAULT_CONFIG_FILE
+
+# Keys holding a file or folder: relative values in a config file resolve against
+# that file's folder (sqlite:/// database URLs too).
+PATH_KEYS = frozenset({
+    "app.data_dir", "dispatch.outbox_dir", "dispatch.smtp_ca_file", "trace.bootstrap_dir",
+    "trace.providers_file", "trace.geoip_database", "assessment.priority_rules",
+    "escalation.rules_file", "routing.rules_dir", "privacy.encryption_key_file",
+})
 
 
 class Section(BaseModel):
@@ -124,11 +140,29 @@ class WebSection(Section):
     host: str = Field("127.0.0.1", description="Address the web app listens on.")
     port: int = Field(8080, ge=1, le=65535, description="Port the web app listens on.")
     public_url: str = Field(
-        "http://127.0.0.1:8080", description="Base URL used in links sent to people."
+        "", description="Base URL used in links sent to people; empty = "
+        "http://<host>:<port> from the two keys above.",
     )
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body accepted."
     )
+
+
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _empty_public_url(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+    @model_validator(mode="after")
+    def _public_url_follows_host_and_port(self) -> WebSection:
+        if not self.public_url:
+            host = self.host
+            if host in ("0.0.0.0", "::", ""):  # noqa: S104 - listening everywhere
+                host = "127.0.0.1"
+            if ":" in host:
+                host = f"[{host}]"
+            self.public_url = f"http://{host}:{self.port}"
+        return self
 
 
 class IntakeSection(Section):
@@ -377,6 +411,34 @@ class ResolverAddress(Section):
     address: str = Field(..., description="IP address of a recursive DNS resolver.")
     port: int = Field(53, ge=1, le=65535, description="UDP/TCP port of the resolver.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        """Also "192.0.2.53", "192.0.2.53:5353", "2001:db8::53", "[2001:db8::53]:53"."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        address, port = text, "53"
+        if text.startswith("["):
+            address, _, rest = text[1:].partition("]")
+            if rest:
+                if not rest.startswith(":"):
+                    raise ValueError(f"{value!r}: expected [IPv6]:port")
+                port = rest[1:]
+        elif text.count(":") == 1:
+            address, port = text.split(":")
+        if not port.isdigit():
+            raise ValueError(f"{value!r}: the port must be a number")
+        return {"address": address, "port": int(port)}
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address") from None
+
 
 class TraceSection(Section):
     resolvers: list[ResolverAddress] = Field(
@@ -452,6 +514,26 @@ class TraceSection(Section):
     geoip_database: str | None = Field(
         None, description="Optional MaxMind-format (.mmdb) country database; used when "
         "RDAP gives no country.",
+    )
+    breaker_failures: int = Field(
+        3, ge=0, le=1_000, description="Failures in a row (timeout, refused, 5xx) after "
+        "which a DNS resolver's or RDAP server's circuit opens: it is not asked and cases "
+        "go on as 'origin unknown: registries unreachable'; 0 = no circuit breakers.",
+    )
+    breaker_reset_seconds: float = Field(
+        60, gt=0, description="How long an open circuit stays open before one trial "
+        "question is let through.",
+    )
+    breaker_retry_ms: int = Field(
+        2_000, ge=100, description="Delay of the retry after a server failed while its "
+        "circuit is still closed (so that the next failures open it within seconds).",
+    )
+    unreachable_retry_seconds: float = Field(
+        120, gt=0, description="How often the scheduler sends cases traced while the "
+        "registries were unreachable to be traced again (not while a circuit is open).",
+    )
+    unreachable_retrace_batch: int = Field(
+        500, ge=1, le=50_000, description="Most such cases sent again per run.",
     )
 
 
@@ -822,11 +904,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = os.environ.get("HOTLINE_CONFIG") or DEFAULT_CONFIG_FILE
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if Path(path).is_file():
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
-        return tuple(sources)
+        merged, _ = read_config_files()
+        return (init_settings, env_settings, InitSettingsSource(settings_cls, merged))
 
     @property
     def redis_url(self) -> str | None:
@@ -849,6 +928,118 @@ class Settings(BaseSettings):
     @property
     def data_path(self) -> Path:
         return Path(self.app.data_dir)
+
+
+def config_files() -> list[Path]:
+    """The files read, lowest first: the shipped `config.yaml` (the working
+    directory's, else the one beside the package; `HOTLINE_CONFIG_DEFAULTS` names
+    another, or none when empty), then the file `HOTLINE_CONFIG` names."""
+    files: list[Path] = []
+    named = os.environ.get("HOTLINE_CONFIG_DEFAULTS")
+    base = Path(named or DEFAULT_CONFIG_FILE)
+    if named == "":
+        pass
+    elif base.is_file():
+        files.append(base)
+    elif named is None and SHIPPED_CONFIG_FILE.is_file():
+        files.append(SHIPPED_CONFIG_FILE)
+    overlay = os.environ.get("HOTLINE_CONFIG")
+    if overlay and Path(overlay).is_file() and not any(
+            Path(overlay).resolve() == f.resolve() for f in files):
+        files.append(Path(overlay))
+    return files
+
+
+def read_config_files() -> tuple[dict[str, Any], dict[str, str]]:
+    """The config files deep-merged, and which file gave each leaf key ("a.b")."""
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for path in config_files():
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: the top level must be a mapping of sections")
+        _resolve_paths(data, path.resolve().parent)
+        _deep_merge(merged, data, origin, str(path), "")
+    return merged, origin
+
+
+def _deep_merge(into: dict[str, Any], data: dict[str, Any], origin: dict[str, str],
+                source: str, prefix: str) -> None:
+    """Lay `data` over `into` key by key; mappings merge, anything else (lists too)
+    replaces."""
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value, origin, source, f"{dotted}.")
+            continue
+        into[key] = value
+        for known in [k for k in origin if k.startswith(f"{dotted}.")]:
+            del origin[known]
+        if isinstance(value, dict):
+            for leaf in _leaves(value, f"{dotted}."):
+                origin[leaf] = source
+        else:
+            origin[dotted] = source
+
+
+def _leaves(data: dict[str, Any], prefix: str) -> list[str]:
+    out: list[str] = []
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            out += _leaves(value, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def _resolve_paths(data: dict[str, Any], folder: Path) -> None:
+    """Relative paths in a file read from `folder` made relative to `folder` (left
+    as written when that folder is the working directory)."""
+    if folder == Path.cwd().resolve():
+        return
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            if not isinstance(value, str) or not value:
+                continue
+            if f"{section}.{key}" in PATH_KEYS and not Path(value).is_absolute():
+                values[key] = str(folder / value)
+            elif (section, key) == ("database", "url") and value.startswith("sqlite:///"):
+                path = value.removeprefix("sqlite:///")
+                if path and path != ":memory:" and not Path(path).is_absolute():
+                    values[key] = f"sqlite:///{folder / path}"
+
+
+def provenance(settings: Settings) -> dict[str, str]:
+    """Where each leaf value of `settings` came from: "default", a file's path, or
+    "environment (HOTLINE_...)"."""
+    merged, files = read_config_files()
+    env = {k.upper(): k for k in os.environ if k.upper().startswith("HOTLINE_")}
+    out: dict[str, str] = {}
+    for leaf in _leaves(settings.model_dump(mode="json"), ""):
+        section = leaf.split(".", 1)[0]
+        names = [f"HOTLINE_{leaf.upper().replace('.', '__')}", f"HOTLINE_{section.upper()}"]
+        found = next((env[n] for n in names if n in env), None)
+        if found is not None:
+            out[leaf] = f"environment ({found})"
+        else:
+            parts = leaf.split(".")
+            out[leaf] = next((files[".".join(parts[:i])] for i in range(len(parts), 0, -1)
+                              if ".".join(parts[:i]) in files), "default")
+            if out[leaf] != "default" and _lookup(merged, parts) is None:
+                out[leaf] = "default"  # left empty in the file
+        if leaf == "web.public_url" and out[leaf] == "default":
+            out[leaf] = "default (from web.host and web.port)"
+    return out
+
+
+def _lookup(data: Any, parts: list[str]) -> Any:
+    for part in parts:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
 
 
 def _describe(error: Any) -> str:

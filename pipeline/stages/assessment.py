@@ -52,8 +52,9 @@ from pipeline.store.assessment_models import Assessment, CaseLease
 from pipeline.store.audit import build_event
 from pipeline.store.db import is_postgresql
 from pipeline.store.lifecycle import transition
-from pipeline.store.models import Case, Event, Report, User
+from pipeline.store.models import Case, Event, Notice, Report, User
 from pipeline.store.states import CASE_STATE_TIME_COLUMNS, CaseState
+from pipeline.store.takedown_models import stage_times
 from pipeline.store.trace_models import Trace
 from schemas.assessment import (
     CLOSING_LEGALITIES,
@@ -62,10 +63,12 @@ from schemas.assessment import (
     CaseView,
     HistoryEntry,
     LeaseOut,
+    NoticeView,
     QueueItem,
     QueueOut,
     RelatedCase,
     ReportView,
+    TakedownStage,
     TraceView,
     Welfare,
 )
@@ -777,7 +780,29 @@ def case_view(session: Session, principal: Principal, key: str | int, *, now: da
         assessments=[assessment_out(a, names.get(a.analyst_id, "?")) for a in assessments],
         history=[HistoryEntry(at=e.at, actor=e.actor, action=e.action, from_state=e.from_state,
                               to_state=e.to_state, data=e.data or {}) for e in events],
+        notices=_notice_views(session, case),
+        takedown=_takedown_timeline(session, case),
     )
+
+
+def _notice_views(session: Session, case: Case) -> list[NoticeView]:
+    """The case's notices, in the order they were planned."""
+    notices = session.execute(
+        select(Notice).where(Notice.case_id == case.id).order_by(Notice.created_at, Notice.id)
+    ).scalars().all()
+    return [NoticeView(id=n.id, destination=n.destination, destination_kind=n.destination_kind,
+                       kind=n.kind, round=n.round, channel=n.channel, state=n.state,
+                       planned_at=n.created_at, due_at=n.due_at, sent_at=n.sent_at,
+                       confirmed_at=n.confirmed_at, attempts=n.attempts,
+                       last_error=n.last_error) for n in notices]
+
+
+def _takedown_timeline(session: Session, case: Case) -> list[TakedownStage]:
+    """The INHOPE stage times of the case, with the time since the first report."""
+    received = as_utc(case.received_at)
+    return [TakedownStage(stage=stage, at=at, after_received_seconds=(
+        (as_utc(at) - received).total_seconds() if at is not None else None))
+        for stage, at in stage_times(session, case).items()]
 
 
 def _trace_view(session: Session, case: Case) -> TraceView:

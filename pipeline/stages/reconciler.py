@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.core.messaging import DEDUPE, DISPATCH, NORMALISE, ROUTE, TRACE, Enqueuer
@@ -57,12 +57,11 @@ def find_stuck(
     cutoff = now - timedelta(seconds=deadline_seconds)
     stuck: dict[str, list[int]] = {}
     for model, state, stage in PENDING:
+        query = select(model.id).where(model.state == state, model.state_changed_at < cutoff)
+        if model is Case:  # a message waiting for its retry is not lost
+            query = query.where(or_(Case.retry_at.is_(None), Case.retry_at < cutoff))
         ids = session.execute(
-            select(model.id)
-            .where(model.state == state, model.state_changed_at < cutoff)
-            .order_by(model.state_changed_at)
-            .limit(limit)
-        ).scalars().all()
+            query.order_by(model.state_changed_at).limit(limit)).scalars().all()
         if ids:
             stuck.setdefault(stage, []).extend(ids)
     for finder, stage in FINDERS:

@@ -9,7 +9,9 @@ Steps of `trace_cases`:
 3. if a registry failed in passing (429, timeout, rate limit) for a case younger than
    `trace.give_up_after_seconds`, raise `RetryLater`: the transaction rolls back, the
    answers already received stay cached, and the retry asks only for what is missing;
-   an older case goes on marked "origin unknown" with the reason,
+   an older case goes on marked "origin unknown" with the reason; a case whose
+   registries are unreachable (their circuits open) goes on at once marked
+   "origin unknown: registries unreachable" (traced again later by the scheduler),
 4. store one immutable `Trace` per case with the raw answers, copy its summary onto
    the case, move the case to `traced`,
 5. place the cases in the assessment queue.
@@ -23,11 +25,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.adapters.tracing.rdap import RdapAnswer
-from pipeline.adapters.tracing.tracer import RDAP_UNAVAILABLE, HostTrace, Tracer, TraceTarget
+from pipeline.adapters.tracing.tracer import (
+    RDAP_UNAVAILABLE,
+    REGISTRIES_UNREACHABLE,
+    HostTrace,
+    Tracer,
+    TraceTarget,
+)
 from pipeline.core.clock import Clock, as_utc
 from pipeline.core.errors import RetryLater
 from pipeline.stages.queueing import (
@@ -38,8 +46,14 @@ from pipeline.stages.queueing import (
     queued_data,
 )
 from pipeline.store.audit import insert_events
-from pipeline.store.db import among, insert_ignoring_conflicts, insert_rows, lock_rows
-from pipeline.store.lifecycle import HEAD_COLUMNS, advance, write_rows
+from pipeline.store.db import (
+    among,
+    insert_ignoring_conflicts,
+    insert_rows,
+    is_postgresql,
+    lock_rows,
+)
+from pipeline.store.lifecycle import HEAD_COLUMNS, advance, transition, write_rows
 from pipeline.store.models import Case
 from pipeline.store.states import CaseState
 from pipeline.store.trace_models import Trace, TraceAnswer
@@ -94,6 +108,7 @@ def trace_cases(
         return skipped
 
     waiting = [case for case in cases if results[targets[case["id"]]].transient
+               and not results[targets[case["id"]]].unreachable
                and _age_seconds(case, now) < give_up]
     if waiting:
         delay = max(results[targets[c["id"]]].retry_delay_ms for c in waiting)
@@ -108,7 +123,10 @@ def trace_cases(
     events: list[dict[str, Any]] = []
     for case in cases:
         result = results[targets[case["id"]]]
-        if result.transient:  # past the give-up age: recorded as unknown
+        if result.transient and result.unreachable:  # do not wait: go on, retrace later
+            result.unknown(REGISTRIES_UNREACHABLE, "origin unknown: registries unreachable "
+                           f"({result.transient})")
+        elif result.transient:  # past the give-up age: recorded as unknown
             result.unknown(RDAP_UNAVAILABLE, f"gave up after {int(give_up)} s: "
                            f"{result.transient}")
         row, event = record_trace(case, result, now, answers)
@@ -131,6 +149,37 @@ def trace_cases(
     insert_events(session, events)
     log.info("Traced %d cases over %d hosts.", len(cases), len(set(targets.values())))
     return skipped
+
+
+def note_retry(session_factory: sessionmaker[Session], case_ids: Sequence[int], *,
+               retry_at: datetime) -> None:
+    """The TRACE message of these cases waits for its retry until `retry_at`: noted
+    (in a transaction of its own, the stage's rolled back) so that the reconciler
+    does not send the cases again meanwhile."""
+    with session_factory.begin() as session:
+        session.execute(update(Case).where(
+            among(session, Case.id, case_ids),
+            Case.state.in_([CaseState.NORMALISED, CaseState.TRACED])).values(retry_at=retry_at))
+
+
+def send_back_unreachable(session: Session, *, now: datetime, limit: int) -> list[int]:
+    """Cases traced while the registries were unreachable and still waiting for an
+    analyst (not claimed) go back to `traced`; their ids are returned, for the TRACE
+    stage (the scheduler's `retrace-unreachable` job, once no circuit is open)."""
+    query = (select(Case).where(Case.state == CaseState.AWAITING_ASSESSMENT,
+                                Case.trace_outcome == REGISTRIES_UNREACHABLE)
+             .order_by(Case.id).limit(limit))
+    if is_postgresql(session):
+        query = query.with_for_update(skip_locked=True)
+    ids = []
+    for case in session.execute(query).scalars().all():
+        transition(session, case, CaseState.TRACED, at=now,
+                   data={"reason": "traced again: the registries were unreachable"})
+        ids.append(case.id)
+    if ids:
+        log.info("Sent %d cases traced while the registries were unreachable to be traced "
+                 "again (first %s).", len(ids), ids[0], extra={"case_id": ids[0]})
+    return ids
 
 
 def record_trace(case: dict[str, Any], result: HostTrace, now: datetime,

@@ -137,6 +137,9 @@ class Case(AuditChained, Base):
     url_purged_at: Mapped[datetime | None]
     trace_answers_purged_at: Mapped[datetime | None]
     priority: Mapped[int] = mapped_column(default=0)
+    # The TRACE message of this case waits for its retry until then (a
+    # registry failed in passing); the reconciler does not send it again before.
+    retry_at: Mapped[datetime | None]
 
     state: Mapped[str] = mapped_column(String(32))
     state_changed_at: Mapped[datetime]

@@ -76,6 +76,9 @@ CASE_TRANSITIONS: dict[tuple[CaseState | None, CaseState], str] = {
     (C.MONITORING, C.REMOVED): "case_removed",
     # The content moved: trace again and route again.
     (C.MONITORING, C.TRACED): "case_retraced",
+    # Traced while the registries were unreachable (origin unknown) and not claimed
+    # yet: traced again once they answer, then back in the queue.
+    (C.AWAITING_ASSESSMENT, C.TRACED): "case_retrace_unreachable",
     # Traced again after it moved, a case already assessed is routed again (a new
     # round of notices to the new host), not put back in front of the analysts.
     (C.TRACED, C.ASSESSED): "case_rerouted",

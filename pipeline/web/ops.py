@@ -1,5 +1,9 @@
 """Operations endpoints: GET /metrics (Prometheus), /healthz (alive), /readyz (ready).
 
+Under `hotline run` also /internal/v1/enqueue and /internal/v1/status, for the other
+`hotline` commands of the same machine (`pipeline.app.running`): they need
+the key of the run file and are not part of the API.
+
 /healthz answers as long as the process serves requests. /readyz checks the
 database, the broker and the scheduler's heartbeat and answers 503 naming what is
 not reachable, so a load balancer or Kubernetes stops sending traffic here. Neither
@@ -8,23 +12,28 @@ says anything about cases; /metrics holds counts only, never a URL or a person.
 
 from __future__ import annotations
 
+import hmac
+from typing import Any
+
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from starlette.responses import Response
 
+from pipeline.adapters.tracing.breaker import BREAKERS
 from pipeline.app import auth
-from pipeline.app.health import readiness
+from pipeline.app.health import queue_depths, readiness
 from pipeline.app.metrics import registry_for
+from pipeline.app.running import KEY_HEADER
 from pipeline.app.runtime import Runtime
 from pipeline.core.counters import exposition
-from pipeline.core.errors import NotFound
+from pipeline.core.errors import NotFound, PermissionDenied
 from pipeline.stages.retention import lift_legal_hold, set_legal_hold
 from pipeline.store.models import Case
 from pipeline.store.ops_models import LegalHold
 from pipeline.web.deps import runtime_of
-from schemas.ops import LegalHoldIn, LegalHoldLiftIn, LegalHoldOut
+from schemas.ops import EnqueueIn, LegalHoldIn, LegalHoldLiftIn, LegalHoldOut
 
 router = APIRouter(tags=["operations"])
 
@@ -57,6 +66,31 @@ async def metrics(request: Request) -> Response:
         registry = request.app.state.metrics_registry = registry_for(runtime)
     body, content_type = await run_in_threadpool(exposition, registry)
     return Response(body, media_type=content_type)
+
+
+def _run_key_checked(request: Request) -> Runtime:
+    """Only the commands holding the key of this `hotline run`'s run file."""
+    key = getattr(request.app.state, "run_key", None)
+    if key is None:
+        raise NotFound("not a `hotline run` process")
+    given = request.headers.get(KEY_HEADER, "")
+    if not hmac.compare_digest(given.encode(), key.encode()):
+        raise PermissionDenied("the key of the run file is needed")
+    return runtime_of(request)
+
+
+@router.post("/internal/v1/enqueue", include_in_schema=False)
+def internal_enqueue(body: EnqueueIn, request: Request) -> dict[str, int]:
+    runtime = _run_key_checked(request)
+    runtime.enqueuer.send(body.stage, body.ids)
+    return {"queued": len(body.ids)}
+
+
+@router.get("/internal/v1/status", include_in_schema=False)
+def internal_status(request: Request) -> dict[str, Any]:
+    runtime = _run_key_checked(request)
+    return {"queues": queue_depths(runtime),
+            "circuits": [c.as_dict() for c in BREAKERS.circuits()]}
 
 
 def _hold_out(hold: LegalHold, case_ref: str) -> LegalHoldOut:

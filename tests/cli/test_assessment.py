@@ -33,10 +33,11 @@ def cli(sqlite_runtime, tmp_path, monkeypatch):
 
 
 def test_users_add_prints_a_one_time_password_or_a_token(cli, sqlite_runtime):
-    out = cli("users", "add", "ana", "--role", "analyst").output
-    assert "One-time password" in out
-    out = cli("users", "add", "sue", "--role", "supervisor", "--token").output
-    token = out.split("keep it safe): ")[1].strip()
+    added = cli("users", "add", "ana", "--role", "analyst")
+    assert "One-time password" in added.stderr
+    password = added.stdout.strip()  # the secret alone on standard output
+    assert password and "\n" not in password and " " not in password
+    token = cli("users", "add", "sue", "--role", "supervisor", "--token").stdout.strip()
     assert token.startswith("hl_")
     with sqlite_runtime.session_factory() as session:
         ana = session.execute(select(User).where(User.name == "ana")).scalar_one()

@@ -9,6 +9,7 @@ CNAME chain longer than configured each have their own name.
 from __future__ import annotations
 
 import ipaddress
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,11 @@ import dns.rdatatype
 import dns.resolver
 import dns.reversename
 
+from pipeline.adapters.tracing.breaker import (
+    Breakers,
+    RegistryUnreachable,
+    ServerDown,
+)
 from pipeline.core.counters import DNS_QUERIES
 
 # DNS outcomes (also trace outcomes when DNS is where tracing stopped).
@@ -31,6 +37,8 @@ TIMEOUT = "dns_timeout"
 NO_ANSWER = "no_answer"
 CHAIN_TOO_LONG = "cname_chain_too_long"
 DNS_ERROR = "dns_error"
+# Every resolver's circuit is open: not a fact about the host.
+UNREACHABLE = "registries_unreachable"
 
 REASONS = {
     NXDOMAIN: "the host name does not exist (NXDOMAIN)",
@@ -39,6 +47,7 @@ REASONS = {
     NO_ANSWER: "the host name exists but has no A or AAAA address",
     CHAIN_TOO_LONG: "the CNAME chain is longer than trace.max_cname_chain",
     DNS_ERROR: "the host name cannot be asked about in DNS",
+    UNREACHABLE: "origin unknown: registries unreachable (no DNS resolver answers)",
 }
 
 
@@ -77,27 +86,56 @@ class DnsClient:
         timeout: float = 2.0,
         lifetime: float = 5.0,
         max_chain: int = 8,
+        breakers: Breakers | None = None,
     ):
-        self.resolver = dns.resolver.Resolver(configure=False)
-        self.resolver.nameservers = [
-            dns.nameserver.Do53Nameserver(address, port) for address, port in resolvers
-        ]
-        self.resolver.timeout = timeout
-        self.resolver.lifetime = lifetime
-        self.resolver.retry_servfail = False
-        self.resolver.cache = None
+        self.resolver = _resolver(resolvers, timeout, lifetime)
+        # With breakers, each resolver is asked on its own through its own breaker.
+        self.breakers = breakers
+        self.each = [(f"dns {_server(address, port)}", _resolver([(address, port)], timeout,
+                                                                 timeout))
+                     for address, port in resolvers]
+        self.lifetime = lifetime
         self.max_chain = max_chain
         self.queries = 0  # questions asked (statistics; not exact under threads)
 
     def _ask(self, name: str, rdtype: str) -> dns.resolver.Answer:
         self.queries += 1
         try:
-            answer = self.resolver.resolve(name, rdtype, search=False, raise_on_no_answer=False)
+            answer = (self._ask_each(name, rdtype) if self.breakers is not None else
+                      self.resolver.resolve(name, rdtype, search=False,
+                                            raise_on_no_answer=False))
         except BaseException as exc:
             DNS_QUERIES.labels(rdtype, _query_outcome(exc)).inc()
             raise
         DNS_QUERIES.labels(rdtype, "ok" if answer.rrset is not None else "no_answer").inc()
         return answer
+
+    def _ask_each(self, name: str, rdtype: str) -> dns.resolver.Answer:
+        """Ask the resolvers in order, each through its breaker, within the lifetime.
+        Raises `RegistryUnreachable` when no resolver answered at all (each silent or
+        with its circuit open): the case goes on and is traced again later."""
+        assert self.breakers is not None
+        deadline = time.monotonic() + self.lifetime
+        failure: BaseException | None = None  # an answer that is a failure (SERVFAIL)
+        silent: list[str] = []
+        for server, resolver in self.each:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                return self.breakers.call(server, _ask_one, resolver, name, rdtype,
+                                          min(left, resolver.timeout))
+            except (RegistryUnreachable, ServerDown) as exc:
+                silent.append(f"{server}: {exc}")
+            except dns.resolver.NoNameservers as exc:  # it answered SERVFAIL: next one
+                failure = exc
+        if failure is not None:
+            raise failure
+        if silent:
+            raise RegistryUnreachable(
+                "dns", "registries unreachable: no DNS resolver answered ("
+                + "; ".join(silent) + ")", int(self.breakers.reset_seconds * 1000))
+        raise dns.exception.Timeout(timeout=self.lifetime)
 
     def resolve_host(self, host: str) -> DnsResult:
         """A and AAAA of `host`, following CNAMEs."""
@@ -122,6 +160,10 @@ class DnsClient:
             except dns.exception.Timeout as exc:
                 result.raw[rdtype] = {"at": now_iso(), "error": "timeout", "text": str(exc)}
                 result.outcome = TIMEOUT
+                return result
+            except RegistryUnreachable as exc:
+                result.raw[rdtype] = {"at": now_iso(), "error": "unreachable", "text": str(exc)}
+                result.outcome = UNREACHABLE
                 return result
             except (dns.exception.DNSException, ValueError) as exc:  # e.g. a label too long
                 result.raw[rdtype] = {"at": now_iso(), "error": type(exc).__name__,
@@ -153,7 +195,7 @@ class DnsClient:
         """(name servers, raw answer, ttl) of a registered domain."""
         try:
             answer = self._ask(domain, "NS")
-        except dns.exception.DNSException as exc:
+        except (dns.exception.DNSException, RegistryUnreachable) as exc:
             return [], {"at": now_iso(), "error": type(exc).__name__}, 0
         raw = {"at": now_iso(), "resolver": f"{answer.nameserver}:{answer.port}",
                "text": answer.response.to_text()}
@@ -190,6 +232,38 @@ class DnsClient:
         return None
 
 
+def _resolver(servers: list[tuple[str, int]], timeout: float,
+              lifetime: float) -> dns.resolver.Resolver:
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [dns.nameserver.Do53Nameserver(address, port)
+                            for address, port in servers]
+    resolver.timeout = timeout
+    resolver.lifetime = lifetime
+    resolver.retry_servfail = False
+    resolver.cache = None
+    return resolver
+
+
+def _server(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _ask_one(resolver: dns.resolver.Resolver, name: str, rdtype: str,
+             lifetime: float) -> dns.resolver.Answer:
+    """One resolver's answer; its silence (a timeout, a refused or failed
+    connection) is `ServerDown`, which counts against its circuit."""
+    try:
+        return resolver.resolve(name, rdtype, search=False, raise_on_no_answer=False,
+                                lifetime=lifetime)
+    except dns.exception.Timeout as exc:
+        raise ServerDown(f"DNS resolver timed out: {exc}", cause=exc) from exc
+    except dns.resolver.NoNameservers as exc:
+        errors = exc.kwargs.get("errors") or []
+        if errors and all(isinstance(e[3], OSError | EOFError) for e in errors):
+            raise ServerDown(f"DNS resolver unreachable: {exc}", cause=exc) from exc
+        raise
+
+
 def _query_outcome(exc: BaseException) -> str:
     """The `hotline_dns_queries_total` outcome of a question that raised."""
     if isinstance(exc, dns.resolver.NXDOMAIN):
@@ -198,6 +272,8 @@ def _query_outcome(exc: BaseException) -> str:
         return "servfail"
     if isinstance(exc, dns.exception.Timeout):
         return "timeout"
+    if isinstance(exc, RegistryUnreachable):
+        return "unreachable"
     return "error"
 
 

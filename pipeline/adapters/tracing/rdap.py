@@ -19,6 +19,7 @@ from ipwhois.exceptions import InvalidNetworkObject
 from ipwhois.rdap import _RDAPContact, _RDAPNetwork
 
 from pipeline.adapters.tracing.bootstrap import Bootstrap, registry_name
+from pipeline.adapters.tracing.breaker import Breakers, ServerDown
 from pipeline.adapters.tracing.dns import now_iso
 from pipeline.adapters.tracing.ratelimit import RateLimiter
 from pipeline.core.counters import RDAP_REQUESTS
@@ -69,8 +70,10 @@ class RdapClient:
         retry_delay_ms: int = 30_000,
         http: urllib3.PoolManager | None = None,
         connections: int = 16,
+        breakers: Breakers | None = None,
     ):
         self.bootstrap = bootstrap
+        self.breakers = breakers  # one circuit per RDAP server
         self.limiter = limiter
         self.base_url = (base_url.rstrip("/") + "/") if base_url else None
         self.retry_delay_ms = retry_delay_ms
@@ -131,7 +134,17 @@ class RdapClient:
         return answer_url
 
     def get(self, registry: str, url: str) -> RdapAnswer:
+        """The answer to `url`. Through the server's breaker when there are breakers:
+        `RegistryUnreachable` while its circuit is open."""
+        # The rate limit first: its wait is no answer of the server, either way.
         self.limiter.acquire(registry)
+        if self.breakers is None:
+            return self._get(registry, url)
+        parts = urllib3.util.parse_url(url)
+        server = f"rdap {parts.scheme}://{parts.netloc}"
+        return self.breakers.call(server, self._get, registry, url)
+
+    def _get(self, registry: str, url: str) -> RdapAnswer:
         with self._lock:
             self.queries += 1
         counted = registry or "unknown"
@@ -143,10 +156,10 @@ class RdapClient:
             if isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
                     reason, urllib3.exceptions.NewConnectionError):
                 RDAP_REQUESTS.labels(counted, "timeout").inc()
-                raise RetryLater(f"RDAP {registry} timed out for {url}",
+                raise ServerDown(f"RDAP {registry} timed out for {url}",
                                  delay_ms=self.retry_delay_ms) from exc
             RDAP_REQUESTS.labels(counted, "unreachable").inc()
-            raise RetryLater(f"RDAP {registry} unreachable for {url}: {reason}",
+            raise ServerDown(f"RDAP {registry} unreachable for {url}: {reason}",
                              delay_ms=self.retry_delay_ms) from exc
         status = response.status
         RDAP_REQUESTS.labels(counted, _request_outcome(status)).inc()
@@ -157,7 +170,7 @@ class RdapClient:
         if status == 404:
             return RdapAnswer(url=url, status=404, at=at, body=None)
         if status >= 500:
-            raise RetryLater(f"RDAP {registry} answered {status} for {url}",
+            raise ServerDown(f"RDAP {registry} answered {status} for {url}",
                              delay_ms=_retry_after_ms(response) or self.retry_delay_ms)
         if status != 200:
             raise RdapMalformed(f"RDAP {registry} answered {status} for {url}")

@@ -31,6 +31,13 @@ import dns.exception
 
 from pipeline.adapters.tracing import dns as tdns
 from pipeline.adapters.tracing.bootstrap import Bootstrap
+from pipeline.adapters.tracing.breaker import (
+    BREAKERS,
+    Breakers,
+    RegistryUnreachable,
+    UnreachableReason,
+    reason_of,
+)
 from pipeline.adapters.tracing.cache import Cache, MemoryCache, PrefixCache
 from pipeline.adapters.tracing.geoip import GeoIP
 from pipeline.adapters.tracing.providers import Providers
@@ -57,6 +64,9 @@ NOT_PUBLIC = "not_public_address"
 NETWORK_UNKNOWN = "network_unknown"
 RDAP_MALFORMED = "rdap_malformed"
 RDAP_UNAVAILABLE = "rdap_unavailable"
+# The DNS resolvers or RDAP servers needed do not answer (their circuits are open):
+# the case goes on to the analysts and is traced again once they answer.
+REGISTRIES_UNREACHABLE = tdns.UNREACHABLE
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,8 @@ class HostTrace:
     rdap_answers: list[dict[str, Any]] = field(default_factory=list)  # RdapAnswer dicts
     transient: str | None = None  # a passing failure: retry later
     retry_delay_ms: int = 0
+    # Every passing failure was a registry whose circuit is open: do not wait for it.
+    unreachable: bool = False
 
     def unknown(self, outcome: str, reason: str) -> None:
         self.outcome, self.origin_unknown, self.reason = outcome, True, reason
@@ -152,13 +164,23 @@ class Tracer:
         namespace: str = "hotline",
         http: Any | None = None,
         providers: Providers | None = None,
+        breakers: Breakers | None = None,
     ):
         self.config = config
+        # One circuit breaker per DNS resolver and RDAP server, shared by the process
+        # (trace.breaker_failures 0: none).
+        if breakers is None and config.breaker_failures:
+            breakers = BREAKERS
+            breakers.configure(failures=config.breaker_failures,
+                               reset_seconds=config.breaker_reset_seconds,
+                               retry_ms=config.breaker_retry_ms)
+        self.breakers = breakers
         self.dns = tdns.DnsClient(
             [(r.address, r.port) for r in config.resolvers],
             timeout=config.dns_timeout_seconds,
             lifetime=config.dns_lifetime_seconds,
             max_chain=config.max_cname_chain,
+            breakers=breakers,
         )
         self.bootstrap = Bootstrap(config.bootstrap_dir)
         self.limiter = RateLimiter(
@@ -169,7 +191,7 @@ class Tracer:
         self.rdap = RdapClient(
             self.bootstrap, self.limiter, base_url=config.rdap_base_url,
             timeout=config.rdap_timeout_seconds, retry_delay_ms=config.retry_delay_ms,
-            http=http, connections=config.concurrency,
+            http=http, connections=config.concurrency, breakers=breakers,
         )
         self.cache = Cache(redis, namespace=namespace)
         self.networks = PrefixCache(self.cache, "net")
@@ -206,7 +228,7 @@ class Tracer:
             seconds = self.recent_seconds
             if result.origin_unknown and not result.behind_cdn:  # a failure
                 seconds = min(seconds, self.config.negative_cache_seconds)
-            if result.transient is None:
+            if result.transient is None and result.outcome != REGISTRIES_UNREACHABLE:
                 keep[t] = (copy.copy(result), seconds)
         self._recent.set_many(keep)
         return {**known, **fresh}
@@ -306,6 +328,8 @@ class Tracer:
         to_cache: dict[str, tuple[Any, float]] = {}
         for result in fresh:
             results[result.host] = result
+            if result.outcome == tdns.UNREACHABLE:  # says nothing about the host
+                continue
             ttl = (min(result.ttl, self.config.dns_cache_max_seconds)
                    if result.outcome == tdns.OK else self.config.negative_cache_seconds)
             to_cache[f"dns:{result.host}"] = (result.to_dict(), ttl)
@@ -322,6 +346,8 @@ class Tracer:
         for name, (servers, raw, ttl) in zip(missing, self.pool.map(self.dns.nameservers,
                                                                       missing), strict=True):
             out[name] = {"nameservers": servers, "raw": raw}
+            if raw.get("error") == RegistryUnreachable.__name__:
+                continue  # not cached: says nothing about the domain
             to_cache[f"ns:{name}"] = (out[name], min(ttl, self.config.dns_cache_max_seconds)
                                       if servers else self.config.negative_cache_seconds)
         self.cache.set_many(to_cache)
@@ -417,7 +443,7 @@ class Tracer:
         try:
             return fetch(address), None
         except RetryLater as exc:
-            return None, (str(exc), exc.delay_ms)
+            return None, (reason_of(exc), exc.delay_ms)
 
     def _negative(self, address: str, reason: str, answers: list[dict[str, Any]],
                   outcome: str = NETWORK_UNKNOWN) -> tuple[list[str], dict[str, Any], float]:
@@ -432,6 +458,9 @@ class Tracer:
             # The origin zone is a helper, not a registry: its failure never holds a
             # case back (RDAP still gives the network; ARIN's answer even the ASN).
             return self._negative(address, f"origin ASN lookup failed: {exc}", [])
+        except RegistryUnreachable as exc:  # the same, but not remembered
+            prefixes, value, _ = self._negative(address, f"origin ASN lookup: {exc}", [])
+            return prefixes, value, 0
         if not found:
             return self._negative(address, "no origin ASN announced", [])
         return [found["prefix"]], found, self.config.network_cache_seconds
@@ -500,7 +529,7 @@ class Tracer:
         try:
             registry, answer = self.rdap.domain(name)
         except RetryLater as exc:
-            return {"transient": (str(exc), exc.delay_ms)}, 0
+            return {"transient": (reason_of(exc), exc.delay_ms)}, 0
         except RdapMalformed as exc:
             return {"reason": str(exc)}, negative
         if answer is None:
@@ -629,6 +658,7 @@ class Tracer:
         if transient:
             trace.transient = "; ".join(dict.fromkeys(msg for msg, _ in transient))
             trace.retry_delay_ms = max(delay for _, delay in transient)
+            trace.unreachable = all(isinstance(msg, UnreachableReason) for msg, _ in transient)
         return trace
 
 

@@ -12,6 +12,8 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
+from pipeline.adapters.tracing.breaker import BREAKERS
+from pipeline.app.health import unreachable_cases
 from pipeline.core import i18n
 from pipeline.core.clock import as_utc
 
@@ -93,15 +95,34 @@ templates.env.filters["human"] = humanise
 i18n.install(templates.env)
 
 
+# The start pages (pipeline.web.console.routes.HOME) say how many cases were traced
+# while the registries were unreachable; every page says which registries
+# of this process do not answer.
+START_PAGES = ("/console/", "/console/admin")
+
+
+def registries_banner(runtime: Any, path: str) -> dict[str, Any] | None:
+    down = [c.server for c in BREAKERS.circuits() if c.state != "closed"]
+    waiting = 0
+    if path in START_PAGES:
+        with runtime.session_factory() as session:
+            waiting = unreachable_cases(session)
+    if not down and not waiting:
+        return None
+    return {"down": down, "waiting": waiting}
+
+
 def render(request: Request, name: str, context: dict[str, Any],
            status_code: int = 200) -> Response:
     runtime = request.app.state.runtime
+    viewer = getattr(request.state, "viewer", None)
     base = {
         "hotline_name": runtime.settings.app.name,
-        "viewer": getattr(request.state, "viewer", None),
+        "viewer": viewer,
         "now": runtime.clock.now(),
         "path": request.url.path,
         "nav": NAV,
+        "registries": registries_banner(runtime, request.url.path) if viewer else None,
     }
     return templates.TemplateResponse(request, name, {**base, **context},
                                       status_code=status_code)

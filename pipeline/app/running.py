@@ -1,0 +1,134 @@
+"""The running embedded system, as seen by the other `hotline` commands.
+
+`hotline run` keeps its broker in its own process: a `hotline submit` or `hotline
+import` beside it cannot put messages on it, and used to run the whole pipeline
+itself (minutes with registries that did not answer) while `hotline status` showed
+its own, empty, broker. Now:
+
+1. `hotline run` writes `<data_dir>/run.json` (its process id, its address on
+   loopback and a random key; readable by its owner only) and removes it on exit;
+2. another command finds it with `find_running(settings)` (the file, a live process,
+   an answer from its /healthz);
+3. `submit`/`import` store the reports (the database first, as always) and hand the
+   ids to the running process (`hand_over`: POST /internal/v1/enqueue with the key),
+   which queues them on its broker: the command returns at once. Should the hand-over
+   fail, the reports are stored and the running system's reconciler finds them;
+4. `status` asks the running process for its queues and circuit breakers
+   (`remote_status`: GET /internal/v1/status).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pipeline.core.config import Settings
+
+RUN_FILE = "run.json"
+KEY_HEADER = "X-Hotline-Run-Key"
+
+
+@dataclass(frozen=True)
+class RunningSystem:
+    pid: int
+    url: str  # http://127.0.0.1:port, reachable from this machine
+    key: str
+
+
+def run_file(settings: Settings) -> Path:
+    return settings.data_path / RUN_FILE
+
+
+def announce(settings: Settings) -> RunningSystem:
+    """Write the run file of this `hotline run`; return what it says."""
+    host = settings.web.host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - listening everywhere: use loopback
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    running = RunningSystem(pid=os.getpid(), url=f"http://{host}:{settings.web.port}",
+                            key=secrets.token_urlsafe(32))
+    path = run_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"pid": running.pid, "url": running.url, "key": running.key}, out)
+    os.replace(path.with_suffix(".tmp"), path)
+    return running
+
+
+def withdraw(settings: Settings, running: RunningSystem) -> None:
+    """Remove the run file, if it is still this process's."""
+    path = run_file(settings)
+    try:
+        if json.loads(path.read_text()).get("pid") == running.pid:
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def find_running(settings: Settings, *, timeout: float = 2.0) -> RunningSystem | None:
+    """The `hotline run` of this configuration's data folder, if one is running and
+    answers; None otherwise (a run file left by a process that died is ignored)."""
+    try:
+        data = json.loads(run_file(settings).read_text())
+        running = RunningSystem(pid=int(data["pid"]), url=str(data["url"]),
+                                key=str(data["key"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(running.pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    try:
+        httpx.get(f"{running.url}/healthz", timeout=timeout).raise_for_status()
+    except httpx.HTTPError:
+        return None
+    return running
+
+
+class HandOver:
+    """An enqueuer that gives the ids to the running system. A failed hand-over is
+    reported (`failed`), not raised: the reports are stored, and the running system's
+    reconciler queues them after its deadline."""
+
+    def __init__(self, running: RunningSystem):
+        self.running = running
+        self.handed = 0
+        self.failed: list[str] = []
+
+    def send(self, stage: str, ids: Sequence[int]) -> None:
+        try:
+            hand_over(self.running, stage, list(ids))
+            self.handed += len(ids)
+        except httpx.HTTPError as exc:
+            self.failed.append(f"{stage}: {type(exc).__name__}: {exc}")
+
+
+def hand_over(running: RunningSystem, stage: str, ids: list[int], *,
+              timeout: float = 10.0) -> None:
+    """Ask the running system to queue `ids` for `stage`. Raises `httpx.HTTPError`."""
+    if not ids:
+        return
+    response = httpx.post(f"{running.url}/internal/v1/enqueue",
+                          json={"stage": stage, "ids": ids},
+                          headers={KEY_HEADER: running.key}, timeout=timeout)
+    response.raise_for_status()
+
+
+def remote_status(running: RunningSystem, *, timeout: float = 5.0) -> dict[str, Any]:
+    """The running system's queue depths and circuit breakers."""
+    response = httpx.get(f"{running.url}/internal/v1/status",
+                         headers={KEY_HEADER: running.key}, timeout=timeout)
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body
