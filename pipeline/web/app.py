@@ -7,11 +7,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.responses import Response
 
 from pipeline.errors import BadInput, NotFound, PermissionDenied
 from pipeline.runtime import Runtime
+from pipeline.web.guard import BodyTooLarge, RequestGuard
 
 
 def describe_validation_errors(errors: list[Any]) -> list[str]:
@@ -23,22 +22,6 @@ def describe_validation_errors(errors: list[Any]) -> list[str]:
     return lines
 
 
-class BodyLimit(BaseHTTPMiddleware):
-    """Refuse bodies over the configured size before reading them."""
-
-    def __init__(self, app: Any, max_bytes: int):
-        super().__init__(app)
-        self.max_bytes = max_bytes
-
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            return JSONResponse(
-                {"error": f"request body larger than {self.max_bytes} bytes"}, status_code=413
-            )
-        return await call_next(request)
-
-
 def create_app(runtime: Runtime) -> FastAPI:
     from pipeline.web import intake
 
@@ -48,7 +31,13 @@ def create_app(runtime: Runtime) -> FastAPI:
         description="Case-processing pipeline for internet hotlines.",
     )
     app.state.runtime = runtime
-    app.add_middleware(BodyLimit, max_bytes=runtime.settings.web.max_body_bytes)
+    # Request ids, NUL in addresses, JSON content type, the body limit while reading,
+    # unhandled errors logged and answered 500 (pipeline/web/guard.py).
+    app.add_middleware(RequestGuard, max_bytes=runtime.settings.web.max_body_bytes)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, status_code=413)
 
     @app.exception_handler(BadInput)
     async def _bad_input(_: Request, exc: BadInput) -> JSONResponse:

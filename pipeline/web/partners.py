@@ -34,6 +34,7 @@ from pipeline.police import NotHeld, PoliceDecision, reply
 from pipeline.runtime import Runtime
 from pipeline.web.app import runtime_of
 from schemas.exchange import ExchangeMessage, PartnerAccepted, PartnerIntakeResponse
+from schemas.guards import InputModel
 from schemas.intake import Channel, ReportIn
 
 router = APIRouter(prefix="/api/v1", tags=["partners"])
@@ -74,7 +75,7 @@ async def partner_reports(
     )
 
 
-class PoliceReplyIn(BaseModel):
+class PoliceReplyIn(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     decision: PoliceDecision = Field(..., description="proceed, keep_holding or take_over.")

@@ -14,13 +14,14 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import select
 
 from pipeline.auth import Principal, current_principal, record_denial
 from pipeline.errors import BadInput, NotFound, PermissionDenied
 from pipeline.runtime import Runtime
 from pipeline.web.app import runtime_of
+from schemas.guards import InputModel
 from schemas.stats import IccamRow, StatsExport
 
 router = APIRouter(prefix="/api/v1", tags=["statistics"])
@@ -99,7 +100,7 @@ def get_url_export(
     return rows
 
 
-class TakedownStatusIn(BaseModel):
+class TakedownStatusIn(InputModel):
     status: Literal["removed", "unavailable", "moved"] = Field(
         ..., description="What the partner hotline found: removed, unavailable, or moved "
         "(still online at another hosting).")
