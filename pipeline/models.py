@@ -200,6 +200,9 @@ class ApiToken(Base):
     scope: Mapped[str] = mapped_column(String(20))  # analyst, partner, police, provider
     user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
     label: Mapped[str] = mapped_column(String(120))  # e.g. the partner hotline's name
+    # Outside parties: the destination key (rules/destinations.yaml) the token acts
+    # for; it may act only on cases with a notice to it (none: on no case).
+    destination: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]

@@ -103,7 +103,7 @@ def run() -> None:
     click.echo("  Press Ctrl-C to stop.")
     try:
         uvicorn.run(create_app(runtime), host=settings.web.host, port=settings.web.port,
-                    log_level="warning")
+                    log_level="warning", log_config=None)
     finally:
         stop.set()
         worker.stop()
@@ -124,7 +124,7 @@ def serve(host: str | None, port: int | None) -> None:
     setup_logging(settings)
     runtime, _ = runtime_with_broker(settings)
     uvicorn.run(create_app(runtime), host=host or settings.web.host,
-                port=port or settings.web.port, log_level="warning")
+                port=port or settings.web.port, log_level="warning", log_config=None)
 
 
 @main.command()

@@ -24,7 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from pipeline.audit import build_event
-from pipeline.auth import Principal, current_principal, record_denial
+from pipeline.auth import (
+    Principal,
+    current_principal,
+    notified_to,
+    record_denial,
+    require_notified,
+)
 from pipeline.db import is_postgresql
 from pipeline.errors import BadInput, NotFound, PermissionDenied
 from pipeline.intake import accept_reports
@@ -101,6 +107,8 @@ def police_reply(
     principal: Principal = Depends(current_principal),
 ) -> PoliceReplyOut | JSONResponse:
     _require_scope(runtime, principal, "police", "reply on a police hold")
+    require_notified(runtime.session_factory, principal, ref, at=runtime.clock.now(),
+                     what="reply on a police hold")
     try:
         with runtime.session_factory.begin() as session:
             released = reply(session, ref, body.decision, clock=runtime.clock,
@@ -133,7 +141,8 @@ def police_cases(
 ) -> list[HeldCase]:
     _require_scope(runtime, principal, "police", "list police holds")
     with runtime.session_factory() as session:
-        rows = session.execute(select(Case).where(Case.state == "police_hold")
+        rows = session.execute(select(Case).where(Case.state == "police_hold",
+                                                  notified_to(principal))
                                .order_by(Case.police_hold_until).limit(1_000)).scalars()
         return [HeldCase(case=c.ref, url=c.canonical_url, category=c.category,
                          hold_until=c.police_hold_until, reason=c.police_hold_reason)

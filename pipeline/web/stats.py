@@ -15,10 +15,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, FastAPI, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field
-from sqlalchemy import select
 
-from pipeline.auth import Principal, current_principal, record_denial
-from pipeline.errors import BadInput, NotFound, PermissionDenied
+from pipeline.auth import Principal, current_principal, record_denial, require_notified
+from pipeline.errors import BadInput, PermissionDenied
 from pipeline.runtime import Runtime
 from pipeline.web.app import runtime_of
 from schemas.guards import InputModel
@@ -115,14 +114,12 @@ def post_takedown_status(
     principal: Principal = Depends(current_principal),
 ) -> dict[str, Any]:
     """Recorded, then verified by the hotline's own check before anything follows."""
-    from pipeline.models import Case
     from pipeline.monitoring import record_partner_status
 
     _allow(runtime, principal, frozenset({"partner"}), "report a takedown status")
+    case_id = require_notified(runtime.session_factory, principal, ref,
+                               at=runtime.clock.now(), what="report a takedown status")
     with runtime.session_factory.begin() as session:
-        case_id = session.execute(select(Case.id).where(Case.ref == ref)).scalar_one_or_none()
-        if case_id is None:
-            raise NotFound(f"no case {ref}")
         recorded = record_partner_status(session, case_id, body.status,
                                          hotline=principal.name, at=runtime.clock.now())
     return {"case": ref, "status": body.status, "recorded": recorded}
