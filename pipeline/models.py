@@ -153,6 +153,9 @@ class Case(AuditChained, Base):
     monitoring_at: Mapped[datetime | None]
     removed_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    # The content was unreachable before the first notice: closed as "gone before
+    # notice", never a removal after notice (removed_at stays empty).
+    gone_before_notice_at: Mapped[datetime | None]
 
     __table_args__ = (
         # Only the states the reconciler looks for stuck cases in (0012).
