@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from pipeline.errors import BadInput, NotFound, PermissionDenied
 from pipeline.runtime import Runtime
-from pipeline.web.guard import BodyTooLarge, RequestGuard
+from pipeline.web.guard import BodyTooLarge, FormHoldsNul, RequestGuard
 
 
 def describe_validation_errors(errors: list[Any]) -> list[str]:
@@ -36,8 +36,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(RequestGuard, max_bytes=runtime.settings.web.max_body_bytes)
 
     @app.exception_handler(BodyTooLarge)
-    async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=413)
+    @app.exception_handler(FormHoldsNul)
+    async def _refused_body(_: Request, exc: BodyTooLarge | FormHoldsNul) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
     @app.exception_handler(BadInput)
     async def _bad_input(_: Request, exc: BadInput) -> JSONResponse:

@@ -2,8 +2,9 @@
 
 - an id (`X-Request-ID` when the caller sent a sane one, else a new one), bound to every
   log line of the request and sent back in the response's `X-Request-ID`;
-- an address holding a NUL character (`%00` in the path or the query) is refused (400):
-  no database stores it, and no route has a use for it;
+- an address or a form holding a NUL character (`%00` in the path, the query or a
+  form-encoded body) is refused (400): no database stores it, no route has a use for it
+  (JSON bodies meet `schemas.guards` instead);
 - a JSON API route (`/api/...`) with a body takes `application/json` (or `+json`) only:
   415 otherwise, so that a web page cannot make a visitor's browser post to the API
   (a cross-site `text/plain` or form post needs no preflight);
@@ -35,6 +36,14 @@ log = logging.getLogger(__name__)
 
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class FormHoldsNul(HTTPException):
+    """A form field holds a NUL character (`%00`): no database stores it."""
+
+    def __init__(self) -> None:
+        super().__init__(400, "a form field holds a NUL character (%00), which cannot "
+                         "be stored")
 
 
 class BodyTooLarge(HTTPException):
@@ -102,14 +111,22 @@ class RequestGuard:
 
         received = 0
         limit = self.max_bytes
+        form = headers.get("content-type", "").split(";", 1)[0].strip().lower() == (
+            "application/x-www-form-urlencoded")
+        tail = b""
 
         async def counted_receive() -> dict[str, Any]:
-            nonlocal received
+            nonlocal received, tail
             message: dict[str, Any] = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                received += len(chunk)
                 if received > limit:
                     raise BodyTooLarge(limit)
+                if form:  # "%00" may span two chunks: the last two bytes carried over
+                    if b"%00" in tail + chunk:
+                        raise FormHoldsNul
+                    tail = (tail + chunk)[-2:]
             return message
 
         started = False
@@ -124,9 +141,9 @@ class RequestGuard:
 
         try:
             await self.app(scope, counted_receive, tracked_send)
-        except BodyTooLarge as exc:
+        except (BodyTooLarge, FormHoldsNul) as exc:
             if not started:
-                await _answer(send, 413, {"error": exc.detail}, request_id)
+                await _answer(send, exc.status_code, {"error": exc.detail}, request_id)
         except Exception as exc:  # noqa: BLE001 - the last line: logged, answered 500
             frames = "".join(traceback.format_tb(exc.__traceback__))
             log.error("Request %s %s failed with %s (message withheld: it may quote the "

@@ -275,3 +275,15 @@ def test_any_body_posted_to_intake_gets_an_answer_below_500(client, body):
 def test_any_body_posted_to_partner_intake_gets_an_answer_below_500(client, partner, body):
     _readable(client, client.post("/api/v1/partner/reports", content=body,
                                   headers={**partner, **JSON}))
+
+
+def test_a_nul_in_a_console_form_is_refused_not_a_server_error(client):
+    import re
+
+    page = client.get("/console/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    response = client.post("/console/login", data={
+        "name": "ana\x00", "password": "x" * 12, "csrf": csrf.group(1)})
+    assert response.status_code == 400, response.text
+    assert "NUL" in response.text
