@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.guards import InputModel
 from schemas.intake import Category
 
 
@@ -78,7 +79,7 @@ CLOSING_LEGALITIES = frozenset(
 ICCAM_DETAILS = ("age_group", "gender", "site_type", "content_type", "commercial")
 
 
-class AssessmentIn(BaseModel):
+class AssessmentIn(InputModel):
     """An analyst's decision on one case (or, in same-site work, on several)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -180,7 +181,7 @@ class QueueOut(BaseModel):
     items: list[QueueItem] = Field(..., description="The cases, priority first, then oldest.")
 
 
-class ClaimIn(BaseModel):
+class ClaimIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: str = Field(
@@ -205,7 +206,7 @@ class ClaimOut(BaseModel):
     welfare: Welfare | None = Field(None, description="The caller's counts today.")
 
 
-class SiteClaimIn(BaseModel):
+class SiteClaimIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str | None = Field(None, description="Claim the open cases of this host.")
@@ -233,7 +234,7 @@ class SiteClaimOut(BaseModel):
     skipped: int = Field(..., description="Open cases of the site held by someone else.")
 
 
-class BatchAssessmentIn(BaseModel):
+class BatchAssessmentIn(InputModel):
     """One decision applied to several cases the caller holds (same-site work)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -405,7 +406,7 @@ class CaseView(BaseModel):
         "INHOPE order (null times: not yet).")
 
 
-class UserIn(BaseModel):
+class UserIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(..., min_length=1, max_length=80, pattern=r"^[A-Za-z0-9._@-]+$",
@@ -424,7 +425,7 @@ class UserOut(BaseModel):
     )
 
 
-class TokenIn(BaseModel):
+class TokenIn(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     scope: str = Field(..., pattern="^(analyst|partner|police|provider)$",

@@ -28,6 +28,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from schemas.guards import InputModel
 from schemas.intake import Category
 
 FORMAT = "hotline-exchange"
@@ -45,7 +46,7 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
-class ExchangeSender(BaseModel):
+class ExchangeSender(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(..., min_length=1, max_length=120,
@@ -54,7 +55,7 @@ class ExchangeSender(BaseModel):
                          description="The sending hotline's ISO 3166 alpha-2 country.")
 
 
-class ExchangeHosting(BaseModel):
+class ExchangeHosting(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     country: str | None = Field(None, pattern=r"^[A-Z]{2}$",
@@ -64,7 +65,7 @@ class ExchangeHosting(BaseModel):
     cdn: str | None = Field(None, max_length=120, description="CDN in front, if any.")
 
 
-class ExchangeReport(BaseModel):
+class ExchangeReport(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     reference: str = Field(..., min_length=1, max_length=64,
@@ -82,7 +83,7 @@ class ExchangeReport(BaseModel):
     _received = field_validator("received_at")(_aware)
 
 
-class ExchangeMessage(BaseModel):
+class ExchangeMessage(InputModel):
     """One exchange document: one or more reports from one hotline."""
 
     model_config = ConfigDict(extra="forbid")

@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from schemas.guards import InputModel
+
 
 class Channel(StrEnum):
     WEB = "web"
@@ -48,7 +50,7 @@ class FoundOn(StrEnum):
     OTHER = "other"
 
 
-class ReportIn(BaseModel):
+class ReportIn(InputModel):
     """One reported URL."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -85,7 +87,7 @@ class ReportIn(BaseModel):
         return value
 
 
-class ReportBatchIn(BaseModel):
+class ReportBatchIn(InputModel):
     """Several reports in one request (a submission with several URLs)."""
 
     model_config = ConfigDict(extra="forbid")

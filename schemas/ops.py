@@ -7,8 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.guards import InputModel
 
-class LegalHoldIn(BaseModel):
+
+class LegalHoldIn(InputModel):
     """A supervisor holds a case's data at the police's request."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -19,7 +21,7 @@ class LegalHoldIn(BaseModel):
                         description="Why the data must be kept (no personal data).")
 
 
-class LegalHoldLiftIn(BaseModel):
+class LegalHoldLiftIn(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     reason: str = Field(..., min_length=1, max_length=2_000, description="Why the hold ends.")

@@ -80,6 +80,10 @@ class RemovalFigures(_Model):
     by_provider: list[Timing] = Field(..., description="By hosting provider (network owner).")
     by_partner_hotline: list[Timing] = Field(
         ..., description="By the partner hotline notified (cases sent abroad).")
+    gone_before_notice: int | None = Field(
+        None, description="Cases closed in the period because their content was "
+        "unreachable before the first notice (the trace found no reachable host and no "
+        "check ever saw it): shown apart, never counted in the removal times above.")
 
 
 class StageTiming(_Model):

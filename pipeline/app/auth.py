@@ -50,7 +50,7 @@ from pipeline.domain.access import (  # the roles and the role check, used here 
     require,
 )
 from pipeline.store import audit
-from pipeline.store.models import ApiToken, User
+from pipeline.store.models import ApiToken, Case, Notice, User
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +122,10 @@ def issue_token(
     at: datetime,
     user: User | None = None,
     expires_at: datetime | None = None,
+    destination: str | None = None,
 ) -> tuple[str, ApiToken]:
-    """Make a token; return it (shown once) and its stored row (hash only)."""
+    """Make a token; return it (shown once) and its stored row (hash only). An outside
+    party's token names the destination it acts for (`destination`)."""
     if scope not in TOKEN_SCOPES:
         raise ValueError(f"scope must be one of {', '.join(TOKEN_SCOPES)}")
     if scope == "analyst" and user is None:
@@ -134,6 +136,7 @@ def issue_token(
     row = ApiToken(
         token_hash=token_hash(token), prefix=token[:12], scope=scope,
         user_id=user.id if user else None, label=label, created_at=at, expires_at=expires_at,
+        destination=destination if scope in OUTSIDE_SCOPES else None,
     )
     session.add(row)
     session.flush()
@@ -157,7 +160,8 @@ def authenticate_token(session: Session, token: str, *, at: datetime) -> Princip
         if user is None or not user.active:
             return None
         return Principal(name=user.name, role=user.role, user_id=user.id, token_id=row.id)
-    return Principal(name=row.label, role=row.scope, token_id=row.id)
+    return Principal(name=row.label, role=row.scope, token_id=row.id,
+                     destination=row.destination)
 
 
 def revoke_token(session: Session, prefix: str, *, at: datetime) -> int:
@@ -186,6 +190,33 @@ def record_denial(
     audit.record(session, principal.stream, actor=principal.actor, action="access_denied",
                  at=at, case_id=case_id, data={"reason": reason, **(data or {})})
     log.warning("Denied %s: %s.", principal.actor, reason, extra={"case_id": case_id})
+
+
+def notified_to(principal: Principal) -> Any:
+    """The SQL condition "a notice of the case went to the principal's destination"
+    (for `select(Case).where(...)`); false for a token that names none."""
+    return select(Notice.id).where(
+        Notice.case_id == Case.id, Notice.destination == (principal.destination or "")
+    ).exists() if principal.destination else Case.id.is_(None)
+
+
+def require_notified(session_factory: sessionmaker[Session], principal: Principal,
+                     case_ref: str, *, at: datetime, what: str) -> int:
+    """The id of case `case_ref` when an outside party (partner, police, provider) may
+    act on it: the case had a notice to the destination its token stands for.
+    Otherwise an audited denial (its own transaction) and `PermissionDenied`; an
+    unknown reference is refused the same way, so references cannot be probed."""
+    with session_factory() as session:
+        case_id = session.execute(select(Case.id).where(
+            Case.ref == case_ref, notified_to(principal))).scalar_one_or_none()
+    if case_id is not None:
+        return int(case_id)
+    with session_factory.begin() as session:
+        record_denial(session, principal, at=at,
+                      reason=f"case {case_ref[:40]} was not notified to "
+                      f"{principal.destination or 'a token without a destination'}",
+                      data={"case": case_ref[:40], "action": what})
+    raise PermissionDenied(f"case {case_ref} was not notified to this token's destination")
 
 
 @contextmanager

@@ -79,6 +79,7 @@ def add_token(
     user_name: str | None = None,
     expires_days: int | None = None,
     actor: str = "system",
+    destination: str | None = None,
 ) -> tuple[str, ApiToken]:
     """Issue an API token; return it (shown once) and its row."""
     if scope not in TOKEN_SCOPES:
@@ -87,7 +88,7 @@ def add_token(
     expires_at = at + timedelta(days=expires_days) if expires_days else None
     try:
         token, row = issue_token(session, scope=scope, label=label, at=at, user=user,
-                                 expires_at=expires_at)
+                                 expires_at=expires_at, destination=destination)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     stream = f"user:{user.name}" if user else f"token:{row.id}"

@@ -167,7 +167,7 @@ def run() -> None:
     app.state.run_key = running.key
     try:
         uvicorn.run(app, host=settings.web.host, port=settings.web.port,
-                    log_level="warning")
+                    log_level="warning", log_config=None)
     finally:
         if listener is not None:
             listener.stop()
@@ -214,7 +214,7 @@ def serve(host: str | None, port: int | None) -> None:
     setup_logging(settings)
     runtime, _ = runtime_with_broker(settings)
     uvicorn.run(create_app(runtime), host=host or settings.web.host,
-                port=port or settings.web.port, log_level="warning")
+                port=port or settings.web.port, log_level="warning", log_config=None)
 
 
 @main.command()
@@ -291,7 +291,7 @@ def submit(urls: tuple[str, ...], channel: str, category: str | None,
             enqueuer=runtime.enqueuer,
         )
     except ValidationError as exc:
-        from pipeline.web.app import describe_validation_errors
+        from pipeline.core.errors import describe_validation_errors
 
         raise click.ClickException("; ".join(describe_validation_errors(exc.errors()))) from None
     except BadInput as exc:

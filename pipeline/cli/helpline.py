@@ -74,7 +74,7 @@ def _act(name: str, action: str, work: Callable[[Session, Principal, Runtime], T
     except (BadInput, NotFound) as exc:
         raise click.ClickException(str(exc)) from None
     except ValidationError as exc:
-        from pipeline.web.app import describe_validation_errors
+        from pipeline.core.errors import describe_validation_errors
 
         raise click.ClickException("; ".join(describe_validation_errors(exc.errors()))
                                    ) from None

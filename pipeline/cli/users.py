@@ -126,7 +126,10 @@ def tokens() -> None:
 @click.option("--scope", required=True, type=click.Choice(["partner", "police", "provider"]),
               help="Who the token is for.")
 @click.option("--expires-days", type=int, default=None, help="Lifetime in days.")
-def tokens_add(label: str, scope: str, expires_days: int | None) -> None:
+@click.option("--destination", default=None, help="The destination key (rules/destinations"
+              ".yaml) the token acts for: it may act only on cases notified to it.")
+def tokens_add(label: str, scope: str, expires_days: int | None,
+               destination: str | None) -> None:
     """Issue a token; it is printed once and stored only hashed."""
     from pipeline.app.users import add_token
 
@@ -134,7 +137,8 @@ def tokens_add(label: str, scope: str, expires_days: int | None) -> None:
     try:
         with runtime.session_factory.begin() as session:
             token, row = add_token(session, scope=scope, label=label, at=runtime.clock.now(),
-                                   expires_days=expires_days, actor="cli")
+                                   expires_days=expires_days, actor="cli",
+                                   destination=destination)
             prefix = row.prefix
     except BadInput as exc:
         raise click.ClickException(str(exc)) from None

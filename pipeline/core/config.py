@@ -677,6 +677,10 @@ class MonitoringSection(Section):
     misses_to_remove: int = Field(
         3, ge=1, le=100, description="Consecutive misses before a case counts as removed."
     )
+    inconclusive_to_analyst: int = Field(
+        3, ge=1, le=100, description="Consecutive inconclusive checks (the host answers "
+        "with non-global addresses only) before the case goes to an analyst."
+    )
     miss_spacing_minutes: float = Field(
         3, gt=0, description="Time between the checks that confirm a miss."
     )

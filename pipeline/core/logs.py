@@ -37,7 +37,7 @@ from typing import IO, Any
 from pipeline.core.config import LoggingSection
 
 REDACTED = "[redacted]"
-ID_FIELDS = ("case_id", "report_id", "notice_id", "stage", "message_id", "ids")
+ID_FIELDS = ("case_id", "report_id", "notice_id", "stage", "message_id", "ids", "request_id")
 _MIN_LENGTH = 4  # shorter values would redact ordinary words
 _PREFIX_LENGTH = 32  # a truncated description is still caught by its beginning
 _MAX_PERSONAL = 4_096

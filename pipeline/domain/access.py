@@ -54,6 +54,7 @@ class Principal:
     user_id: int | None = None
     token_id: int | None = None
     via: str = "token"  # token, session, cli
+    destination: str | None = None  # outside parties: the destination key they act for
 
     @property
     def is_person(self) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from pipeline.core.config import IntakeSection
 from pipeline.core.errors import BadInput
 from pipeline.core.messaging import NORMALISE, Enqueuer
 from pipeline.stages.intake import check_limits, new_reference, store_reports
+from schemas.guards import BodyRefused, load_json
 from schemas.intake import Channel, ReportIn
 
 CSV_FIELDS = {"url", "channel", "claimed_category", "description", "reporter_contact",
@@ -36,9 +36,19 @@ class ImportResult:
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    """(line number, fields or None, error or None) per data line."""
-    text = path.read_text(encoding="utf-8-sig")
+    """(line number, fields or None, error or None) per data line. A line that is not
+    UTF-8 or not JSON, or nests too deep, is refused by number (`schemas.guards`)."""
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
     if path.suffix.lower() == ".csv":
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # A CSV field may span lines: the file is read whole, and refused whole.
+            bad_line = data.count(b"\n", 0, exc.start) + 1
+            raise BadInput(f"{path.name}:{bad_line}: not valid UTF-8 (byte {exc.start}); "
+                           "nothing was imported") from None
         reader = csv.DictReader(io.StringIO(text))
         unknown = set(reader.fieldnames or []) - CSV_FIELDS
         if unknown or "url" not in (reader.fieldnames or []):
@@ -55,13 +65,13 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]
                 cleaned["urgent"] = cleaned["urgent"].strip().lower() in ("1", "true", "yes")
             yield reader.line_num, cleaned, None
         return
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield number, None, f"not valid JSON ({exc.msg})"
+            value = load_json(line)
+        except BodyRefused as exc:
+            yield number, None, str(exc).replace("the body", "the line", 1)
             continue
         if not isinstance(value, dict):
             yield number, None, "each line must be a JSON object"

@@ -9,7 +9,12 @@ Steps of `run_monitoring` (one scheduler run):
    (does the name still exist?) and one HTTP(S) request of which only the status line
    and headers are read, never the body,
 4. record each check; after `misses_to_remove` consecutive misses spaced
-   `miss_spacing_minutes` apart the case is removed (at the first miss of the streak);
+   `miss_spacing_minutes` apart the case is removed (at the first miss of the streak),
+   unless the content was unreachable before the first notice (the trace found no
+   reachable host and no check ever saw it): then it is closed as "gone before
+   notice", its own outcome, never counted as a removal after notice; a host that
+   answers with non-global addresses only is "inconclusive", never a miss, and after
+   `inconclusive_to_analyst` such checks in a row the case goes to an analyst;
    content still there at another hosting (a partner said "moved", or the host's
    addresses changed completely) is traced and routed again.
 
@@ -51,6 +56,13 @@ from pipeline.store.takedown_models import TakedownCheck, TakedownWatch
 log = logging.getLogger(__name__)
 
 PRESENT, MISS, UNKNOWN = "present", "miss", "unknown"
+# The host answers the hotline's resolver with non-global addresses only: the content
+# may be served to everyone else (a provider can answer one resolver differently), so
+# this is never a miss; after `inconclusive_to_analyst` in a row an analyst looks.
+INCONCLUSIVE = "inconclusive"
+# Trace outcomes saying the content was unreachable when the case was traced, before
+# any notice: the host name did not exist, had no address, or only non-global ones.
+UNREACHABLE_AT_TRACE = frozenset({"nxdomain", "no_answer", "not_public_address"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PARTNER_STATUSES = frozenset({"removed", "unavailable", "moved"})
 
@@ -205,8 +217,8 @@ def check_url(
                 return CheckResult(UNKNOWN, "redirect_refused", redirects=redirects,
                                    bytes_read=total_read, addresses=first_addresses,
                                    detail="redirect to a non-global address")
-            # The host is not reachable from the internet: the content is not served.
-            return CheckResult(MISS, "no_global_address", redirects=redirects,
+            # Not reachable from here, but maybe from everywhere else: no verdict.
+            return CheckResult(INCONCLUSIVE, "no_global_address", redirects=redirects,
                                bytes_read=total_read,
                                detail=f"{len(resolution.addresses)} non-global addresses")
         try:
@@ -451,9 +463,11 @@ def apply_check(
     session: Session, case: Case, watch: TakedownWatch, result: CheckResult, *,
     now: datetime, settings: MonitoringSection,
 ) -> str | None:
-    """Record one check and its consequence. Returns "removed", "moved" or None."""
+    """Record one check and its consequence. Returns "removed", "gone_before_notice",
+    "inconclusive" (to an analyst), "moved" or None."""
     watch.checks += 1
     watch.last_checked_at, watch.last_outcome = now, result.outcome
+    watch.inconclusive = (watch.inconclusive or 0) + 1 if result.outcome == INCONCLUSIVE else 0
     consequence = None
     if result.outcome == MISS:
         if watch.misses == 0:
@@ -479,7 +493,27 @@ def apply_check(
         http_status=result.http_status, address=result.address, redirects=result.redirects,
         misses=watch.misses, detail=result.detail,
     ))
-    if watch.misses >= settings.misses_to_remove:
+    if watch.misses >= settings.misses_to_remove and _gone_before_notice(case, watch):
+        gone_at = watch.first_miss_at or now
+        case.gone_before_notice_at = gone_at
+        transition(session, case, CaseState.CLOSED, at=now, data={
+            "outcome": "gone_before_notice", "trace_outcome": case.trace_outcome,
+            "checks": watch.checks, "misses": watch.misses, "reason": result.reason,
+            "first_miss_at": gone_at.isoformat()})
+        log.info("Case %s: the content was unreachable before the first notice (trace: "
+                 "%s); closed as gone before notice, not removed.", case.id,
+                 case.trace_outcome, extra={"case_id": case.id})
+        consequence = "gone_before_notice"
+    elif watch.inconclusive >= settings.inconclusive_to_analyst:
+        transition(session, case, CaseState.AWAITING_ASSESSMENT, at=now, data={
+            "reason": "takedown_inconclusive", "checks": watch.checks,
+            "inconclusive": watch.inconclusive, "detail": result.detail})
+        session.execute(delete(TakedownWatch).where(TakedownWatch.case_id == case.id))
+        log.warning("Case %s: %d checks in a row could not tell whether the content is "
+                    "there (non-global addresses only); it goes to an analyst.", case.id,
+                    watch.inconclusive, extra={"case_id": case.id})
+        consequence = "inconclusive"
+    elif watch.misses >= settings.misses_to_remove:
         removed_at = watch.first_miss_at or now
         transition(session, case, CaseState.REMOVED, at=removed_at, data={
             "checks": watch.checks, "misses": watch.misses, "reason": result.reason,
@@ -498,6 +532,12 @@ def apply_check(
     return consequence
 
 
+def _gone_before_notice(case: Case, watch: TakedownWatch) -> bool:
+    """The content was unreachable before the first notice: the trace found no
+    reachable host, and no check since has seen the content (no baseline)."""
+    return case.trace_outcome in UNREACHABLE_AT_TRACE and not watch.baseline_addresses
+
+
 def run_monitoring(
     session_factory: Any,
     enqueuer: Enqueuer,
@@ -507,7 +547,8 @@ def run_monitoring(
     resolve: Callable[[str], Resolution] | None = None,
 ) -> dict[str, int]:
     """One scheduled run (see the module's docstring for the steps)."""
-    counts = {"started": 0, "claims": 0, "checked": 0, "removed": 0, "moved": 0}
+    counts = {"started": 0, "claims": 0, "checked": 0, "removed": 0, "moved": 0,
+              "gone_before_notice": 0, "inconclusive": 0}
     with session_factory.begin() as session:
         now = clock.now()
         counts["started"] = len(start_watching(session, now=now))
@@ -536,8 +577,8 @@ def run_monitoring(
             consequence = apply_check(session, case, watch, result, now=clock.now(),
                                       settings=settings)
         counts["checked"] += 1
-        if consequence == "removed":
-            counts["removed"] += 1
+        if consequence in ("removed", "gone_before_notice", "inconclusive"):
+            counts[consequence] += 1
         elif consequence == "moved":
             moved.append(case_id)
     counts["moved"] = len(moved)

@@ -171,7 +171,7 @@ def export_stats(
         case_figures, reports, notices = counts(conn)
         timings = _durations(conn, t0, t1, calendar, lambda: notice_times(conn),
                              lambda: groups(conn))
-    assessments, illegal_by_country, re_uploads = case_figures
+    assessments, illegal_by_country, re_uploads, gone_before_notice = case_figures
     reports = reports.model_copy(update={"re_uploads": suppress(re_uploads)})
 
     def timing(series: str, dim: str, key: str) -> Timing:
@@ -188,6 +188,7 @@ def export_stats(
         by_hosting_country=grouped("hosting_country"),
         by_provider=grouped("provider"),
         by_partner_hotline=grouped("partner_hotline"),
+        gone_before_notice=suppress(gone_before_notice),
     )
     stages = [StageTiming(stage=name, start=a, end=b, timing=timing(name, "overall", ""))
               for name, a, b in STAGES]
@@ -246,22 +247,26 @@ def _report_figures(conn: Connection, t0: datetime, t1: datetime, suppress: _Sup
 
 
 def _case_figures(conn: Connection, t0: datetime, t1: datetime, suppress: _Suppressor,
-                  illegal: list[str]) -> tuple[AssessmentFigures, list[Count], int]:
+                  illegal: list[str]) -> tuple[AssessmentFigures, list[Count], int, int]:
     """One scan of the cases: assessments of the period by legality, category and
-    hosting country (summed here), and re-uploads received in the period."""
+    hosting country (summed here), re-uploads received in the period, and cases closed
+    in the period as gone before notice."""
     assessed = (Case.assessed_at >= t0) & (Case.assessed_at < t1)
     reupload = ((Case.received_at >= t0) & (Case.received_at < t1)
                 & Case.previous_case_id.is_not(None))
+    gone = (Case.gone_before_notice_at >= t0) & (Case.gone_before_notice_at < t1)
     rows = conn.execute(
         select(Case.legality, Case.category, Case.hosting_country,
-               func.count().filter(assessed), func.count().filter(reupload))
+               func.count().filter(assessed), func.count().filter(reupload),
+               func.count().filter(gone))
         .group_by(Case.legality, Case.category, Case.hosting_country)).all()
     by_legality: dict[Any, int] = {}
     by_category: dict[Any, int] = {}
     by_country: dict[Any, int] = {}
-    re_uploads = 0
-    for legality, category, country, n, reuploads in rows:
+    re_uploads = gone_before_notice = 0
+    for legality, category, country, n, reuploads, gone_n in rows:
         re_uploads += int(reuploads)
+        gone_before_notice += int(gone_n)
         if not n:
             continue
         by_legality[legality] = by_legality.get(legality, 0) + int(n)
@@ -273,7 +278,7 @@ def _case_figures(conn: Connection, t0: datetime, t1: datetime, suppress: _Suppr
                                 by_legality=suppress.counts(by_legality.items()),
                                 by_category=suppress.counts(by_category.items(),
                                                             missing="none"))
-    return figures, suppress.counts(by_country.items()), re_uploads
+    return figures, suppress.counts(by_country.items()), re_uploads, gone_before_notice
 
 
 def _notice_figures(conn: Connection, t0: datetime, t1: datetime, suppress: _Suppressor
@@ -778,6 +783,7 @@ def export_rows(export: StatsExport) -> list[tuple[str, str, str, str, Any]]:
                 rows.append((section, dim, t.key, f"{basis}_{metric}", value))
 
     timing_rows("removal", "overall", export.removal.overall)
+    rows.append(("removal", "", "", "gone_before_notice", export.removal.gone_before_notice))
     for dim in REMOVAL_DIMENSIONS:
         for t in getattr(export.removal, f"by_{dim}"):
             timing_rows("removal", dim, t)

@@ -23,9 +23,10 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import insert, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from pipeline.core.clock import as_utc
-from pipeline.store.db import insert_rows
+from pipeline.store.db import insert_ignoring_conflicts, insert_rows, is_postgresql
 from pipeline.store.helpline_models import HelplineCase, HelplineContact
 from pipeline.store.listeners import note_events
 from pipeline.store.models import GENESIS_HASH, AuditChained, AuditStream, Case, Event, Report
@@ -122,6 +123,54 @@ def event_row(
             "case_id": case_id, "report_id": report_id, "prev_hash": prev, "hash": digest}
 
 
+# session.info key: the heads this session's current transaction holds (locked, read).
+_HELD = "audit_heads_held"
+
+
+def _head_key(head: AuditChained) -> tuple[str, Any]:
+    return type(head).__name__, sa_inspect(head).identity
+
+
+def hold_head(head: AuditChained) -> None:
+    """The one rule for every append to a chain: the head is read from the database
+    and locked (PostgreSQL: FOR NO KEY UPDATE, the stages' own lock; SQLite: the
+    transaction holds the database's write lock from BEGIN IMMEDIATE) before the next
+    event is built on it, once per transaction. A head object loaded earlier, or
+    without a lock, while another viewer, a stage or a job appended to the same
+    stream, would otherwise build an event with a sequence number already taken
+    (`uq_events_stream_seq`): the caller would see an error and the event be lost.
+
+    A head new in this session, or one whose head this transaction already moved,
+    is ours alone and is left as it is."""
+    state = sa_inspect(head)
+    session = state.session
+    if session is None or not state.persistent:
+        return
+    held: set[tuple[str, Any]] = session.info.setdefault(_HELD, set())
+    key = _head_key(head)
+    if key in held or state.attrs.audit_seq.history.has_changes():
+        held.add(key)
+        return
+    model: Any = type(head)
+    keys = state.mapper.primary_key
+    query = select(model.audit_seq, model.audit_hash).where(
+        *[column == value for column, value in zip(keys, state.identity, strict=True)])
+    if is_postgresql(session):
+        query = query.with_for_update(key_share=True)
+    with session.no_autoflush:
+        seq, digest = session.execute(query).one()
+    set_committed_value(head, "audit_seq", seq)
+    set_committed_value(head, "audit_hash", digest)
+    held.add(key)
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _release_heads(session: Session, transaction: Any) -> None:
+    """Locks end with the transaction (a savepoint's rollback may also restore a
+    head): read the head again in the next one."""
+    session.info.pop(_HELD, None)
+
+
 def build_event(
     head: AuditChained,
     *,
@@ -134,7 +183,9 @@ def build_event(
     case_id: int | None = None,
     report_id: int | None = None,
 ) -> Event:
-    """Make the next event of `head`'s stream and move the head. The caller adds it."""
+    """Make the next event of `head`'s stream and move the head (read and locked
+    first: `hold_head`). The caller adds it."""
+    hold_head(head)
     chain: dict[str, Any] = {"audit_seq": head.audit_seq, "audit_hash": head.audit_hash}
     row = event_row(stream_of(head), chain, actor=actor, action=action, at=at,
                     from_state=from_state, to_state=to_state, data=data, case_id=case_id,
@@ -191,13 +242,20 @@ def record(
     data: dict[str, Any] | None = None,
     case_id: int | None = None,
 ) -> Event:
-    """Append an event to a named stream (users, the system, a login...)."""
+    """Append an event to a named stream (users, the system, a login...). A stream
+    named for the first time by two writers at once is created once: the loser of the
+    insert waits for the winner's row and follows it."""
     head = session.execute(
         select(AuditStream).where(AuditStream.name == stream_name).with_for_update()
     ).scalar_one_or_none()
     if head is None:
-        head = AuditStream(name=stream_name, audit_seq=0, audit_hash=GENESIS_HASH)
-        session.add(head)
+        insert_ignoring_conflicts(
+            session, AuditStream.__table__,
+            [{"name": stream_name, "audit_seq": 0, "audit_hash": GENESIS_HASH}],
+            conflict_columns=["name"])
+        head = session.execute(
+            select(AuditStream).where(AuditStream.name == stream_name).with_for_update()
+        ).scalar_one()
     event = build_event(head, actor=actor, action=action, at=at, data=data, case_id=case_id)
     session.add(event)
     return event

@@ -157,6 +157,9 @@ class Case(AuditChained, Base):
     monitoring_at: Mapped[datetime | None]
     removed_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    # The content was unreachable before the first notice: closed as "gone before
+    # notice", never a removal after notice (removed_at stays empty).
+    gone_before_notice_at: Mapped[datetime | None]
 
     __table_args__ = (
         # Only the states the reconciler looks for stuck cases in (0012).
@@ -204,6 +207,9 @@ class ApiToken(Base):
     scope: Mapped[str] = mapped_column(String(20))  # analyst, partner, police, provider
     user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id"))
     label: Mapped[str] = mapped_column(String(120))  # e.g. the partner hotline's name
+    # Outside parties: the destination key (rules/destinations.yaml) the token acts
+    # for; it may act only on cases with a notice to it (none: on no case).
+    destination: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]

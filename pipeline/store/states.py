@@ -83,6 +83,12 @@ CASE_TRANSITIONS: dict[tuple[CaseState | None, CaseState], str] = {
     # round of notices to the new host), not put back in front of the analysts.
     (C.TRACED, C.ASSESSED): "case_rerouted",
     (C.NOTIFIED, C.REMOVED): "case_removed",
+    # The content was unreachable before the first notice (the trace found no
+    # reachable host, no check ever saw it): its own outcome, never "removed".
+    (C.MONITORING, C.CLOSED): "case_gone_before_notice",
+    # The checks cannot tell whether the content is there (the host answers the
+    # hotline's resolver with non-global addresses only): an analyst looks.
+    (C.MONITORING, C.AWAITING_ASSESSMENT): "case_takedown_inconclusive",
     (C.REMOVED, C.CLOSED): "case_closed",
 }
 

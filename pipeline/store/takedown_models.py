@@ -55,6 +55,9 @@ class TakedownWatch(Base):
     next_check_at: Mapped[datetime] = mapped_column(index=True)
     checks: Mapped[int] = mapped_column(default=0)
     misses: Mapped[int] = mapped_column(default=0)  # consecutive misses so far
+    # Consecutive checks that could not tell (non-global addresses only); at
+    # monitoring.inconclusive_to_analyst the case goes to an analyst.
+    inconclusive: Mapped[int] = mapped_column(default=0, server_default="0")
     first_miss_at: Mapped[datetime | None]  # first miss of the current streak
     last_checked_at: Mapped[datetime | None]
     last_outcome: Mapped[str | None] = mapped_column(String(20))

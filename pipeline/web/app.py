@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.responses import Response
 
 from pipeline.app.runtime import Runtime
 from pipeline.core.errors import (
@@ -19,22 +15,7 @@ from pipeline.core.errors import (
 )
 from pipeline.web import helpline, intake, ops, partners, queue, report_form, stats
 from pipeline.web.console import routes as console
-
-
-class BodyLimit(BaseHTTPMiddleware):
-    """Refuse bodies over the configured size before reading them."""
-
-    def __init__(self, app: Any, max_bytes: int):
-        super().__init__(app)
-        self.max_bytes = max_bytes
-
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            return JSONResponse(
-                {"error": f"request body larger than {self.max_bytes} bytes"}, status_code=413
-            )
-        return await call_next(request)
+from pipeline.web.guard import BodyTooLarge, FormHoldsNul, RequestGuard
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -44,7 +25,14 @@ def create_app(runtime: Runtime) -> FastAPI:
         description="Case-processing pipeline for internet hotlines.",
     )
     app.state.runtime = runtime
-    app.add_middleware(BodyLimit, max_bytes=runtime.settings.web.max_body_bytes)
+    # Request ids, NUL in addresses, JSON content type, the body limit while reading,
+    # unhandled errors logged and answered 500 (pipeline/web/guard.py).
+    app.add_middleware(RequestGuard, max_bytes=runtime.settings.web.max_body_bytes)
+
+    @app.exception_handler(BodyTooLarge)
+    @app.exception_handler(FormHoldsNul)
+    async def _refused_body(_: Request, exc: BodyTooLarge | FormHoldsNul) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
     @app.exception_handler(BadInput)
     async def _bad_input(_: Request, exc: BadInput) -> JSONResponse:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -14,6 +13,7 @@ from pipeline.app.runtime import Runtime
 from pipeline.core.errors import BadInput, describe_validation_errors
 from pipeline.stages.intake import accept_reports, public_status
 from pipeline.web.deps import runtime_of
+from schemas.guards import BodyRefused, load_json
 from schemas.intake import (
     IntakeResponse,
     ReportAccepted,
@@ -29,11 +29,9 @@ _batch = TypeAdapter(ReportBatchIn)
 
 
 def parse_reports(body: bytes, max_batch: int) -> list[ReportIn]:
-    """One report object, or {"reports": [...]} with up to `max_batch` of them."""
-    try:
-        payload: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadInput("the body is not valid JSON") from None
+    """One report object, or {"reports": [...]} with up to `max_batch` of them; the
+    body and every field meet the rules of `schemas.guards` (BodyRefused: 400)."""
+    payload: Any = load_json(body)
     try:
         if isinstance(payload, dict) and "reports" in payload:
             raw = payload["reports"]
@@ -59,14 +57,13 @@ def parse_reports(body: bytes, max_batch: int) -> list[ReportIn]:
 async def submit_reports(
     request: Request, runtime: Runtime = Depends(runtime_of)
 ) -> IntakeResponse | JSONResponse:
-    body = await request.body()
-    if len(body) > runtime.settings.web.max_body_bytes:
-        return JSONResponse({"error": "request body too large"}, status_code=413)
+    body = await request.body()  # bounded while read (pipeline.web.guard)
     try:
         items = parse_reports(body, runtime.settings.intake.max_batch)
+    except BodyRefused as exc:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
     except BadInput as exc:
-        status = 400 if "not valid JSON" in str(exc) else 422
-        return JSONResponse({"error": str(exc)}, status_code=status)
+        return JSONResponse({"error": str(exc)}, status_code=422)
     submission, accepted = await run_in_threadpool(
         accept_reports,
         runtime.session_factory,

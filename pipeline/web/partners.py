@@ -23,7 +23,13 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from pipeline.app.auth import Principal, current_principal, record_denial
+from pipeline.app.auth import (
+    Principal,
+    current_principal,
+    notified_to,
+    record_denial,
+    require_notified,
+)
 from pipeline.app.runtime import Runtime
 from pipeline.core.errors import BadInput, NotFound, PermissionDenied
 from pipeline.core.messaging import DISPATCH
@@ -34,6 +40,7 @@ from pipeline.store.db import is_postgresql
 from pipeline.store.models import Case, Notice
 from pipeline.web.deps import runtime_of
 from schemas.exchange import ExchangeMessage, PartnerAccepted, PartnerIntakeResponse
+from schemas.guards import InputModel
 from schemas.intake import Channel, ReportIn
 
 router = APIRouter(prefix="/api/v1", tags=["partners"])
@@ -74,7 +81,7 @@ async def partner_reports(
     )
 
 
-class PoliceReplyIn(BaseModel):
+class PoliceReplyIn(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     decision: PoliceDecision = Field(..., description="proceed, keep_holding or take_over.")
@@ -100,6 +107,8 @@ def police_reply(
     principal: Principal = Depends(current_principal),
 ) -> PoliceReplyOut | JSONResponse:
     _require_scope(runtime, principal, "police", "reply on a police hold")
+    require_notified(runtime.session_factory, principal, ref, at=runtime.clock.now(),
+                     what="reply on a police hold")
     try:
         with runtime.session_factory.begin() as session:
             released = reply(session, ref, body.decision, clock=runtime.clock,
@@ -132,7 +141,8 @@ def police_cases(
 ) -> list[HeldCase]:
     _require_scope(runtime, principal, "police", "list police holds")
     with runtime.session_factory() as session:
-        rows = session.execute(select(Case).where(Case.state == "police_hold")
+        rows = session.execute(select(Case).where(Case.state == "police_hold",
+                                                  notified_to(principal))
                                .order_by(Case.police_hold_until).limit(1_000)).scalars()
         return [HeldCase(case=c.ref, url=c.canonical_url, category=c.category,
                          hold_until=c.police_hold_until, reason=c.police_hold_reason)

@@ -14,17 +14,16 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
-from sqlalchemy import select
+from pydantic import Field
 
-from pipeline.app.auth import Principal, current_principal
+from pipeline.app.auth import Principal, current_principal, require_notified
 from pipeline.app.runtime import Runtime
-from pipeline.core.errors import BadInput, NotFound
+from pipeline.core.errors import BadInput
 from pipeline.stages.monitoring import record_partner_status
 from pipeline.stages.stats import export_stats, iccam_csv, iccam_rows, to_csv
 from pipeline.store.audit import record
-from pipeline.store.models import Case
 from pipeline.web.deps import require_roles, runtime_of
+from schemas.guards import InputModel
 from schemas.stats import IccamRow, StatsExport
 
 router = APIRouter(prefix="/api/v1", tags=["statistics"])
@@ -92,7 +91,7 @@ def get_url_export(
     return rows
 
 
-class TakedownStatusIn(BaseModel):
+class TakedownStatusIn(InputModel):
     status: Literal["removed", "unavailable", "moved"] = Field(
         ..., description="What the partner hotline found: removed, unavailable, or moved "
         "(still online at another hosting).")
@@ -109,10 +108,9 @@ def post_takedown_status(
     """Recorded, then verified by the hotline's own check before anything follows."""
 
     require_roles(runtime, principal, frozenset({"partner"}), "report a takedown status")
+    case_id = require_notified(runtime.session_factory, principal, ref,
+                               at=runtime.clock.now(), what="report a takedown status")
     with runtime.session_factory.begin() as session:
-        case_id = session.execute(select(Case.id).where(Case.ref == ref)).scalar_one_or_none()
-        if case_id is None:
-            raise NotFound(f"no case {ref}")
         recorded = record_partner_status(session, case_id, body.status,
                                          hotline=principal.name, at=runtime.clock.now())
     return {"case": ref, "status": body.status, "recorded": recorded}

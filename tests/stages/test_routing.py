@@ -235,9 +235,10 @@ def client(runtime):
         yield client
 
 
-def token(runtime, scope, label):
+def token(runtime, scope, label, destination=None):
     with runtime.session_factory.begin() as session:
-        value, _ = issue_token(session, scope=scope, label=label, at=runtime.clock.now())
+        value, _ = issue_token(session, scope=scope, label=label, at=runtime.clock.now(),
+                               destination=destination)
     return {"Authorization": f"Bearer {value}"}
 
 
@@ -245,7 +246,7 @@ def test_the_police_reply_through_the_api_with_a_police_token(client, runtime):
     case_id = assessed(runtime)
     route(runtime, case_id)
     ref = case_of(runtime, case_id).ref
-    police = token(runtime, "police", "VTK")
+    police = token(runtime, "police", "VTK", destination="rs-mup-vtk")
     url = f"/api/v1/police/cases/{ref}/reply"
     assert client.post(url, json={"decision": "proceed"}).status_code == 401
     partner = token(runtime, "partner", "Stopline")

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from pipeline.app import users
-from pipeline.store.models import Event
+from pipeline.store.models import Event, Notice
 from pipeline.store.takedown_models import TakedownWatch
 from pipeline.web.app import create_app
 from tests.factories import make_case
@@ -33,7 +33,8 @@ def tokens(sqlite_runtime):
             token, _ = users.add_token(session, scope="analyst", label=name, at=now,
                                        user_name=name)
             headers[name] = {"Authorization": f"Bearer {token}"}
-        token, _ = users.add_token(session, scope="partner", label="cz-stoponline", at=now)
+        token, _ = users.add_token(session, scope="partner", label="cz-stoponline", at=now,
+                                   destination="cz-stoponline")
         headers["partner"] = {"Authorization": f"Bearer {token}"}
     return headers
 
@@ -48,6 +49,9 @@ def assessed_case(sqlite_runtime):
                          hosting_country="CZ")
         session.add(TakedownWatch(case_id=case.id, started_at=now, next_check_at=now
                                   + timedelta(hours=1), baseline_addresses=[]))
+        session.add(Notice(case_id=case.id, destination="cz-stoponline",
+                           destination_kind="hotline", kind="notice", channel="file",
+                           state="sent", token="tok-cz-1", created_at=now))
         return case.ref
 
 

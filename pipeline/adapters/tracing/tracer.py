@@ -145,6 +145,17 @@ def _is_public(address: str) -> bool:
         return False
 
 
+# What the cache-only path (`Tracer.trace_known`) never records: a network the
+# registry did not answer for is decided by the trace stage, which asks (or, within
+# the negative cache's time, finds the registry's own "no such network").
+_DECIDED_BY_THE_STAGE = frozenset({NETWORK_UNKNOWN, RDAP_MALFORMED, RDAP_UNAVAILABLE})
+
+
+def _held_in_full(network: dict[str, Any] | None) -> bool:
+    """A cached network answer the cache-only path may use: present and positive."""
+    return network is not None and bool(network) and not network.get("negative")
+
+
 @dataclass
 class _Lookup:
     """Values per address from a prefix-cached source, and why some are missing."""
@@ -244,10 +255,12 @@ class Tracer:
         """The traces of `targets` that need no question over the network: every
         answer is in the caches (this process's recent traces, then the shared
         caches). The others are left out, for `trace` (the TRACE stage) to ask."""
-        known = self._remembered(targets, ())
+        known = {t: r for t, r in self._remembered(targets, ()).items()
+                 if r.outcome not in _DECIDED_BY_THE_STAGE}
         found = self._trace([t for t in dict.fromkeys(targets) if t not in known], set(),
                             offline=True)
-        return {**known, **{t: r for t, r in found.items() if r.transient is None}}
+        return {**known, **{t: r for t, r in found.items()
+                            if r.transient is None and r.outcome not in _DECIDED_BY_THE_STAGE}}
 
     def _trace(self, distinct: list[TraceTarget], refresh: set[str], *,
                offline: bool = False) -> dict[TraceTarget, HostTrace]:
@@ -285,8 +298,13 @@ class Tracer:
                                        offline=offline)
         if offline:  # an address of unknown network or origin: left for the stage
             distinct = [t for t in distinct if all(
-                a in origins.values and a in networks.values
+                a in origins.values and _held_in_full(networks.values.get(a))
                 for a in addresses[t] if _is_public(a))]
+            # ... and not asked about below (the registrar's question would assemble
+            # it again: a host whose network another worker is still asking the
+            # registry about came out `network_unknown`).
+            kept = set(distinct)
+            dns_hosts = [t for t in dns_hosts if t in kept]
 
         def assemble(t: TraceTarget, domains: dict[str, dict[str, Any]]) -> HostTrace:
             return self._assemble(t, started, dns_results.get(t.host or ""), addresses[t],

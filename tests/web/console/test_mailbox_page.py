@@ -13,7 +13,7 @@ from pipeline.store.models import Event
 from pipeline.web.app import create_app
 from tests.web.console.conftest import PASSWORD, add_person
 
-CORPUS = Path(__file__).resolve().parents[3] / "data" / "mail"
+CORPUS = Path(__file__).resolve().parents[2] / "data" / "mail"
 
 
 def test_an_analyst_sees_the_look_at_queue_and_marks_a_message(sqlite_runtime):
