@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck bench migrate clean hotline
+.PHONY: install run test lint typecheck bench migrate clean hotline i18n
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,15 @@ migrate: install
 ## progress and install output go to stderr, so `make bench > figures.json` works.
 bench: install
 	@$(BIN)/python -m bench
+
+## Extract people-facing text into pipeline/locale/messages.pot (babel.cfg) and merge
+## it into every catalog (sr_Latn, en). Translate the new entries in the .po files; no
+## compile step: the catalogs are compiled in memory at first use.
+i18n: install
+	$(BIN)/pybabel extract -F babel.cfg --project=hotline --copyright-holder="hotline contributors" \
+		--msgid-bugs-address="" --sort-by-file -o pipeline/locale/messages.pot .
+	$(BIN)/pybabel update -i pipeline/locale/messages.pot -d pipeline/locale -D messages \
+		--no-fuzzy-matching --ignore-obsolete
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
