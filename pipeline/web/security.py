@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pipeline.app import auth
 from pipeline.app.runtime import Runtime
 from pipeline.core.config import ConsoleSection
+from pipeline.core.i18n import N_
 from pipeline.store import audit
 from pipeline.store.console_models import ConsoleSession, LoginAttempt
 from pipeline.store.models import User
@@ -157,8 +158,8 @@ def log_in(
         audit.record(session, "auth:console", actor="anonymous",
                      action="console_login_throttled", at=now)
         log.warning("A console login was refused: too many failed attempts.")
-        return LoginResult(refused="Too many failed attempts. Wait a few minutes and try "
-                           "again.", throttled=True)
+        return LoginResult(refused=N_("Too many failed attempts. Wait a few minutes and try "
+                                             "again."), throttled=True)
     name = name.strip()
     user = auth.authenticate_password(session, name, password, at=now)
     for key in keys:
@@ -169,7 +170,7 @@ def log_in(
                      actor=f"user:{name}" if known else "anonymous",
                      action="console_login_failed", at=now)
         log.info("A console login failed%s.", f" for user {name}" if known else "")
-        return LoginResult(refused="Wrong user name or password.")
+        return LoginResult(refused=N_("Wrong user name or password."))
     token = secrets.token_urlsafe(32)
     expires = min(now + timedelta(hours=settings.session_max_hours),
                   now + timedelta(minutes=settings.session_idle_minutes))

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from pipeline.store.models import Case
 from pipeline.web.app import create_app
-from tests.console.conftest import PASSWORD, add_person, queued_case
+from tests.web.console.conftest import PASSWORD, add_person, queued_case
 
 
 def _csrf(html: str) -> str:

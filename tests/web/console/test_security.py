@@ -12,7 +12,7 @@ from pipeline.store.console_models import ConsoleSession
 from pipeline.store.models import Event
 from pipeline.web.app import create_app
 from pipeline.web.console.render import defang
-from tests.console.conftest import PASSWORD, add_person
+from tests.web.console.conftest import PASSWORD, add_person
 
 
 def _client(runtime, base_url="http://testserver"):
