@@ -24,6 +24,8 @@ from pipeline.app.casework import in_transaction, own_welfare
 from pipeline.app.runtime import Runtime
 from pipeline.core.clock import as_utc
 from pipeline.core.errors import BadInput
+from pipeline.core.i18n import _
+from pipeline.core.i18n import format_number as format_decimal
 from pipeline.domain.problems import Problem, assessment_problems
 from pipeline.domain.rules import RulesInvalid, load_ruleset, placeholders
 from pipeline.stages import assessment
@@ -34,6 +36,7 @@ from pipeline.store.states import CaseState
 from pipeline.store.takedown_models import STAGES, TakedownCheck, stage_times
 from pipeline.store.trace_models import Trace
 from pipeline.web.console.charts import columns, horizontal_bars
+from pipeline.web.console.labels import label
 from pipeline.web.deps import require_roles
 from pipeline.web.security import Viewer
 from pipeline.web.stats import STATS_ROLES, get_stats, get_url_export
@@ -96,10 +99,11 @@ def claim_site(runtime: Runtime, viewer: Viewer, *, ref: str | None = None,
                site: str | None = None) -> int:
     """Claim the open cases of a case's site, or of a registered domain: how many."""
     if ref is not None:
-        _, leases, _ = casework.claim_site(runtime, viewer.principal, case_key=ref)
+        _site, leases, _others = casework.claim_site(runtime, viewer.principal,
+                                                     case_key=ref)
     elif site:
-        _, leases, _ = casework.claim_site(runtime, viewer.principal,
-                                           registered_domain=site)
+        _site, leases, _others = casework.claim_site(runtime, viewer.principal,
+                                                     registered_domain=site)
     else:
         raise BadInput("site: give a registered domain")
     return len(leases)
@@ -359,8 +363,8 @@ class Charts:
 
 def _hours(value: float) -> str:
     if value >= 48:
-        return f"{value / 24:.1f} d"
-    return f"{value:.1f} h"
+        return _("%(n)s d") % {"n": format_decimal(round(value / 24, 1))}
+    return _("%(n)s h") % {"n": format_decimal(round(value, 1))}
 
 
 def charts(figures: Any) -> Charts:
@@ -372,25 +376,25 @@ def charts(figures: Any) -> Charts:
     if overall.count and cal.share_within_1_day is not None:
         within = [cal.share_within_1_day or 0, cal.share_within_3_days or 0,
                   cal.share_within_7_days or 0, 1.0]
-        labels = ["within 1 day", "1 to 3 days", "3 to 7 days", "over 7 days"]
+        labels = [_("within 1 day"), _("1 to 3 days"), _("3 to 7 days"), _("over 7 days")]
         previous = 0.0
-        for label, share in zip(labels, within, strict=True):
-            distribution.append((label, round((share - previous) * overall.count)))
+        for words, share in zip(labels, within, strict=True):
+            distribution.append((words, round((share - previous) * overall.count)))
             previous = share
     by_country = [(t.key, t.calendar.median_hours) for t in figures.removal.by_hosting_country
                   if t.calendar.median_hours is not None]
     illegal = [(c.key, c.count) for c in figures.illegal_by_hosting_country
                if c.count is not None]
-    stages = [(s.stage.replace("_", " "), s.timing.calendar.median_hours)
+    stages = [(label(s.stage), s.timing.calendar.median_hours)
               for s in figures.stages if s.timing.calendar.median_hours is not None]
     return Charts(
-        removal_distribution=columns(distribution, title="Removal time (received to "
-                                     "removed), cases by calendar time"),
-        removal_by_country=horizontal_bars(by_country, title="Median removal time by "
-                                           "hosting country", fmt=_hours),
-        illegal_by_country=horizontal_bars(illegal, title="Illegal URLs by hosting country",
+        removal_distribution=columns(distribution, title=_(
+            "Removal time (received to removed), cases by calendar time")),
+        removal_by_country=horizontal_bars(by_country, title=_(
+            "Median removal time by hosting country"), fmt=_hours),
+        illegal_by_country=horizontal_bars(illegal, title=_("Illegal URLs by hosting country"),
                                            css_class="bar alt"),
-        stages=horizontal_bars(stages, title="Median duration of each stage", fmt=_hours),
+        stages=horizontal_bars(stages, title=_("Median duration of each stage"), fmt=_hours),
     )
 
 

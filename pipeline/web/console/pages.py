@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from pipeline.app import auth, users
 from pipeline.app.runtime import Runtime
+from pipeline.core import i18n
 from pipeline.core.errors import BadInput
 from pipeline.core.i18n import N_
 from pipeline.store import audit
@@ -30,7 +31,7 @@ from pipeline.store.states import CaseState
 from pipeline.web import security
 from pipeline.web.console import domain, search
 from pipeline.web.console.casework import router as casework_router
-from pipeline.web.console.render import ANALYSTS, EVERYONE, render
+from pipeline.web.console.render import ANALYSTS, EVERYONE, language_of, render
 from pipeline.web.security import Viewer, require, require_form
 from schemas.intake import Category
 
@@ -157,8 +158,10 @@ def statistics(request: Request, start: str | None = None, end: str | None = Non
     runtime = _runtime(request)
     period = domain.period(runtime, start, end)
     figures = domain.statistics(runtime, viewer, period)
+    with i18n.set_language(language_of(request)):
+        charts = domain.charts(figures)
     return render(request, "stats.html", {"period": period, "figures": figures,
-                                          "charts": domain.charts(figures)})
+                                          "charts": charts})
 
 
 @router.get("/console/stats/export")
