@@ -18,7 +18,8 @@ Steps:
      seconds per 1,000 reports (/proc rusage) and their peak resident memory;
    - that every report is accounted for (see `bench.measure.accounting`);
 4. embedded: the same workload on SQLite with the in-process broker and workers,
-5. the stage figures of bench/urls.py, bench/claim.py and bench/stats.py when present.
+5. the stage figures of bench/urls.py, bench/claim.py, bench/stats.py and bench/search.py
+   when present.
 Progress goes to stderr; stdout carries only the JSON. The exit status is 1 when a
 report is missing or counted twice.
 """
@@ -57,6 +58,7 @@ TARGETS = {
     "rdap_network_queries_per_1000_reports": ("<=", 2),
     "claim_next_p99_ms_at_100000_waiting": ("<=", 10),
     "stats_seconds_over_1000000_cases_postgresql": ("<=", 5),
+    "search_p99_ms_at_1000000_cases_postgresql": ("<=", 200),
     "worker_peak_rss_mb": ("<=", 250),
 }
 
@@ -73,6 +75,7 @@ class Options:
     embedded: bool
     claim_backlog: int
     stats_cases: int
+    search_cases: int = 1_000_000
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Options:
@@ -90,6 +93,8 @@ class Options:
             embedded=os.environ.get("BENCH_EMBEDDED", "1") != "0",
             claim_backlog=int(os.environ.get("BENCH_CLAIM_BACKLOG", 2_000 if quick else 100_000)),
             stats_cases=int(os.environ.get("BENCH_STATS_CASES", 2_000 if quick else 1_000_000)),
+            search_cases=int(os.environ.get("BENCH_SEARCH_CASES",
+                                            2_000 if quick else 1_000_000)),
         )
         values.update(overrides)
         return cls(**values)
@@ -371,7 +376,7 @@ def embedded(tmp: Path, net: LoopbackNet | None, opts: Options) -> Iterator[Depl
 
 
 def stage_figures(tmp: Path, redis: services.RedisServer, opts: Options) -> dict[str, Any]:
-    """Figures of bench/urls.py, bench/claim.py, bench/stats.py (null when absent)."""
+    """Figures of bench/urls.py, claim.py, stats.py and search.py (null when absent)."""
     out: dict[str, Any] = {}
 
     def guarded(name: str, call: Callable[[Any], dict[str, Any]]) -> None:
@@ -402,6 +407,12 @@ def stage_figures(tmp: Path, redis: services.RedisServer, opts: Options) -> dict
             return dict(module.run(url, f"sqlite:///{tmp}/stats.db", opts.stats_cases))
 
     guarded("stats", stats)
+
+    def search(module: Any) -> dict[str, Any]:
+        with services.fresh_pg_database("hotline_bench_search") as url:
+            return dict(module.run(url, opts.search_cases))
+
+    guarded("search", search)
     return out
 
 
@@ -436,6 +447,8 @@ def targets(result: dict[str, Any], opts: Options) -> dict[str, Any]:
                                                      "claim_p99_ms"),
         "stats_seconds_over_1000000_cases_postgresql": _find(
             stages.get("stats"), "postgresql_seconds", "pg_seconds", "postgresql"),
+        "search_p99_ms_at_1000000_cases_postgresql": _find(stages.get("search"),
+                                                           "search_p99_ms"),
         "worker_peak_rss_mb": max(rss) if rss else None,
     }
     out = {}

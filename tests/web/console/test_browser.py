@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from pipeline.store.models import Case, Notice, Report
 from tests.conftest import CI
+from tests.factories import make_case
 from tests.web.console.conftest import (
     add_person,
     log_in,
@@ -20,7 +21,6 @@ from tests.web.console.conftest import (
     route_assessed,
     screenshot,
 )
-from tests.factories import make_case
 
 try:
     from playwright.sync_api import expect
