@@ -401,6 +401,19 @@ def charts(figures: Any) -> Charts:
 # --- rules ---------------------------------------------------------------------------
 
 
+def rules_table(runtime: Runtime) -> tuple[Any, list[str], list[tuple[str, str]]]:
+    """The rules to show as a table (None when invalid), what `hotline rules check`
+    says, and the destinations (key, name) whose address is still a placeholder."""
+    try:
+        ruleset = load_ruleset(runtime.settings.routing.rules_dir)
+    except RulesInvalid as exc:
+        return None, list(exc.problems), []
+    except OSError as exc:
+        return None, [f"{runtime.settings.routing.rules_dir}: {exc.strerror}"], []
+    names = ruleset.directory.destinations
+    return ruleset, [], [(key, names[key].name) for key in placeholders(ruleset)]
+
+
 def rules_problems(runtime: Runtime) -> list[str]:
     """What `hotline rules check` says about the routing rules (empty: all valid), and
     the destinations whose address an operator has yet to fill in."""

@@ -31,6 +31,7 @@ from pipeline.store.states import CaseState
 from pipeline.web import security
 from pipeline.web.console import domain, search
 from pipeline.web.console.casework import router as casework_router
+from pipeline.web.console.notices import router as notices_router
 from pipeline.web.console.render import ANALYSTS, EVERYONE, language_of, render
 from pipeline.web.security import Viewer, require, require_form
 from schemas.intake import Category
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 router.include_router(casework_router)
+router.include_router(notices_router)
 
 MIN_PASSWORD_LENGTH = 12
 
@@ -203,8 +205,10 @@ def rules(request: Request, viewer: Viewer = Depends(require("supervisor", "admi
                 text = f"(cannot read: {exc.strerror})"
             files.append({"name": path.name, "text": text})
 
+    ruleset, problems, unfilled = domain.rules_table(runtime)
     return render(request, "rules.html", {"folder": str(folder), "files": files,
-                                          "problems": domain.rules_problems(runtime)})
+                                          "ruleset": ruleset, "problems": problems,
+                                          "unfilled": unfilled})
 
 
 # --- users (admin) -------------------------------------------------------------------

@@ -30,6 +30,7 @@ NAV = [
     ("/console/search", N_("Search"), ("analyst", "supervisor", "admin", "auditor")),
     ("/console/review", N_("Four eyes"), ANALYSTS),
     ("/console/police", N_("Police holds"), ("analyst", "supervisor", "admin")),
+    ("/console/notices", N_("Notices"), EVERYONE),
     ("/console/team", N_("Team"), ("supervisor", "admin")),
     ("/console/stats", N_("Statistics"), EVERYONE),
     ("/console/rules", N_("Rules"), ("supervisor", "admin", "auditor")),
