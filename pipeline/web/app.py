@@ -17,7 +17,7 @@ from pipeline.core.errors import (
     PermissionDenied,
     describe_validation_errors,
 )
-from pipeline.web import intake, ops, partners, queue, stats
+from pipeline.web import apidocs, intake, ops, partners, queue, stats
 from pipeline.web.console import routes as console
 
 
@@ -42,6 +42,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         title="hotline",
         version="1",
         description="Case-processing pipeline for internet hotlines.",
+        docs_url=None,  # served from packaged files by apidocs.install
+        redoc_url=None,  # ReDoc needs a CDN
     )
     app.state.runtime = runtime
     app.add_middleware(BodyLimit, max_bytes=runtime.settings.web.max_body_bytes)
@@ -72,4 +74,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     console.install(app)  # the analysts' console under /console/
     partners.install(app)  # partner intake, police replies, notice confirmation
     stats.install(app)  # statistics export, per-URL export, partner takedown status
+    apidocs.install(app)  # /docs without a CDN
     return app
