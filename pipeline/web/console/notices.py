@@ -81,7 +81,8 @@ def notices_page(request: Request, state: str = "", destination: str = "", case:
         "may_resolve": viewer.role in RESOLVERS,
         # A police notice may carry the reporter's contact (routing.
         # police_notices_include_reporter): its text only for the roles that may see one.
-        "sees_contacts": viewer.role in runtime.settings.assessment.reporter_contact_roles, "done": request.query_params.get("done")})
+        "sees_contacts": viewer.role in runtime.settings.assessment.reporter_contact_roles,
+        "done": request.query_params.get("done")})
 
 
 @router.post("/console/notices/{notice_id}/resolve")

@@ -31,6 +31,7 @@ from pipeline.store.states import CaseState
 from pipeline.web import security
 from pipeline.web.console import domain, search
 from pipeline.web.console.casework import router as casework_router
+from pipeline.web.console.failures import router as failures_router
 from pipeline.web.console.notices import router as notices_router
 from pipeline.web.console.render import ANALYSTS, EVERYONE, language_of, render
 from pipeline.web.security import Viewer, require, require_form
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 router.include_router(casework_router)
 router.include_router(notices_router)
+router.include_router(failures_router)
 
 MIN_PASSWORD_LENGTH = 12
 
