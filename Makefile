@@ -28,6 +28,8 @@ test: install
 	$(BIN)/mypy pipeline
 	$(BIN)/lint-imports --no-cache
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir .venv/docs-site
+	@test -f tests/web/console/node/node_modules/axe-core/axe.min.js || \
+		npm install --prefix tests/web/console/node --no-audit --no-fund axe-core@4.14.1
 	$(BIN)/pytest
 
 lint: install
