@@ -16,7 +16,8 @@ from tests.web.console.conftest import PASSWORD, add_person
 
 
 def _client(runtime, base_url="http://testserver"):
-    return TestClient(create_app(runtime), base_url=base_url, follow_redirects=False)
+    return TestClient(create_app(runtime), base_url=base_url, follow_redirects=False,
+                      headers={"Accept-Language": "en"})  # the English texts
 
 
 def _csrf(html: str) -> str:
