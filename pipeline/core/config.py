@@ -247,6 +247,12 @@ def _default_presets() -> list[AssessmentPreset]:
 
 
 class ConsoleSection(Section):
+    languages: list[Literal["sr-Latn", "en", "sr-Cyrl"]] = Field(
+        default_factory=lambda: ["sr-Latn", "en"],  # type: ignore[arg-type]
+        min_length=1,
+        description="Languages of the console, the first the default when the browser "
+        "asks for none of them (sr-Cyrl: Serbian in Cyrillic, transliterated).",
+    )
     presets: list[AssessmentPreset] = Field(
         default_factory=_default_presets,
         description="One-key decisions on the case page (digit keys), most frequent first.",

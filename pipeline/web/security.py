@@ -76,9 +76,11 @@ class LoginRequired(Exception):
 class Denied(Exception):
     """The viewer's role may not see this page, or the form's CSRF token is wrong."""
 
-    def __init__(self, reason: str, status_code: int = 403):
-        self.reason = reason
+    def __init__(self, reason: str, status_code: int = 403, *, role: str | None = None,
+                 roles: tuple[str, ...] = ()):
+        self.reason = reason  # a msgid, translated where it is shown
         self.status_code = status_code
+        self.role, self.roles = role, roles  # a wrong role: the viewer's and the page's
         super().__init__(reason)
 
 
@@ -260,7 +262,7 @@ def require(*roles: str) -> Callable[[Request], Viewer]:
             record_denial(request.app.state.runtime, viewer, request.url.path,
                           f"role {viewer.role} may not see this page")
             raise Denied(f"This page is for {', '.join(roles)} only; you are signed in as "
-                         f"{viewer.role}.")
+                         f"{viewer.role}.", role=viewer.role, roles=tuple(roles))
         return viewer
 
     return dependency
@@ -271,8 +273,8 @@ def check_csrf(request: Request, form: FormData, viewer: Viewer) -> None:
     if not isinstance(sent, str) or not hmac.compare_digest(sent, viewer.csrf_token):
         record_denial(request.app.state.runtime, viewer, request.url.path,
                       "missing or wrong CSRF token")
-        raise Denied("The form expired or did not come from this console. Reload the page "
-                     "and try again.", status_code=400)
+        raise Denied(N_("The form expired or did not come from this console. Reload the "
+                        "page and try again."), status_code=400)
 
 
 def require_form(*roles: str) -> Callable[[Request], Any]:

@@ -39,7 +39,13 @@ NAV = [
 
 # The viewer's language: a cookie set by the switch in the page header.
 LANGUAGE_COOKIE = "hotline_lang"
-LANGUAGES = i18n.DEFAULT_LANGUAGES
+LANGUAGES = i18n.DEFAULT_LANGUAGES  # when a runtime names none
+
+
+def languages_of(request: Request) -> tuple[str, ...]:
+    """The console's languages (`console.languages`), the default first."""
+    chosen = getattr(request.app.state.runtime.settings.console, "languages", None)
+    return tuple(chosen) if chosen else LANGUAGES
 
 _SCHEMES = {"http": "hxxp", "https": "hxxps", "ftp": "fxp", "ftps": "fxps"}
 
@@ -93,10 +99,11 @@ def humanise(value: Any) -> str:
 
 def language_of(request: Request) -> str:
     """The language the viewer chose (cookie), else the one the browser asks for."""
+    offered = languages_of(request)
     chosen = i18n.canonical(request.cookies.get(LANGUAGE_COOKIE))
-    if chosen in LANGUAGES:
+    if chosen in offered:
         return chosen
-    return i18n.negotiate(request.headers.get("accept-language"), LANGUAGES)
+    return i18n.negotiate(request.headers.get("accept-language"), offered)
 
 
 templates = Jinja2Templates(directory=str(TEMPLATES))
@@ -117,7 +124,7 @@ def render(request: Request, name: str, context: dict[str, Any],
     language = language_of(request)
     base = {
         "lang": language,
-        "languages": [(tag, i18n.NATIVE_NAMES[tag]) for tag in LANGUAGES],
+        "languages": [(tag, i18n.NATIVE_NAMES[tag]) for tag in languages_of(request)],
         "hotline_name": runtime.settings.app.name,
         "viewer": getattr(request.state, "viewer", None),
         "now": runtime.clock.now(),

@@ -23,7 +23,7 @@ from pipeline.core.i18n import N_
 from pipeline.stages.assessment import Conflict
 from pipeline.web import security
 from pipeline.web.console.pages import router as pages_router
-from pipeline.web.console.render import LANGUAGE_COOKIE, LANGUAGES, STATIC, render
+from pipeline.web.console.render import LANGUAGE_COOKIE, STATIC, languages_of, render
 from pipeline.web.security import Denied, LoginRequired, PasswordChangeRequired
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,9 @@ def choose_language(lang: str, request: Request, next: str | None = None  # noqa
                     ) -> Response:
     """The language switch in every page's header: remembered in a cookie for a year."""
     tag = i18n.canonical(lang)
-    if tag not in LANGUAGES:
-        raise NotFound(f"language {lang[:20]!r}: choose one of {', '.join(LANGUAGES)}")
+    offered = languages_of(request)
+    if tag not in offered:
+        raise NotFound(f"language {lang[:20]!r}: choose one of {', '.join(offered)}")
     back = next if isinstance(next, str) and next.startswith("/console/") \
         and "//" not in next and "\\" not in next else "/console/"
     response = RedirectResponse(back, status_code=303)
@@ -158,7 +159,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Denied)
     async def _denied(request: Request, exc: Denied) -> Response:
-        return render(request, "denied.html", {"reason": exc.reason},
+        return render(request, "denied.html", {"reason": exc.reason, "role": exc.role,
+                                               "roles": exc.roles},
                       status_code=exc.status_code)
 
     async def _fallback(request: Request, exc: Exception) -> Response:

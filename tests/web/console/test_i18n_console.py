@@ -140,3 +140,22 @@ def test_a_serbian_case_page_shows_words_dates_and_numbers_the_serbian_way(sqlit
     visible = re.sub(r"<[^>]+>", " ", page)
     for internal in ("self_generated_csam", "awaiting_assessment", "self generated"):
         assert internal not in visible
+
+
+def test_serbian_cyrillic_is_offered_where_configured(sqlite_runtime):
+    with _client(sqlite_runtime, **{"Accept-Language": "sr-Cyrl"}) as client:
+        assert '<html lang="sr-Latn">' in client.get("/console/login").text
+    sqlite_runtime.settings.console.languages = ["sr-Latn", "en", "sr-Cyrl"]
+    with _client(sqlite_runtime, **{"Accept-Language": "sr-Cyrl"}) as client:
+        page = client.get("/console/login").text
+    assert '<html lang="sr-Cyrl">' in page and "<h1>Пријава</h1>" in page
+    assert 'hreflang="sr-Cyrl"' in page  # the switch offers it
+
+
+def test_a_wrong_role_is_told_so_in_the_page_language(sqlite_runtime):
+    add_person(sqlite_runtime, "ana", "analyst")
+    with _client(sqlite_runtime, **{"Accept-Language": "sr"}) as client:
+        _log_in(client, "ana")
+        page = client.get("/console/admin")
+    assert page.status_code == 403
+    assert "prijavljeni ste kao analitičar" in page.text
