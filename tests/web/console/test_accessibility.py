@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from pipeline.store.models import Case, Notice
 from tests.conftest import CI
-from tests.web.console.conftest import add_person, log_in, queued_case, screenshot
+from tests.web.console.conftest import PASSWORD, add_person, log_in, queued_case, screenshot
 
 AXE = Path(__file__).resolve().parent / "node" / "node_modules" / "axe-core" / "axe.min.js"
 
@@ -105,3 +105,40 @@ def test_the_skip_link_is_the_first_stop_and_leads_to_the_content(page, sqlite_r
     assert page.evaluate("document.activeElement.className") == "skip"
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "main"
+
+
+def _tab_to(page: Any, element_id: str, limit: int = 60) -> int:
+    """Press Tab until the element has the focus; how many presses it took."""
+    for presses in range(1, limit + 1):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == element_id:
+            return presses
+    raise AssertionError(f"#{element_id} cannot be reached with the keyboard")
+
+
+def test_the_whole_flow_works_with_the_keyboard_only(page, sqlite_runtime):
+    runtime = sqlite_runtime
+    add_person(runtime, "ana", "analyst")
+    first = queued_case(runtime, "http://pics.example.rs/1.html", priority=200)
+    second = queued_case(runtime, "http://pics.example.rs/2.html", priority=100)
+    page.goto("/console/login")
+    page.keyboard.type("ana")  # the name field has the focus
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/")
+    _tab_to(page, "claim-next")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/console/cases/{first}?done=claimed")
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/console/cases/{second}?done=assessed-next")
+    _tab_to(page, "release")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/?done=released")
+    page.keyboard.press("Tab")  # the skip link, then into the search
+    page.keyboard.press("Enter")
+    _tab_to(page, "lang-sr-Latn")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/")
+    assert page.get_attribute("html", "lang") == "sr-Latn"
