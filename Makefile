@@ -47,7 +47,7 @@ test: install
 		(echo "==> Installing Debian's dovecot-imapd for the mailbox's IMAP tests" >&2 && \
 		 apt-get update && apt-get install -y --no-install-recommends dovecot-imapd)
 	@test -f $(AXE) || (echo "==> Installing axe-core (npm) for the accessibility checks" >&2 && \
-		npm install --prefix $(VENV)/axe --no-save --no-audit --no-fund axe-core@4.11.0 >&2) \
+		npm install --prefix $(VENV)/axe --no-save --no-audit --no-fund axe-core@4.14.1 >&2) \
 		|| echo "axe-core not installed: the accessibility checks skip (they fail when CI=true)" >&2
 	@echo "==> [1/5] Lint (ruff)" >&2
 	$(BIN)/ruff check .

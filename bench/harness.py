@@ -18,8 +18,9 @@ Steps:
      seconds per 1,000 reports (/proc rusage) and their peak resident memory;
    - that every report is accounted for (see `bench.measure.accounting`);
 4. embedded: the same workload on SQLite with the in-process broker and workers,
-5. the stage figures of bench/urls.py, bench/claim.py, bench/stats.py and
-   bench/front_door.py (mail messages parsed, form submissions per second) when present.
+5. the stage figures of bench/urls.py, bench/claim.py, bench/stats.py, bench/search.py,
+   bench/recovery.py and bench/front_door.py (mail messages parsed, form submissions
+   per second) when present.
 Progress goes to stderr; stdout carries only the JSON. The exit status is 1 when a
 report is missing or counted twice.
 """
@@ -58,6 +59,7 @@ TARGETS = {
     "rdap_network_queries_per_1000_reports": ("<=", 2),
     "claim_next_p99_ms_at_100000_waiting": ("<=", 10),
     "stats_seconds_over_1000000_cases_postgresql": ("<=", 5),
+    "search_p99_ms_at_1000000_cases_postgresql": ("<=", 200),
     "worker_peak_rss_mb": ("<=", 250),
 }
 
@@ -75,6 +77,7 @@ class Options:
     claim_backlog: int
     stats_cases: int
     recovery: bool = True  # bench/recovery.py: killed processes, about two minutes
+    search_cases: int = 1_000_000
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Options:
@@ -93,6 +96,8 @@ class Options:
             claim_backlog=int(os.environ.get("BENCH_CLAIM_BACKLOG", 2_000 if quick else 100_000)),
             stats_cases=int(os.environ.get("BENCH_STATS_CASES", 2_000 if quick else 1_000_000)),
             recovery=os.environ.get("BENCH_RECOVERY", "0" if quick else "1") != "0",
+            search_cases=int(os.environ.get("BENCH_SEARCH_CASES",
+                                            2_000 if quick else 1_000_000)),
         )
         values.update(overrides)
         return cls(**values)
@@ -374,8 +379,8 @@ def embedded(tmp: Path, net: LoopbackNet | None, opts: Options) -> Iterator[Depl
 
 
 def stage_figures(tmp: Path, redis: services.RedisServer, opts: Options) -> dict[str, Any]:
-    """Figures of bench/urls.py, bench/claim.py, bench/stats.py, bench/recovery.py (null
-    when absent)."""
+    """Figures of bench/urls.py, claim.py, stats.py, search.py, recovery.py and
+    front_door.py (null when absent)."""
     out: dict[str, Any] = {}
 
     def guarded(name: str, call: Callable[[Any], dict[str, Any]]) -> None:
@@ -425,6 +430,11 @@ def stage_figures(tmp: Path, redis: services.RedisServer, opts: Options) -> dict
         out["recovery_note"] = "not run in quick mode (BENCH_RECOVERY=1 runs it)"
     # The mailbox's parser and the public form.
     guarded("front_door", lambda m: m.run(tmp, opts.n))
+    def search(module: Any) -> dict[str, Any]:
+        with services.fresh_pg_database("hotline_bench_search") as url:
+            return dict(module.run(url, opts.search_cases))
+
+    guarded("search", search)
     return out
 
 
@@ -459,6 +469,8 @@ def targets(result: dict[str, Any], opts: Options) -> dict[str, Any]:
                                                      "claim_p99_ms"),
         "stats_seconds_over_1000000_cases_postgresql": _find(
             stages.get("stats"), "postgresql_seconds", "pg_seconds", "postgresql"),
+        "search_p99_ms_at_1000000_cases_postgresql": _find(stages.get("search"),
+                                                           "search_p99_ms"),
         "worker_peak_rss_mb": max(rss) if rss else None,
     }
     out = {}

@@ -5,6 +5,7 @@ that user's role, and is audited like the API."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -150,15 +151,23 @@ def assess_cmd(as_user: str, cases: tuple[str, ...], legality: str, category: st
                age_group: str | None, gender: str | None, site_type: str | None,
                content_type: str | None, commercial: bool | None, notes: str | None) -> None:
     """Record an assessment of CASES (several: one decision on each, all or none)."""
-    from pipeline.core.errors import describe_validation_errors
+    import os
+
+    from pipeline.core import i18n
+    from pipeline.domain.problems import assessment_problems
 
     try:
         item = AssessmentIn(legality=legality, category=category, age_group=age_group,
                             gender=gender, site_type=site_type, content_type=content_type,
                             commercial=commercial, notes=notes)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise click.ClickException(
-            "; ".join(describe_validation_errors(list(exc.errors())))) from None
+        # The console's sentences, in the language of the shell (LANGUAGE or LANG,
+        # English by default), one per line, without a framework's "Error:" prefix.
+        wanted = (os.environ.get("LANGUAGE") or os.environ.get("LANG") or "").split(".")[0]
+        lang = i18n.canonical(wanted.split(":")[0]) or i18n.ENGLISH
+        for problem in assessment_problems(exc):
+            click.echo(f"hotline: {i18n.gettext(lang, problem.message)}", err=True)
+        sys.exit(1)
 
     for d in as_principal(as_user, lambda rt, p: decide(rt, p, list(cases), item)).decisions:
         click.echo(f"Case {d.case_ref}: {d.outcome.replace('_', ' ')} (now {d.state}).")

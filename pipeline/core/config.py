@@ -279,9 +279,47 @@ class RecoverySection(Section):
             raise ValueError("dead_after_seconds must be at least three heartbeats "
                              "(3 x heartbeat_seconds)")
         return self
+class AssessmentPreset(BaseModel):
+    """One key on the case page that fills in a whole decision (the console's presets)."""
+
+    model_config = {"extra": "forbid"}
+
+    key: str = Field(..., pattern=r"^[0-9]$", description="The digit that applies it.")
+    legality: str = Field(..., description="Legality (schemas.assessment.Legality).")
+    category: str | None = Field(None, description="Category (schemas.intake.Category).")
+    age_group: str | None = Field(None, description="ICCAM age group.")
+    gender: str | None = Field(None, description="ICCAM gender.")
+    site_type: str | None = Field(None, description="ICCAM site type.")
+    content_type: str | None = Field(None, description="ICCAM content type.")
+    commercial: bool | None = Field(None, description="The site sells access or content.")
+
+
+def _default_presets() -> list[AssessmentPreset]:
+    csam = {"legality": "illegal_international", "gender": "female",
+            "site_type": "image_host", "content_type": "image", "commercial": False}
+    return [
+        AssessmentPreset(key="1", category="csam", age_group="pre_pubescent", **csam),
+        AssessmentPreset(key="2", category="self_generated_csam", age_group="pubescent",
+                         **csam),
+        AssessmentPreset(key="3", legality="illegal_national", category="hate_speech"),
+        AssessmentPreset(key="4", legality="not_illegal"),
+        AssessmentPreset(key="5", legality="content_not_available"),
+        AssessmentPreset(key="6", legality="out_of_remit"),
+        AssessmentPreset(key="7", category="csam", age_group="pubescent", **csam),
+    ]
 
 
 class ConsoleSection(Section):
+    languages: list[Literal["sr-Latn", "en", "sr-Cyrl"]] = Field(
+        default_factory=lambda: ["sr-Latn", "en"],  # type: ignore[arg-type]
+        min_length=1,
+        description="Languages of the console, the first the default when the browser "
+        "asks for none of them (sr-Cyrl: Serbian in Cyrillic, transliterated).",
+    )
+    presets: list[AssessmentPreset] = Field(
+        default_factory=_default_presets,
+        description="One-key decisions on the case page (digit keys), most frequent first.",
+    )
     session_idle_minutes: int = Field(
         60, ge=1, le=24 * 60, description="A console session unused this long ends."
     )

@@ -174,6 +174,11 @@ class Case(AuditChained, Base):
         Index("ix_cases_claim", text("priority DESC"), "received_at", "id",
               postgresql_where=text("state = 'awaiting_assessment'"),
               sqlite_where=text("state = 'awaiting_assessment'")),
+        # The console's search: each filter, newest first (0018).
+        Index("ix_cases_received", "received_at", "id"),
+        Index("ix_cases_state_received", "state", "received_at"),
+        Index("ix_cases_category_received", "category", "received_at"),
+        Index("ix_cases_country_received", "hosting_country", "received_at"),
         # When the police hold ends, only for cases held (0010).
         Index("ix_cases_police_hold", "police_hold_until",
               postgresql_where=text("state = 'police_hold'"),
@@ -265,6 +270,7 @@ class Notice(Base):
         UniqueConstraint("helpline_case_id", "destination", "kind", "round",
                          name="uq_notices_helpline_once"),
         Index("ix_notices_state_due", "state", "due_at"),  # due deliveries (0005)
+        Index("ix_notices_destination", "destination", "case_id"),  # search (0018)
     )
 
 

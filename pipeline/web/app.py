@@ -13,7 +13,7 @@ from pipeline.core.errors import (
     PermissionDenied,
     describe_validation_errors,
 )
-from pipeline.web import helpline, intake, ops, partners, queue, report_form, stats
+from pipeline.web import apidocs, helpline, intake, ops, partners, queue, report_form, stats
 from pipeline.web.console import routes as console
 from pipeline.web.guard import BodyTooLarge, FormHoldsNul, RequestGuard
 
@@ -23,6 +23,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         title="hotline",
         version="1",
         description="Case-processing pipeline for internet hotlines.",
+        docs_url=None,  # served from packaged files by apidocs.install
+        redoc_url=None,  # ReDoc needs a CDN
     )
     app.state.runtime = runtime
     # Request ids, NUL in addresses, JSON content type, the body limit while reading,
@@ -62,4 +64,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     stats.install(app)  # statistics export, per-URL export, partner takedown status
     report_form.install(app)  # the public reporting form at /report
     helpline.install(app)  # contacts, helpline cases, referrals
+    apidocs.install(app)  # /docs without a CDN
     return app

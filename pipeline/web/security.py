@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pipeline.app import auth
 from pipeline.app.runtime import Runtime
 from pipeline.core.config import ConsoleSection
+from pipeline.core.i18n import N_
 from pipeline.store import audit
 from pipeline.store.console_models import ConsoleSession, LoginAttempt
 from pipeline.store.models import User
@@ -75,9 +76,11 @@ class LoginRequired(Exception):
 class Denied(Exception):
     """The viewer's role may not see this page, or the form's CSRF token is wrong."""
 
-    def __init__(self, reason: str, status_code: int = 403):
-        self.reason = reason
+    def __init__(self, reason: str, status_code: int = 403, *, role: str | None = None,
+                 roles: tuple[str, ...] = ()):
+        self.reason = reason  # a msgid, translated where it is shown
         self.status_code = status_code
+        self.role, self.roles = role, roles  # a wrong role: the viewer's and the page's
         super().__init__(reason)
 
 
@@ -157,8 +160,8 @@ def log_in(
         audit.record(session, "auth:console", actor="anonymous",
                      action="console_login_throttled", at=now)
         log.warning("A console login was refused: too many failed attempts.")
-        return LoginResult(refused="Too many failed attempts. Wait a few minutes and try "
-                           "again.", throttled=True)
+        return LoginResult(refused=N_("Too many failed attempts. Wait a few minutes and try "
+                                             "again."), throttled=True)
     name = name.strip()
     user = auth.authenticate_password(session, name, password, at=now)
     for key in keys:
@@ -169,7 +172,7 @@ def log_in(
                      actor=f"user:{name}" if known else "anonymous",
                      action="console_login_failed", at=now)
         log.info("A console login failed%s.", f" for user {name}" if known else "")
-        return LoginResult(refused="Wrong user name or password.")
+        return LoginResult(refused=N_("Wrong user name or password."))
     token = secrets.token_urlsafe(32)
     expires = min(now + timedelta(hours=settings.session_max_hours),
                   now + timedelta(minutes=settings.session_idle_minutes))
@@ -259,7 +262,7 @@ def require(*roles: str) -> Callable[[Request], Viewer]:
             record_denial(request.app.state.runtime, viewer, request.url.path,
                           f"role {viewer.role} may not see this page")
             raise Denied(f"This page is for {', '.join(roles)} only; you are signed in as "
-                         f"{viewer.role}.")
+                         f"{viewer.role}.", role=viewer.role, roles=tuple(roles))
         return viewer
 
     return dependency
@@ -270,8 +273,8 @@ def check_csrf(request: Request, form: FormData, viewer: Viewer) -> None:
     if not isinstance(sent, str) or not hmac.compare_digest(sent, viewer.csrf_token):
         record_denial(request.app.state.runtime, viewer, request.url.path,
                       "missing or wrong CSRF token")
-        raise Denied("The form expired or did not come from this console. Reload the page "
-                     "and try again.", status_code=400)
+        raise Denied(N_("The form expired or did not come from this console. Reload the "
+                        "page and try again."), status_code=400)
 
 
 def require_form(*roles: str) -> Callable[[Request], Any]:

@@ -80,9 +80,10 @@ def test_the_quick_benchmark_prints_every_figure_the_issue_asks_for(
     assert len(scaled["peak_rss_mb_per_process"]) == 2  # two worker processes
     latency = scaled["latency_at_half_load"]["intake_to_awaiting_assessment"]
     assert latency["count"] > 0 and latency["p99_ms"] >= latency["p50_ms"]
-    for stage in ("urls", "claim", "stats"):
+    for stage in ("urls", "claim", "stats", "search"):
         assert stage in quick_bench["stages"]  # a figure, or null with a note
     assert set(quick_bench["targets"]) >= {
         "scaled_out_reports_per_second", "scaled_out_p99_ms_at_half_load",
         "rdap_network_queries_per_1000_reports", "claim_next_p99_ms_at_100000_waiting",
-        "stats_seconds_over_1000000_cases_postgresql", "worker_peak_rss_mb"}
+        "stats_seconds_over_1000000_cases_postgresql", "worker_peak_rss_mb",
+        "search_p99_ms_at_1000000_cases_postgresql"}

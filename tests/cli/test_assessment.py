@@ -21,6 +21,8 @@ def cli(sqlite_runtime, tmp_path, monkeypatch):
     config.write_text(f"app:\n  data_dir: {settings.app.data_dir}\n"
                       f"database:\n  url: {settings.database.url}\n")
     monkeypatch.setenv("HOTLINE_CONFIG", str(config))
+    monkeypatch.setenv("LANG", "en_GB.UTF-8")
+    monkeypatch.delenv("LANGUAGE", raising=False)
     runner = CliRunner()
 
     def run(*args, ok=True):
@@ -47,7 +49,7 @@ def test_users_add_prints_a_one_time_password_or_a_token(cli, sqlite_runtime):
     assert "ana\tanalyst\tactive" in listing and "sue\tsupervisor" in listing
 
 
-def test_an_analyst_works_a_case_from_the_terminal(cli, sqlite_runtime):
+def test_an_analyst_works_a_case_from_the_terminal(cli, sqlite_runtime, monkeypatch):
     cli("users", "add", "ana", "--role", "analyst")
     [case_id] = queue(sqlite_runtime, {"url": "http://a.example/1", "claimed_category": "csam",
                                        "urgent": True})
@@ -58,7 +60,18 @@ def test_an_analyst_works_a_case_from_the_terminal(cli, sqlite_runtime):
 
     missing = cli("assess", ref, "--as", "ana", "--legality", "illegal_international",
                   "--category", "csam", ok=False)
-    assert missing.exit_code == 1 and "age_group: required" in missing.output
+    # The console's sentences, one per line, without a framework's "Error:" prefix.
+    assert missing.exit_code == 1
+    assert ("hotline: Choose an age group: it is required for child sexual abuse material."
+            in missing.output)
+    assert "Say whether the site is commercial" in missing.output
+    assert "Error" not in missing.output and "Value error" not in missing.output
+    monkeypatch.setenv("LANG", "sr_RS.UTF-8")
+    serbian = cli("assess", ref, "--as", "ana", "--legality", "illegal_international",
+                  "--category", "csam", ok=False)
+    assert "hotline: Izaberite starosnu grupu: obavezna je za materijal seksualnog " \
+        "zlostavljanja dece." in serbian.output
+    monkeypatch.setenv("LANG", "en_GB.UTF-8")
 
     out = cli("assess", ref, "--as", "ana", "--legality", "illegal_international",
               "--category", "csam", "--age-group", "pubescent", "--gender", "male",

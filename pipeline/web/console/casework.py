@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from pipeline.app.runtime import Runtime
 from pipeline.core.errors import BadInput
+from pipeline.core.i18n import N_
 from pipeline.web.console import domain
 from pipeline.web.console.render import ANALYSTS, render
 from pipeline.web.security import Viewer, require, require_form
@@ -27,26 +28,20 @@ router = APIRouter(include_in_schema=False)
 
 # Messages for `?done=` after a redirect: fixed texts, never echoed input.
 DONE = {
-    "claimed": "The case is yours until the lease runs out.",
-    "released": "The case went back to the queue.",
-    "renewed": "You hold the case for longer now.",
-    "assessed": "Assessment saved.",
-    "password": "Your password was changed.",
-    "empty": "The queue is empty: nothing to claim.",
+    "claimed": N_("The case is yours until the lease runs out."),
+    "released": N_("The case went back to the queue."),
+    "renewed": N_("You hold the case for longer now."),
+    "assessed": N_("Assessment saved."),
+    "password": N_("Your password was changed."),
+    "empty": N_("The queue is empty: nothing to claim."),
+    "site-claimed": N_("The open cases of the site are yours now."),
+    "assessed-next": N_("Assessment saved. This is the next case, held for you."),
+    "assessed-empty": N_("Assessment saved. The queue is empty: nothing more to claim."),
 }
 
-# Keyboard shortcuts for the common classifications: key -> (label, field values).
-SHORTCUTS: list[tuple[str, str, dict[str, str]]] = [
-    ("1", "CSAM (international baseline)",
-     {"legality": "illegal_international", "category": "csam"}),
-    ("2", "Self-generated CSAM",
-     {"legality": "illegal_international", "category": "self_generated_csam"}),
-    ("3", "Hate speech (national law)",
-     {"legality": "illegal_national", "category": "hate_speech"}),
-    ("4", "Not illegal", {"legality": "not_illegal", "category": ""}),
-    ("5", "Content not available", {"legality": "content_not_available", "category": ""}),
-    ("6", "Out of remit", {"legality": "out_of_remit", "category": ""}),
-]
+# Keys that move to each field of the assessment form (no modifier, outside a field).
+FIELD_KEYS = {"legality": "l", "category": "c", "age_group": "a", "gender": "g",
+              "site_type": "s", "content_type": "t", "commercial": "m", "notes": "n"}
 ASSESSMENT_FIELDS = ("legality", "category", "age_group", "gender", "site_type",
                      "content_type", "commercial", "notes")
 
@@ -81,12 +76,15 @@ def claim(request: Request, posted: tuple[Viewer, FormData] = Depends(
 @router.get("/console/cases/{ref}")
 def case_page(ref: str, request: Request, viewer: Viewer = Depends(
         require("analyst", "supervisor", "admin", "auditor"))) -> Response:
-    data = domain.case_page(_runtime(request), viewer, ref)
-    return render(request, "case.html", {**data, **_notice(request), **_form_context()})
+    runtime = _runtime(request)
+    data = domain.case_page(runtime, viewer, ref)
+    return render(request, "case.html", {**data, **_notice(request),
+                                         **_form_context(runtime)})
 
 
-def _form_context() -> dict[str, Any]:
-    return {"shortcuts": SHORTCUTS, "choices": domain.assessment_choices()}
+def _form_context(runtime: Runtime) -> dict[str, Any]:
+    return {"presets": domain.presets(runtime), "field_keys": FIELD_KEYS,
+            "choices": domain.assessment_choices()}
 
 
 def _assessment_values(form: FormData) -> dict[str, Any]:
@@ -108,17 +106,24 @@ def assess(ref: str, request: Request, posted: tuple[Viewer, FormData] = Depends
     viewer, form = posted
     runtime = _runtime(request)
     values = _assessment_values(form)
+    also = tuple(str(v) for v in form.getlist("also") if str(v) and str(v) != ref)
     try:
-        outcome, case_id = domain.assess(runtime, viewer, ref, values)
+        outcome, case_id = domain.assess(runtime, viewer, ref, values, also)
     except (BadInput, ValidationError) as exc:
         problems = domain.describe_problems(exc)
         data = domain.case_page(runtime, viewer, ref)
         return render(request, "case.html", {
-            **data, **_form_context(), "problems": problems, "entered": values,
-            "notice": "The assessment was not saved.", "notice_kind": "error"},
+            **data, **_form_context(runtime), "problems": problems, "entered": values,
+            "notice": N_("The assessment was not saved."), "notice_kind": "error"},
             status_code=422)
     log.info("User %s assessed case %s in the console: %s.", viewer.name, ref, outcome,
              extra={"case_id": case_id})
+    if form.get("then") == "next":  # "save and next": claim the next case at once
+        following = domain.claim_next(runtime, viewer, kind="any")
+        if following is None:
+            return RedirectResponse("/console/?done=assessed-empty", status_code=303)
+        return RedirectResponse(f"/console/cases/{following}?done=assessed-next",
+                                status_code=303)
     return RedirectResponse(f"/console/cases/{ref}?done=assessed", status_code=303)
 
 
@@ -127,6 +132,38 @@ def release(ref: str, request: Request, posted: tuple[Viewer, FormData] = Depend
         require_form(*ANALYSTS))) -> Response:
     viewer, _ = posted
     domain.release(_runtime(request), viewer, ref)
+    return RedirectResponse("/console/?done=released", status_code=303)
+
+
+@router.post("/console/cases/{ref}/claim-site")
+def claim_site_of_case(ref: str, request: Request, posted: tuple[Viewer, FormData] = Depends(
+        require_form(*ANALYSTS))) -> Response:
+    """Same-site work: take the open cases of this case's site too."""
+    viewer, _ = posted
+    domain.claim_site(_runtime(request), viewer, ref=ref)
+    return RedirectResponse(f"/console/cases/{ref}?done=site-claimed", status_code=303)
+
+
+@router.post("/console/claim-site")
+def claim_site(request: Request, posted: tuple[Viewer, FormData] = Depends(
+        require_form(*ANALYSTS))) -> Response:
+    """Bulk claim on the queue: every open case of one registered domain."""
+    viewer, form = posted
+    taken = domain.claim_site(_runtime(request), viewer, site=str(form.get("site") or ""))
+    return RedirectResponse("/console/?done=" + ("site-claimed" if taken else "empty"),
+                            status_code=303)
+
+
+@router.post("/console/release")
+def release_many(request: Request, posted: tuple[Viewer, FormData] = Depends(
+        require_form(*ANALYSTS))) -> Response:
+    """Bulk release on the queue: the chosen cases of the viewer's go back."""
+    viewer, form = posted
+    refs = [str(v) for v in form.getlist("ref") if str(v)]
+    if not refs:
+        raise BadInput(N_("Choose at least one case to put back."))
+    for ref in refs:
+        domain.release(_runtime(request), viewer, ref)
     return RedirectResponse("/console/?done=released", status_code=303)
 
 

@@ -24,6 +24,9 @@ from pipeline.app.casework import in_transaction, own_welfare
 from pipeline.app.runtime import Runtime
 from pipeline.core.clock import as_utc
 from pipeline.core.errors import BadInput
+from pipeline.core.i18n import _
+from pipeline.core.i18n import format_number as format_decimal
+from pipeline.domain.problems import Problem, assessment_problems
 from pipeline.domain.rules import RulesInvalid, load_ruleset, placeholders
 from pipeline.stages import assessment
 from pipeline.stages.stats import export_stats
@@ -33,6 +36,7 @@ from pipeline.store.states import CaseState
 from pipeline.store.takedown_models import STAGES, TakedownCheck, stage_times
 from pipeline.store.trace_models import Trace
 from pipeline.web.console.charts import columns, horizontal_bars
+from pipeline.web.console.labels import label
 from pipeline.web.deps import require_roles
 from pipeline.web.security import Viewer
 from pipeline.web.stats import STATS_ROLES, get_stats, get_url_export
@@ -91,42 +95,75 @@ def release(runtime: Runtime, viewer: Viewer, ref: str) -> None:
     casework.release(runtime, viewer.principal, ref)
 
 
+def claim_site(runtime: Runtime, viewer: Viewer, *, ref: str | None = None,
+               site: str | None = None) -> int:
+    """Claim the open cases of a case's site, or of a registered domain: how many."""
+    if ref is not None:
+        _site, leases, _others = casework.claim_site(runtime, viewer.principal,
+                                                     case_key=ref)
+    elif site:
+        _site, leases, _others = casework.claim_site(runtime, viewer.principal,
+                                                     registered_domain=site)
+    else:
+        raise BadInput("site: give a registered domain")
+    return len(leases)
+
+
 def renew(runtime: Runtime, viewer: Viewer, ref: str) -> None:
     """Extend the viewer's own lease on a case."""
     casework.renew(runtime, viewer.principal, ref)
 
 
-def assess(runtime: Runtime, viewer: Viewer, ref: str, values: dict[str, Any]
-           ) -> tuple[str, int | None]:
+def assess(runtime: Runtime, viewer: Viewer, ref: str, values: dict[str, Any],
+           also: tuple[str, ...] = ()) -> tuple[str, int | None]:
     """Record the viewer's assessment of case `ref` (committed, then sent on to routing
     by the same path as the API); the outcome in words and the case's id."""
     decision = AssessmentIn.model_validate(values)
-    result = casework.decide(runtime, viewer.principal, [ref], decision)
+    result = casework.decide(runtime, viewer.principal, [ref, *also], decision)
     if not result.decisions:
         return "nothing", None
     return str(result.decisions[0].outcome), result.decisions[0].case_id
 
 
-def describe_problems(exc: Exception) -> list[str]:
-    """One line per problem, naming the field."""
-    if not isinstance(exc, ValidationError):
-        return [part.strip() for part in str(exc).split(";") if part.strip()]
-    lines: list[str] = []
-    for error in exc.errors():
-        loc = ".".join(str(p) for p in error.get("loc", ()))
-        message = str(error.get("msg", "")).removeprefix("Value error, ")
-        if loc:
-            lines.append(f"{loc}: {message}")
-        else:  # the whole-form check lists several problems joined by ";"
-            lines.extend(part.strip() for part in message.split(";") if part.strip())
-    return lines
+def describe_problems(exc: Exception) -> list[Problem]:
+    """One sentence (msgid) per problem, naming the field (`pipeline.domain.problems`)."""
+    return assessment_problems(exc)
+
+
+@dataclass(frozen=True)
+class Preset:
+    key: str
+    values: dict[str, str]  # form field -> value, as the form posts them
+    words: list[str]  # the values' labels (msgids), in the order of the form
+
+
+def presets(runtime: Runtime) -> list[Preset]:
+    """The configured one-key decisions (`console.presets`), each checked against the
+    assessment schema: a preset that could never be saved is a configuration error."""
+    out = []
+    for preset in runtime.settings.console.presets:
+        given = preset.model_dump(exclude={"key"}, exclude_none=True)
+        try:
+            AssessmentIn.model_validate(given)
+        except ValidationError as exc:
+            raise BadInput(f"console.presets: key {preset.key}: {exc}") from None
+        values = {name: ("yes" if value else "no") if name == "commercial" else str(value)
+                  for name, value in given.items()}
+        words = [str(value) for name, value in given.items()
+                 if name not in ("commercial",) and not (name == "legality" and "category"
+                                                          in given)]
+        if given.get("commercial") is True:
+            words.append("commercial")
+        out.append(Preset(preset.key, values, words))
+    return out
 
 
 def assessment_choices() -> dict[str, list[tuple[str, str]]]:
-    """The options of each field of the assessment form, from the schema's enums."""
+    """The options of each field of the assessment form, from the schema's enums
+    (the label is the value's words: `labels.LABELS`)."""
 
     def options(enum: Any) -> list[tuple[str, str]]:
-        return [(member.value, member.value.replace("_", " ")) for member in enum]
+        return [(member.value, member.value) for member in enum]
 
     return {"legality": options(Legality), "category": options(Category),
             "age_group": options(AgeGroup), "gender": options(Gender),
@@ -157,9 +194,27 @@ def case_page(runtime: Runtime, viewer: Viewer, ref: str) -> dict[str, Any]:
             "may_decide": case.state == CaseState.AWAITING_SUPERVISOR
             and viewer.role == "supervisor",
             "welfare": welfare_of(session, runtime, viewer),
+            **site_cases_of(session, case, viewer),
         }
 
     return work(runtime, viewer, read)
+
+
+SITE_OPEN_STATES = (CaseState.AWAITING_ASSESSMENT.value, CaseState.IN_ASSESSMENT.value)
+
+
+def site_cases_of(session: Session, case: Case, viewer: Viewer) -> dict[str, list[Any]]:
+    """The other open cases of the case's site (registered domain, else host): those the
+    viewer holds (one decision can cover them) and those still to claim."""
+    site = (Case.registered_domain == case.registered_domain if case.registered_domain
+            else Case.host == case.host)
+    rows = session.execute(
+        select(Case, CaseLease.user_id).outerjoin(CaseLease, CaseLease.case_id == Case.id)
+        .where(site, Case.id != case.id, Case.state.in_(SITE_OPEN_STATES))
+        .order_by(Case.received_at).limit(200)).all()
+    held = [c for c, holder in rows if holder is not None and holder == viewer.user_id]
+    free = [c for c, holder in rows if holder is None]
+    return {"site_cases": held, "open_site_cases": free}
 
 
 def traces_of(session: Session, case: Case) -> list[Any]:
@@ -308,8 +363,8 @@ class Charts:
 
 def _hours(value: float) -> str:
     if value >= 48:
-        return f"{value / 24:.1f} d"
-    return f"{value:.1f} h"
+        return _("%(n)s d") % {"n": format_decimal(round(value / 24, 1))}
+    return _("%(n)s h") % {"n": format_decimal(round(value, 1))}
 
 
 def charts(figures: Any) -> Charts:
@@ -321,29 +376,42 @@ def charts(figures: Any) -> Charts:
     if overall.count and cal.share_within_1_day is not None:
         within = [cal.share_within_1_day or 0, cal.share_within_3_days or 0,
                   cal.share_within_7_days or 0, 1.0]
-        labels = ["within 1 day", "1 to 3 days", "3 to 7 days", "over 7 days"]
+        labels = [_("within 1 day"), _("1 to 3 days"), _("3 to 7 days"), _("over 7 days")]
         previous = 0.0
-        for label, share in zip(labels, within, strict=True):
-            distribution.append((label, round((share - previous) * overall.count)))
+        for words, share in zip(labels, within, strict=True):
+            distribution.append((words, round((share - previous) * overall.count)))
             previous = share
     by_country = [(t.key, t.calendar.median_hours) for t in figures.removal.by_hosting_country
                   if t.calendar.median_hours is not None]
     illegal = [(c.key, c.count) for c in figures.illegal_by_hosting_country
                if c.count is not None]
-    stages = [(s.stage.replace("_", " "), s.timing.calendar.median_hours)
+    stages = [(label(s.stage), s.timing.calendar.median_hours)
               for s in figures.stages if s.timing.calendar.median_hours is not None]
     return Charts(
-        removal_distribution=columns(distribution, title="Removal time (received to "
-                                     "removed), cases by calendar time"),
-        removal_by_country=horizontal_bars(by_country, title="Median removal time by "
-                                           "hosting country", fmt=_hours),
-        illegal_by_country=horizontal_bars(illegal, title="Illegal URLs by hosting country",
+        removal_distribution=columns(distribution, title=_(
+            "Removal time (received to removed), cases by calendar time")),
+        removal_by_country=horizontal_bars(by_country, title=_(
+            "Median removal time by hosting country"), fmt=_hours),
+        illegal_by_country=horizontal_bars(illegal, title=_("Illegal URLs by hosting country"),
                                            css_class="bar alt"),
-        stages=horizontal_bars(stages, title="Median duration of each stage", fmt=_hours),
+        stages=horizontal_bars(stages, title=_("Median duration of each stage"), fmt=_hours),
     )
 
 
 # --- rules ---------------------------------------------------------------------------
+
+
+def rules_table(runtime: Runtime) -> tuple[Any, list[str], list[tuple[str, str]]]:
+    """The rules to show as a table (None when invalid), what `hotline rules check`
+    says, and the destinations (key, name) whose address is still a placeholder."""
+    try:
+        ruleset = load_ruleset(runtime.settings.routing.rules_dir)
+    except RulesInvalid as exc:
+        return None, list(exc.problems), []
+    except OSError as exc:
+        return None, [f"{runtime.settings.routing.rules_dir}: {exc.strerror}"], []
+    names = ruleset.directory.destinations
+    return ruleset, [], [(key, names[key].name) for key in placeholders(ruleset)]
 
 
 def rules_problems(runtime: Runtime) -> list[str]:

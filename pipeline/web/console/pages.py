@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -21,16 +22,22 @@ from starlette.responses import Response
 
 from pipeline.app import auth, users
 from pipeline.app.runtime import Runtime
+from pipeline.core import i18n
 from pipeline.core.errors import BadInput
+from pipeline.core.i18n import N_
 from pipeline.store import audit
 from pipeline.store.models import Case, Notice, User
+from pipeline.store.states import CaseState
 from pipeline.web import security
-from pipeline.web.console import domain
+from pipeline.web.console import domain, search
 from pipeline.web.console.casework import router as casework_router
+from pipeline.web.console.failures import router as failures_router
 from pipeline.web.console.helpline import router as helpline_router
 from pipeline.web.console.mailbox import router as mailbox_router
-from pipeline.web.console.render import ANALYSTS, EVERYONE, render
+from pipeline.web.console.notices import router as notices_router
+from pipeline.web.console.render import ANALYSTS, EVERYONE, language_of, render
 from pipeline.web.security import Viewer, require, require_form
+from schemas.intake import Category
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,8 @@ router = APIRouter(include_in_schema=False)
 router.include_router(casework_router)
 router.include_router(mailbox_router)  # mail that waits for a person
 router.include_router(helpline_router)
+router.include_router(notices_router)
+router.include_router(failures_router)
 
 MIN_PASSWORD_LENGTH = 12
 
@@ -75,13 +84,13 @@ async def change_password(request: Request) -> Response:
         with runtime.session_factory.begin() as session:
             user = session.get(User, viewer.user_id)
             if user is None or not auth.verify_password(user.password_hash, current):
-                return "The current password is wrong."
+                return N_("The current password is wrong.")
             if new != again:
-                return "The two new passwords differ."
+                return N_("The two new passwords differ.")
             if len(new) < MIN_PASSWORD_LENGTH:
-                return f"Choose a password of at least {MIN_PASSWORD_LENGTH} characters."
+                return N_("Choose a password of at least 12 characters.")  # MIN_PASSWORD_LENGTH
             if new == current:
-                return "Choose a password different from the current one."
+                return N_("Choose a password different from the current one.")
             auth.set_password(user, new, must_change=False)
             audit.record(session, f"user:{user.name}", actor=viewer.actor,
                          action="password_changed", at=now)
@@ -93,6 +102,23 @@ async def change_password(request: Request) -> Response:
         return render(request, "password.html", {"forced": viewer.must_change_password,
                                                  "error": problem}, status_code=422)
     return RedirectResponse("/console/?done=password", status_code=303)
+
+
+# --- search --------------------------------------------------------------------------
+
+
+@router.get("/console/search")
+def search_page(request: Request, viewer: Viewer = Depends(require(*EVERYONE))) -> Response:
+    """Find cases by reference, URL, host or site and filters (`search.py`)."""
+    runtime = _runtime(request)
+    query = search.parse(dict(request.query_params))
+    with runtime.session_factory() as session:
+        result = search.search(session, query) if request.query_params else None
+        destinations = search.destinations(session)
+    return render(request, "search.html", {
+        "query": query, "result": result, "destinations": destinations,
+        "states": [s.value for s in CaseState], "categories": [c.value for c in Category],
+        "sorts": list(search.SORTS), "urlencode": urlencode})
 
 
 # --- the supervisor's team view ------------------------------------------------------
@@ -140,8 +166,10 @@ def statistics(request: Request, start: str | None = None, end: str | None = Non
     runtime = _runtime(request)
     period = domain.period(runtime, start, end)
     figures = domain.statistics(runtime, viewer, period)
+    with i18n.set_language(language_of(request)):
+        charts = domain.charts(figures)
     return render(request, "stats.html", {"period": period, "figures": figures,
-                                          "charts": domain.charts(figures)})
+                                          "charts": charts})
 
 
 @router.get("/console/stats/export")
@@ -183,8 +211,10 @@ def rules(request: Request, viewer: Viewer = Depends(require("supervisor", "admi
                 text = f"(cannot read: {exc.strerror})"
             files.append({"name": path.name, "text": text})
 
+    ruleset, problems, unfilled = domain.rules_table(runtime)
     return render(request, "rules.html", {"folder": str(folder), "files": files,
-                                          "problems": domain.rules_problems(runtime)})
+                                          "ruleset": ruleset, "problems": problems,
+                                          "unfilled": unfilled})
 
 
 # --- users (admin) -------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Rendering helpers: the Jinja2 environment, filters, and the defanged URL."""
+"""Rendering helpers: the Jinja2 environment, filters, the defanged URL, and the
+language of each page (the viewer's choice, else the browser's Accept-Language)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from pipeline.adapters.tracing.breaker import BREAKERS
 from pipeline.app.health import unreachable_cases
 from pipeline.core import i18n
 from pipeline.core.clock import as_utc
+from pipeline.core.i18n import N_, _
+from pipeline.web.console.labels import label
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -25,16 +28,28 @@ EVERYONE = ("analyst", "supervisor", "admin", "auditor")
 
 # (link, label, roles that see it) for the navigation bar.
 NAV = [
-    ("/console/", "Queue", ANALYSTS),
-    ("/console/review", "Four eyes", ANALYSTS),
-    ("/console/police", "Police holds", ("analyst", "supervisor", "admin")),
-    ("/console/mail", "Mailbox", ANALYSTS),
-    ("/console/team", "Team", ("supervisor", "admin")),
-    ("/console/stats", "Statistics", EVERYONE),
-    ("/console/rules", "Rules", ("supervisor", "admin", "auditor")),
-    ("/console/admin", "Users", ("admin",)),
-    ("/console/helpline", "Helpline", ("counsellor", "supervisor")),
+    ("/console/", N_("Queue"), ANALYSTS),
+    ("/console/search", N_("Search"), ("analyst", "supervisor", "admin", "auditor")),
+    ("/console/review", N_("Four eyes"), ANALYSTS),
+    ("/console/police", N_("Police holds"), ("analyst", "supervisor", "admin")),
+    ("/console/notices", N_("Notices"), EVERYONE),
+    ("/console/mail", N_("Mailbox"), ANALYSTS),
+    ("/console/team", N_("Team"), ("supervisor", "admin")),
+    ("/console/stats", N_("Statistics"), EVERYONE),
+    ("/console/rules", N_("Rules"), ("supervisor", "admin", "auditor")),
+    ("/console/admin", N_("Users"), ("admin",)),
+    ("/console/helpline", N_("Helpline"), ("counsellor", "supervisor")),
 ]
+
+# The viewer's language: a cookie set by the switch in the page header.
+LANGUAGE_COOKIE = "hotline_lang"
+LANGUAGES = i18n.DEFAULT_LANGUAGES  # when a runtime names none
+
+
+def languages_of(request: Request) -> tuple[str, ...]:
+    """The console's languages (`console.languages`), the default first."""
+    chosen = getattr(request.app.state.runtime.settings.console, "languages", None)
+    return tuple(chosen) if chosen else LANGUAGES
 
 _SCHEMES = {"http": "hxxp", "https": "hxxps", "ftp": "fxp", "ftps": "fxps"}
 
@@ -58,9 +73,10 @@ def defang(url: str | None) -> str:
 
 
 def fmt_time(value: datetime | None) -> str:
+    """`07.12.2026. 14:05 UTC` in Serbian, `Dec 7, 2026, 2:05 PM UTC` in English."""
     if value is None:
         return ""
-    return as_utc(value).strftime("%Y-%m-%d %H:%M UTC")
+    return i18n.format_datetime(as_utc(value), tz="UTC") + " UTC"
 
 
 def fmt_duration(value: timedelta | float | int | None) -> str:
@@ -72,20 +88,30 @@ def fmt_duration(value: timedelta | float | int | None) -> str:
     days, rest = divmod(minutes, 24 * 60)
     hours, mins = divmod(rest, 60)
     if days:
-        return f"{days} d {hours} h"
+        return _("%(days)s d %(hours)s h") % {"days": days, "hours": hours}
     if hours:
-        return f"{hours} h {mins} min"
-    return f"{mins} min"
+        return _("%(hours)s h %(mins)s min") % {"hours": hours, "mins": mins}
+    return _("%(mins)s min") % {"mins": mins}
 
 
 def humanise(value: Any) -> str:
-    """`awaiting_assessment` -> `awaiting assessment`."""
+    """`awaiting_assessment` -> `awaiting assessment`, in the page's language."""
     if value is None:
         return ""
-    return re.sub(r"_+", " ", str(value))
+    return label(re.sub(r"\s+", "_", str(value).strip()))
+
+
+def language_of(request: Request) -> str:
+    """The language the viewer chose (cookie), else the one the browser asks for."""
+    offered = languages_of(request)
+    chosen = i18n.canonical(request.cookies.get(LANGUAGE_COOKIE))
+    if chosen in offered:
+        return chosen
+    return i18n.negotiate(request.headers.get("accept-language"), offered)
 
 
 templates = Jinja2Templates(directory=str(TEMPLATES))
+i18n.install(templates.env)
 templates.env.filters["defang"] = defang
 templates.env.filters["when"] = fmt_time
 templates.env.filters["duration"] = fmt_duration
@@ -110,13 +136,20 @@ def registries_banner(runtime: Any, path: str) -> dict[str, Any] | None:
     if not down and not waiting:
         return None
     return {"down": down, "waiting": waiting}
+templates.env.filters["label"] = label
+# A message chosen in Python (marked with N_) translated where it is shown.
+templates.env.filters["t"] = lambda value: _(str(value)) if value else ""
+templates.env.filters["number"] = lambda value: i18n.format_number(value)
 
 
 def render(request: Request, name: str, context: dict[str, Any],
            status_code: int = 200) -> Response:
     runtime = request.app.state.runtime
     viewer = getattr(request.state, "viewer", None)
+    language = language_of(request)
     base = {
+        "lang": language,
+        "languages": [(tag, i18n.NATIVE_NAMES[tag]) for tag in languages_of(request)],
         "hotline_name": runtime.settings.app.name,
         "viewer": viewer,
         "now": runtime.clock.now(),
@@ -124,5 +157,9 @@ def render(request: Request, name: str, context: dict[str, Any],
         "nav": NAV,
         "registries": registries_banner(runtime, request.url.path) if viewer else None,
     }
-    return templates.TemplateResponse(request, name, {**base, **context},
-                                      status_code=status_code)
+    with i18n.set_language(language):
+        response = templates.TemplateResponse(request, name, {**base, **context},
+                                              status_code=status_code)
+    response.headers["Content-Language"] = language
+    response.headers["Vary"] = "Accept-Language, Cookie"
+    return response

@@ -17,11 +17,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from pipeline.app.runtime import Runtime
+from pipeline.core import i18n
 from pipeline.core.errors import BadInput, HotlineError, NotFound, PermissionDenied
+from pipeline.core.i18n import N_
 from pipeline.stages.assessment import Conflict
 from pipeline.web import security
 from pipeline.web.console.pages import router as pages_router
-from pipeline.web.console.render import STATIC, render
+from pipeline.web.console.render import LANGUAGE_COOKIE, STATIC, languages_of, render
 from pipeline.web.security import Denied, LoginRequired, PasswordChangeRequired
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,22 @@ def root() -> RedirectResponse:
     return RedirectResponse("/console/", status_code=303)
 
 
+@router.get("/console/language/{lang}")
+def choose_language(lang: str, request: Request, next: str | None = None  # noqa: A002
+                    ) -> Response:
+    """The language switch in every page's header: remembered in a cookie for a year."""
+    tag = i18n.canonical(lang)
+    offered = languages_of(request)
+    if tag not in offered:
+        raise NotFound(f"language {lang[:20]!r}: choose one of {', '.join(offered)}")
+    back = next if isinstance(next, str) and next.startswith("/console/") \
+        and "//" not in next and "\\" not in next else "/console/"
+    response = RedirectResponse(back, status_code=303)
+    response.set_cookie(LANGUAGE_COOKIE, tag, max_age=365 * 24 * 3600, path="/",
+                        httponly=True, samesite="lax", secure=request.url.scheme == "https")
+    return response
+
+
 @router.get("/console/login")
 def login_page(request: Request, next: str | None = None) -> Response:  # noqa: A002
     runtime: Runtime = request.app.state.runtime
@@ -73,7 +91,7 @@ async def login(request: Request) -> Response:
         token = security.login_csrf(request)
         response = render(request, "login.html", {
             "csrf": token, "next_path": next_path or "", "name": name,
-            "error": "The login form expired. Please try again."}, status_code=400)
+            "error": N_("The login form expired. Please try again.")}, status_code=400)
         security.set_login_csrf_cookie(response, request, token, runtime.settings.console)
         return response
 
@@ -141,7 +159,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Denied)
     async def _denied(request: Request, exc: Denied) -> Response:
-        return render(request, "denied.html", {"reason": exc.reason},
+        return render(request, "denied.html", {"reason": exc.reason, "role": exc.role,
+                                               "roles": exc.roles},
                       status_code=exc.status_code)
 
     async def _fallback(request: Request, exc: Exception) -> Response:
@@ -158,9 +177,9 @@ def install(app: FastAPI) -> None:
     # Domain errors on console pages become HTML pages; elsewhere (the API) the
     # handlers registered before the console keep answering in JSON.
     pages_for: dict[type, tuple[int, str]] = {
-        HotlineError: (409, "Cannot do that"), BadInput: (422, "Cannot do that"),
-        NotFound: (404, "Not found"), PermissionDenied: (403, "Not allowed"),
-        Conflict: (409, "Cannot do that"),
+        HotlineError: (409, N_("Cannot do that")), BadInput: (422, N_("Cannot do that")),
+        NotFound: (404, N_("Not found")), PermissionDenied: (403, N_("Not allowed")),
+        Conflict: (409, N_("Cannot do that")),
     }
 
     async def _domain_error(request: Request, exc: Exception) -> Response:
@@ -177,8 +196,8 @@ def install(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if not _is_console(request) or exc.status_code not in (404, 405):
             return await _fallback(request, exc)
-        return render(request, "error.html", {"title": "Not found",
-                                              "message": "There is no such page."},
+        return render(request, "error.html", {"title": N_("Not found"),
+                                              "message": N_("There is no such page.")},
                       status_code=exc.status_code)
 
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ function setupCopy() {
     button.addEventListener("click", function () {
       var status = document.getElementById(button.getAttribute("aria-controls"));
       copyText(button.getAttribute("data-copy")).then(function () {
-        if (status) { status.textContent = "Copied. Open it only in the isolated browser."; }
+        if (status) { status.textContent = button.getAttribute("data-copied") || "Copied."; }
       });
     });
   });
@@ -39,6 +39,7 @@ function applyPreset(form, preset) {
   });
   form.querySelectorAll("[data-preset]").forEach(function (b) { b.classList.remove("chosen"); });
   preset.classList.add("chosen");
+  // Enter now saves and opens the next case.
   var submit = form.querySelector("button[type=submit]");
   if (submit) { submit.focus(); }
 }
@@ -69,6 +70,13 @@ function setupShortcuts() {
     if (preset) {
       event.preventDefault();
       applyPreset(form, preset);
+      return;
+    }
+    // A letter moves to its field (shown next to each label).
+    var field = form.querySelector('[data-field-key="' + CSS.escape(event.key.toLowerCase()) + '"]');
+    if (field) {
+      event.preventDefault();
+      field.focus();
     }
   });
 }

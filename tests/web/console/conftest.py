@@ -30,6 +30,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-component-update", "--disable-sync"]
 ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+# axe-core, installed from npm by `make test` (test-only; HOTLINE_TEST_AXE names another copy).
+AXE = Path(os.environ.get("HOTLINE_TEST_AXE", str(
+    ROOT / ".venv" / "axe" / "node_modules" / "axe-core" / "axe.min.js")))
 PASSWORD = "correct horse battery staple"
 
 

@@ -79,18 +79,24 @@ def test_an_analyst_logs_in_claims_assesses_and_sees_the_notice_planned(
         "http://pics.example.rs/gallery/1.html")
     # The reporter's contact is not shown to an analyst, only that one was given.
     assert "reporter@example.org" not in page.content()
-    assert "given (not shown to your role)" in page.inner_text("#reports")
+    assert "given (not shown to your role)" in page.inner_text("#reporter")
     assert "AS64500" in page.inner_text("#trace")
     screenshot(page, "03-case-claimed")
 
-    # Keyboard shortcut "1": CSAM under the international baseline.
+    # Keyboard shortcut "1": CSAM under the international baseline, details filled in.
     page.locator("body").click()
     page.keyboard.press("1")
     assert page.input_value("#f-legality") == "illegal_international"
     assert page.input_value("#f-category") == "csam"
-    # Saving without the ICCAM details is refused, naming what is missing.
+    assert page.input_value("#f-age_group") == "pre_pubescent"
+    # Saving without the ICCAM details is refused, naming what is missing in a sentence
+    # linked to the field, which is marked invalid.
+    page.select_option("#f-age_group", "")
     page.click("#save-assessment")
-    assert "age_group" in page.inner_text("#problems")
+    assert "Choose an age group: it is required for child sexual abuse material." in (
+        page.inner_text("#problems"))
+    assert page.get_attribute("#f-age_group", "aria-invalid") == "true"
+    assert page.get_attribute("#problems a", "href") == "#f-age_group"
     assert page.input_value("#f-legality") == "illegal_international"
     page.select_option("#f-age_group", "pre_pubescent")
     page.select_option("#f-gender", "female")
@@ -101,7 +107,8 @@ def test_an_analyst_logs_in_claims_assesses_and_sees_the_notice_planned(
     page.click("#save-assessment")
     page.wait_for_url(f"**/console/cases/{older}?done=assessed")
     assert page.inner_text("#case-state") == "assessed"
-    assert "illegal international, csam" in page.inner_text("#decision")
+    assert page.inner_text("#decision") == (
+        "illegal everywhere (international baseline), child sexual abuse material")
 
     route_assessed(runtime)
     page.reload()
@@ -132,7 +139,7 @@ def test_four_eyes_a_second_analyst_confirms_a_national_law_decision(page, brows
     page.keyboard.press("3")  # hate speech under national law: four eyes by default
     page.click("#save-assessment")
     page.wait_for_url(f"**/console/cases/{ref}?done=assessed")
-    assert page.inner_text("#case-state") == "awaiting second assessment"
+    assert page.inner_text("#case-state") == "awaiting a second analyst"
 
     other = page.context.browser.new_context(base_url=page.url.split("/console")[0])
     second = other.new_page()
@@ -151,7 +158,7 @@ def test_four_eyes_a_second_analyst_confirms_a_national_law_decision(page, brows
     second.click("#save-assessment")
     second.wait_for_url(f"**/console/cases/{ref}?done=assessed")
     assert second.inner_text("#case-state") == "assessed"
-    assert "illegal national, hate speech" in second.inner_text("#decision")
+    assert "illegal under national law, hate speech" in second.inner_text("#decision")
     other.close()
 
 

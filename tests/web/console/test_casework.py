@@ -23,7 +23,8 @@ class Person:
     """One browser session of one user, through the ASGI app."""
 
     def __init__(self, runtime, name):
-        self.client = TestClient(create_app(runtime), follow_redirects=False)
+        self.client = TestClient(create_app(runtime), follow_redirects=False,
+                                 headers={"Accept-Language": "en"})  # English texts
         form = self.client.get("/console/login")
         response = self.client.post("/console/login", data={
             "name": name, "password": PASSWORD, "csrf": _csrf(form.text)})

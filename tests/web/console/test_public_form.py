@@ -8,18 +8,13 @@ The axe checks skip without it but fail when CI=true.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
 
 from pipeline.store.models import Report
 from tests.conftest import CI
-from tests.web.console.conftest import ROOT, screenshot
+from tests.web.console.conftest import AXE, screenshot
 
-AXE = Path(os.environ.get("HOTLINE_TEST_AXE", str(
-    ROOT / ".venv" / "axe" / "node_modules" / "axe-core" / "axe.min.js")))
 REF = r"R-[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}"
 
 

@@ -16,7 +16,8 @@ from tests.web.console.conftest import PASSWORD, add_person
 
 
 def _client(runtime, base_url="http://testserver"):
-    return TestClient(create_app(runtime), base_url=base_url, follow_redirects=False)
+    return TestClient(create_app(runtime), base_url=base_url, follow_redirects=False,
+                      headers={"Accept-Language": "en"})  # the English texts
 
 
 def _csrf(html: str) -> str:
@@ -115,7 +116,8 @@ def test_an_analyst_is_shown_a_denied_page_for_the_admin_page_and_it_is_audited(
         _log_in(client, "ana")
         response = client.get("/console/admin")
     assert response.status_code == 403
-    assert "Not allowed" in response.text and "admin only" in response.text
+    assert "Not allowed" in response.text
+    assert "for administrator only; you are signed in as analyst." in response.text
     with runtime.session_factory() as session:
         events = list(session.execute(
             select(Event).where(Event.stream == "user:ana", Event.action == "access_denied")
