@@ -284,7 +284,7 @@ class AssessmentPreset(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    key: str = Field(..., pattern=r"^[0-9]$", description="The digit that applies it.")
+    shortcut: str = Field(..., pattern=r"^[0-9]$", description="The digit that applies it.")
     legality: str = Field(..., description="Legality (schemas.assessment.Legality).")
     category: str | None = Field(None, description="Category (schemas.intake.Category).")
     age_group: str | None = Field(None, description="ICCAM age group.")
@@ -298,14 +298,14 @@ def _default_presets() -> list[AssessmentPreset]:
     csam = {"legality": "illegal_international", "gender": "female",
             "site_type": "image_host", "content_type": "image", "commercial": False}
     return [
-        AssessmentPreset(key="1", category="csam", age_group="pre_pubescent", **csam),
-        AssessmentPreset(key="2", category="self_generated_csam", age_group="pubescent",
+        AssessmentPreset(shortcut="1", category="csam", age_group="pre_pubescent", **csam),
+        AssessmentPreset(shortcut="2", category="self_generated_csam", age_group="pubescent",
                          **csam),
-        AssessmentPreset(key="3", legality="illegal_national", category="hate_speech"),
-        AssessmentPreset(key="4", legality="not_illegal"),
-        AssessmentPreset(key="5", legality="content_not_available"),
-        AssessmentPreset(key="6", legality="out_of_remit"),
-        AssessmentPreset(key="7", category="csam", age_group="pubescent", **csam),
+        AssessmentPreset(shortcut="3", legality="illegal_national", category="hate_speech"),
+        AssessmentPreset(shortcut="4", legality="not_illegal"),
+        AssessmentPreset(shortcut="5", legality="content_not_available"),
+        AssessmentPreset(shortcut="6", legality="out_of_remit"),
+        AssessmentPreset(shortcut="7", category="csam", age_group="pubescent", **csam),
     ]
 
 

@@ -44,7 +44,8 @@ def test_metrics_count_the_cases_and_the_open_circuits(offline):
 
 def test_the_console_start_page_says_registries_are_unreachable(offline):
     add_person(offline, "ana", "analyst")
-    with TestClient(create_app(offline), follow_redirects=False) as client:
+    with TestClient(create_app(offline), follow_redirects=False,
+                    headers={"Accept-Language": "en"}) as client:
         form = client.get("/console/login")
         csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
         client.post("/console/login", data={"name": "ana", "password": PASSWORD,

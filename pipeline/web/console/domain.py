@@ -142,11 +142,11 @@ def presets(runtime: Runtime) -> list[Preset]:
     assessment schema: a preset that could never be saved is a configuration error."""
     out = []
     for preset in runtime.settings.console.presets:
-        given = preset.model_dump(exclude={"key"}, exclude_none=True)
+        given = preset.model_dump(exclude={"shortcut"}, exclude_none=True)
         try:
             AssessmentIn.model_validate(given)
         except ValidationError as exc:
-            raise BadInput(f"console.presets: key {preset.key}: {exc}") from None
+            raise BadInput(f"console.presets: key {preset.shortcut}: {exc}") from None
         values = {name: ("yes" if value else "no") if name == "commercial" else str(value)
                   for name, value in given.items()}
         words = [str(value) for name, value in given.items()
@@ -154,7 +154,7 @@ def presets(runtime: Runtime) -> list[Preset]:
                                                           in given)]
         if given.get("commercial") is True:
             words.append("commercial")
-        out.append(Preset(preset.key, values, words))
+        out.append(Preset(preset.shortcut, values, words))
     return out
 
 
