@@ -31,7 +31,8 @@ as_option = click.option("--as", "as_user", required=True, envvar="HOTLINE_USER"
                          help="The user acting (default: $HOTLINE_USER).")
 
 
-def _principal(runtime: Runtime, name: str) -> Principal:
+def principal_named(runtime: Runtime, name: str) -> Principal:
+    """The active user `name` as the principal of a command (`--as`)."""
     with runtime.session_factory() as session:
         user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
         if user is None or not user.active:
@@ -44,7 +45,7 @@ def act(name: str, work: Callable[[Session, Principal, Runtime], T],
     """Run `work` as user `name` in one transaction; denials are audited."""
     runtime, _ = runtime_with_broker(settings_or_exit())
     try:
-        principal = _principal(runtime, name)
+        principal = principal_named(runtime, name)
         with audit_denials(runtime.session_factory, principal, runtime.clock), (
             runtime.session_factory.begin()
         ) as session:
@@ -64,7 +65,7 @@ def as_principal(name: str, use_case: Callable[[Runtime, Principal], T]) -> T:
     """Run a use case of `pipeline.app.casework` as user `name`; its errors as messages."""
     runtime, _ = runtime_with_broker(settings_or_exit())
     try:
-        return use_case(runtime, _principal(runtime, name))
+        return use_case(runtime, principal_named(runtime, name))
     except PermissionDenied as exc:
         raise click.ClickException(f"denied: {exc}") from None
     except (BadInput, NotFound) as exc:

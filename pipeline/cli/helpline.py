@@ -14,15 +14,14 @@ from typing import Any, TypeVar
 
 import click
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipeline.app.auth import Principal, audit_denials, principal_for_user, require
+from pipeline.app.auth import Principal, audit_denials, require
 from pipeline.app.runtime import Runtime
 from pipeline.cli import drain_if_embedded, main, runtime_with_broker, settings_or_exit
+from pipeline.cli.assessment import as_option, principal_named
 from pipeline.core.errors import BadInput, NotFound, PermissionDenied
 from pipeline.stages import helpline
-from pipeline.store.models import User
 from schemas.helpline import (
     AgeGroup,
     CallerType,
@@ -37,24 +36,12 @@ from schemas.helpline import (
 
 T = TypeVar("T")
 
-as_option = click.option("--as", "as_user", required=True, envvar="HOTLINE_USER",
-                         help="The user acting (default: $HOTLINE_USER).")
-
-
-def _principal(runtime: Runtime, name: str) -> Principal:
-    with runtime.session_factory() as session:
-        user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
-        if user is None or not user.active:
-            raise click.ClickException(f"no active user named {name}")
-        return principal_for_user(user, via="cli")
-
-
 def _act(name: str, action: str, work: Callable[[Session, Principal, Runtime], T]) -> T:
     """Run `work` as `name` (who must be allowed `action`): commit, then enqueue what an
     `Outcome` asks for, and in embedded mode run those stages here."""
     runtime, broker = runtime_with_broker(settings_or_exit())
     try:
-        principal = _principal(runtime, name)
+        principal = principal_named(runtime, name)
         with audit_denials(runtime.session_factory, principal, runtime.clock):
             require(principal, action)
             result: Any = None
