@@ -34,6 +34,7 @@ from schemas.helpline import (
     ContactIn,
     Relation,
     ReplyIn,
+    TakeUpIn,
     TaskIn,
     Topic,
 )
@@ -56,6 +57,8 @@ LABELS: dict[str, str] = {
     "friend": N_("Friend"), "stranger": N_("Stranger"), "open": N_("Open"),
     "advisory": N_("Advisory (closed)"), "referred": N_("Referred"),
     "answered": N_("Answered"), "closed": N_("Closed"),
+    "from_mailbox": N_("from the mailbox"),
+    "from_form": N_("from the public form"),
 }
 DONE = {
     "recorded": N_("The contact was recorded."),
@@ -117,21 +120,26 @@ def _text(form: FormData, name: str) -> str | None:
     return value or None
 
 
+def _case_fields(form: FormData) -> dict[str, Any] | None:
+    """The new case's fields, when a case type is chosen."""
+    if not _text(form, "case_type"):
+        return None
+    urls = [u.strip() for u in str(form.get("urls") or "").splitlines() if u.strip()]
+    return {"case_type": _text(form, "case_type"), "urgent": form.get("urgent") == "on",
+            "child_age_group": _text(form, "child_age_group"),
+            "relation": _text(form, "relation"), "accounts": _text(form, "accounts"),
+            "notes": _text(form, "notes"), "urls": urls}
+
+
 def _contact_in(form: FormData) -> ContactIn:
-    case: dict[str, Any] | None = None
-    if _text(form, "case_type"):
-        urls = [u.strip() for u in str(form.get("urls") or "").splitlines() if u.strip()]
-        case = {"case_type": _text(form, "case_type"), "urgent": form.get("urgent") == "on",
-                "child_age_group": _text(form, "child_age_group"),
-                "relation": _text(form, "relation"), "accounts": _text(form, "accounts"),
-                "notes": _text(form, "notes"), "urls": urls}
+    case = _case_fields(form)
     contact = _text(form, "caller_contact")
     return ContactIn.model_validate({
         "channel": _text(form, "channel") or "phone", "caller_type": _text(form, "caller_type"),
         "topic": _text(form, "topic"), "duration_minutes": _text(form, "minutes"),
         "language": _text(form, "language") or "sr", "anonymous": contact is None,
         "caller_contact": contact, "summary": _text(form, "summary"), "case": case,
-        "join_case": _text(form, "join_case")})
+        "join_case": _text(form, "join_case"), "received_at": _text(form, "received_at")})
 
 
 @router.post("/console/helpline/contacts")
@@ -140,7 +148,12 @@ def post_contact(request: Request, posted: tuple[Viewer, FormData] = Depends(
     viewer, form = posted
     runtime = _runtime(request)
     try:
-        recorded = api.record_contact(runtime, viewer.principal, _contact_in(form))
+        item = _contact_in(form)
+        if item.received_at is not None and item.received_at.tzinfo is None:
+            # The browser's datetime-local: the centre's time.
+            item.received_at = item.received_at.replace(
+                tzinfo=ZoneInfo(runtime.settings.worktime.timezone))
+        recorded = api.record_contact(runtime, viewer.principal, item)
     except ValidationError as exc:
         problems = describe_validation_errors(list(exc.errors()))
     except (BadInput, NotFound) as exc:
@@ -153,6 +166,50 @@ def post_contact(request: Request, posted: tuple[Viewer, FormData] = Depends(
     return _page(request, "helpline/contacts.html", {
         **_form_context(runtime, viewer), "form": dict(form), "problems": problems},
         status_code=422)
+
+
+def _contact_page(request: Request, runtime: Runtime, viewer: Viewer, ref: str,
+                  form: dict[str, Any] | None = None, problems: list[str] | None = None
+                  ) -> Response:
+    contact = api.contact_view(runtime, viewer.principal, ref)
+    with runtime.session_factory() as session:
+        open_cases = helpline.list_cases(session, states=["open", "referred", "answered"],
+                                         limit=50)
+    return _page(request, "helpline/contact.html", {
+        "contact": contact, "form": form or {}, "problems": problems or [],
+        "urls": "\n".join(helpline.urls_in(contact.summary)), "open_cases": open_cases,
+        "callers": list(CallerType), "topics": list(Topic), "case_types": list(CaseType),
+        "ages": list(AgeGroup), "relations": list(Relation)},
+        status_code=422 if problems else 200)
+
+
+@router.get("/console/helpline/contacts/{ref}")
+def contact_page(ref: str, request: Request,
+                 viewer: Viewer = Depends(require(*COUNSELLORS))) -> Response:
+    """One contact: what came in (the form's or mailbox's text), and taking it up."""
+    return _contact_page(request, _runtime(request), viewer, ref)
+
+
+@router.post("/console/helpline/contacts/{ref}/take-up")
+def post_take_up(ref: str, request: Request, posted: tuple[Viewer, FormData] = Depends(
+        require_form(*COUNSELLORS))) -> Response:
+    viewer, form = posted
+    runtime = _runtime(request)
+    try:
+        item = TakeUpIn.model_validate({
+            "caller_type": _text(form, "caller_type"), "topic": _text(form, "topic"),
+            "case": _case_fields(form), "join_case": _text(form, "join_case")})
+        done = api.take_up(runtime, viewer.principal, ref, item)
+    except ValidationError as exc:
+        problems = describe_validation_errors(list(exc.errors()))
+    except BadInput as exc:
+        problems = [str(exc)]
+    else:
+        if done.case:
+            return RedirectResponse(f"/console/helpline/cases/{done.case}?done=recorded",
+                                    status_code=303)
+        return RedirectResponse("/console/helpline?done=recorded", status_code=303)
+    return _contact_page(request, runtime, viewer, ref, dict(form), problems)
 
 
 @router.get("/console/helpline/cases/{ref}")

@@ -33,7 +33,7 @@ NAV = [
     ("/console/review", N_("Four eyes"), ANALYSTS),
     ("/console/police", N_("Police holds"), ("analyst", "supervisor", "admin")),
     ("/console/notices", N_("Notices"), EVERYONE),
-    ("/console/mail", N_("Mailbox"), ANALYSTS),
+    ("/console/mail", N_("Mailbox"), ("analyst", "supervisor", "counsellor")),
     ("/console/team", N_("Team"), ("supervisor", "admin")),
     ("/console/stats", N_("Statistics"), EVERYONE),
     ("/console/rules", N_("Rules"), ("supervisor", "admin", "auditor")),
