@@ -19,7 +19,7 @@ import yaml
 from sqlalchemy import select, text
 
 from pipeline.app import privacy
-from pipeline.core.errors import BadInput
+from pipeline.core.errors import BadInput, NotFound
 from pipeline.core.messaging import DISPATCH, NORMALISE, RecordingEnqueuer
 from pipeline.domain.rules import RulesInvalid, cached_ruleset
 from pipeline.stages import helpline
@@ -660,3 +660,45 @@ def test_after_a_key_rotation_the_helplines_data_go_under_the_first_key(hl, sett
         event = session.execute(select(Event).where(
             Event.action == "helpline_data_reencrypted")).scalars().first()
         assert event is not None and CALLER not in str(event.data)
+
+
+def test_the_addresses_written_in_a_message_are_found_once_in_order():
+    text = ("See https://bad.example.net/u/x, and www.bad.example.org. Again: "
+            "https://bad.example.net/u/x (ftp://no.example is not offered)")
+    assert helpline.urls_in(text) == ["https://bad.example.net/u/x", "www.bad.example.org"]
+    assert helpline.urls_in(None) == []
+
+
+def test_a_contact_from_the_form_is_taken_up_into_a_case_with_its_urls(hl):
+    with hl.session_factory.begin() as session:
+        ref = helpline.record_incoming(
+            session, channel="contact_form", received_at=hl.clock.now(),
+            summary="Blackmail: https://bad.example.net/u/x", sender=None, language="en",
+            now=hl.clock.now(), settings=hl.settings, source="form").ref
+    with hl.session_factory() as session:
+        assert session.execute(select(Report)).first() is None  # nothing reported yet
+    outcome = helpline.commit_then_enqueue(hl.session_factory, hl.enqueuer, lambda s: (
+        helpline.take_up(s, ref, caller_type="child", topic="sextortion",
+                         case=CaseIn(case_type="sextortion", urls=helpline.urls_in(
+                             "Blackmail: https://bad.example.net/u/x")),
+                         join=None, counsellor="cara", now=hl.clock.now(),
+                         settings=hl.settings)))
+    assert outcome.case is not None and len(outcome.report_ids) == 1
+    assert hl.enqueuer.ids(NORMALISE) == outcome.report_ids
+    with hl.session_factory() as session:
+        contact, case_ref = helpline.find_contact(session, ref.lower())
+        assert (contact.caller_type, contact.topic, contact.counsellor) == (
+            "child", "sextortion", "cara")
+        assert case_ref == outcome.case.ref
+        event = session.execute(select(Event).where(Event.action == "contact_taken_up")
+                                ).scalar_one()
+        assert event.data["before"] == {"caller_type": "other", "topic": "other"}
+    with pytest.raises(BadInput, match="already belongs to a case"), \
+            hl.session_factory.begin() as session:
+        helpline.take_up(session, ref, caller_type="child", topic="grooming",
+                         case=CaseIn(case_type="grooming"), join=None, counsellor="sue",
+                         now=hl.clock.now(), settings=hl.settings)
+    with pytest.raises(NotFound), hl.session_factory.begin() as session:
+        helpline.take_up(session, "K-NOPE", caller_type="child", topic="grooming",
+                         case=None, join=None, counsellor="sue", now=hl.clock.now(),
+                         settings=hl.settings)
