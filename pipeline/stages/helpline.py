@@ -409,8 +409,9 @@ def contact_from_mail(session: Session, message_id: int, *, counsellor: str, now
     2. a lost claim on a message already turned into a contact returns that contact
        (`created` false); a message no longer waiting (looked at) is `NotFound`;
     3. record the contact (`record_incoming`, source `mailbox`), link the message to
-       it, audit both (`contact_recorded` on the contact, `mail_to_helpline` on the
-       message's stream)."""
+       it and empty the message's sender and subject (the contact holds them, under
+       the helpline's retention), audit both (`contact_recorded` on the contact,
+       `mail_to_helpline` on the message's stream)."""
     actor = f"user:{counsellor}"
     claimed = session.execute(
         update(MailMessage).where(MailMessage.id == message_id, MailMessage.state == LOOK_AT)
@@ -428,7 +429,9 @@ def contact_from_mail(session: Session, message_id: int, *, counsellor: str, now
         session, channel="email", received_at=as_utc(message.received_at),
         summary=mail_summary(message), sender=message.sender, language=message.language,
         now=now, settings=settings, source="mailbox", counsellor=counsellor)
-    message.helpline_contact_ref = contact.ref
+    # Moved, not copied: the contact holds the sender and subject now, under the
+    # helpline's retention; the message's row keeps only the link.
+    message.helpline_contact_ref, message.sender, message.subject = contact.ref, None, None
     audit.record(session, f"mail:{message_id}", actor=actor, action="mail_to_helpline",
                  at=now, data={"contact": contact.ref})
     log.info("Mail message %s turned into helpline contact %s by %s.", message_id,

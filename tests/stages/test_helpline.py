@@ -553,6 +553,7 @@ def test_a_mail_message_becomes_a_helpline_contact_once_linked_and_audited(hl):
         message = session.get(MailMessage, message_id)
         assert (message.state, message.helpline_contact_ref) == ("helpline", contact.ref)
         assert message.looked_at_by == "user:cara"
+        assert (message.sender, message.subject) == (None, None)  # moved to the contact
         assert (contact.channel, contact.source, contact.counsellor) == ("email", "mailbox",
                                                                           "cara")
         assert (contact.anonymous, contact.caller_contact) == (False, "someone@mail.example")
