@@ -107,6 +107,7 @@ from schemas.intake import Channel as ReportChannel
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+INCOMING_SOURCES = ("mailbox", "form")  # contacts no counsellor recorded
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 H = HelplineCaseState
@@ -480,6 +481,7 @@ def take_up(session: Session, contact_ref: str, *, caller_type: str, topic: str,
     contact.caller_type, contact.topic = item.caller_type.value, item.topic.value
     if contact.counsellor.startswith("("):
         contact.counsellor = counsellor
+    contact.taken_up_at = contact.taken_up_at or now
     _event(session, contact, "contact_taken_up", actor=f"user:{counsellor}", at=now,
            data={"before": before, "caller_type": contact.caller_type,
                  "topic": contact.topic})
@@ -906,6 +908,16 @@ def list_contacts(session: Session, *, limit: int = 100) -> list[tuple[HelplineC
         .outerjoin(HelplineCase, HelplineCase.id == HelplineContact.helpline_case_id)
         .order_by(HelplineContact.received_at.desc(), HelplineContact.id.desc())
         .limit(limit))]
+
+
+def waiting_contacts(session: Session, *, limit: int = 100) -> list[HelplineContact]:
+    """Contacts that came in by themselves (mailbox, public form) and no counsellor has
+    taken up yet, oldest first."""
+    return list(session.execute(
+        select(HelplineContact).where(HelplineContact.source.in_(INCOMING_SOURCES),
+                                      HelplineContact.taken_up_at.is_(None),
+                                      HelplineContact.helpline_case_id.is_(None))
+        .order_by(HelplineContact.received_at, HelplineContact.id).limit(limit)).scalars())
 
 
 # ------------------------------------------------------------------------- welfare

@@ -678,6 +678,7 @@ def test_a_contact_from_the_form_is_taken_up_into_a_case_with_its_urls(hl):
             now=hl.clock.now(), settings=hl.settings, source="form").ref
     with hl.session_factory() as session:
         assert session.execute(select(Report)).first() is None  # nothing reported yet
+        assert [c.ref for c in helpline.waiting_contacts(session)] == [ref]
     outcome = helpline.commit_then_enqueue(hl.session_factory, hl.enqueuer, lambda s: (
         helpline.take_up(s, ref, caller_type="child", topic="sextortion",
                          case=CaseIn(case_type="sextortion", urls=helpline.urls_in(
@@ -690,7 +691,8 @@ def test_a_contact_from_the_form_is_taken_up_into_a_case_with_its_urls(hl):
         contact, case_ref = helpline.find_contact(session, ref.lower())
         assert (contact.caller_type, contact.topic, contact.counsellor) == (
             "child", "sextortion", "cara")
-        assert case_ref == outcome.case.ref
+        assert case_ref == outcome.case.ref and contact.taken_up_at == hl.clock.now()
+        assert helpline.waiting_contacts(session) == []
         event = session.execute(select(Event).where(Event.action == "contact_taken_up")
                                 ).scalar_one()
         assert event.data["before"] == {"caller_type": "other", "topic": "other"}

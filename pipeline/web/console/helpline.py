@@ -98,12 +98,14 @@ def _page(request: Request, name: str, context: dict[str, Any], status_code: int
 def _form_context(runtime: Runtime, viewer: Viewer) -> dict[str, Any]:
     with runtime.session_factory() as session:
         contacts = helpline.list_contacts(session, limit=20)
+        waiting = helpline.waiting_contacts(session, limit=50)
         open_cases = helpline.list_cases(session, states=["open", "referred", "answered"],
                                          limit=50)
         welfare = helpline.counsellor_welfare(session, now=runtime.clock.now(),
                                               settings=runtime.settings,
                                               counsellors=[viewer.name])[0]
-    return {"contacts": contacts, "open_cases": open_cases, "welfare": welfare,
+    return {"contacts": contacts, "waiting": waiting, "open_cases": open_cases,
+            "welfare": welfare,
             "channels": list(ContactChannel), "callers": list(CallerType),
             "topics": list(Topic), "case_types": list(CaseType), "ages": list(AgeGroup),
             "relations": list(Relation)}

@@ -125,6 +125,9 @@ def test_a_counsellor_takes_up_a_request_from_the_form_and_its_urls_become_repor
             sender=None, language="en", now=runtime.clock.now(), settings=runtime.settings,
             source="form").ref
     cara = Person(runtime, "cara")
+    listing = cara.client.get("/console/helpline").text
+    waiting = re.search(r'<table id="waiting">.*?</table>', listing, re.S).group(0)
+    assert ref in waiting and 'data-channel="contact_form" data-source="form"' in waiting
     page = cara.client.get(f"/console/helpline/contacts/{ref}")
     assert page.status_code == 200 and "from the public form" in page.text
     assert "https://bad.example.net/u/x\nwww.bad.example.org</textarea>" in page.text
@@ -144,6 +147,7 @@ def test_a_counsellor_takes_up_a_request_from_the_form_and_its_urls_become_repor
         linked = session.execute(select(HelplineCaseReport.report_id)).scalars().all()
         assert len(linked) == 2 and runtime.enqueuer.ids(NORMALISE) == linked
         assert "contact_taken_up" in session.execute(select(Event.action)).scalars().all()
+    assert 'id="waiting"' not in cara.client.get("/console/helpline").text  # taken up
     # Taken up once: the page no longer offers it, a second attempt is refused.
     assert 'id="take-up-form"' not in cara.client.get(f"/console/helpline/contacts/{ref}").text
     again = cara.post(f"/console/helpline/contacts/{ref}/take-up", caller_type="child",
