@@ -98,6 +98,8 @@ LABELS: dict[str, str] = {
     "webhook": N_("webhook"),
     "file": N_("written to outbox"),
     "cancelled": N_("cancelled"),
+    # trace outcomes a person sets
+    "sent_on_by_hand": N_("origin unknown: sent on by hand"),
     # lease kinds and assessment kinds
     "first": N_("first assessment"),
     "second": N_("second assessment"),
