@@ -26,7 +26,7 @@ from starlette.responses import Response
 from pipeline.app.deadletters import list_dead_letters, retry_dead_letters
 from pipeline.app.runtime import Runtime
 from pipeline.core.clock import as_utc
-from pipeline.core.errors import BadInput
+from pipeline.core.errors import FieldError
 from pipeline.core.i18n import N_
 from pipeline.core.messaging import ROUTE, TRACE
 from pipeline.stages.trace import send_on_unknown
@@ -109,12 +109,13 @@ def _chosen(runtime: Runtime, form: FormData) -> list[int]:
     """The ids of the chosen cases that are still being traced."""
     refs = [str(v) for v in form.getlist("ref") if str(v)]
     if not refs:
-        raise BadInput("ref: choose at least one case")
+        raise FieldError(None, N_("Choose at least one case in the list."))
     with runtime.session_factory() as session:
         ids = list(session.execute(select(Case.id).where(
             Case.ref.in_(refs[:500]), Case.state.in_(TRACING))).scalars())
     if not ids:
-        raise BadInput("ref: none of these cases is still being traced")
+        raise FieldError(None, N_("None of the chosen cases is still being traced: the "
+                                  "list has changed, look again."))
     return ids
 
 
@@ -124,6 +125,6 @@ def retry_letters(request: Request, posted: tuple[Viewer, FormData] = Depends(
     _viewer, form = posted
     ids = [int(str(v)) for v in form.getlist("id") if str(v).isdigit()]
     if not ids:
-        raise BadInput("id: choose at least one dead letter")
+        raise FieldError(None, N_("Choose at least one dead letter in the list."))
     retry_dead_letters(_runtime(request), ids)
     return RedirectResponse("/console/tracing?done=retried", status_code=303)

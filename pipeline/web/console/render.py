@@ -140,6 +140,8 @@ templates.env.filters["label"] = label
 # A message chosen in Python (marked with N_) translated where it is shown.
 templates.env.filters["t"] = lambda value: _(str(value)) if value else ""
 templates.env.filters["number"] = lambda value: i18n.format_number(value)
+# A refused form's problem (`pipeline.domain.problems.Problem`) as a sentence.
+templates.env.filters["problem"] = lambda problem: problem.text(i18n.current_language())
 
 
 def render(request: Request, name: str, context: dict[str, Any],
