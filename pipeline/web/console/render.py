@@ -18,7 +18,7 @@ from pipeline.app.health import unreachable_cases
 from pipeline.core import i18n
 from pipeline.core.clock import as_utc
 from pipeline.core.i18n import N_, _
-from pipeline.web.console.labels import label
+from pipeline.web.console.labels import action_label, label
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -137,6 +137,7 @@ def registries_banner(runtime: Any, path: str) -> dict[str, Any] | None:
         return None
     return {"down": down, "waiting": waiting}
 templates.env.filters["label"] = label
+templates.env.filters["action"] = action_label
 # A message chosen in Python (marked with N_) translated where it is shown.
 templates.env.filters["t"] = lambda value: _(str(value)) if value else ""
 templates.env.filters["number"] = lambda value: i18n.format_number(value)
