@@ -27,14 +27,14 @@ def shell_language() -> str:
     return i18n.canonical(wanted.split(":")[0]) or i18n.ENGLISH
 
 
-def refuse(exc: Exception) -> NoReturn:
-    """Say why input was refused, one sentence per problem naming the field in the
-    shell's language (the console's sentences), without a framework's "Error:"
-    prefix; exit 1."""
+def refuse(exc: Exception, options: dict[str, str] | None = None) -> NoReturn:
+    """Say why input was refused, one sentence per problem naming the field (by
+    `options`: the command's option for a schema field) in the shell's language (the
+    console's sentences), without a framework's "Error:" prefix; exit 1."""
     from pipeline.domain.problems import form_problems
 
     lang = shell_language()
-    for problem in form_problems(exc):
+    for problem in form_problems(exc, options):
         click.echo(f"hotline: {problem.text(lang)}", err=True)
     sys.exit(1)
 
@@ -312,7 +312,8 @@ def submit(urls: tuple[str, ...], channel: str, category: str | None,
             enqueuer=runtime.enqueuer,
         )
     except (ValidationError, BadInput) as exc:
-        refuse(exc)
+        refuse(exc, {"url": "URL", "channel": "--channel", "claimed_category": "--category",
+                     "description": "--description"})
     for item in accepted:
         click.echo(json.dumps({"reference": item.ref, "url": item.url,
                                "submission": submission}))

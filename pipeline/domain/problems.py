@@ -79,14 +79,14 @@ _CHECK = N_("Check “%(field)s”: this value cannot be used.")
 _CHECK_WHY = N_("Check “%(field)s”: %(why)s.")
 
 
-def _schema_problem(error: Any) -> Problem:
+def _schema_problem(error: Any, labels: dict[str, str]) -> Problem:
     loc = [str(p) for p in error.get("loc", ()) if not str(p).isdigit()]
     name = loc[-1] if loc else None
     kind = str(error.get("type", ""))
     if name is None:
         message = re.sub(r"^Value error, ", "", str(error.get("msg", "")))
         return Problem(None, message)
-    label = FIELD_LABELS.get(name, name.replace("_", " "))
+    label = labels.get(name) or FIELD_LABELS.get(name, name.replace("_", " "))
     if kind == "missing" or kind == "string_too_short" or kind == "too_short":
         return Problem(name, _REQUIRED, {"field": label})
     if kind in ("string_too_long", "too_long"):
@@ -101,12 +101,13 @@ def _schema_problem(error: Any) -> Problem:
     return Problem(name, _CHECK, {"field": label})
 
 
-def form_problems(exc: Exception) -> list[Problem]:
-    """One sentence (msgid with its values) per problem, naming the field."""
+def form_problems(exc: Exception, labels: dict[str, str] | None = None) -> list[Problem]:
+    """One sentence (msgid with its values) per problem, naming the field (by
+    `labels`, e.g. the CLI's option names, else `FIELD_LABELS`)."""
     if isinstance(exc, FieldError):
         return [Problem(exc.field, exc.message, dict(exc.params))]
     if isinstance(exc, ValidationError):
-        return [_schema_problem(error) for error in exc.errors()]
+        return [_schema_problem(error, labels or {}) for error in exc.errors()]
     # A lower layer's "field: what is wrong" (English): the field named by its label.
     text = str(exc).strip()
     name, sep, rest = text.partition(":")
