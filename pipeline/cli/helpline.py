@@ -18,7 +18,13 @@ from sqlalchemy.orm import Session
 
 from pipeline.app.auth import Principal, audit_denials, require
 from pipeline.app.runtime import Runtime
-from pipeline.cli import drain_if_embedded, main, runtime_with_broker, settings_or_exit
+from pipeline.cli import (
+    drain_if_embedded,
+    main,
+    refuse,
+    runtime_with_broker,
+    settings_or_exit,
+)
 from pipeline.cli.assessment import as_option, principal_named
 from pipeline.core.errors import BadInput, NotFound, PermissionDenied
 from pipeline.stages import helpline
@@ -59,13 +65,8 @@ def _act(name: str, action: str, work: Callable[[Session, Principal, Runtime], T
         return result  # type: ignore[no-any-return]
     except PermissionDenied as exc:
         raise click.ClickException(f"denied: {exc}") from None
-    except (BadInput, NotFound) as exc:
-        raise click.ClickException(str(exc)) from None
-    except ValidationError as exc:
-        from pipeline.core.errors import describe_validation_errors
-
-        raise click.ClickException("; ".join(describe_validation_errors(exc.errors()))
-                                   ) from None
+    except (BadInput, NotFound, ValidationError) as exc:
+        refuse(exc)
     finally:
         runtime.close()
 

@@ -16,6 +16,7 @@ from pipeline.app.runtime import build_runtime
 from pipeline.cli import (
     drain_if_embedded,
     main,
+    refuse,
     runtime_for_sending,
     settings_or_exit,
 )
@@ -47,7 +48,7 @@ def notices_list(states: tuple[str, ...], limit: int, as_json: bool,
         with runtime.session_factory() as session:
             rows = list_notices(session, states, limit=limit)
     except BadInput as exc:
-        raise click.ClickException(str(exc)) from None
+        refuse(exc)
     finally:
         runtime.close()
     if not rows and not as_json:

@@ -406,6 +406,10 @@ class RoutingSection(Section):
     police_hold_check_seconds: float = Field(
         60, gt=0, description="How often the scheduler looks for police holds past deadline."
     )
+    notice_language: Literal["sr", "en"] = Field(
+        "en", description="Language of the notices to a destination whose entry in "
+        "destinations.yaml names none (sr: Serbian, Latin script; en: English)."
+    )
 
 
 class DispatchSection(Section):

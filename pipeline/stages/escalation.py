@@ -31,7 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pipeline.core import i18n
 from pipeline.core.errors import ConfigError
+from pipeline.core.i18n import N_
 from pipeline.core.messaging import DISPATCH, Enqueuer
 from pipeline.core.worktime import WorkCalendar
 from pipeline.domain.notices import render_notice
@@ -370,7 +372,16 @@ def _render(case: Case, dest: Any, token: str, settings: Any, now: datetime, ite
     """Subject, body and payload through the notice templates."""
 
     rendered = render_notice(case, dest, token=token, settings=settings, at=now)
-    return {"subject": f"Escalation: {rendered.subject}",
-            "body": "The content below is still online after notice to the hosting "
-                    f"provider ({item.what}).\n\n" + rendered.body,
-            "payload": {**rendered.payload, "escalation": item.what}}
+    lang = rendered.language
+    title = _REMINDER if item.kind == "reminder" else _ESCALATION
+    return {"subject": i18n.gettext(lang, title) % {"subject": rendered.subject},
+            "body": i18n.gettext(lang, _STILL_ONLINE) + "\n\n" + rendered.body,
+            "payload": {**rendered.payload, "escalation": item.what},
+            "language": lang}
+
+
+# The words a reminder or an escalation adds to the notice (in its language).
+_REMINDER = N_("Reminder: %(subject)s")
+_ESCALATION = N_("Escalation: %(subject)s")
+_STILL_ONLINE = N_("The content below is still online after our notice to the hosting "
+                   "provider.")

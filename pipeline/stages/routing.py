@@ -259,7 +259,7 @@ def _write_notices(session: Session, case: Case, result: Plan, *, settings: Sett
         rows.append({
             "case_id": case.id, "destination": dest.key, "destination_kind": dest.kind,
             "kind": "notice", "round": round_, "channel": dest.channel,
-            "address": target.address, "language": dest.language,
+            "address": target.address, "language": rendered.language,
             "state": "held" if held else "planned", "token": token,
             "subject": rendered.subject, "body": rendered.body, "payload": rendered.payload,
             "attempts": 0, "created_at": now, "due_at": hold_until if held else now,

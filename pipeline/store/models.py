@@ -140,6 +140,10 @@ class Case(AuditChained, Base):
     # The TRACE message of this case waits for its retry until then (a
     # registry failed in passing); the reconciler does not send it again before.
     retry_at: Mapped[datetime | None]
+    # Failed trace attempts so far and why the last one failed (noted with
+    # `retry_at`; shown in the console's "still tracing" list).
+    trace_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    trace_wait_reason: Mapped[str | None] = mapped_column(Text)
 
     state: Mapped[str] = mapped_column(String(32))
     state_changed_at: Mapped[datetime]

@@ -9,6 +9,7 @@ renders. Bad input is shown beside the form with a 422, never a 5xx.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,8 +21,9 @@ from starlette.responses import Response
 
 from pipeline.app.runtime import Runtime
 from pipeline.core import i18n
-from pipeline.core.errors import BadInput, NotFound, describe_validation_errors
+from pipeline.core.errors import BadInput, NotFound
 from pipeline.core.i18n import N_
+from pipeline.domain.problems import Problem, form_problems
 from pipeline.stages import helpline
 from pipeline.web import helpline as api
 from pipeline.web.console.render import render
@@ -133,6 +135,18 @@ def _case_fields(form: FormData) -> dict[str, Any] | None:
             "notes": _text(form, "notes"), "urls": urls}
 
 
+# The id of each field's element where it differs from the field's name (the error
+# summary links to it and marks it invalid).
+CONTACT_IDS = {"duration_minutes": "minutes"}
+CASE_IDS = {"destination": "reply-destination", "text": "reply-text", "urls": "more-urls"}
+
+
+def _problems(exc: Exception, ids: dict[str, str]) -> list[Problem]:
+    """Why the form was refused, one sentence per field in the page's language."""
+    return [replace(p, field=ids.get(p.field, p.field)) if p.field else p
+            for p in form_problems(exc)]
+
+
 def _contact_in(form: FormData) -> ContactIn:
     case = _case_fields(form)
     contact = _text(form, "caller_contact")
@@ -156,10 +170,8 @@ def post_contact(request: Request, posted: tuple[Viewer, FormData] = Depends(
             item.received_at = item.received_at.replace(
                 tzinfo=ZoneInfo(runtime.settings.worktime.timezone))
         recorded = api.record_contact(runtime, viewer.principal, item)
-    except ValidationError as exc:
-        problems = describe_validation_errors(list(exc.errors()))
-    except (BadInput, NotFound) as exc:
-        problems = [str(exc)]
+    except (ValidationError, BadInput, NotFound) as exc:
+        problems = _problems(exc, CONTACT_IDS)
     else:
         if recorded.case:
             return RedirectResponse(f"/console/helpline/cases/{recorded.case}?done=recorded",
@@ -171,7 +183,7 @@ def post_contact(request: Request, posted: tuple[Viewer, FormData] = Depends(
 
 
 def _contact_page(request: Request, runtime: Runtime, viewer: Viewer, ref: str,
-                  form: dict[str, Any] | None = None, problems: list[str] | None = None
+                  form: dict[str, Any] | None = None, problems: list[Problem] | None = None
                   ) -> Response:
     contact = api.contact_view(runtime, viewer.principal, ref)
     with runtime.session_factory() as session:
@@ -202,10 +214,8 @@ def post_take_up(ref: str, request: Request, posted: tuple[Viewer, FormData] = D
             "caller_type": _text(form, "caller_type"), "topic": _text(form, "topic"),
             "case": _case_fields(form), "join_case": _text(form, "join_case")})
         done = api.take_up(runtime, viewer.principal, ref, item)
-    except ValidationError as exc:
-        problems = describe_validation_errors(list(exc.errors()))
-    except BadInput as exc:
-        problems = [str(exc)]
+    except (ValidationError, BadInput, NotFound) as exc:
+        problems = _problems(exc, {})
     else:
         if done.case:
             return RedirectResponse(f"/console/helpline/cases/{done.case}?done=recorded",
@@ -222,7 +232,7 @@ def case_page(ref: str, request: Request,
 
 
 def _case(request: Request, runtime: Runtime, viewer: Viewer, ref: str,
-          problems: list[str] | None = None) -> Response:
+          problems: list[Problem] | None = None) -> Response:
     case = api.case_view(runtime, viewer.principal, ref)
     return _page(request, "helpline/case.html", {
         "case": case, "institutions": api.institutions(runtime),
@@ -234,11 +244,8 @@ def _act(request: Request, viewer: Viewer, ref: str, done: str, work: Any) -> Re
     runtime = _runtime(request)
     try:
         work(runtime)
-    except ValidationError as exc:
-        return _case(request, runtime, viewer, ref, describe_validation_errors(
-            list(exc.errors())))
-    except BadInput as exc:
-        return _case(request, runtime, viewer, ref, [str(exc)])
+    except (ValidationError, BadInput) as exc:
+        return _case(request, runtime, viewer, ref, _problems(exc, CASE_IDS))
     return RedirectResponse(f"/console/helpline/cases/{ref}?done={done}", status_code=303)
 
 

@@ -61,7 +61,11 @@ def test_bad_input_is_shown_beside_the_form_with_a_422(people):
     cara = Person(people, "cara")
     answer = cara.post("/console/helpline/contacts", **{**CALL, "topic": "weather"},
                        headers=None)
-    assert answer.status_code == 422 and "topic" in answer.text
+    assert answer.status_code == 422 and "topic:" not in answer.text
+    assert 'href="#topic">Choose “Topic” from the options offered.</a>' in answer.text
+    assert re.search(r'id="topic" aria-invalid="true"', answer.text)
+    answer = cara.post("/console/helpline/contacts", **{**CALL, "minutes": "-3"})
+    assert 'href="#minutes">Write “Duration (minutes)” as a number' in answer.text
     answer = cara.post("/console/helpline/contacts", **CALL, join_case="H-NOPE")
     assert answer.status_code == 422 and "no helpline case H-NOPE" in answer.text
     with people.session_factory() as session:
@@ -71,7 +75,8 @@ def test_bad_input_is_shown_beside_the_form_with_a_422(people):
     answer = cara.post(f"/console/helpline/cases/{ref}/refer")
     assert answer.status_code == 422 and "name at least one institution" in answer.text
     answer = cara.post(f"/console/helpline/cases/{ref}/task", title="Call back", due_at="soon")
-    assert answer.status_code == 422 and "due_at" in answer.text
+    assert answer.status_code == 422 and "due_at:" not in answer.text
+    assert 'href="#due_at">Write “Due” as a date and time' in answer.text
 
 
 def test_analysts_do_not_reach_the_helpline_pages_and_counsellors_not_the_queue(people):
