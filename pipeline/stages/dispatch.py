@@ -5,11 +5,13 @@ with an idempotency key), and a file-drop outbox folder, which is where every no
 goes when `dispatch.deliver` is `outbox` (the default in embedded mode, so that a test
 installation never sends anything by accident).
 
-Notice states (`NOTICE_STATES`): planned, held (waits for the police), sending
-(claimed under a lease), handing_over (SMTP only: the message data is with the server
-and only the final "." and its reply are left), failed (retried at `due_at`), sent,
-dead (dead-lettered), unconfirmed (an SMTP hand-over whose outcome nobody saw: an
-operator decides), cancelled (the police took over).
+Notice states (`NoticeState`, with the allowed moves in `NOTICE_TRANSITIONS`, both in
+`pipeline.store.states`; every move goes through `pipeline.store.lifecycle.
+notice_transition`): planned, held (waits for the police), sending (claimed under a
+lease), handing_over (SMTP only: the message data is with the server and only the
+final "." and its reply are left), failed (retried at `due_at`), sent, dead
+(dead-lettered), unconfirmed (an SMTP hand-over whose outcome nobody saw: an operator
+decides), cancelled (the police took over).
 
 Steps of `deliver_notices`:
 1. claim: in one short transaction, the given notices that are due (planned, or
@@ -80,7 +82,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import httpx
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.core.clock import Clock, as_utc
@@ -89,10 +91,11 @@ from pipeline.core.errors import BadInput, PermanentError, RetryLater
 from pipeline.core.process import PROCESS_ID_LENGTH, new_claim_owner
 from pipeline.domain.notices import build_email, safe_header, webhook_body
 from pipeline.domain.rules import cached_ruleset
-from pipeline.store.audit import build_event
 from pipeline.store.db import is_postgresql, lock_one
 from pipeline.store.helpline_models import HelplineCase
+from pipeline.store.lifecycle import LEASED_NOTICE_STATES, notice_transition
 from pipeline.store.models import Case, DeadLetter, Event, Notice
+from pipeline.store.states import NoticeState
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +105,8 @@ TIMESTAMP_HEADER = "X-Hotline-Timestamp"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
-# Every state a notice can be in (see the module docstring).
-NOTICE_STATES = ("planned", "held", "sending", "handing_over", "failed", "sent", "dead",
-                 "unconfirmed", "cancelled")
+# Every state a notice can be in, by value (see the module docstring).
+NOTICE_STATES = tuple(state.value for state in NoticeState)
 
 UNCONFIRMED_TEXT = ("the SMTP server was given the end of the message, but its answer was "
                     "never recorded: check with the receiver, then `hotline notices resolve`")
@@ -450,9 +452,9 @@ def backoff(settings: Settings, attempts: int, hint_ms: int = 0) -> timedelta:
 def due_condition(now: datetime) -> ColumnElement[bool]:
     """Notices a dispatcher may take now. (`handing_over` is never one of them.)"""
     return or_(
-        (Notice.state.in_(("planned", "failed")))
+        (Notice.state.in_((NoticeState.PLANNED, NoticeState.FAILED)))
         & (Notice.due_at.is_(None) | (Notice.due_at <= now)),
-        (Notice.state == "sending") & (Notice.lease_until < now),
+        (Notice.state == NoticeState.SENDING) & (Notice.lease_until < now),
     )
 
 
@@ -462,31 +464,34 @@ def claim(session: Session, notice_ids: Sequence[int], *, now: datetime, owner: 
     which is how `hotline deadletters retry` revives them)."""
     query = (select(Notice)
              .where(Notice.id.in_(list(notice_ids)),
-                    or_(due_condition(now), Notice.state == "dead"))
+                    or_(due_condition(now), Notice.state == NoticeState.DEAD))
              .order_by(Notice.id))
     if is_postgresql(session):
         query = query.with_for_update(skip_locked=True)
     notices = list(session.execute(query).scalars())
     for notice in notices:
-        if notice.state == "dead":
-            notice.attempts = 0
-        elif notice.state == "sending":  # its lease ran out: the claim was lost, not tried
-            record_lost_claim(session, notice, at=now, reason="its lease ran out")
-        notice.state = "sending"
+        if notice.state == NoticeState.SENDING:  # its lease ran out: lost, not tried
+            record_lost_claim(session, notice, NoticeState.SENDING, at=now,
+                              reason="its lease ran out")
+        else:
+            if notice.state == NoticeState.DEAD:
+                notice.attempts = 0
+            notice_transition(session, notice, NoticeState.SENDING, at=now)
         notice.lease_owner = owner
         notice.lease_until = now + lease
     return notices
 
 
-def record_lost_claim(session: Session, notice: Notice, *, at: datetime, reason: str
-                      ) -> None:
-    """A claim that ended without an outcome (its worker died, or its lease ran out):
-    counted in `crashes`, never in `attempts` (which count deliveries the channel
-    refused), and audited."""
+def record_lost_claim(session: Session, notice: Notice, to_state: NoticeState, *,
+                      at: datetime, reason: str) -> None:
+    """A claim that ended without an outcome (its worker died, or its lease ran out)
+    moves the notice to `to_state` (sending again, or planned): counted in `crashes`,
+    never in `attempts` (which count deliveries the channel refused), and audited."""
     notice.crashes = (notice.crashes or 0) + 1
-    _audit(session, notice, at=at, action="notice_claim_lost",
-           data={"channel": notice.channel, "reason": reason, "crashes": notice.crashes,
-                 "holder": (notice.lease_owner or "")[:PROCESS_ID_LENGTH]})
+    notice_transition(session, notice, to_state, at=at,
+                      data={"channel": notice.channel, "reason": reason,
+                            "crashes": notice.crashes,
+                            "holder": (notice.lease_owner or "")[:PROCESS_ID_LENGTH]})
     log.warning("Notice %s for case %s: its claim was lost (%s); it goes out again.",
                 notice.id, notice.case_id, reason,
                 extra={"notice_id": notice.id, "case_id": notice.case_id})
@@ -500,7 +505,7 @@ def flag_unconfirmed(session: Session, notice_ids: Sequence[int] | None, *, now:
     began (`handed_over_at`: the marker's lease less `lease`, the length it was set
     with)."""
     query = (select(Notice)
-             .where(Notice.state == "handing_over", Notice.lease_until < now)
+             .where(Notice.state == NoticeState.HANDING_OVER, Notice.lease_until < now)
              .order_by(Notice.id))
     if notice_ids is not None:
         query = query.where(Notice.id.in_(list(notice_ids)))
@@ -518,13 +523,11 @@ def _left_unconfirmed(session: Session, notice: Notice, *, now: datetime, lease:
                       reason: str) -> None:
     assert notice.lease_until is not None  # the marker set it
     handed_over = notice.lease_until - lease
-    notice.state = "unconfirmed"
-    notice.lease_owner = None
-    notice.lease_until = None
-    notice.last_error = UNCONFIRMED_TEXT
-    _audit(session, notice, at=now, action="notice_unconfirmed",
-           data={"channel": notice.channel, "reason": reason,
-                 "handed_over_at": as_utc(handed_over).isoformat()})
+    notice_transition(session, notice, NoticeState.UNCONFIRMED, at=now,
+                      values={"lease_owner": None, "lease_until": None,
+                              "last_error": UNCONFIRMED_TEXT},
+                      data={"channel": notice.channel, "reason": reason,
+                            "handed_over_at": as_utc(handed_over).isoformat()})
     log.error("Notice %s for case %s is unconfirmed: its worker stopped after handing "
               "it to the SMTP server; an operator must resolve it.", notice.id,
               notice.case_id, extra={"notice_id": notice.id, "case_id": notice.case_id})
@@ -539,63 +542,40 @@ def release_dead_holders(session: Session, holders: Sequence[str], *, now: datet
     if not holders:
         return [], []
     query = (select(Notice)
-             .where(Notice.state.in_(("sending", "handing_over")),
+             .where(Notice.state.in_(LEASED_NOTICE_STATES),
                     func.substr(Notice.lease_owner, 1, PROCESS_ID_LENGTH).in_(list(holders)))
              .order_by(Notice.id))
     if is_postgresql(session):
         query = query.with_for_update(skip_locked=True)
     again, flagged = [], []
     for notice in session.execute(query).scalars():
-        if notice.state == "handing_over":
+        if notice.state == NoticeState.HANDING_OVER:
             _left_unconfirmed(session, notice, now=now, lease=lease,
                               reason="worker died after hand-over")
             flagged.append(notice.id)
             continue
-        record_lost_claim(session, notice, at=now, reason="its worker died")
-        notice.state = "planned"
+        record_lost_claim(session, notice, NoticeState.PLANNED, at=now,
+                          reason="its worker died")
         notice.lease_owner = None
         notice.lease_until = None
         again.append(notice.id)
     return again, flagged
 
 
-def _mark_handing_over(session: Session, notice_id: int, owner: str, *, until: datetime
-                       ) -> bool:
+def _mark_handing_over(session: Session, notice: Notice, owner: str, *, now: datetime,
+                       until: datetime) -> bool:
     """The marker: this worker is about to end the SMTP DATA of the notice."""
-    result = session.execute(
-        update(Notice)
-        .where(Notice.id == notice_id, Notice.state == "sending", Notice.lease_owner == owner)
-        .values(state="handing_over", lease_until=until)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return notice_transition(session, notice, NoticeState.HANDING_OVER, at=now, owner=owner,
+                             lease_until=until)
 
 
-def _finish(session: Session, notice_id: int, owner: str, values: dict[str, object]) -> bool:
-    result = session.execute(
-        update(Notice)
-        .where(Notice.id == notice_id, Notice.state.in_(("sending", "handing_over")),
-               Notice.lease_owner == owner)
-        .values(lease_owner=None, lease_until=None, **values)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def _audit(session: Session, notice: Notice, *, at: datetime, action: str,
-           data: dict[str, object], actor: str = "dispatch") -> None:
-    data = {"notice": notice.id, "destination": notice.destination, **data}
-    if notice.case_id is None:  # a helpline referral: the event goes on the helpline case
-        helpline_query = select(HelplineCase).where(HelplineCase.id == notice.helpline_case_id)
-        if is_postgresql(session):
-            helpline_query = helpline_query.with_for_update()
-        helpline_case = session.execute(helpline_query).scalar_one()
-        session.add(build_event(helpline_case, actor=actor, action=action, at=at, data=data))
-        return
-    query = select(Case).where(Case.id == notice.case_id)
-    if is_postgresql(session):
-        query = query.with_for_update()
-    case = session.execute(query).scalar_one()
-    session.add(build_event(case, actor=actor, action=action, at=at, case_id=case.id,
-                            data=data))
+def _finish(session: Session, notice: Notice, owner: str, to_state: NoticeState, *,
+            at: datetime, values: dict[str, object], data: dict[str, object] | None = None
+            ) -> bool:
+    """End this worker's claim on `notice` with `to_state` (only while it still owns
+    it), with the audit event the state table names. False: another worker owns it."""
+    return notice_transition(session, notice, to_state, at=at, owner=owner, values=values,
+                             data=data)
 
 
 def deliver_notices(
@@ -620,11 +600,11 @@ def deliver_notices(
         now = clock.now()
         error: Exception | None = None
 
-        def handover(notice_id: int = notice.id) -> None:
+        def handover(notice: Notice = notice) -> None:
             with session_factory.begin() as session:
-                if not _mark_handing_over(session, notice_id, owner,
-                                          until=clock.now() + lease):
-                    raise LostLease(f"notice {notice_id} is no longer this worker's")
+                at = clock.now()
+                if not _mark_handing_over(session, notice, owner, now=at, until=at + lease):
+                    raise LostLease(f"notice {notice.id} is no longer this worker's")
 
         committed: list[bool] = []
 
@@ -648,12 +628,11 @@ def deliver_notices(
             continue
         except DeliveryUnconfirmed as exc:
             with session_factory.begin() as session:
-                if _finish(session, notice.id, owner, {"state": "unconfirmed",
-                                                       "last_error": f"{UNCONFIRMED_TEXT} "
-                                                       f"({exc})"[:2000]}):
-                    _audit(session, notice, at=now, action="notice_unconfirmed",
-                           data={"channel": notice.channel, "reason": str(exc)[:200],
-                                 "handed_over_at": as_utc(now).isoformat()})
+                if _finish(
+                        session, notice, owner, NoticeState.UNCONFIRMED, at=now,
+                        values={"last_error": f"{UNCONFIRMED_TEXT} ({exc})"[:2000]},
+                        data={"channel": notice.channel, "reason": str(exc)[:200],
+                              "handed_over_at": as_utc(now).isoformat()}):
                     result.unconfirmed.append(notice.id)
             log.error("Notice %s for case %s is unconfirmed (%s); an operator must resolve "
                       "it.", notice.id, notice.case_id, exc,
@@ -675,14 +654,13 @@ def deliver_notices(
             # An attempt is a delivery the channel refused or failed, counted here only.
             attempts = notice.attempts + 1
             if permanent or attempts >= settings.dispatch.max_attempts:
-                if _finish(session, notice.id, owner, {"state": "dead", "last_error": message,
-                                                       "attempts": attempts}):
+                if _finish(session, notice, owner, NoticeState.DEAD, at=now,
+                           values={"last_error": message, "attempts": attempts},
+                           data={"error": message[:200]}):
                     session.add(DeadLetter(
                         message_id=f"notice-{notice.id}-{attempts}", actor="dispatch",
                         queue="dispatch", args=[[notice.id]], kwargs={}, error=message,
                         traceback=None, retries=attempts, failed_at=now))
-                    _audit(session, notice, at=now, action="notice_dead",
-                           data={"error": message[:200]})
                     result.dead.append(notice.id)
                     log.error("Notice %s for case %s dead-lettered after %d attempts: %s",
                               notice.id, notice.case_id, attempts, message,
@@ -690,9 +668,9 @@ def deliver_notices(
             else:
                 hint = error.delay_ms if isinstance(error, RetryLater) else 0
                 retry_at = now + backoff(settings, attempts, hint)
-                if _finish(session, notice.id, owner, {"state": "failed", "due_at": retry_at,
-                                                       "last_error": message,
-                                                       "attempts": attempts}):
+                if _finish(session, notice, owner, NoticeState.FAILED, at=now,
+                           values={"due_at": retry_at, "last_error": message,
+                                   "attempts": attempts}):
                     result.retrying.append(notice.id)
                     log.warning("Notice %s for case %s failed (attempt %d), retrying at %s: %s",
                                 notice.id, notice.case_id, attempts,
@@ -706,10 +684,9 @@ def _commit_sent(session_factory: sessionmaker[Session], notice: Notice, owner: 
     """Commit `sent` (only if this call still owns the notice), with its audit event.
     True when this was decided (sent, or found to be another worker's)."""
     with session_factory.begin() as session:
-        if _finish(session, notice.id, owner, {"state": "sent", "sent_at": now,
-                                               "last_error": None}):
-            _audit(session, notice, at=now, action="notice_sent",
-                   data={"channel": notice.channel})
+        if _finish(session, notice, owner, NoticeState.SENT, at=now,
+                   values={"sent_at": now, "last_error": None},
+                   data={"channel": notice.channel}):
             result.sent.append(notice.id)
             log.info("Notice %s for case %s sent to %s.", notice.id, notice.case_id,
                      notice.destination,
@@ -729,9 +706,9 @@ def due_notice_ids(session: Session, *, now: datetime, stuck_before: datetime,
     lease ran out (the dispatcher makes those `unconfirmed`, never sends them)."""
     query = (select(Notice.id)
              .where(or_(
-                 (Notice.state == "planned") & (Notice.due_at < stuck_before),
-                 (Notice.state == "failed") & (Notice.due_at <= now),
-                 (Notice.state.in_(("sending", "handing_over"))) & (Notice.lease_until < now),
+                 (Notice.state == NoticeState.PLANNED) & (Notice.due_at < stuck_before),
+                 (Notice.state == NoticeState.FAILED) & (Notice.due_at <= now),
+                 (Notice.state.in_(LEASED_NOTICE_STATES)) & (Notice.lease_until < now),
              ))
              .order_by(Notice.due_at)
              .limit(limit))
@@ -756,7 +733,7 @@ def _handed_over_at(session: Session, notice: Notice) -> datetime | None:
     return None
 
 
-def list_notices(session: Session, states: Sequence[str] = ("unconfirmed",), *,
+def list_notices(session: Session, states: Sequence[str] = (NoticeState.UNCONFIRMED,), *,
                  limit: int = 1000) -> list[tuple[Notice, str]]:
     """Notices in `states` with their case's reference, oldest first."""
     unknown = sorted(set(states) - set(NOTICE_STATES))
@@ -782,18 +759,17 @@ def resolve_unconfirmed(session: Session, notice_id: int, *,
         raise BadInput("say why (what the receiver said): a reason is required")
     notice = lock_one(session, select(Notice).where(Notice.id == notice_id),
                       f"no notice {notice_id}")
-    if notice.state != "unconfirmed":
+    if notice.state != NoticeState.UNCONFIRMED:
         raise BadInput(f"notice {notice_id} is {notice.state}, not unconfirmed")
     data: dict[str, object] = {"reason": reason[:500], "channel": notice.channel}
     if outcome == "sent":
         data["sent_at_from"] = "operator" if sent_at is not None else "hand-over"
         sent_at = sent_at or _handed_over_at(session, notice) or now
-        notice.state, notice.sent_at, notice.last_error = "sent", sent_at, None
-        action = "notice_confirmed_sent"
+        notice_transition(session, notice, NoticeState.SENT, at=now, actor=by, data=data,
+                          values={"sent_at": sent_at, "last_error": None})
     else:
-        notice.state, notice.due_at = "planned", now
-        action = "notice_send_again"
-    _audit(session, notice, at=now, action=action, actor=by, data=data)
+        notice_transition(session, notice, NoticeState.PLANNED, at=now, actor=by, data=data,
+                          values={"due_at": now})
     log.warning("Notice %s for case %s resolved by %s: %s.", notice.id, notice.case_id, by,
                 outcome, extra={"notice_id": notice.id, "case_id": notice.case_id})
     return notice
