@@ -93,9 +93,9 @@ from pipeline.domain.notices import build_email, safe_header, webhook_body
 from pipeline.domain.rules import cached_ruleset
 from pipeline.store.db import is_postgresql, lock_one
 from pipeline.store.helpline_models import HelplineCase
-from pipeline.store.lifecycle import LEASED_NOTICE_STATES, notice_transition
+from pipeline.store.lifecycle import notice_transition
 from pipeline.store.models import Case, DeadLetter, Event, Notice
-from pipeline.store.states import NoticeState
+from pipeline.store.states import LEASED_NOTICE_STATES, NoticeState
 
 log = logging.getLogger(__name__)
 

@@ -34,6 +34,7 @@ from pipeline.store.states import (
     CASE_TRANSITIONS,
     HELPLINE_CASE_STATE_TIME_COLUMNS,
     HELPLINE_CASE_TRANSITIONS,
+    LEASED_NOTICE_STATES,
     NOTICE_TRANSITIONS,
     OPEN_CASE_STATES,
     REPORT_STATE_TIME_COLUMNS,
@@ -208,10 +209,6 @@ def write_rows(session: Session, kind: str, rows: Sequence[dict[str, Any]],
 
 
 # ------------------------------------------------------------------------- notices
-
-# The states in which a dispatcher holds a notice under a lease (`Notice.lease_owner`).
-LEASED_NOTICE_STATES = (NoticeState.SENDING, NoticeState.HANDING_OVER)
-
 
 def _notice_state(value: str | None) -> NoticeState | None:
     return NoticeState(value) if value else None

@@ -188,3 +188,6 @@ NOTICE_TRANSITIONS: dict[tuple[NoticeState | None, NoticeState], str | None] = {
     (N.UNCONFIRMED, N.SENT): "notice_confirmed_sent",
     (N.UNCONFIRMED, N.PLANNED): "notice_send_again",
 }
+
+# The states in which a dispatcher holds a notice under a lease (`Notice.lease_owner`).
+LEASED_NOTICE_STATES = (N.SENDING, N.HANDING_OVER)

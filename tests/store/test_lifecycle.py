@@ -11,15 +11,11 @@ from sqlalchemy import select
 
 from pipeline.core.errors import IllegalTransition
 from pipeline.store.audit import verify
-from pipeline.store.lifecycle import (
-    LEASED_NOTICE_STATES,
-    check_notice_moves,
-    notice_transition,
-    transition,
-)
+from pipeline.store.lifecycle import check_notice_moves, notice_transition, transition
 from pipeline.store.models import Event, Notice
 from pipeline.store.states import (
     CASE_TRANSITIONS,
+    LEASED_NOTICE_STATES,
     NOTICE_TRANSITIONS,
     OPEN_CASE_STATES,
     REPORT_TRANSITIONS,
