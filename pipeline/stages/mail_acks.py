@@ -27,11 +27,12 @@ import jinja2
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from pipeline.adapters.channels import Channels, DeliveryUnconfirmed
 from pipeline.core import i18n
 from pipeline.core.clock import Clock
 from pipeline.core.config import Settings
 from pipeline.core.errors import BadInput, PermanentError, RetryLater
-from pipeline.stages.dispatch import Channels, DeliveryUnconfirmed, backoff
+from pipeline.stages.dispatch import backoff
 from pipeline.store.mail_models import MailMessage
 from pipeline.store.models import Notice, Report
 from pipeline.store.states import NoticeState
