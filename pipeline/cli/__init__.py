@@ -475,5 +475,5 @@ def _register_plugins() -> None:
 
 # Modules in pipeline/cli/ that add commands to `main`.
 PLUGINS: list[str] = ["urls", "users", "assessment", "ops", "rules", "stats", "trace",
-                      "notices", "mail", "helpline"]
+                      "notices", "mail", "helpline", "police"]
 _register_plugins()

@@ -32,6 +32,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "case.decide_dispute": frozenset({S}),  # the two analysts disagreed
     "case.legal_hold": frozenset({S}),  # set or lift, at the police's request
     "case.legal_hold_view": frozenset({S, ADM, AUD}),
+    # Record the police's reply on a held case that came by telephone or letter (the
+    # police themselves reply with a police token, on cases notified to them).
+    "case.police_reply": frozenset({S}),
     "welfare.view_own": frozenset({A, S, CO}),
     "welfare.view_all": frozenset({S, ADM}),
     "helpline.record": frozenset({CO, S}),  # record contacts, form and join cases

@@ -41,8 +41,9 @@ from pipeline.domain.rules import load_directory
 from pipeline.stages.monitoring import PRESENT
 from pipeline.store.audit import build_event
 from pipeline.store.db import insert_ignoring_conflicts
+from pipeline.store.lifecycle import check_notice_moves
 from pipeline.store.models import Case, Notice
-from pipeline.store.states import CaseState
+from pipeline.store.states import CaseState, NoticeState
 from pipeline.store.takedown_models import TakedownWatch
 
 log = logging.getLogger(__name__)
@@ -244,7 +245,7 @@ def run_escalation(
                     continue
                 state = session.get(Notice, notice_id)
                 assert state is not None
-                if state.state == "planned":
+                if state.state == NoticeState.PLANNED:
                     new_ids.append(notice_id)
                     counts["reminders" if item.kind == "reminder" else "escalations"] += 1
                 else:
@@ -317,7 +318,7 @@ def _write(session: Session, case: Case, item: Due, directory: Any | None, setti
                    body=_reminder_text(item.round - 1, source),
                    payload={**(source.payload or {}), "reminder_of": source.token,
                             "reminder": item.round - 1},
-                   state="planned")
+                   state=check_notice_moves([None], NoticeState.PLANNED))
     else:
         key = item.destination
         dest = directory.get(key) if directory is not None else None
@@ -335,9 +336,11 @@ def _write(session: Session, case: Case, item: Due, directory: Any | None, setti
                            else f"destination '{key}' has no address yet")
         row["address"] = address
         if problem is None:
-            row.update(_render(case, dest, token, settings, now, item), state="planned")
+            row.update(_render(case, dest, token, settings, now, item),
+                       state=check_notice_moves([None], NoticeState.PLANNED))
         else:
-            row.update(state="dead", last_error=f"escalation not possible: {problem}")
+            row.update(state=check_notice_moves([None], NoticeState.DEAD),
+                       last_error=f"escalation not possible: {problem}")
     inserted = insert_ignoring_conflicts(
         session, Notice.__table__, [row],
         conflict_columns=["case_id", "destination", "kind", "round"], returning=[Notice.id],

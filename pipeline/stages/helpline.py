@@ -89,7 +89,7 @@ from pipeline.store.mail_models import HELPLINE as MAIL_HELPLINE
 from pipeline.store.mail_models import LOOK_AT, MailMessage
 from pipeline.store.models import Case, Event, Notice, Report, User
 from pipeline.store.ops_models import LegalHold
-from pipeline.store.states import HELPLINE_ENDED_STATES, HelplineCaseState
+from pipeline.store.states import HELPLINE_ENDED_STATES, HelplineCaseState, NoticeState
 from schemas.helpline import (
     CaseIn,
     ContactIn,
@@ -727,7 +727,7 @@ def refer(session: Session, case_ref: str, destinations: Iterable[str], *, actor
         notice = Notice(
             case_id=None, helpline_case_id=case.id, destination=dest.key,
             destination_kind=dest.kind, kind="referral", round=1, channel=dest.channel,
-            address=dest.address, language=lang, state="planned",
+            address=dest.address, language=lang, state=NoticeState.PLANNED,
             token=secrets.token_urlsafe(24), subject=subject, body=body,
             payload={"case_ref": case.ref, "helpline": True, "evidence": {
                 "name": f"{case.ref}-evidence.zip", "manifest_sha256": manifest_sha,
@@ -816,7 +816,8 @@ def plan_reminders(session_factory: sessionmaker[Session], *, settings: Settings
                 "case_id": None, "helpline_case_id": case.id, "destination": dest.key,
                 "destination_kind": dest.kind, "kind": "reminder", "round": n,
                 "channel": dest.channel, "address": dest.address, "language": lang,
-                "state": "planned", "token": secrets.token_urlsafe(24), "subject": subject,
+                "state": NoticeState.PLANNED, "token": secrets.token_urlsafe(24),
+                "subject": subject,
                 "body": body, "payload": {"case_ref": case.ref, "helpline": True,
                                           "reminder": n},
                 "attempts": 0, "created_at": now, "due_at": now}],

@@ -248,7 +248,7 @@ class Notice(Base):
     # planned, held (waits for the police), sending (claimed, with a lease),
     # handing_over (SMTP: only the final "." is left), failed (retried at due_at), sent,
     # dead (dead-lettered), unconfirmed (hand-over outcome unknown: an operator resolves
-    # it), cancelled (the police took over). See pipeline.stages.dispatch.NOTICE_STATES.
+    # it), cancelled (the police took over). See pipeline.store.states.NoticeState.
     state: Mapped[str] = mapped_column(String(20), index=True)
     token: Mapped[str] = mapped_column(String(64), unique=True)  # confirmation link token
     subject: Mapped[str | None] = mapped_column(Text)

@@ -21,6 +21,7 @@ from pipeline.domain.problems import Problem, form_problems
 from pipeline.domain.rules import RulesInvalid, load_ruleset, placeholders
 from pipeline.stages.dispatch import NOTICE_STATES, UNCONFIRMED_TEXT, resolve_unconfirmed
 from pipeline.store.models import Case, Notice
+from pipeline.store.states import NoticeState
 from pipeline.web.console.render import render
 from pipeline.web.security import Viewer, require, require_form
 
@@ -117,7 +118,7 @@ def resolve(notice_id: int, request: Request, posted: tuple[Viewer, FormData] = 
                                      reason=str(form.get("reason") or ""),
                                      now=runtime.clock.now(), sent_at=sent_at)
         state = notice.state
-    if state == "planned":
+    if state == NoticeState.PLANNED:
         runtime.enqueuer.send(DISPATCH, [notice_id])
     return RedirectResponse(f"/console/notices?done={state}", status_code=303)
 
