@@ -7,7 +7,12 @@ import ast
 import re
 
 from pipeline.core import i18n
-from pipeline.store.states import CASE_TRANSITIONS, HELPLINE_CASE_TRANSITIONS, REPORT_TRANSITIONS
+from pipeline.store.states import (
+    CASE_TRANSITIONS,
+    HELPLINE_CASE_TRANSITIONS,
+    NOTICE_TRANSITIONS,
+    REPORT_TRANSITIONS,
+)
 from pipeline.web.console.labels import ACTIONS
 from tests.web.console.conftest import ROOT, add_person, queued_case
 from tests.web.console.test_casework import Person
@@ -26,9 +31,10 @@ def written_actions() -> dict[str, str]:
     """Each audit action the code can write, with a file that writes it: the state
     tables' actions, `action="..."` arguments, `action = ...` assignments, and the
     helpline stage's `_event(session, item, "...")`."""
-    found = {action: "pipeline/store/states.py" for table in (
-        REPORT_TRANSITIONS, CASE_TRANSITIONS, HELPLINE_CASE_TRANSITIONS)
-        for action in table.values()}
+    tables: tuple[dict, ...] = (REPORT_TRANSITIONS, CASE_TRANSITIONS,
+                                HELPLINE_CASE_TRANSITIONS, NOTICE_TRANSITIONS)
+    found = {action: "pipeline/store/states.py" for table in tables
+             for action in table.values() if action is not None}
     for path in [*(ROOT / "pipeline").rglob("*.py"), *(ROOT / "workers").rglob("*.py")]:
         if "migrations" in path.parts:
             continue
