@@ -79,6 +79,7 @@ class Options:
     recovery: bool = True  # bench/recovery.py: killed processes, about two minutes
     # bench/intake_paths.py: `hotline import` and the HTTP API, each on its own deployment
     intake_paths: tuple[str, ...] = ("import", "api")
+    scaled_out: bool = True  # the in-process intake phase (BENCH_SCALED_OUT=0: left out)
     search_cases: int = 1_000_000
 
     @classmethod
@@ -95,6 +96,7 @@ class Options:
             if "BENCH_WORKER_THREADS" in os.environ else None,
             stages=os.environ.get("BENCH_STAGES", "1") != "0",
             embedded=os.environ.get("BENCH_EMBEDDED", "1") != "0",
+            scaled_out=os.environ.get("BENCH_SCALED_OUT", "1") != "0",
             claim_backlog=int(os.environ.get("BENCH_CLAIM_BACKLOG", 2_000 if quick else 100_000)),
             stats_cases=int(os.environ.get("BENCH_STATS_CASES", 2_000 if quick else 1_000_000)),
             recovery=os.environ.get("BENCH_RECOVERY", "0" if quick else "1") != "0",
@@ -547,9 +549,10 @@ def run(opts: Options) -> dict[str, Any]:
             if net is None:
                 notes.append("tests/netfakes is not available: no loopback DNS/RDAP; the "
                              "trace stage runs with its defaults (pass-through until it lands)")
-            with scaled_out(tmp, redis, net, opts) as dep:
-                result["scaled_out"] = run_phases(dep, workload, opts, net)
-            log.info("scaled_out figures: %s", json.dumps(result["scaled_out"], default=str))
+            if opts.scaled_out:
+                with scaled_out(tmp, redis, net, opts) as dep:
+                    result["scaled_out"] = run_phases(dep, workload, opts, net)
+                log.info("scaled_out figures: %s", json.dumps(result["scaled_out"], default=str))
             for path in opts.intake_paths:  # the real intake paths, each on a fresh deployment
                 with scaled_out(tmp, redis, net, opts) as dep:
                     result[f"scaled_out_{path}"] = intake_paths.run(

@@ -142,7 +142,8 @@ def accept_reports(
     source: str | None = None,
     actor: str = "intake",
 ) -> tuple[str, list[Accepted]]:
-    """Store, commit, then enqueue. Returns the submission reference and the reports."""
+    """Store, commit, then enqueue (the first report alone, then the rest). Returns the
+    submission reference and the reports."""
     if not items:
         raise BadInput("reports: at least one report is needed")
     if len(items) > limits.max_batch:
@@ -153,7 +154,13 @@ def accept_reports(
     with session_factory() as session, session.begin():
         accepted = store_reports(session, items, clock=clock, limits=limits, source=source,
                                  actor=actor, submission_ref=submission)
-    enqueuer.send(NORMALISE, [a.id for a in accepted])
+    ids = [a.id for a in accepted]
+    # The batch's first report in a message of its own: a worker settles it at once
+    # instead of after the first `worker.batch_size` of the batch (one more message
+    # per batch; the issue asks for the first report settled within 150 ms).
+    enqueuer.send(NORMALISE, ids[:1])
+    if len(ids) > 1:
+        enqueuer.send(NORMALISE, ids[1:])
     return submission, accepted
 
 

@@ -56,6 +56,11 @@ def test_a_batch_shares_one_submission_reference(client, runtime):
     with runtime.session_factory() as session:
         assert session.execute(select(func.count(func.distinct(Report.submission_ref)))
                                ).scalar_one() == 1
+    # Committed first, then queued: the first report in a message of its own (a worker
+    # settles it at once), the other 999 after it.
+    with runtime.session_factory() as session:
+        stored = session.execute(select(Report.id).order_by(Report.id)).scalars().all()
+    assert [ids for _, ids in runtime.enqueuer.sent] == [stored[:1], stored[1:]]
 
 
 def test_a_batch_of_ten_thousand_is_refused_whole(client, runtime):
