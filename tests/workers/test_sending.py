@@ -34,9 +34,8 @@ def test_reports_sent_without_the_stages_loaded_are_processed_by_a_worker(
                        clock=runtime.clock, limits=runtime.settings.intake, enqueuer=sender)
     finally:
         sender.close()
-    # On the normalise queue: the first report alone, then the other three in messages
-    # of two ids at most (worker.batch_size).
-    assert redis_client.llen(f"{redis_namespace}:{NORMALISE}") == 3
+    # Two messages of two ids each (worker.batch_size), on the normalise queue.
+    assert redis_client.llen(f"{redis_namespace}:{NORMALISE}") == 2
     run_worker(runtime)
     wait_for(lambda: report_states(runtime) == {"new_case": 2, "duplicate": 1, "rejected": 1},
              what="every report settled")
