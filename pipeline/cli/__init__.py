@@ -89,6 +89,8 @@ def runtime_for_intake(settings: Settings) -> tuple[Runtime, Any]:
 
 def report_hand_over(runtime: Runtime) -> None:
     """Say where the reports went (standard error)."""
+    if runtime.settings.broker.is_redis:  # nothing is handed over beside a Redis broker
+        return
     from pipeline.app.running import HandOver
 
     enqueuer = runtime.enqueuer
