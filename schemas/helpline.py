@@ -129,6 +129,24 @@ class ContactIn(_In):
         return self
 
 
+class TakeUpIn(_In):
+    """A counsellor takes up a contact that came in by itself (public form, mailbox) or
+    was recorded without a case: who it was, what about, and a case formed or joined."""
+
+    caller_type: CallerType = Field(..., description="Who got in touch.")
+    topic: Topic = Field(..., description="What it was about.")
+    case: CaseIn | None = Field(None, description="Form a new helpline case from the "
+                                "contact (its URLs become reports linked to the case).")
+    join_case: str | None = Field(None, max_length=32,
+                                  description="Or join the existing case with this reference.")
+
+    @model_validator(mode="after")
+    def _one_case(self) -> TakeUpIn:
+        if self.case is not None and self.join_case:
+            raise ValueError("case, join_case: form a new case or join one, not both")
+        return self
+
+
 class TaskIn(_In):
     title: str = Field(..., min_length=1, max_length=200,
                        description="What to do (no personal data: the case holds it).")

@@ -80,7 +80,8 @@ def trace(case_ids: list[int]) -> None:
                   case_ids, TRACE)
     except dramatiq.Retry as exc:  # the reconciler leaves them until the retry is due
         note_retry(rt.session_factory, case_ids,
-                   retry_at=rt.clock.now() + timedelta(milliseconds=exc.delay or 0))
+                   retry_at=rt.clock.now() + timedelta(milliseconds=exc.delay or 0),
+                   reason=str(exc))
         raise
     if rerouted:  # content that moved: already assessed, so straight to routing
         rt.enqueuer.send(ROUTE, rerouted)

@@ -1,22 +1,28 @@
-"""The analysts' actions as use cases: each is one function that the API, the console
+"""The actions on a case as use cases: each is one function that the API, the console
 and the CLI call, so an action means the same whichever way it is taken.
 
 Each runs the domain function in one transaction, audits a denial in a transaction of
-its own, and sends on what must move after the commit (assessed cases to routing).
+its own, and sends on what must move after the commit (assessed cases to routing,
+notices the police released to dispatch).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipeline.app.auth import Principal, audit_denials
+from pipeline.app.auth import Principal, audit_denials, require_notified
 from pipeline.app.runtime import Runtime
-from pipeline.core.messaging import ROUTE
-from pipeline.stages import assessment
-from pipeline.store.models import User
+from pipeline.core.messaging import DISPATCH, ROUTE
+from pipeline.domain.access import require
+from pipeline.stages import assessment, police
+from pipeline.store.models import Case, User
+from pipeline.store.states import CaseState
 from schemas.assessment import AssessmentIn, DecisionOut, DecisionsOut, LeaseOut, Welfare
 
 T = TypeVar("T")
@@ -95,3 +101,44 @@ def renew(runtime: Runtime, principal: Principal, key: str) -> LeaseOut:
     return in_transaction(runtime, principal, lambda s: assessment.renew(
         s, principal, key, now=runtime.clock.now(),
         lease_seconds=runtime.settings.assessment.lease_seconds))
+
+
+@dataclass(frozen=True)
+class PoliceReply:
+    """A case after the police's reply."""
+
+    case_ref: str
+    state: str
+    hold_until: datetime | None  # the hold's deadline while the case is still held
+    released: list[int]  # notices released for sending
+
+
+def police_reply(runtime: Runtime, principal: Principal, ref: str,
+                 decision: police.PoliceDecision, *, reason: str | None = None,
+                 hold_until: datetime | None = None) -> PoliceReply:
+    """The police's reply on a case held for them (proceed, keep holding, take over):
+    given by a police token for a case notified to its destination, or recorded by a
+    supervisor who had it by telephone or letter. Commits, then sends the released
+    notices to dispatch. `police.NotHeld` when the case is not held (any more)."""
+    what = "reply on a police hold"
+    if principal.role == "police":
+        require_notified(runtime.session_factory, principal, ref, at=runtime.clock.now(),
+                         what=what)
+    else:
+        with audit_denials(runtime.session_factory, principal, runtime.clock):
+            require(principal, "case.police_reply",
+                    what=f"{what}; a supervisor records the police's reply")
+
+    def work(session: Session) -> PoliceReply:
+        released = police.reply(session, ref, decision, clock=runtime.clock,
+                                settings=runtime.settings, actor=principal.actor,
+                                reason=reason, hold_until=hold_until)
+        case = session.execute(select(Case).where(Case.ref == ref)).scalar_one()
+        held = case.state == CaseState.POLICE_HOLD
+        return PoliceReply(case_ref=case.ref, state=case.state,
+                           hold_until=case.police_hold_until if held else None,
+                           released=released)
+
+    result = in_transaction(runtime, principal, work)
+    runtime.enqueuer.send(DISPATCH, result.released)
+    return result

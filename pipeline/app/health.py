@@ -32,7 +32,7 @@ from pipeline.core.clock import as_utc
 from pipeline.core.messaging import STAGE_QUEUES
 from pipeline.store.models import Case, DeadLetter, Notice, Report
 from pipeline.store.ops_models import Heartbeat, LegalHold
-from pipeline.store.states import CaseState, ReportState
+from pipeline.store.states import LEASED_NOTICE_STATES, CaseState, NoticeState, ReportState
 
 ASSESSMENT_STATES = (
     CaseState.AWAITING_ASSESSMENT.value,
@@ -165,8 +165,9 @@ def stage_backlog(session: Session, now: datetime) -> dict[str, dict[str, Any]]:
         "trace": (Case, Case.state.in_([CaseState.NORMALISED, CaseState.TRACED]),
                   Case.state_changed_at),
         "route": (Case, Case.state == CaseState.ASSESSED, Case.state_changed_at),
-        "dispatch": (Notice, or_(Notice.state.in_(["sending", "handing_over"]),
-                                 and_(Notice.state.in_(["planned", "failed"]), due)),
+        "dispatch": (Notice, or_(Notice.state.in_(LEASED_NOTICE_STATES),
+                                 and_(Notice.state.in_([NoticeState.PLANNED,
+                                                        NoticeState.FAILED]), due)),
                      Notice.created_at),
     }
     out: dict[str, dict[str, Any]] = {}

@@ -13,9 +13,9 @@ import logging
 import threading
 from collections.abc import Callable
 
+from pipeline.adapters.channels import Channels
 from pipeline.adapters.mail.lmtp import LmtpListener
 from pipeline.app.runtime import Runtime
-from pipeline.stages.dispatch import Channels
 from pipeline.stages.mail_acks import send_acks
 from pipeline.stages.mailbox import Taken, take_message
 

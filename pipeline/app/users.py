@@ -16,7 +16,8 @@ from pipeline.app.auth import (
     new_password,
     revoke_token,
 )
-from pipeline.core.errors import BadInput, NotFound
+from pipeline.core.errors import BadInput, FieldError, NotFound
+from pipeline.core.i18n import N_
 from pipeline.store import audit
 from pipeline.store.models import ApiToken, User
 
@@ -34,11 +35,13 @@ def add_user(
     """Add a user with a one-time password (they must change it at first login).
     Returns the user and the password, which is shown once and stored only hashed."""
     if role not in ROLES:
-        raise BadInput(f"role: must be one of {', '.join(ROLES)}, got {role!r}")
+        raise FieldError("role", N_("Choose a role from the list (%(roles)s)."),
+                         roles=", ".join(ROLES))
     if not name or len(name) > 80:
-        raise BadInput("name: between 1 and 80 characters")
+        raise FieldError("name", N_("Give the user a name of 1 to 80 characters."))
     if session.execute(select(User.id).where(User.name == name)).first():
-        raise BadInput(f"name: a user named {name} exists already")
+        raise FieldError("name", N_("Choose another name: a user named %(name)s exists "
+                                    "already."), name=name)
     password = new_password()
     user = User(name=name, role=role, password_hash=hash_password(password),
                 must_change_password=True, active=True, created_at=at)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -31,6 +32,26 @@ def build_runtime(settings: Settings) -> Runtime:
     from pipeline.app.runtime import build_runtime as build
 
     return build(settings)
+
+
+def shell_language() -> str:
+    """The language of the shell (LANGUAGE or LANG), English by default."""
+    from pipeline.core import i18n
+
+    wanted = (os.environ.get("LANGUAGE") or os.environ.get("LANG") or "").split(".")[0]
+    return i18n.canonical(wanted.split(":")[0]) or i18n.ENGLISH
+
+
+def refuse(exc: Exception, options: dict[str, str] | None = None) -> NoReturn:
+    """Say why input was refused, one sentence per problem naming the field (by
+    `options`: the command's option for a schema field) in the shell's language (the
+    console's sentences), without a framework's "Error:" prefix; exit 1."""
+    from pipeline.domain.problems import form_problems
+
+    lang = shell_language()
+    for problem in form_problems(exc, options):
+        click.echo(f"hotline: {problem.text(lang)}", err=True)
+    sys.exit(1)
 
 
 def settings_or_exit() -> Settings:
@@ -340,12 +361,9 @@ def submit(urls: tuple[str, ...], channel: str, category: str | None,
             runtime.session_factory, items, clock=runtime.clock, limits=settings.intake,
             enqueuer=runtime.enqueuer,
         )
-    except ValidationError as exc:
-        from pipeline.core.errors import describe_validation_errors
-
-        raise click.ClickException("; ".join(describe_validation_errors(exc.errors()))) from None
-    except BadInput as exc:
-        raise click.ClickException(str(exc)) from None
+    except (ValidationError, BadInput) as exc:
+        refuse(exc, {"url": "URL", "channel": "--channel", "claimed_category": "--category",
+                     "description": "--description"})
     for item in accepted:
         click.echo(json.dumps({"reference": item.ref, "url": item.url,
                                "submission": submission}))
@@ -508,4 +526,4 @@ def _register_plugins() -> None:
 
 # Modules in pipeline/cli/ that add commands to `main`.
 PLUGINS: list[str] = ["urls", "users", "assessment", "ops", "rules", "stats", "trace",
-                      "notices", "mail", "helpline"]
+                      "notices", "mail", "helpline", "police"]

@@ -18,7 +18,7 @@ from pipeline.app import casework
 from pipeline.app.auth import Principal, audit_denials, principal_for_user
 from pipeline.app.casework import decide
 from pipeline.app.runtime import Runtime
-from pipeline.cli import main, runtime_with_broker, settings_or_exit
+from pipeline.cli import main, runtime_with_broker, settings_or_exit, shell_language
 from pipeline.cli.users import shared_group
 from pipeline.core.errors import BadInput, NotFound, PermissionDenied
 from pipeline.store.models import User
@@ -152,8 +152,6 @@ def assess_cmd(as_user: str, cases: tuple[str, ...], legality: str, category: st
                age_group: str | None, gender: str | None, site_type: str | None,
                content_type: str | None, commercial: bool | None, notes: str | None) -> None:
     """Record an assessment of CASES (several: one decision on each, all or none)."""
-    import os
-
     from pipeline.core import i18n
     from pipeline.domain.problems import assessment_problems
 
@@ -164,8 +162,7 @@ def assess_cmd(as_user: str, cases: tuple[str, ...], legality: str, category: st
     except ValidationError as exc:
         # The console's sentences, in the language of the shell (LANGUAGE or LANG,
         # English by default), one per line, without a framework's "Error:" prefix.
-        wanted = (os.environ.get("LANGUAGE") or os.environ.get("LANG") or "").split(".")[0]
-        lang = i18n.canonical(wanted.split(":")[0]) or i18n.ENGLISH
+        lang = shell_language()
         for problem in assessment_problems(exc):
             click.echo(f"hotline: {i18n.gettext(lang, problem.message)}", err=True)
         sys.exit(1)

@@ -1,4 +1,4 @@
-"""The helpline from a terminal: `hotline contacts add|list` and
+"""The helpline from a terminal: `hotline contacts add|list|show|take-up|from-mail` and
 `hotline helpline-cases list|show|urls|task|advisory|refer|reply|close|institutions|
 remind|purge`. Each acts as the user named by `--as` (or HOTLINE_USER), with that
 user's role (counsellor or supervisor), and is audited like the API. Writes commit
@@ -18,7 +18,13 @@ from sqlalchemy.orm import Session
 
 from pipeline.app.auth import Principal, audit_denials, require
 from pipeline.app.runtime import Runtime
-from pipeline.cli import drain_if_embedded, main, runtime_with_broker, settings_or_exit
+from pipeline.cli import (
+    drain_if_embedded,
+    main,
+    refuse,
+    runtime_with_broker,
+    settings_or_exit,
+)
 from pipeline.cli.assessment import as_option, principal_named
 from pipeline.core.errors import BadInput, NotFound, PermissionDenied
 from pipeline.stages import helpline
@@ -30,6 +36,7 @@ from schemas.helpline import (
     ContactIn,
     Relation,
     ReplyIn,
+    TakeUpIn,
     TaskIn,
     Topic,
 )
@@ -58,13 +65,8 @@ def _act(name: str, action: str, work: Callable[[Session, Principal, Runtime], T
         return result  # type: ignore[no-any-return]
     except PermissionDenied as exc:
         raise click.ClickException(f"denied: {exc}") from None
-    except (BadInput, NotFound) as exc:
-        raise click.ClickException(str(exc)) from None
-    except ValidationError as exc:
-        from pipeline.core.errors import describe_validation_errors
-
-        raise click.ClickException("; ".join(describe_validation_errors(exc.errors()))
-                                   ) from None
+    except (BadInput, NotFound, ValidationError) as exc:
+        refuse(exc)
     finally:
         runtime.close()
 
@@ -142,6 +144,69 @@ def contacts_list(as_user: str, limit: int) -> None:
         helpline.contact_out(c, ref).model_dump(mode="json")
         for c, ref in helpline.list_contacts(s, limit=limit)])
     _echo(rows)
+
+
+@contacts.command("show")
+@as_option
+@click.argument("ref")
+def contacts_show(as_user: str, ref: str) -> None:
+    """One contact, with what came in (counsellors and supervisors only)."""
+    _echo(_act(as_user, "helpline.view", lambda s, _p, _r: helpline.contact_out(
+        *helpline.find_contact(s, ref)).model_dump(mode="json")))
+
+
+@contacts.command("take-up")
+@as_option
+@click.argument("ref")
+@click.option("--caller", "caller_type", type=_choices(CallerType), required=True,
+              help="Who got in touch.")
+@click.option("--topic", type=_choices(Topic), required=True)
+@click.option("--case-type", type=_choices(CaseType), help="Form a case of this type.")
+@click.option("--urgent", is_flag=True, help="The case: a child in danger now.")
+@click.option("--age", "child_age_group", type=_choices(AgeGroup), help="The child's age group.")
+@click.option("--relation", type=_choices(Relation), help="The caller to the child.")
+@click.option("--accounts", help="Accounts and platforms involved.")
+@click.option("--url", "urls", multiple=True, help="A URL involved (repeat); e.g. one "
+              "written in the message. Reported now, linked to the case.")
+@click.option("--join", "join_case", help="Join the helpline case with this reference.")
+def contacts_take_up(as_user: str, ref: str, caller_type: str, topic: str,
+                     case_type: str | None, urgent: bool, child_age_group: str | None,
+                     relation: str | None, accounts: str | None, urls: tuple[str, ...],
+                     join_case: str | None) -> None:
+    """Take up a contact from the public form or the mailbox: who, what about, and a
+    case formed (--case-type) or joined (--join)."""
+    def work(session: Session, principal: Principal, runtime: Runtime) -> helpline.Outcome:
+        item = TakeUpIn.model_validate({
+            "caller_type": caller_type, "topic": topic, "join_case": join_case,
+            "case": {"case_type": case_type, "urgent": urgent,
+                     "child_age_group": child_age_group, "relation": relation,
+                     "accounts": accounts, "urls": list(urls)} if case_type else None})
+        return helpline.take_up(session, ref, caller_type=item.caller_type.value,
+                                topic=item.topic.value, case=item.case, join=item.join_case,
+                                counsellor=principal.name, now=runtime.clock.now(),
+                                settings=runtime.settings)
+
+    outcome = _act(as_user, "helpline.record", work)
+    assert outcome.contact is not None
+    click.echo(f"Contact {outcome.contact.ref} taken up"
+               + (f"; helpline case {outcome.case.ref}" if outcome.case else "")
+               + (f"; URL reports {', '.join(outcome.report_refs)}" if outcome.report_refs
+                  else "") + ".")
+
+
+@contacts.command("from-mail")
+@as_option
+@click.argument("message_id", type=int)
+def contacts_from_mail(as_user: str, message_id: int) -> None:
+    """Turn a message of the mailbox's look-at queue (`hotline mail look-at`) into a
+    helpline contact, once (as the console's button does)."""
+    done = _act(as_user, "mailbox.to_helpline", lambda s, p, r: helpline.contact_from_mail(
+        s, message_id, counsellor=p.name, now=r.clock.now(), settings=r.settings))
+    if done.created:
+        click.echo(f"Mail message {message_id} is now helpline contact {done.contact_ref}.")
+    else:
+        click.echo(f"Mail message {message_id} was already helpline contact "
+                   f"{done.contact_ref}; nothing more done.")
 
 
 # ---------------------------------------------------------------------- cases

@@ -16,11 +16,13 @@ from pipeline.app.runtime import build_runtime
 from pipeline.cli import (
     drain_if_embedded,
     main,
+    refuse,
     runtime_for_sending,
     settings_or_exit,
 )
 from pipeline.core.clock import as_utc
 from pipeline.core.errors import BadInput, NotFound
+from pipeline.store.states import NoticeState
 
 
 @main.group()
@@ -29,7 +31,7 @@ def notices() -> None:
 
 
 @notices.command("list")
-@click.option("--state", "states", multiple=True, default=("unconfirmed",),
+@click.option("--state", "states", multiple=True, default=(NoticeState.UNCONFIRMED.value,),
               show_default=True, help="State to list (repeat for several).")
 @click.option("--limit", default=1000, show_default=True, help="At most this many.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
@@ -47,7 +49,7 @@ def notices_list(states: tuple[str, ...], limit: int, as_json: bool,
         with runtime.session_factory() as session:
             rows = list_notices(session, states, limit=limit)
     except BadInput as exc:
-        raise click.ClickException(str(exc)) from None
+        refuse(exc)
     finally:
         runtime.close()
     if not rows and not as_json:
@@ -110,7 +112,7 @@ def notices_resolve(notice_id: int, outcome: str | None, reason: str, user: str,
                 by=f"operator:{user}", reason=reason, now=runtime.clock.now(),
                 sent_at=sent_at)
             state = notice.state
-        if state == "planned":
+        if state == NoticeState.PLANNED:
             runtime.enqueuer.send(DISPATCH, [notice_id])
             drain_if_embedded(settings, broker)
     except (BadInput, NotFound) as exc:
@@ -119,4 +121,4 @@ def notices_resolve(notice_id: int, outcome: str | None, reason: str, user: str,
     finally:
         runtime.close()
     click.echo(f"Notice {notice_id}: "
-               + ("marked sent." if state == "sent" else "planned again and queued."))
+               + ("marked sent." if state == NoticeState.SENT else "planned again and queued."))

@@ -22,6 +22,7 @@ from pipeline.app.runtime import Runtime, build_runtime
 from pipeline.cli import main, settings_or_exit
 from pipeline.cli.users import shared_group
 from pipeline.core.errors import BadInput, HotlineError, NotFound, PermissionDenied
+from pipeline.store.states import NoticeState
 
 
 def _runtime() -> Runtime:
@@ -69,7 +70,7 @@ def system_status(runtime: Runtime) -> dict[str, Any]:
             out["stages"] = stage_backlog(session, now)
             out["registries_unreachable_cases"] = unreachable_cases(session)
         out["unconfirmed_notices"] = sum(row["count"] for row in out["notices"]
-                                         if row["state"] == "unconfirmed")
+                                         if row["state"] == NoticeState.UNCONFIRMED)
         out["idle"] = (all(s["waiting"] == 0 for s in out["stages"].values())
                        and not any((queues or {}).values()))
     return out

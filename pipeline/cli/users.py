@@ -6,7 +6,7 @@ import click
 
 from pipeline.app.auth import ROLES
 from pipeline.app.runtime import build_runtime
-from pipeline.cli import main, settings_or_exit
+from pipeline.cli import main, refuse, settings_or_exit
 from pipeline.core.errors import BadInput, NotFound
 
 
@@ -46,7 +46,7 @@ def users_add(name: str, role: str, with_token: bool, expires_days: int | None) 
                 token, _ = add_token(session, scope="analyst", label=name, at=now,
                                      user_name=name, expires_days=expires_days, actor="cli")
     except BadInput as exc:
-        raise click.ClickException(str(exc)) from None
+        refuse(exc)
     finally:
         runtime.close()
     # The secret alone on standard output (PASSWORD=$(hotline users add ...) works);
@@ -141,7 +141,7 @@ def tokens_add(label: str, scope: str, expires_days: int | None,
                                    destination=destination)
             prefix = row.prefix
     except BadInput as exc:
-        raise click.ClickException(str(exc)) from None
+        refuse(exc)
     finally:
         runtime.close()
     click.echo(f"Token {prefix}... for {scope} {label} below (shown once; stored only "

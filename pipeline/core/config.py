@@ -407,6 +407,10 @@ class RoutingSection(Section):
     police_hold_check_seconds: float = Field(
         60, gt=0, description="How often the scheduler looks for police holds past deadline."
     )
+    notice_language: Literal["sr", "en"] = Field(
+        "en", description="Language of the notices to a destination whose entry in "
+        "destinations.yaml names none (sr: Serbian, Latin script; en: English)."
+    )
 
 
 class DispatchSection(Section):
@@ -788,6 +792,14 @@ class PublicTexts(Section):
     elsewhere: str = Field(
         "", max_length=5000, description="Where else to turn: police, helpline, emergencies."
     )
+    helpline_intro: str = Field(
+        "", max_length=5000, description="Above the form asking for advice or help: who "
+        "answers, and when."
+    )
+    helpline_answer: str = Field(
+        "", max_length=5000, description="On the page acknowledging a request for advice or "
+        "help: what happens next."
+    )
 
 
 class PublicSection(Section):
@@ -816,6 +828,10 @@ class PublicSection(Section):
         120, ge=1, description="Submissions from everyone together per global window."
     )
     global_window_seconds: int = Field(60, ge=1, description="The global window.")
+    helpline_requests: bool = Field(
+        True, description="Offer a second form for asking the helpline for advice or help: "
+        "it records a helpline contact (channel contact form), not a URL report."
+    )
     texts: dict[str, PublicTexts] = Field(
         default_factory=dict, description="Deployment texts per language tag."
     )

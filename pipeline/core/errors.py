@@ -30,6 +30,17 @@ class BadInput(HotlineError):
     """Input that cannot be accepted, with a reason a person can read."""
 
 
+class FieldError(BadInput):
+    """Bad input in one field, as a sentence naming it: `message` is a msgid (marked
+    with `N_`, translated where it is shown), `params` its values (a `field` value is
+    a label's msgid, translated too). `str()` is the English sentence, for the CLI
+    and the API."""
+
+    def __init__(self, field: str | None, message: str, **params: Any):
+        self.field, self.message, self.params = field, message, params
+        super().__init__(message % params if params else message)
+
+
 class RejectedURL(BadInput):
     """A reported URL that cannot be processed (not a URL, wrong scheme, no host, ...)."""
 

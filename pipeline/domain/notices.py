@@ -1,9 +1,11 @@
 """Notices: rendered from templates, built into messages that cannot carry injected
 headers.
 
-- `render_notice` fills the template for the destination's kind and language
-  (`pipeline/templates/notices/<kind>.<lang>.txt`, with `subject` and `body` blocks;
-  English when the language has no template) and the machine-readable payload: an
+- `render_notice` fills the template for the destination's kind
+  (`pipeline/templates/notices/<kind>.txt`, with `subject` and `body` blocks) in the
+  destination's language (`notice_language`): the text comes from the gettext
+  catalogs, categories and legality in words (`CATEGORY_LABELS`, `LEGALITY_LABELS`),
+  never as internal values; and it builds the machine-readable payload: an
   XARF v4 `content` report for providers, registrars and CDNs, the exchange format
   for hotlines. It is called when the notice is planned, so a retry sends the same
   text.
@@ -77,24 +79,28 @@ XARF_VERSION = "4.0.0"
 XARF_FEEDBACK_TYPE = "xarf"
 _XARF_TAG = re.compile(r"[^a-z0-9_]+")
 
+# Content categories and legality as a notice names them (gettext msgids: the text
+# comes from the catalogs in the destination's language), never the internal values.
 CATEGORY_LABELS = {
-    "en": {
-        "csam": "child sexual abuse material", "self_generated_csam":
-        "self-generated child sexual abuse material", "child_erotica":
-        "sexualised images of children", "grooming": "grooming of children",
-        "sextortion": "sexual extortion", "hate_speech": "hate speech",
-        "racism_xenophobia": "racist and xenophobic content", "terrorist_content":
-        "terrorist content", "phishing": "phishing", "other": "other illegal content",
-    },
-    "sr": {
-        "csam": "materijal seksualnog zlostavljanja dece", "self_generated_csam":
-        "samostalno napravljen materijal seksualnog zlostavljanja dece", "child_erotica":
-        "seksualizovane slike dece", "grooming": "vrbovanje dece", "sextortion":
-        "seksualna iznuda", "hate_speech": "govor mržnje", "racism_xenophobia":
-        "rasistički i ksenofobični sadržaj", "terrorist_content": "teroristički sadržaj",
-        "phishing": "fišing", "other": "drugi nezakonit sadržaj",
-    },
+    "csam": N_("child sexual abuse material"),
+    "self_generated_csam": N_("self-generated child sexual abuse material"),
+    "child_erotica": N_("sexualised images of children"),
+    "grooming": N_("grooming of children"),
+    "sextortion": N_("sexual extortion"),
+    "hate_speech": N_("hate speech"),
+    "racism_xenophobia": N_("racist and xenophobic content"),
+    "terrorist_content": N_("terrorist content"),
+    "phishing": N_("phishing"),
+    "other": N_("other illegal content"),
 }
+LEGALITY_LABELS = {
+    "illegal_international": N_("illegal under international standards"),
+    "illegal_national": N_("illegal under national law"),
+    "not_illegal": N_("not illegal"),
+    "content_not_available": N_("content no longer available"),
+    "out_of_remit": N_("outside the hotline's remit"),
+}
+_NOT_ASSESSED = N_("not yet assessed")
 
 # Control characters (C0 but tab, DEL, C1) and every other character Python counts as
 # a line boundary (str.splitlines): none may appear in a header value.
@@ -129,6 +135,7 @@ class Rendered:
     subject: str
     body: str
     payload: dict[str, Any]
+    language: str = "en"  # the language it is written in: sr or en
 
 
 def _environment() -> Environment:
@@ -141,16 +148,22 @@ def _environment() -> Environment:
     )
 
 
-_env = _environment()
+# Every notice's text comes from the gettext catalogs (pipeline/locale), rendered in
+# the destination's language: Serbian (Latin) for `sr`, English otherwise.
+_i18n_env = i18n.install(_environment())
 
 
-def template_for(kind: str, language: str) -> tuple[str, str]:
-    """(template name, language actually used): English when there is none in `language`."""
-    base = TEMPLATE_OF_KIND[kind]
-    lang = (language or "en").split("-")[0].lower()
-    if lang not in LANGUAGES:
-        lang = "en"
-    return f"{base}.{lang}.txt", lang
+def notice_language(destination: Destination, settings: Settings) -> str:
+    """The language of a destination's notices: its own (`language` in
+    destinations.yaml), else `routing.notice_language`; Serbian for `sr*`, English
+    for anything else. A language tag of `pipeline.core.i18n`."""
+    lang = (destination.language or settings.routing.notice_language).split("-")[0].lower()
+    return i18n.SERBIAN_LATIN if lang == "sr" else i18n.ENGLISH
+
+
+def template_for(kind: str) -> str:
+    """The template of a destination kind (one per kind, its text from the catalogs)."""
+    return f"{TEMPLATE_OF_KIND[kind]}.txt"
 
 
 def confirm_url(settings: Settings, token: str) -> str:
@@ -247,7 +260,7 @@ def render_notice(
     hold_until: datetime | None = None,
 ) -> Rendered:
     """Subject, text and machine-readable payload of one notice."""
-    name, lang = template_for(destination.kind, destination.language)
+    name, lang = template_for(destination.kind), notice_language(destination, settings)
     may_identify = (
         destination.kind == "police"
         and destination.receives_reporter_identity
@@ -261,8 +274,11 @@ def render_notice(
         "case": {
             "ref": case.ref, "url": case.canonical_url, "host": case.host or "",
             "category": category,
-            "category_label": CATEGORY_LABELS[lang].get(category, category),
-            "legality": case.legality or "", "hosting_country": case.hosting_country or "",
+            "category_label": i18n.gettext(lang, CATEGORY_LABELS.get(
+                category, CATEGORY_LABELS["other"])),
+            "legality_label": i18n.gettext(lang, LEGALITY_LABELS.get(
+                case.legality or "", _NOT_ASSESSED)),
+            "hosting_country": case.hosting_country or "",
             "hosting_org": case.hosting_org or "", "hosting_asn": case.hosting_asn,
             "cdn_name": case.cdn_name or "", "received_at": case.received_at,
             "assessed_at": case.assessed_at, "urgent": case.urgent,
@@ -278,11 +294,12 @@ def render_notice(
             if destination.kind in TAKEDOWN_KINDS else None)
     context["xarf"] = xarf is not None
     try:
-        template = _env.get_template(name)
+        template = _i18n_env.get_template(name)
     except TemplateNotFound:
         raise BadInput(f"no notice template {name}") from None
-    subject = "".join(template.blocks["subject"](template.new_context(context))).strip()
-    body = "".join(template.blocks["body"](template.new_context(context))).strip() + "\n"
+    with i18n.set_language(lang):
+        subject = "".join(template.blocks["subject"](template.new_context(context))).strip()
+        body = "".join(template.blocks["body"](template.new_context(context))).strip() + "\n"
     safe_header("Subject", subject)
     payload: dict[str, Any] = {"case_ref": case.ref, "url": case.canonical_url}
     if destination.kind in TAKEDOWN_KINDS:
@@ -292,7 +309,8 @@ def render_notice(
             payload["xarf"] = xarf
     if destination.kind == "hotline":
         payload["exchange"] = exchange_message(case, settings, at)
-    return Rendered(subject=subject, body=body, payload=payload)
+    return Rendered(subject=subject, body=body, payload=payload,
+                    language="sr" if lang == i18n.SERBIAN_LATIN else "en")
 
 
 def message_id(notice: Notice, settings: Settings) -> str:
@@ -325,9 +343,6 @@ AGE_GROUP_LABELS = {
     "under_10": N_("under 10"), "10_13": N_("10 to 13"), "14_15": N_("14 or 15"),
     "16_17": N_("16 or 17"), "adult": N_("adult"), "unknown": N_("not known"),
 }
-# The referral's text comes from the gettext catalogs (pipeline/locale), rendered in
-# the destination's language: Serbian (Latin) for `sr`, English otherwise.
-_i18n_env = i18n.install(_environment())
 
 
 def render_helpline_referral(context: dict[str, Any], destination: Destination

@@ -87,7 +87,8 @@ class Destination(BaseModel):
     kind: DestinationKind = Field(..., description="What sort of recipient this is.")
     name: str = Field(..., min_length=1, description="Its public name.")
     country: str | None = Field(None, description="ISO 3166 alpha-2 country.")
-    language: str = Field("en", description="Language notices to it are written in.")
+    language: str | None = Field(None, description="Language notices to it are written "
+                                 "in (sr or en); none: `routing.notice_language`.")
     channel: Channel = Field("smtp", description="smtp, webhook or file.")
     address: str | None = Field(
         None, description="E-mail address or https webhook URL; null: a placeholder the "

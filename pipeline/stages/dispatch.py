@@ -1,15 +1,17 @@
 """Stage: deliver planned notices, each once, through its channel.
 
-Channels: SMTP (STARTTLS and login), an HTTPS webhook (JSON signed with HMAC-SHA256,
-with an idempotency key), and a file-drop outbox folder, which is where every notice
-goes when `dispatch.deliver` is `outbox` (the default in embedded mode, so that a test
-installation never sends anything by accident).
+The channels (SMTP with STARTTLS and login, an HTTPS webhook signed with HMAC-SHA256,
+a file-drop outbox folder: where every notice goes when `dispatch.deliver` is
+`outbox`, the default in embedded mode) are the adapter `pipeline.adapters.channels`;
+this stage claims the notices, hands each to its channel and records the outcome.
 
-Notice states (`NOTICE_STATES`): planned, held (waits for the police), sending
-(claimed under a lease), handing_over (SMTP only: the message data is with the server
-and only the final "." and its reply are left), failed (retried at `due_at`), sent,
-dead (dead-lettered), unconfirmed (an SMTP hand-over whose outcome nobody saw: an
-operator decides), cancelled (the police took over).
+Notice states (`NoticeState`, with the allowed moves in `NOTICE_TRANSITIONS`, both in
+`pipeline.store.states`; every move goes through `pipeline.store.lifecycle.
+notice_transition`): planned, held (waits for the police), sending (claimed under a
+lease), handing_over (SMTP only: the message data is with the server and only the
+final "." and its reply are left), failed (retried at `due_at`), sent, dead
+(dead-lettered), unconfirmed (an SMTP hand-over whose outcome nobody saw: an operator
+decides), cancelled (the police took over).
 
 Steps of `deliver_notices`:
 1. claim: in one short transaction, the given notices that are due (planned, or
@@ -58,375 +60,38 @@ None is sent twice, per channel (docs/pipeline/routing-and-dispatch.md):
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import hmac
-import io
-import json
 import logging
-import os
-import re
-import smtplib
-import ssl
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.generator import BytesGenerator
-from email.message import EmailMessage
-from email.policy import EmailPolicy
-from email.policy import default as default_policy
-from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
-import httpx
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from pipeline.adapters.channels import Channels, DeliveryUnconfirmed
 from pipeline.core.clock import Clock, as_utc
 from pipeline.core.config import Settings
 from pipeline.core.errors import BadInput, PermanentError, RetryLater
 from pipeline.core.process import PROCESS_ID_LENGTH, new_claim_owner
-from pipeline.domain.notices import build_email, safe_header, webhook_body
-from pipeline.domain.rules import cached_ruleset
-from pipeline.store.audit import build_event
 from pipeline.store.db import is_postgresql, lock_one
 from pipeline.store.helpline_models import HelplineCase
+from pipeline.store.lifecycle import notice_transition
 from pipeline.store.models import Case, DeadLetter, Event, Notice
+from pipeline.store.states import LEASED_NOTICE_STATES, NoticeState
 
 log = logging.getLogger(__name__)
 
-SMTP_PASSWORD_ENV = "HOTLINE_SMTP_PASSWORD"  # noqa: S105 - a variable name, not a secret
-SIGNATURE_HEADER = "X-Hotline-Signature"
-TIMESTAMP_HEADER = "X-Hotline-Timestamp"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-
-
-# Every state a notice can be in (see the module docstring).
-NOTICE_STATES = ("planned", "held", "sending", "handing_over", "failed", "sent", "dead",
-                 "unconfirmed", "cancelled")
+# Every state a notice can be in, by value (see the module docstring).
+NOTICE_STATES = tuple(state.value for state in NoticeState)
 
 UNCONFIRMED_TEXT = ("the SMTP server was given the end of the message, but its answer was "
                     "never recorded: check with the receiver, then `hotline notices resolve`")
 
 
-class DeliveryUnconfirmed(Exception):
-    """The final "." of an SMTP transaction went out and no reply was read: the
-    receiver may or may not have the message. Never retried by itself."""
-
-
 class LostLease(Exception):
     """The notice is no longer this worker's (its lease ran out and another worker
     claimed it): stop before handing anything over."""
-
-
-# Called by a channel right before the one step that cannot be taken back; it commits
-# the `handing_over` marker or raises (and then the channel must not take that step).
-Handover = Callable[[], None]
-# Called by a channel as soon as the receiver has accepted the notice, before anything
-# else (SMTP: after the 250 to the final ".", before QUIT): it commits `sent`. A
-# channel that never calls it has the notice committed `sent` after it returns.
-Accepted = Callable[[], None]
-
-
-def _no_handover() -> None:
-    return None
-
-
-class Channel(Protocol):
-    def deliver(self, notice: Notice, *, at: datetime, handover: Handover = _no_handover,
-                accepted: Accepted = _no_handover) -> None:
-        """Deliver or raise `RetryLater` / `PermanentError` / `BadInput` /
-        `DeliveryUnconfirmed` / `LostLease`."""
-
-
-# ------------------------------------------------------------------------ channels
-
-
-class OutboxChannel:
-    """Writes each notice as a file: `notice-<id>-<token>.eml` (e-mail), `.json`
-    (webhook) or `.txt` (a placeholder destination). Written to a temporary name,
-    flushed to disk, and linked to the final name only if no file has it yet, so a
-    reader never sees half a file and a repeat writes nothing."""
-
-    def __init__(self, folder: Path, settings: Settings):
-        self.folder = folder
-        self.settings = settings
-
-    def target(self, notice: Notice) -> Path:
-        if notice.channel == "webhook":
-            suffix = ".json"
-        elif notice.address:
-            suffix = ".eml"
-        else:
-            suffix = ".txt"
-        return self.folder / f"notice-{notice.id}-{notice.token}{suffix}"
-
-    def deliver(self, notice: Notice, *, at: datetime, handover: Handover = _no_handover,
-                accepted: Accepted = _no_handover) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        target = self.target(notice)
-        if target.exists():
-            log.info("Notice %s is in the outbox already (%s); not written again.",
-                     notice.id, target.name,
-                     extra={"notice_id": notice.id, "case_id": notice.case_id})
-            return
-        if notice.channel == "webhook":
-            data = json.dumps(webhook_body(notice, self.settings), indent=2,
-                              ensure_ascii=False).encode()
-        elif notice.address:
-            data = build_email(notice, self.settings, at=at).as_bytes()
-        else:  # a placeholder destination: keep what would be sent, without headers
-            data = ((notice.subject or "") + "\n\n" + (notice.body or "")).encode()
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            try:
-                os.link(tmp, target)  # atomic, and never replaces an existing file
-            except FileExistsError:
-                log.info("Notice %s appeared in the outbox meanwhile; not written again.",
-                         notice.id, extra={"notice_id": notice.id, "case_id": notice.case_id})
-            except OSError:  # a file system without hard links: rename (may replace)
-                if not target.exists():
-                    os.replace(tmp, target)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        _fsync_folder(self.folder)
-
-
-def _fsync_folder(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-_LINE_END = re.compile(rb"\r\n|\r|\n")
-_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
-
-
-def smtp_data(message: EmailMessage) -> tuple[bytes, bool]:
-    """The DATA section of `message` (CRLF line ends, dot-stuffed, ending in CRLF,
-    without the terminating "."), and whether it needs SMTPUTF8."""
-    international = not all(
-        (value or "").isascii() for value in (message["From"], message["To"]))
-    base = message.policy if isinstance(message.policy, EmailPolicy) else default_policy
-    policy = base.clone(linesep="\r\n", utf8=international)
-    buffer = io.BytesIO()
-    BytesGenerator(buffer, policy=policy).flatten(message, linesep="\r\n")
-    data = _LINE_END.sub(b"\r\n", buffer.getvalue())
-    data = _LEADING_DOT.sub(b"..", data)
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    return data, international
-
-
-class SmtpChannel:
-    """SMTP with STARTTLS and login, the transaction driven step by step so that the
-    only moment whose outcome can be unknown is the final "." and its reply, and a
-    durable marker (`handover`) is committed right before it."""
-
-    def __init__(self, settings: Settings, password: str | None = None):
-        self.settings = settings
-        self.password = password
-
-    def _open(self, smtp: smtplib.SMTP) -> None:
-        cfg = self.settings.dispatch
-        smtp.ehlo()
-        if cfg.smtp_starttls:
-            context = ssl.create_default_context(cafile=cfg.smtp_ca_file)
-            smtp.starttls(context=context)
-            smtp.ehlo()
-        if cfg.smtp_user:
-            password = self.password or os.environ.get(SMTP_PASSWORD_ENV)
-            if not password:
-                raise PermanentError(f"dispatch.smtp_user is set but {SMTP_PASSWORD_ENV}"
-                                     " is not in the environment")
-            mechanisms = smtp.esmtp_features.get("auth", "").upper().split()
-            if "PLAIN" in mechanisms:
-                # One mechanism, so a refusal is one clear 535 (smtplib's login()
-                # would go on trying the others).
-                smtp.user, smtp.password = cfg.smtp_user, password
-                smtp.auth("PLAIN", smtp.auth_plain)
-            else:
-                smtp.login(cfg.smtp_user, password)
-
-    def _up_to_the_dot(self, smtp: smtplib.SMTP, sender: str, recipient: str,
-                       data: bytes, international: bool) -> None:
-        """MAIL, RCPT, DATA and the message, all but the terminating "."."""
-        options: list[str] = []
-        if international:
-            if not smtp.has_extn("smtputf8"):
-                raise PermanentError("the address needs SMTPUTF8, which the server lacks")
-            options.append("SMTPUTF8")
-        if smtp.has_extn("8bitmime") and not data.isascii():
-            options.append("BODY=8BITMIME")
-        code, reply = smtp.mail(sender, options)
-        if code != 250:
-            raise smtplib.SMTPSenderRefused(code, reply, sender)
-        code, reply = smtp.rcpt(recipient)
-        if code not in (250, 251):
-            raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
-        smtp.putcmd("data")
-        code, reply = smtp.getreply()
-        if code != 354:
-            raise smtplib.SMTPDataError(code, reply)
-        smtp.send(data)
-
-    def deliver(self, notice: Notice, *, at: datetime, handover: Handover = _no_handover,
-                accepted: Accepted = _no_handover) -> None:
-        cfg = self.settings.dispatch
-        message = build_email(notice, self.settings, at=at)
-        data, international = smtp_data(message)
-        try:
-            smtp = smtplib.SMTP(cfg.smtp_host, cfg.smtp_port,
-                                timeout=cfg.smtp_timeout_seconds)
-        except (smtplib.SMTPException, OSError) as exc:
-            raise RetryLater(f"SMTP: {type(exc).__name__}: {exc}") from None
-        try:
-            try:
-                self._open(smtp)
-                self._up_to_the_dot(smtp, cfg.sender_address, notice.address or "", data,
-                                    international)
-            except smtplib.SMTPRecipientsRefused as exc:
-                codes = [code for code, _ in exc.recipients.values()]
-                if all(code >= 500 for code in codes):
-                    raise PermanentError(f"recipient refused: {codes}") from None
-                raise RetryLater(f"recipient deferred: {codes}") from None
-            except smtplib.SMTPResponseException as exc:
-                text = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"
-                if exc.smtp_code >= 500:
-                    raise PermanentError(text) from None
-                raise RetryLater(text) from None
-            except (smtplib.SMTPException, OSError) as exc:  # disconnects, timeouts, TLS
-                raise RetryLater(f"SMTP: {type(exc).__name__}: {exc}") from None
-            # The marker. If it cannot be committed, the connection is closed without
-            # the final ".", and the server discards what it has.
-            handover()
-            try:
-                smtp.send(b".\r\n")
-                code, reply = smtp.getreply()
-            except Exception as exc:
-                raise DeliveryUnconfirmed(
-                    f"no reply to the end of data: {type(exc).__name__}: {exc}") from None
-            if 200 <= code < 300:
-                # The server has the message: `sent` is committed now, and only then
-                # QUIT and the close (a death during those leaves the notice sent).
-                accepted()
-                with contextlib.suppress(Exception):
-                    smtp.quit()
-                return
-            text = f"SMTP {code} after the end of data: {reply!r}"
-            if code >= 500:
-                raise PermanentError(text)
-            raise RetryLater(text)
-        finally:
-            smtp.close()
-
-
-def sign(key: bytes, timestamp: str, body: bytes) -> str:
-    """The signature header value: HMAC-SHA256 over "<timestamp>.<body>"."""
-    digest = hmac.new(key, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
-
-def verify_signature(key: bytes, timestamp: str, body: bytes, signature: str) -> bool:
-    """For receivers (and tests): constant-time check of `sign`."""
-    return hmac.compare_digest(sign(key, timestamp, body), signature)
-
-
-class WebhookChannel:
-    """POSTs the notice as JSON; headers Idempotency-Key (the notice token),
-    X-Hotline-Timestamp and X-Hotline-Signature (sha256=HMAC of "timestamp.body").
-    2xx (and 409, "already have it") count as delivered; 408, 425, 429 and 5xx are
-    retried; other answers are permanent failures."""
-
-    def __init__(self, settings: Settings, secrets: Mapping[str, str] | None = None):
-        self.settings = settings
-        self.secrets = secrets  # destination key -> HMAC key; default: from the environment
-
-    def _key(self, notice: Notice) -> bytes:
-        if self.secrets is not None and notice.destination in self.secrets:
-            return self.secrets[notice.destination].encode()
-
-        dest = cached_ruleset(self.settings.routing.rules_dir).directory.get(notice.destination)
-        env = dest.secret_env if dest else None
-        value = os.environ.get(env) if env else None
-        if not value:
-            raise PermanentError(f"no HMAC key for webhook destination {notice.destination} "
-                                 f"(environment variable {env or '(secret_env not set)'})")
-        return value.encode()
-
-    def deliver(self, notice: Notice, *, at: datetime, handover: Handover = _no_handover,
-                accepted: Accepted = _no_handover) -> None:
-        # No marker: a POST cannot be split. A repeat after a crash carries the same
-        # Idempotency-Key, which the receiver honours.
-        cfg = self.settings.dispatch
-        url = notice.address or ""
-        if not url.startswith("https://") and not (cfg.webhook_allow_http and
-                                                   url.startswith("http://")):
-            raise PermanentError(f"webhook address of notice {notice.id} is not https")
-        body = json.dumps(webhook_body(notice, self.settings), separators=(",", ":"),
-                          ensure_ascii=False).encode()
-        timestamp = str(int(at.timestamp()))
-        headers = {
-            "Content-Type": "application/json",
-            IDEMPOTENCY_HEADER: safe_header(IDEMPOTENCY_HEADER, notice.token),
-            TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: sign(self._key(notice), timestamp, body),
-            "User-Agent": "hotline/0.1",
-        }
-        try:
-            response = httpx.post(url, content=body, headers=headers,
-                                  timeout=cfg.webhook_timeout_seconds, follow_redirects=False)
-        except httpx.HTTPError as exc:
-            raise RetryLater(f"webhook: {type(exc).__name__}: {exc}") from None
-        status = response.status_code
-        if 200 <= status < 300 or status == 409:
-            return
-        if status in (408, 425, 429) or status >= 500:
-            delay = response.headers.get("Retry-After", "")
-            raise RetryLater(f"webhook answered {status}",
-                             delay_ms=int(delay) * 1000 if delay.isdigit() else 5_000)
-        raise PermanentError(f"webhook answered {status}")
-
-
-@dataclass
-class Channels:
-    """The channels this process delivers through (tests pass their own)."""
-
-    settings: Settings
-    smtp: Channel | None = None
-    webhook: Channel | None = None
-    outbox: Channel | None = None
-
-    def __post_init__(self) -> None:
-        self.smtp = self.smtp or SmtpChannel(self.settings)
-        self.webhook = self.webhook or WebhookChannel(self.settings)
-        self.outbox = self.outbox or OutboxChannel(outbox_folder(self.settings), self.settings)
-
-    def for_notice(self, notice: Notice) -> Channel:
-        assert self.smtp and self.webhook and self.outbox
-        if delivers_to_outbox(self.settings) or notice.channel == "file":
-            return self.outbox
-        if not notice.address:
-            raise PermanentError(f"destination {notice.destination} has no address yet "
-                                 "(a placeholder in destinations.yaml)")
-        return self.webhook if notice.channel == "webhook" else self.smtp
-
-
-def outbox_folder(settings: Settings) -> Path:
-    return Path(settings.dispatch.outbox_dir or settings.data_path / "outbox")
-
-
-def delivers_to_outbox(settings: Settings) -> bool:
-    mode = settings.dispatch.deliver
-    return mode == "outbox" or (mode == "auto" and settings.app.mode == "embedded")
 
 
 # ----------------------------------------------------------------------- the stage
@@ -450,9 +115,9 @@ def backoff(settings: Settings, attempts: int, hint_ms: int = 0) -> timedelta:
 def due_condition(now: datetime) -> ColumnElement[bool]:
     """Notices a dispatcher may take now. (`handing_over` is never one of them.)"""
     return or_(
-        (Notice.state.in_(("planned", "failed")))
+        (Notice.state.in_((NoticeState.PLANNED, NoticeState.FAILED)))
         & (Notice.due_at.is_(None) | (Notice.due_at <= now)),
-        (Notice.state == "sending") & (Notice.lease_until < now),
+        (Notice.state == NoticeState.SENDING) & (Notice.lease_until < now),
     )
 
 
@@ -462,31 +127,34 @@ def claim(session: Session, notice_ids: Sequence[int], *, now: datetime, owner: 
     which is how `hotline deadletters retry` revives them)."""
     query = (select(Notice)
              .where(Notice.id.in_(list(notice_ids)),
-                    or_(due_condition(now), Notice.state == "dead"))
+                    or_(due_condition(now), Notice.state == NoticeState.DEAD))
              .order_by(Notice.id))
     if is_postgresql(session):
         query = query.with_for_update(skip_locked=True)
     notices = list(session.execute(query).scalars())
     for notice in notices:
-        if notice.state == "dead":
-            notice.attempts = 0
-        elif notice.state == "sending":  # its lease ran out: the claim was lost, not tried
-            record_lost_claim(session, notice, at=now, reason="its lease ran out")
-        notice.state = "sending"
+        if notice.state == NoticeState.SENDING:  # its lease ran out: lost, not tried
+            record_lost_claim(session, notice, NoticeState.SENDING, at=now,
+                              reason="its lease ran out")
+        else:
+            if notice.state == NoticeState.DEAD:
+                notice.attempts = 0
+            notice_transition(session, notice, NoticeState.SENDING, at=now)
         notice.lease_owner = owner
         notice.lease_until = now + lease
     return notices
 
 
-def record_lost_claim(session: Session, notice: Notice, *, at: datetime, reason: str
-                      ) -> None:
-    """A claim that ended without an outcome (its worker died, or its lease ran out):
-    counted in `crashes`, never in `attempts` (which count deliveries the channel
-    refused), and audited."""
+def record_lost_claim(session: Session, notice: Notice, to_state: NoticeState, *,
+                      at: datetime, reason: str) -> None:
+    """A claim that ended without an outcome (its worker died, or its lease ran out)
+    moves the notice to `to_state` (sending again, or planned): counted in `crashes`,
+    never in `attempts` (which count deliveries the channel refused), and audited."""
     notice.crashes = (notice.crashes or 0) + 1
-    _audit(session, notice, at=at, action="notice_claim_lost",
-           data={"channel": notice.channel, "reason": reason, "crashes": notice.crashes,
-                 "holder": (notice.lease_owner or "")[:PROCESS_ID_LENGTH]})
+    notice_transition(session, notice, to_state, at=at,
+                      data={"channel": notice.channel, "reason": reason,
+                            "crashes": notice.crashes,
+                            "holder": (notice.lease_owner or "")[:PROCESS_ID_LENGTH]})
     log.warning("Notice %s for case %s: its claim was lost (%s); it goes out again.",
                 notice.id, notice.case_id, reason,
                 extra={"notice_id": notice.id, "case_id": notice.case_id})
@@ -500,7 +168,7 @@ def flag_unconfirmed(session: Session, notice_ids: Sequence[int] | None, *, now:
     began (`handed_over_at`: the marker's lease less `lease`, the length it was set
     with)."""
     query = (select(Notice)
-             .where(Notice.state == "handing_over", Notice.lease_until < now)
+             .where(Notice.state == NoticeState.HANDING_OVER, Notice.lease_until < now)
              .order_by(Notice.id))
     if notice_ids is not None:
         query = query.where(Notice.id.in_(list(notice_ids)))
@@ -518,13 +186,11 @@ def _left_unconfirmed(session: Session, notice: Notice, *, now: datetime, lease:
                       reason: str) -> None:
     assert notice.lease_until is not None  # the marker set it
     handed_over = notice.lease_until - lease
-    notice.state = "unconfirmed"
-    notice.lease_owner = None
-    notice.lease_until = None
-    notice.last_error = UNCONFIRMED_TEXT
-    _audit(session, notice, at=now, action="notice_unconfirmed",
-           data={"channel": notice.channel, "reason": reason,
-                 "handed_over_at": as_utc(handed_over).isoformat()})
+    notice_transition(session, notice, NoticeState.UNCONFIRMED, at=now,
+                      values={"lease_owner": None, "lease_until": None,
+                              "last_error": UNCONFIRMED_TEXT},
+                      data={"channel": notice.channel, "reason": reason,
+                            "handed_over_at": as_utc(handed_over).isoformat()})
     log.error("Notice %s for case %s is unconfirmed: its worker stopped after handing "
               "it to the SMTP server; an operator must resolve it.", notice.id,
               notice.case_id, extra={"notice_id": notice.id, "case_id": notice.case_id})
@@ -539,63 +205,40 @@ def release_dead_holders(session: Session, holders: Sequence[str], *, now: datet
     if not holders:
         return [], []
     query = (select(Notice)
-             .where(Notice.state.in_(("sending", "handing_over")),
+             .where(Notice.state.in_(LEASED_NOTICE_STATES),
                     func.substr(Notice.lease_owner, 1, PROCESS_ID_LENGTH).in_(list(holders)))
              .order_by(Notice.id))
     if is_postgresql(session):
         query = query.with_for_update(skip_locked=True)
     again, flagged = [], []
     for notice in session.execute(query).scalars():
-        if notice.state == "handing_over":
+        if notice.state == NoticeState.HANDING_OVER:
             _left_unconfirmed(session, notice, now=now, lease=lease,
                               reason="worker died after hand-over")
             flagged.append(notice.id)
             continue
-        record_lost_claim(session, notice, at=now, reason="its worker died")
-        notice.state = "planned"
+        record_lost_claim(session, notice, NoticeState.PLANNED, at=now,
+                          reason="its worker died")
         notice.lease_owner = None
         notice.lease_until = None
         again.append(notice.id)
     return again, flagged
 
 
-def _mark_handing_over(session: Session, notice_id: int, owner: str, *, until: datetime
-                       ) -> bool:
+def _mark_handing_over(session: Session, notice: Notice, owner: str, *, now: datetime,
+                       until: datetime) -> bool:
     """The marker: this worker is about to end the SMTP DATA of the notice."""
-    result = session.execute(
-        update(Notice)
-        .where(Notice.id == notice_id, Notice.state == "sending", Notice.lease_owner == owner)
-        .values(state="handing_over", lease_until=until)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return notice_transition(session, notice, NoticeState.HANDING_OVER, at=now, owner=owner,
+                             lease_until=until)
 
 
-def _finish(session: Session, notice_id: int, owner: str, values: dict[str, object]) -> bool:
-    result = session.execute(
-        update(Notice)
-        .where(Notice.id == notice_id, Notice.state.in_(("sending", "handing_over")),
-               Notice.lease_owner == owner)
-        .values(lease_owner=None, lease_until=None, **values)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def _audit(session: Session, notice: Notice, *, at: datetime, action: str,
-           data: dict[str, object], actor: str = "dispatch") -> None:
-    data = {"notice": notice.id, "destination": notice.destination, **data}
-    if notice.case_id is None:  # a helpline referral: the event goes on the helpline case
-        helpline_query = select(HelplineCase).where(HelplineCase.id == notice.helpline_case_id)
-        if is_postgresql(session):
-            helpline_query = helpline_query.with_for_update()
-        helpline_case = session.execute(helpline_query).scalar_one()
-        session.add(build_event(helpline_case, actor=actor, action=action, at=at, data=data))
-        return
-    query = select(Case).where(Case.id == notice.case_id)
-    if is_postgresql(session):
-        query = query.with_for_update()
-    case = session.execute(query).scalar_one()
-    session.add(build_event(case, actor=actor, action=action, at=at, case_id=case.id,
-                            data=data))
+def _finish(session: Session, notice: Notice, owner: str, to_state: NoticeState, *,
+            at: datetime, values: dict[str, object], data: dict[str, object] | None = None
+            ) -> bool:
+    """End this worker's claim on `notice` with `to_state` (only while it still owns
+    it), with the audit event the state table names. False: another worker owns it."""
+    return notice_transition(session, notice, to_state, at=at, owner=owner, values=values,
+                             data=data)
 
 
 def deliver_notices(
@@ -620,11 +263,11 @@ def deliver_notices(
         now = clock.now()
         error: Exception | None = None
 
-        def handover(notice_id: int = notice.id) -> None:
+        def handover(notice: Notice = notice) -> None:
             with session_factory.begin() as session:
-                if not _mark_handing_over(session, notice_id, owner,
-                                          until=clock.now() + lease):
-                    raise LostLease(f"notice {notice_id} is no longer this worker's")
+                at = clock.now()
+                if not _mark_handing_over(session, notice, owner, now=at, until=at + lease):
+                    raise LostLease(f"notice {notice.id} is no longer this worker's")
 
         committed: list[bool] = []
 
@@ -648,12 +291,11 @@ def deliver_notices(
             continue
         except DeliveryUnconfirmed as exc:
             with session_factory.begin() as session:
-                if _finish(session, notice.id, owner, {"state": "unconfirmed",
-                                                       "last_error": f"{UNCONFIRMED_TEXT} "
-                                                       f"({exc})"[:2000]}):
-                    _audit(session, notice, at=now, action="notice_unconfirmed",
-                           data={"channel": notice.channel, "reason": str(exc)[:200],
-                                 "handed_over_at": as_utc(now).isoformat()})
+                if _finish(
+                        session, notice, owner, NoticeState.UNCONFIRMED, at=now,
+                        values={"last_error": f"{UNCONFIRMED_TEXT} ({exc})"[:2000]},
+                        data={"channel": notice.channel, "reason": str(exc)[:200],
+                              "handed_over_at": as_utc(now).isoformat()}):
                     result.unconfirmed.append(notice.id)
             log.error("Notice %s for case %s is unconfirmed (%s); an operator must resolve "
                       "it.", notice.id, notice.case_id, exc,
@@ -675,14 +317,13 @@ def deliver_notices(
             # An attempt is a delivery the channel refused or failed, counted here only.
             attempts = notice.attempts + 1
             if permanent or attempts >= settings.dispatch.max_attempts:
-                if _finish(session, notice.id, owner, {"state": "dead", "last_error": message,
-                                                       "attempts": attempts}):
+                if _finish(session, notice, owner, NoticeState.DEAD, at=now,
+                           values={"last_error": message, "attempts": attempts},
+                           data={"error": message[:200]}):
                     session.add(DeadLetter(
                         message_id=f"notice-{notice.id}-{attempts}", actor="dispatch",
                         queue="dispatch", args=[[notice.id]], kwargs={}, error=message,
                         traceback=None, retries=attempts, failed_at=now))
-                    _audit(session, notice, at=now, action="notice_dead",
-                           data={"error": message[:200]})
                     result.dead.append(notice.id)
                     log.error("Notice %s for case %s dead-lettered after %d attempts: %s",
                               notice.id, notice.case_id, attempts, message,
@@ -690,9 +331,9 @@ def deliver_notices(
             else:
                 hint = error.delay_ms if isinstance(error, RetryLater) else 0
                 retry_at = now + backoff(settings, attempts, hint)
-                if _finish(session, notice.id, owner, {"state": "failed", "due_at": retry_at,
-                                                       "last_error": message,
-                                                       "attempts": attempts}):
+                if _finish(session, notice, owner, NoticeState.FAILED, at=now,
+                           values={"due_at": retry_at, "last_error": message,
+                                   "attempts": attempts}):
                     result.retrying.append(notice.id)
                     log.warning("Notice %s for case %s failed (attempt %d), retrying at %s: %s",
                                 notice.id, notice.case_id, attempts,
@@ -706,10 +347,9 @@ def _commit_sent(session_factory: sessionmaker[Session], notice: Notice, owner: 
     """Commit `sent` (only if this call still owns the notice), with its audit event.
     True when this was decided (sent, or found to be another worker's)."""
     with session_factory.begin() as session:
-        if _finish(session, notice.id, owner, {"state": "sent", "sent_at": now,
-                                               "last_error": None}):
-            _audit(session, notice, at=now, action="notice_sent",
-                   data={"channel": notice.channel})
+        if _finish(session, notice, owner, NoticeState.SENT, at=now,
+                   values={"sent_at": now, "last_error": None},
+                   data={"channel": notice.channel}):
             result.sent.append(notice.id)
             log.info("Notice %s for case %s sent to %s.", notice.id, notice.case_id,
                      notice.destination,
@@ -729,9 +369,9 @@ def due_notice_ids(session: Session, *, now: datetime, stuck_before: datetime,
     lease ran out (the dispatcher makes those `unconfirmed`, never sends them)."""
     query = (select(Notice.id)
              .where(or_(
-                 (Notice.state == "planned") & (Notice.due_at < stuck_before),
-                 (Notice.state == "failed") & (Notice.due_at <= now),
-                 (Notice.state.in_(("sending", "handing_over"))) & (Notice.lease_until < now),
+                 (Notice.state == NoticeState.PLANNED) & (Notice.due_at < stuck_before),
+                 (Notice.state == NoticeState.FAILED) & (Notice.due_at <= now),
+                 (Notice.state.in_(LEASED_NOTICE_STATES)) & (Notice.lease_until < now),
              ))
              .order_by(Notice.due_at)
              .limit(limit))
@@ -756,7 +396,7 @@ def _handed_over_at(session: Session, notice: Notice) -> datetime | None:
     return None
 
 
-def list_notices(session: Session, states: Sequence[str] = ("unconfirmed",), *,
+def list_notices(session: Session, states: Sequence[str] = (NoticeState.UNCONFIRMED,), *,
                  limit: int = 1000) -> list[tuple[Notice, str]]:
     """Notices in `states` with their case's reference, oldest first."""
     unknown = sorted(set(states) - set(NOTICE_STATES))
@@ -782,18 +422,17 @@ def resolve_unconfirmed(session: Session, notice_id: int, *,
         raise BadInput("say why (what the receiver said): a reason is required")
     notice = lock_one(session, select(Notice).where(Notice.id == notice_id),
                       f"no notice {notice_id}")
-    if notice.state != "unconfirmed":
+    if notice.state != NoticeState.UNCONFIRMED:
         raise BadInput(f"notice {notice_id} is {notice.state}, not unconfirmed")
     data: dict[str, object] = {"reason": reason[:500], "channel": notice.channel}
     if outcome == "sent":
         data["sent_at_from"] = "operator" if sent_at is not None else "hand-over"
         sent_at = sent_at or _handed_over_at(session, notice) or now
-        notice.state, notice.sent_at, notice.last_error = "sent", sent_at, None
-        action = "notice_confirmed_sent"
+        notice_transition(session, notice, NoticeState.SENT, at=now, actor=by, data=data,
+                          values={"sent_at": sent_at, "last_error": None})
     else:
-        notice.state, notice.due_at = "planned", now
-        action = "notice_send_again"
-    _audit(session, notice, at=now, action=action, actor=by, data=data)
+        notice_transition(session, notice, NoticeState.PLANNED, at=now, actor=by, data=data,
+                          values={"due_at": now})
     log.warning("Notice %s for case %s resolved by %s: %s.", notice.id, notice.case_id, by,
                 outcome, extra={"notice_id": notice.id, "case_id": notice.case_id})
     return notice

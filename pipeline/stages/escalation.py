@@ -31,7 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pipeline.core import i18n
 from pipeline.core.errors import ConfigError
+from pipeline.core.i18n import N_
 from pipeline.core.messaging import DISPATCH, Enqueuer
 from pipeline.core.worktime import WorkCalendar
 from pipeline.domain.notices import render_notice
@@ -39,8 +41,9 @@ from pipeline.domain.rules import load_directory
 from pipeline.stages.monitoring import PRESENT
 from pipeline.store.audit import build_event
 from pipeline.store.db import insert_ignoring_conflicts
+from pipeline.store.lifecycle import check_notice_moves
 from pipeline.store.models import Case, Notice
-from pipeline.store.states import CaseState
+from pipeline.store.states import CaseState, NoticeState
 from pipeline.store.takedown_models import TakedownWatch
 
 log = logging.getLogger(__name__)
@@ -242,7 +245,7 @@ def run_escalation(
                     continue
                 state = session.get(Notice, notice_id)
                 assert state is not None
-                if state.state == "planned":
+                if state.state == NoticeState.PLANNED:
                     new_ids.append(notice_id)
                     counts["reminders" if item.kind == "reminder" else "escalations"] += 1
                 else:
@@ -315,7 +318,7 @@ def _write(session: Session, case: Case, item: Due, directory: Any | None, setti
                    body=_reminder_text(item.round - 1, source),
                    payload={**(source.payload or {}), "reminder_of": source.token,
                             "reminder": item.round - 1},
-                   state="planned")
+                   state=check_notice_moves([None], NoticeState.PLANNED))
     else:
         key = item.destination
         dest = directory.get(key) if directory is not None else None
@@ -333,9 +336,11 @@ def _write(session: Session, case: Case, item: Due, directory: Any | None, setti
                            else f"destination '{key}' has no address yet")
         row["address"] = address
         if problem is None:
-            row.update(_render(case, dest, token, settings, now, item), state="planned")
+            row.update(_render(case, dest, token, settings, now, item),
+                       state=check_notice_moves([None], NoticeState.PLANNED))
         else:
-            row.update(state="dead", last_error=f"escalation not possible: {problem}")
+            row.update(state=check_notice_moves([None], NoticeState.DEAD),
+                       last_error=f"escalation not possible: {problem}")
     inserted = insert_ignoring_conflicts(
         session, Notice.__table__, [row],
         conflict_columns=["case_id", "destination", "kind", "round"], returning=[Notice.id],
@@ -370,7 +375,16 @@ def _render(case: Case, dest: Any, token: str, settings: Any, now: datetime, ite
     """Subject, body and payload through the notice templates."""
 
     rendered = render_notice(case, dest, token=token, settings=settings, at=now)
-    return {"subject": f"Escalation: {rendered.subject}",
-            "body": "The content below is still online after notice to the hosting "
-                    f"provider ({item.what}).\n\n" + rendered.body,
-            "payload": {**rendered.payload, "escalation": item.what}}
+    lang = rendered.language
+    title = _REMINDER if item.kind == "reminder" else _ESCALATION
+    return {"subject": i18n.gettext(lang, title) % {"subject": rendered.subject},
+            "body": i18n.gettext(lang, _STILL_ONLINE) + "\n\n" + rendered.body,
+            "payload": {**rendered.payload, "escalation": item.what},
+            "language": lang}
+
+
+# The words a reminder or an escalation adds to the notice (in its language).
+_REMINDER = N_("Reminder: %(subject)s")
+_ESCALATION = N_("Escalation: %(subject)s")
+_STILL_ONLINE = N_("The content below is still online after our notice to the hosting "
+                   "provider.")

@@ -41,6 +41,7 @@ import base64
 import hashlib
 import io
 import logging
+import re
 import secrets
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
@@ -52,7 +53,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import ValidationError
-from sqlalchemy import Table, exists, func, or_, select
+from sqlalchemy import Table, exists, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.core.clock import Clock, as_utc
@@ -73,6 +74,7 @@ from pipeline.domain.rules import (
 )
 from pipeline.stages.evidence import canonical_json, seal, verify_streams
 from pipeline.stages.intake import new_reference, store_reports
+from pipeline.store import audit
 from pipeline.store.audit import build_event
 from pipeline.store.db import insert_ignoring_conflicts, lock_one
 from pipeline.store.helpline_models import (
@@ -83,9 +85,11 @@ from pipeline.store.helpline_models import (
     HelplineTask,
 )
 from pipeline.store.lifecycle import transition
+from pipeline.store.mail_models import HELPLINE as MAIL_HELPLINE
+from pipeline.store.mail_models import LOOK_AT, MailMessage
 from pipeline.store.models import Case, Event, Notice, Report, User
 from pipeline.store.ops_models import LegalHold
-from pipeline.store.states import HELPLINE_ENDED_STATES, HelplineCaseState
+from pipeline.store.states import HELPLINE_ENDED_STATES, HelplineCaseState, NoticeState
 from schemas.helpline import (
     CaseIn,
     ContactIn,
@@ -103,6 +107,8 @@ from schemas.intake import Channel as ReportChannel
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+INCOMING_SOURCES = ("mailbox", "form")  # contacts no counsellor recorded
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 H = HelplineCaseState
 WITHHELD = "[withheld: personal data are not shared with this institution]"
@@ -352,18 +358,142 @@ def join_case(session: Session, contact: HelplineContact, case_ref: str, *, coun
 
 def record_incoming(session: Session, *, channel: str, received_at: datetime, summary: str,
                     sender: str | None, language: str | None, now: datetime,
-                    settings: Settings, source: str) -> HelplineContact:
+                    settings: Settings, source: str, counsellor: str | None = None
+                    ) -> HelplineContact:
     """A message from the mailbox or the public contact form turned into a helpline
     contact (instead of a URL report), for a counsellor to take up: caller type and
-    topic are `other` until the counsellor sets them."""
+    topic are `other` until the counsellor sets them. `counsellor`: who turned it into
+    a contact (none for the form: the contact waits for one as `(form)`)."""
+    if language and not _LANGUAGE_TAG.match(language):
+        language = None
+    sender = (sender or "").strip()[:320] or None
     item = ContactIn(channel=channel, received_at=received_at, caller_type="other",
                      topic="other", anonymous=sender is None, caller_contact=sender,
                      summary=summary[:settings.helpline.max_summary_chars],
                      language=language)  # type: ignore[arg-type]
-    outcome = record_contact(session, item, counsellor=f"({source})", now=now,
+    outcome = record_contact(session, item, counsellor=counsellor or f"({source})", now=now,
                              settings=settings, source=source)
     assert outcome.contact is not None
     return outcome.contact
+
+
+@dataclass(frozen=True)
+class FromMail:
+    """The helpline contact a mail message became; `created` false when another person
+    had already turned it into that contact (the second of two clicks)."""
+
+    contact_ref: str
+    created: bool
+
+
+def mail_summary(message: MailMessage) -> str:
+    """A contact's summary from what the mailbox keeps of a message: its subject and its
+    attachments by name and type (their content is never kept)."""
+    pieces = [f"E-mail: {message.subject}" if message.subject else "E-mail without a subject"]
+    attachments = message.attachments or []
+    if attachments:
+        pieces.append("Attachments (not kept): " + "; ".join(
+            f"{a.get('name') or '(no name)'} ({a.get('type') or '?'})" for a in attachments[:20]))
+    if message.reason:
+        pieces.append(f"Mailbox: {message.reason}")
+    return "\n".join(pieces)
+
+
+def contact_from_mail(session: Session, message_id: int, *, counsellor: str, now: datetime,
+                      settings: Settings) -> FromMail:
+    """A message waiting in the mailbox's look-at queue becomes a helpline contact
+    (channel e-mail, the sender as the encrypted caller contact, or anonymous without
+    one, the summary from `mail_summary`), exactly once:
+    1. claim the message: one conditional UPDATE from `look_at` to `helpline` (the
+       first statement of the transaction: PostgreSQL's row lock and SQLite's write
+       lock make a second person's claim wait, then find nothing to claim);
+    2. a lost claim on a message already turned into a contact returns that contact
+       (`created` false); a message no longer waiting (looked at) is `NotFound`;
+    3. record the contact (`record_incoming`, source `mailbox`), link the message to
+       it and empty the message's sender and subject (the contact holds them, under
+       the helpline's retention), audit both (`contact_recorded` on the contact,
+       `mail_to_helpline` on the message's stream)."""
+    actor = f"user:{counsellor}"
+    claimed = session.execute(
+        update(MailMessage).where(MailMessage.id == message_id, MailMessage.state == LOOK_AT)
+        .values(state=MAIL_HELPLINE, looked_at_by=actor[:120], looked_at_at=now)
+        .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+    message = session.execute(select(MailMessage).where(MailMessage.id == message_id)
+                              .execution_options(populate_existing=True)).scalar_one_or_none()
+    if not claimed:
+        if message is not None and message.state == MAIL_HELPLINE and \
+                message.helpline_contact_ref:
+            return FromMail(message.helpline_contact_ref, False)
+        raise NotFound(f"no mail message {message_id} waits for a person")
+    assert message is not None
+    contact = record_incoming(
+        session, channel="email", received_at=as_utc(message.received_at),
+        summary=mail_summary(message), sender=message.sender, language=message.language,
+        now=now, settings=settings, source="mailbox", counsellor=counsellor)
+    # Moved, not copied: the contact holds the sender and subject now, under the
+    # helpline's retention; the message's row keeps only the link.
+    message.helpline_contact_ref, message.sender, message.subject = contact.ref, None, None
+    audit.record(session, f"mail:{message_id}", actor=actor, action="mail_to_helpline",
+                 at=now, data={"contact": contact.ref})
+    log.info("Mail message %s turned into helpline contact %s by %s.", message_id,
+             contact.ref, counsellor)
+    return FromMail(contact.ref, True)
+
+
+_URL_IN_TEXT = re.compile(r"\b(?:https?://|www\.)[^\s<>\"')\]]+", re.I)
+
+
+def urls_in(text: str | None, limit: int = 20) -> list[str]:
+    """The web addresses written in a text (a message from the form or the mailbox), in
+    order, once each, without trailing punctuation: what a counsellor is offered as the
+    URLs of a case formed from it."""
+    found = [u.rstrip(".,;:!?") for u in _URL_IN_TEXT.findall(text or "")]
+    return list(dict.fromkeys(found))[:limit]
+
+
+def find_contact(session: Session, contact_ref: str) -> tuple[HelplineContact, str | None]:
+    """One contact and the reference of its case; `NotFound` naming it otherwise."""
+    row = session.execute(
+        select(HelplineContact, HelplineCase.ref)
+        .outerjoin(HelplineCase, HelplineCase.id == HelplineContact.helpline_case_id)
+        .where(HelplineContact.ref == contact_ref.strip().upper())).first()
+    if row is None:
+        raise NotFound(f"no helpline contact {contact_ref}")
+    return row[0], row[1]
+
+
+def take_up(session: Session, contact_ref: str, *, caller_type: str, topic: str,
+            case: CaseIn | None, join: str | None, counsellor: str, now: datetime,
+            settings: Settings) -> Outcome:
+    """A counsellor takes up a contact that came in by itself (the public form, the
+    mailbox) or one recorded earlier without a case:
+    1. lock the contact; set who got in touch and the topic (the form left them
+       `other`); a contact still waiting for a counsellor (`(form)`) becomes theirs;
+    2. form a case from it (its URLs, e.g. those written in the message, become
+       reports linked to the case only now) or join an existing one, or neither;
+    3. audit (`contact_taken_up`)."""
+    query = select(HelplineContact).where(HelplineContact.ref == contact_ref.strip().upper())
+    contact: HelplineContact = lock_one(session, query, f"no helpline contact {contact_ref}")
+    if case is not None and join:
+        raise BadInput("case, join_case: form a new case or join one, not both")
+    item = ContactIn.model_validate({"caller_type": caller_type, "topic": topic})
+    before = {"caller_type": contact.caller_type, "topic": contact.topic}
+    contact.caller_type, contact.topic = item.caller_type.value, item.topic.value
+    if contact.counsellor.startswith("("):
+        contact.counsellor = counsellor
+    contact.taken_up_at = contact.taken_up_at or now
+    _event(session, contact, "contact_taken_up", actor=f"user:{counsellor}", at=now,
+           data={"before": before, "caller_type": contact.caller_type,
+                 "topic": contact.topic})
+    outcome = Outcome(contact=contact)
+    if case is not None:
+        form_case(session, contact, case, counsellor=counsellor, now=now, settings=settings,
+                  outcome=outcome)
+    elif join:
+        outcome.case = join_case(session, contact, join, counsellor=counsellor, now=now)
+    log.info("Contact %s taken up by %s%s.", contact.ref, counsellor,
+             f" into case {outcome.case.ref}" if outcome.case else "")
+    return outcome
 
 
 # ------------------------------------------------------------------- URLs and tasks
@@ -597,7 +727,7 @@ def refer(session: Session, case_ref: str, destinations: Iterable[str], *, actor
         notice = Notice(
             case_id=None, helpline_case_id=case.id, destination=dest.key,
             destination_kind=dest.kind, kind="referral", round=1, channel=dest.channel,
-            address=dest.address, language=lang, state="planned",
+            address=dest.address, language=lang, state=NoticeState.PLANNED,
             token=secrets.token_urlsafe(24), subject=subject, body=body,
             payload={"case_ref": case.ref, "helpline": True, "evidence": {
                 "name": f"{case.ref}-evidence.zip", "manifest_sha256": manifest_sha,
@@ -686,7 +816,8 @@ def plan_reminders(session_factory: sessionmaker[Session], *, settings: Settings
                 "case_id": None, "helpline_case_id": case.id, "destination": dest.key,
                 "destination_kind": dest.kind, "kind": "reminder", "round": n,
                 "channel": dest.channel, "address": dest.address, "language": lang,
-                "state": "planned", "token": secrets.token_urlsafe(24), "subject": subject,
+                "state": NoticeState.PLANNED, "token": secrets.token_urlsafe(24),
+                "subject": subject,
                 "body": body, "payload": {"case_ref": case.ref, "helpline": True,
                                           "reminder": n},
                 "attempts": 0, "created_at": now, "due_at": now}],
@@ -778,6 +909,16 @@ def list_contacts(session: Session, *, limit: int = 100) -> list[tuple[HelplineC
         .outerjoin(HelplineCase, HelplineCase.id == HelplineContact.helpline_case_id)
         .order_by(HelplineContact.received_at.desc(), HelplineContact.id.desc())
         .limit(limit))]
+
+
+def waiting_contacts(session: Session, *, limit: int = 100) -> list[HelplineContact]:
+    """Contacts that came in by themselves (mailbox, public form) and no counsellor has
+    taken up yet, oldest first."""
+    return list(session.execute(
+        select(HelplineContact).where(HelplineContact.source.in_(INCOMING_SOURCES),
+                                      HelplineContact.taken_up_at.is_(None),
+                                      HelplineContact.helpline_case_id.is_(None))
+        .order_by(HelplineContact.received_at, HelplineContact.id).limit(limit)).scalars())
 
 
 # ------------------------------------------------------------------------- welfare

@@ -27,13 +27,15 @@ import jinja2
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from pipeline.adapters.channels import Channels, DeliveryUnconfirmed
 from pipeline.core import i18n
 from pipeline.core.clock import Clock
 from pipeline.core.config import Settings
 from pipeline.core.errors import BadInput, PermanentError, RetryLater
-from pipeline.stages.dispatch import Channels, DeliveryUnconfirmed, backoff
+from pipeline.stages.dispatch import backoff
 from pipeline.store.mail_models import MailMessage
 from pipeline.store.models import Notice, Report
+from pipeline.store.states import NoticeState
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +98,8 @@ def send_acks(session_factory: sessionmaker[Session], *, channels: Channels,
             subject, body = render_ack(references, language, settings)
             notice = Notice(id=row.id, case_id=0, destination="reporter",
                             destination_kind="reporter", kind="ack", round=1, channel="smtp",
-                            address=row.sender, language=language, state="sending",
+                            address=row.sender, language=language,
+                            state=NoticeState.SENDING,
                             token=row.ack_token, subject=subject, body=body, payload={})
             attempts = row.ack_attempts + 1
 

@@ -29,9 +29,9 @@ from pipeline.core.config import Settings
 from pipeline.core.errors import BadInput, HotlineError
 from pipeline.store.audit import build_event
 from pipeline.store.db import is_postgresql, lock_one
-from pipeline.store.lifecycle import transition
+from pipeline.store.lifecycle import check_notice_moves, transition
 from pipeline.store.models import Case, Notice
-from pipeline.store.states import CaseState
+from pipeline.store.states import CaseState, NoticeState
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +56,12 @@ def release_hold(session: Session, case: Case, *, at: datetime, actor: str,
     """End the hold: the held notices become planned, due now; the case is notified.
     Returns the notice ids to dispatch."""
     held = list(session.execute(
-        select(Notice.id).where(Notice.case_id == case.id, Notice.state == "held")
+        select(Notice.id).where(Notice.case_id == case.id, Notice.state == NoticeState.HELD)
     ).scalars())
     if held:
+        planned = check_notice_moves([NoticeState.HELD], NoticeState.PLANNED, ref=case.ref)
         session.execute(update(Notice).where(Notice.id.in_(held))
-                        .values(state="planned", due_at=at))
+                        .values(state=planned, due_at=at))
     case.police_hold_reason = reason
     transition(session, case, CaseState.NOTIFIED, at=at, actor=actor,
                data={"reason": reason, "notices": len(held)})
@@ -98,7 +99,8 @@ def reply(
             raise BadInput("hold_until: must lie in the future")
         case.police_hold_until = until
         case.police_hold_reason = reason
-        session.execute(update(Notice).where(Notice.case_id == case.id, Notice.state == "held")
+        session.execute(update(Notice).where(Notice.case_id == case.id,
+                                             Notice.state == NoticeState.HELD)
                         .values(due_at=until))
         session.add(build_event(case, actor=actor, action="police_hold_extended", at=now,
                                 case_id=case.id,
@@ -107,8 +109,10 @@ def reply(
                  extra={"case_id": case.id})
         return []
     # TAKE_OVER
-    session.execute(update(Notice).where(Notice.case_id == case.id, Notice.state == "held")
-                    .values(state="cancelled", last_error="the police took the case over"))
+    cancelled = check_notice_moves([NoticeState.HELD], NoticeState.CANCELLED, ref=case.ref)
+    session.execute(update(Notice).where(Notice.case_id == case.id,
+                                         Notice.state == NoticeState.HELD)
+                    .values(state=cancelled, last_error="the police took the case over"))
     case.police_hold_reason = reason
     transition(session, case, CaseState.CLOSED, at=now, actor=actor,
                data={"reason": reason, "police": "took over"})

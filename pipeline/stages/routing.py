@@ -44,15 +44,12 @@ from pipeline.domain.rules import (
     cached_ruleset,
     evaluate,
 )
-from pipeline.stages.dispatch import NOTICE_STATES as DISPATCH_NOTICE_STATES
 from pipeline.store.db import insert_ignoring_conflicts, lock_in_state
-from pipeline.store.lifecycle import transition
+from pipeline.store.lifecycle import check_notice_moves, transition
 from pipeline.store.models import Case, Notice, Report
-from pipeline.store.states import CaseState
+from pipeline.store.states import CaseState, NoticeState
 
 log = logging.getLogger(__name__)
-
-NOTICE_STATES = DISPATCH_NOTICE_STATES  # every state a notice can be in: pipeline.stages.dispatch
 
 
 def case_facts(case: Case, *, home_country: str, ruleset: RuleSet) -> dict[str, Any]:
@@ -244,6 +241,9 @@ def _write_notices(session: Session, case: Case, result: Plan, *, settings: Sett
                    now: datetime, round_: int, hold_until: datetime | None) -> list[int]:
     contacts: list[str] | None = None
     rows: list[dict[str, Any]] = []
+    # Notices are written planned, or held for the police (see NOTICE_TRANSITIONS).
+    planned = check_notice_moves([None], NoticeState.PLANNED)
+    held_state = check_notice_moves([None], NoticeState.HELD)
     for target, after_hold, _rule in result.notices:
         dest = target.destination
         if dest.kind == "police" and dest.receives_reporter_identity and (
@@ -259,8 +259,8 @@ def _write_notices(session: Session, case: Case, result: Plan, *, settings: Sett
         rows.append({
             "case_id": case.id, "destination": dest.key, "destination_kind": dest.kind,
             "kind": "notice", "round": round_, "channel": dest.channel,
-            "address": target.address, "language": dest.language,
-            "state": "held" if held else "planned", "token": token,
+            "address": target.address, "language": rendered.language,
+            "state": held_state if held else planned, "token": token,
             "subject": rendered.subject, "body": rendered.body, "payload": rendered.payload,
             "attempts": 0, "created_at": now, "due_at": hold_until if held else now,
         })
@@ -269,4 +269,4 @@ def _write_notices(session: Session, case: Case, result: Plan, *, settings: Sett
         conflict_columns=["case_id", "destination", "kind", "round"],
         returning=[Notice.__table__.c.id, Notice.__table__.c.state],
     )
-    return [row.id for row in inserted if row.state == "planned"]
+    return [row.id for row in inserted if row.state == planned]

@@ -12,6 +12,8 @@ Steps of `trace_cases`:
    an older case goes on marked "origin unknown" with the reason; a case whose
    registries are unreachable (their circuits open) goes on at once marked
    "origin unknown: registries unreachable" (traced again later by the scheduler),
+   and a supervisor may send a waiting case on the same way from the console
+   (`send_on_unknown`),
 4. store one immutable `Trace` per case with the raw answers, copy its summary onto
    the case, move the case to `traced`,
 5. place the cases in the assessment queue.
@@ -61,6 +63,8 @@ from pipeline.store.trace_models import Trace, TraceAnswer
 log = logging.getLogger(__name__)
 
 NOT_TRACED = "not_traced"
+# The outcome of a case a person sent on without waiting for the registries.
+SENT_ON_BY_HAND = "sent_on_by_hand"
 _TRACES: Any = Trace.__table__
 
 
@@ -118,9 +122,6 @@ def trace_cases(
                  extra={"case_id": waiting[0]["id"]})
         raise RetryLater(f"tracing waits for a registry: {first.transient}", delay_ms=delay)
 
-    answers: dict[str, dict[str, Any]] = {}
-    rows: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
     for case in cases:
         result = results[targets[case["id"]]]
         if result.transient and result.unreachable:  # do not wait: go on, retrace later
@@ -129,37 +130,82 @@ def trace_cases(
         elif result.transient:  # past the give-up age: recorded as unknown
             result.unknown(RDAP_UNAVAILABLE, f"gave up after {int(give_up)} s: "
                            f"{result.transient}")
-        row, event = record_trace(case, result, now, answers)
+    go_on(session, cases, {case["id"]: results[targets[case["id"]]] for case in cases},
+          now=now, rerouted=rerouted)
+    log.info("Traced %d cases over %d hosts.", len(cases), len(set(targets.values())))
+    return skipped
+
+
+def go_on(session: Session, cases: list[dict[str, Any]], results: dict[int, HostTrace], *,
+          now: datetime, rerouted: list[int] | None = None, actor: str = "system",
+          reason: str | None = None) -> None:
+    """Record each locked case row's trace (`results` by case id), then send it on:
+    to the assessment queue, or (already assessed: the content moved) back to
+    `assessed`, its id appended to `rerouted` for the route stage. `actor` and
+    `reason` go into the audit events (a person sending cases on by hand)."""
+    answers: dict[str, dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for case in cases:
+        row, event = record_trace(case, results[case["id"]], now, answers, actor=actor)
         rows.append(row)
         if event is not None:
             events.append(event)
     store_traces(session, rows, answers)
     moved = [case for case in cases if case["legality"] is not None]
     for case in moved:
-        events.append(advance("case", case, CaseState.ASSESSED, at=now,
-                              data={"reason": "traced again after the content moved"}))
+        events.append(advance("case", case, CaseState.ASSESSED, at=now, actor=actor,
+                              data={"reason": reason or "traced again after the content "
+                                    "moved"}))
         log.info("Case %s moved to AS%s in %s; routing it again.", case["id"],
                  case["hosting_asn"], case["hosting_country"], extra={"case_id": case["id"]})
         if rerouted is not None:
             rerouted.append(case["id"])
     queued = [case for case in cases if case["legality"] is None]
-    events += [queue_row(case, priority, now)
+    events += [queue_row(case, priority, now, actor=actor, reason=reason)
                for case, priority in zip(queued, priorities(session, queued), strict=True)]
     write_rows(session, "case", cases, _WRITTEN)
     insert_events(session, events)
-    log.info("Traced %d cases over %d hosts.", len(cases), len(set(targets.values())))
-    return skipped
+
+
+def send_on_unknown(session: Session, case_ids: Sequence[int], *, clock: Clock, actor: str,
+                    rerouted: list[int] | None = None) -> list[int]:
+    """A supervisor sends cases still waiting for their trace on without waiting for
+    the registries: each goes on marked "origin unknown" (`SENT_ON_BY_HAND`) through
+    the same steps as a case whose registries are unreachable (`go_on`), the person
+    named in its audit events. Returns the ids of the cases sent on (cases traced or
+    held by another transaction meanwhile are left alone)."""
+    now = clock.now()
+    cases = lock_rows(session, Case, case_ids, [CaseState.NORMALISED, CaseState.TRACED],
+                      (*HEAD_COLUMNS, *_READ, "host", "url_kind"))
+    if not cases:
+        return []
+    results = {}
+    for case in cases:
+        result = HostTrace(host=case["host"], url_kind=case["url_kind"], started_at=now)
+        result.unknown(SENT_ON_BY_HAND, f"origin unknown: sent on by {actor} without "
+                       "waiting for the registries")
+        results[case["id"]] = result
+    go_on(session, cases, results, now=now, rerouted=rerouted, actor=actor,
+          reason="sent on as origin unknown by hand")
+    ids = [case["id"] for case in cases]
+    log.info("%s sent %d cases on as origin unknown (first %s).", actor, len(ids), ids[0],
+             extra={"case_id": ids[0]})
+    return ids
 
 
 def note_retry(session_factory: sessionmaker[Session], case_ids: Sequence[int], *,
-               retry_at: datetime) -> None:
+               retry_at: datetime, reason: str | None = None) -> None:
     """The TRACE message of these cases waits for its retry until `retry_at`: noted
     (in a transaction of its own, the stage's rolled back) so that the reconciler
-    does not send the cases again meanwhile."""
+    does not send the cases again meanwhile; the failed attempt is counted and its
+    `reason` kept, for the console's "still tracing" list."""
     with session_factory.begin() as session:
         session.execute(update(Case).where(
             among(session, Case.id, case_ids),
-            Case.state.in_([CaseState.NORMALISED, CaseState.TRACED])).values(retry_at=retry_at))
+            Case.state.in_([CaseState.NORMALISED, CaseState.TRACED])).values(
+                retry_at=retry_at, trace_attempts=Case.trace_attempts + 1,
+                trace_wait_reason=reason[:2000] if reason else None))
 
 
 def send_back_unreachable(session: Session, *, now: datetime, limit: int) -> list[int]:
@@ -183,8 +229,8 @@ def send_back_unreachable(session: Session, *, now: datetime, limit: int) -> lis
 
 
 def record_trace(case: dict[str, Any], result: HostTrace, now: datetime,
-                 answers: dict[str, dict[str, Any]]) -> tuple[dict[str, Any],
-                                                             dict[str, Any] | None]:
+                 answers: dict[str, dict[str, Any]], *,
+                 actor: str = "system") -> tuple[dict[str, Any], dict[str, Any] | None]:
     """One case's trace: its summary copied onto the row `case`, the registry answers
     added to `answers` (by content key), and the `Trace` row (for `store_traces`) and
     the `case_traced` event (None for a case traced again) returned."""
@@ -202,18 +248,22 @@ def record_trace(case: dict[str, Any], result: HostTrace, now: datetime,
         data["reason"] = result.reason
     event = None
     if case["state"] == CaseState.NORMALISED:
-        event = advance("case", case, CaseState.TRACED, at=now, data=data)
+        event = advance("case", case, CaseState.TRACED, at=now, data=data, actor=actor)
     log.debug("Case %s traced to AS%s in %s (%s).", case["id"] or case["ref"],
               result.hosting_asn, result.hosting_country, result.outcome,
               extra={"case_id": case["id"]})
     return row, event
 
 
-def queue_row(case: dict[str, Any], priority: Priority, now: datetime) -> dict[str, Any]:
+def queue_row(case: dict[str, Any], priority: Priority, now: datetime, *,
+              actor: str = "system", reason: str | None = None) -> dict[str, Any]:
     """Place a traced case row in the assessment queue; its `case_queued` event."""
     case["priority"] = priority.value
-    return advance("case", case, CaseState.AWAITING_ASSESSMENT, at=now,
-                   data=queued_data(priority))
+    data = queued_data(priority)
+    if reason:
+        data = {**data, "reason": reason}
+    return advance("case", case, CaseState.AWAITING_ASSESSMENT, at=now, actor=actor,
+                   data=data)
 
 
 def store_traces(session: Session, rows: list[dict[str, Any]],

@@ -93,6 +93,9 @@ class HelplineContact(AuditChained, Base):
         BigId, ForeignKey("helpline_cases.id"), index=True)
     created_at: Mapped[datetime]
     personal_data_purged_at: Mapped[datetime | None]
+    # A contact that came in by itself (mailbox, form) waits for a counsellor until
+    # one takes it up (`pipeline.stages.helpline.take_up`).
+    taken_up_at: Mapped[datetime | None]
 
 
 class HelplineTask(Base):

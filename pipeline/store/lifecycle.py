@@ -1,4 +1,4 @@
-"""The one way a report's, a case's or a helpline case's state changes.
+"""The one way a report's, a case's, a helpline case's or a notice's state changes.
 
 `transition` checks the table in `pipeline.store.states`, stamps the time, and adds the
 audit event to the caller's session, so the change and its record commit together.
@@ -7,15 +7,20 @@ The stages move whole batches: `advance` does the same to a plain row (a dict re
 with `HEAD_COLUMNS`), and `write_rows` stores the changed rows with one executemany,
 so a batch of 250 reports is one UPDATE statement and one INSERT of events, not 250
 ORM objects flushed one by one.
+
+A notice has no audit stream of its own: `notice_transition` checks
+`NOTICE_TRANSITIONS` and writes the event the table names on the notice's case (or
+helpline case). A set of notices changed by one UPDATE (the police reply) has its
+pairs checked by `check_notice_moves` first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy import case as sql_case
 from sqlalchemy.orm import Session
 
@@ -23,17 +28,20 @@ from pipeline.core.errors import IllegalTransition
 from pipeline.store.audit import build_event, event_row
 from pipeline.store.db import is_postgresql, update_by_id
 from pipeline.store.helpline_models import HelplineCase
-from pipeline.store.models import Case, Event, Report
+from pipeline.store.models import Case, Event, Notice, Report
 from pipeline.store.states import (
     CASE_STATE_TIME_COLUMNS,
     CASE_TRANSITIONS,
     HELPLINE_CASE_STATE_TIME_COLUMNS,
     HELPLINE_CASE_TRANSITIONS,
+    LEASED_NOTICE_STATES,
+    NOTICE_TRANSITIONS,
     OPEN_CASE_STATES,
     REPORT_STATE_TIME_COLUMNS,
     REPORT_TRANSITIONS,
     CaseState,
     HelplineCaseState,
+    NoticeState,
     ReportState,
 )
 
@@ -198,3 +206,103 @@ def write_rows(session: Session, kind: str, rows: Sequence[dict[str, Any]],
         values["open_key"] = sql_case((bindparam("is_open"), table.c.dedup_key), else_=None)
     session.execute(update(table).where(table.c.id == bindparam("row_id")).values(values),
                     params)
+
+
+# ------------------------------------------------------------------------- notices
+
+def _notice_state(value: str | None) -> NoticeState | None:
+    return NoticeState(value) if value else None
+
+
+def check_notice_moves(from_states: Iterable[NoticeState | str | None], to_state: NoticeState | str,
+                       *, ref: str = "*") -> NoticeState:
+    """The target state, after checking that every `from_states` -> `to_state` is in
+    `NOTICE_TRANSITIONS` (`IllegalTransition` otherwise): for a set-based UPDATE (or
+    INSERT, from None) of notices in those states. The caller writes the audit the
+    table names, as `notice_transition` does for one notice."""
+    target = NoticeState(to_state)
+    for state in from_states:
+        current = _notice_state(state)
+        if (current, target) not in NOTICE_TRANSITIONS:
+            raise IllegalTransition("notice", ref, current, target)
+    return target
+
+
+def audit_notice(session: Session, notice: Notice, *, at: datetime, action: str,
+                 data: dict[str, Any] | None = None, actor: str = "dispatch") -> Event:
+    """Add an event about `notice` to its case's audit stream (a helpline referral's:
+    to its helpline case's), the case row locked first."""
+    data = {"notice": notice.id, "destination": notice.destination, **(data or {})}
+    if notice.case_id is None:  # a helpline referral: the event goes on the helpline case
+        helpline_query = select(HelplineCase).where(HelplineCase.id == notice.helpline_case_id)
+        if is_postgresql(session):
+            helpline_query = helpline_query.with_for_update()
+        helpline_case = session.execute(helpline_query).scalar_one()
+        event = build_event(helpline_case, actor=actor, action=action, at=at, data=data)
+    else:
+        query = select(Case).where(Case.id == notice.case_id)
+        if is_postgresql(session):
+            query = query.with_for_update()
+        case = session.execute(query).scalar_one()
+        event = build_event(case, actor=actor, action=action, at=at, case_id=case.id,
+                            data=data)
+    session.add(event)
+    return event
+
+
+def notice_transition(
+    session: Session,
+    notice: Notice,
+    to_state: NoticeState | str,
+    *,
+    at: datetime,
+    actor: str = "dispatch",
+    data: dict[str, Any] | None = None,
+    action: str | None = None,
+    owner: str | None = None,
+    values: dict[str, Any] | None = None,
+    lease_until: datetime | None = None,
+) -> bool:
+    """Move `notice` to `to_state` after checking `NOTICE_TRANSITIONS`, and add the
+    audit event the table names (`action` overrides it) on its case; a transition the
+    table audits with None writes no event. `values` are set on the notice with the
+    state. Returns whether the notice moved.
+
+    Without `owner` the notice is an object of `session` (locked by the caller) and
+    moves in memory; an illegal move raises `IllegalTransition`.
+
+    With `owner` it is a dispatcher's detached copy, and the move is a compare-and-set
+    on its row: made only while the row is still leased by `owner` in a state from
+    which `to_state` is allowed. The lease ends with the move (`lease_until` given:
+    the lease goes on to then, as for the SMTP marker). False when the row was no
+    longer this owner's: nothing is written.
+    """
+    target = NoticeState(to_state)
+    values = dict(values or {})
+    if owner is None:
+        current = _notice_state(notice.state)
+        if (current, target) not in NOTICE_TRANSITIONS:
+            raise IllegalTransition("notice", str(notice.id), current, target)
+        default_action = NOTICE_TRANSITIONS[(current, target)]
+        notice.state = target.value
+        for name, value in values.items():
+            setattr(notice, name, value)
+    else:
+        sources = [s.value for s in LEASED_NOTICE_STATES if (s, target) in NOTICE_TRANSITIONS]
+        if not sources:
+            raise IllegalTransition("notice", str(notice.id), _notice_state(notice.state),
+                                    target)
+        result = session.execute(
+            update(Notice)
+            .where(Notice.id == notice.id, Notice.state.in_(sources),
+                   Notice.lease_owner == owner)
+            .values(state=target.value, lease_owner=None if lease_until is None else owner,
+                    lease_until=lease_until, **values))
+        if not result.rowcount:  # type: ignore[attr-defined]
+            return False
+        # Every leased state moves to `target` with the same audit action.
+        default_action = NOTICE_TRANSITIONS[(NoticeState(sources[0]), target)]
+    if action or default_action:
+        audit_notice(session, notice, at=at, action=action or default_action or "",
+                     data=data, actor=actor)
+    return True

@@ -17,10 +17,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from pipeline.core.crypto import EncryptedText
 from pipeline.store.db import Base, BigId
 
-# The states of a message: it made reports, it waits for a person, a person saw it.
+# The states of a message: it made reports, it waits for a person, a person saw it,
+# a counsellor turned it into a helpline contact (a call for help, not a report).
 REPORTED = "reported"
 LOOK_AT = "look_at"
 LOOKED_AT = "looked_at"
+HELPLINE = "helpline"
 # The states of a message's acknowledgement: none (not to be sent: automatic mail,
 # no sender, switched off), queued, sending (under a lease), handing_over (SMTP: the
 # data is with the server, only the final dot is left), sent, unconfirmed (a
@@ -67,6 +69,9 @@ class MailMessage(Base):
     ack_sent_at: Mapped[datetime | None]
     looked_at_by: Mapped[str | None] = mapped_column(String(120))
     looked_at_at: Mapped[datetime | None]
+    # The helpline contact (K-...) the message became, when a counsellor turned it
+    # into one (state `helpline`); at most one.
+    helpline_contact_ref: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         Index("ix_mail_messages_look_at", "received_at", postgresql_where=LOOK_AT_ONLY,

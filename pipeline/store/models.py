@@ -140,6 +140,10 @@ class Case(AuditChained, Base):
     # The TRACE message of this case waits for its retry until then (a
     # registry failed in passing); the reconciler does not send it again before.
     retry_at: Mapped[datetime | None]
+    # Failed trace attempts so far and why the last one failed (noted with
+    # `retry_at`; shown in the console's "still tracing" list).
+    trace_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    trace_wait_reason: Mapped[str | None] = mapped_column(Text)
 
     state: Mapped[str] = mapped_column(String(32))
     state_changed_at: Mapped[datetime]
@@ -244,7 +248,7 @@ class Notice(Base):
     # planned, held (waits for the police), sending (claimed, with a lease),
     # handing_over (SMTP: only the final "." is left), failed (retried at due_at), sent,
     # dead (dead-lettered), unconfirmed (hand-over outcome unknown: an operator resolves
-    # it), cancelled (the police took over). See pipeline.stages.dispatch.NOTICE_STATES.
+    # it), cancelled (the police took over). See pipeline.store.states.NoticeState.
     state: Mapped[str] = mapped_column(String(20), index=True)
     token: Mapped[str] = mapped_column(String(64), unique=True)  # confirmation link token
     subject: Mapped[str | None] = mapped_column(Text)

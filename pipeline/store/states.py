@@ -1,8 +1,11 @@
-"""Every state of a report and a case, and every allowed transition, in one place.
+"""Every state of a report, a case, a helpline case and a notice, and every allowed
+transition, in one place.
 
-A state changes only through `lifecycle.transition`, which checks this table, stamps
-the time the state was first entered (`<state>_at`), moves `state_changed_at`, and
-writes an audit event in the same transaction.
+A report's or a case's state changes only through `lifecycle.transition`, which
+checks this table, stamps the time the state was first entered (`<state>_at`), moves
+`state_changed_at`, and writes an audit event in the same transaction. A notice's
+changes through `lifecycle.notice_transition` (or, for a set of rows changed by one
+UPDATE, with its pairs checked by `lifecycle.check_notice_moves`).
 """
 
 from __future__ import annotations
@@ -131,3 +134,60 @@ HELPLINE_CASE_TRANSITIONS: dict[tuple[HelplineCaseState | None, HelplineCaseStat
 # Where a helpline case counts as ended, for retention.
 HELPLINE_ENDED_STATES = frozenset({H.ADVISORY, H.CLOSED})
 HELPLINE_CASE_STATE_TIME_COLUMNS = {state: f"{state.value}_at" for state in HelplineCaseState}
+
+
+class NoticeState(StrEnum):
+    """A notice (to a provider, the police, a partner, an institution) on its way out;
+    docs/pipeline/routing-and-dispatch.md tells the whole story."""
+
+    PLANNED = "planned"  # written by routing (or escalation, helpline), waiting to go out
+    HELD = "held"  # waits for the police to clear the case
+    SENDING = "sending"  # claimed by a dispatcher, under a lease
+    HANDING_OVER = "handing_over"  # SMTP: only the final "." and its reply are left
+    FAILED = "failed"  # a passing failure: tried again at `due_at`
+    SENT = "sent"  # the receiver has it
+    DEAD = "dead"  # dead-lettered (`hotline deadletters retry` revives it)
+    UNCONFIRMED = "unconfirmed"  # handed over, outcome never seen: an operator decides
+    CANCELLED = "cancelled"  # the police took the case over
+
+
+N = NoticeState
+
+# (from, to) -> the action of the audit event written on the notice's case (or
+# helpline case), or None where the change is recorded elsewhere: a notice is written
+# (from None) by a stage that records it on the case itself; the claim, the SMTP
+# marker and a retry are delivery steps kept on the notice's own columns (lease,
+# attempts, last_error) and in the log; the police reply is recorded as the case's
+# transition. `None` as from = creation.
+NOTICE_TRANSITIONS: dict[tuple[NoticeState | None, NoticeState], str | None] = {
+    (None, N.PLANNED): None,
+    (None, N.HELD): None,  # routed with a police hold
+    (None, N.DEAD): None,  # an escalation that cannot be sent (no address)
+    (N.HELD, N.PLANNED): None,  # the police proceed, or the hold ran out
+    (N.HELD, N.CANCELLED): None,  # the police take the case over
+    # The claim: due, a retry whose time came, or a dead one named by an operator.
+    (N.PLANNED, N.SENDING): None,
+    (N.FAILED, N.SENDING): None,
+    (N.DEAD, N.SENDING): None,
+    # A claim whose lease ran out is taken over (the lost claim is audited), or a
+    # dead worker's claim goes back to planned at once.
+    (N.SENDING, N.SENDING): "notice_claim_lost",
+    (N.SENDING, N.PLANNED): "notice_claim_lost",
+    (N.SENDING, N.HANDING_OVER): None,  # SMTP: the marker before the final "."
+    (N.SENDING, N.SENT): "notice_sent",
+    (N.HANDING_OVER, N.SENT): "notice_sent",
+    (N.SENDING, N.FAILED): None,
+    (N.HANDING_OVER, N.FAILED): None,  # a 4xx to the final "."
+    (N.SENDING, N.DEAD): "notice_dead",
+    (N.HANDING_OVER, N.DEAD): "notice_dead",  # a 5xx to the final "."
+    # No reply to the final ".", or the worker stopped after the marker. (From
+    # `sending`: a channel that reports an unknown outcome without a marker.)
+    (N.HANDING_OVER, N.UNCONFIRMED): "notice_unconfirmed",
+    (N.SENDING, N.UNCONFIRMED): "notice_unconfirmed",
+    # An operator's decision after checking with the receiver.
+    (N.UNCONFIRMED, N.SENT): "notice_confirmed_sent",
+    (N.UNCONFIRMED, N.PLANNED): "notice_send_again",
+}
+
+# The states in which a dispatcher holds a notice under a lease (`Notice.lease_owner`).
+LEASED_NOTICE_STATES = (N.SENDING, N.HANDING_OVER)

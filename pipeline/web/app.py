@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pipeline.app.runtime import Runtime
 from pipeline.core.errors import (
     BadInput,
+    IllegalTransition,
     NotFound,
     PermissionDenied,
     describe_validation_errors,
@@ -47,6 +48,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     @app.exception_handler(PermissionDenied)
     async def _denied(_: Request, exc: PermissionDenied) -> JSONResponse:
         return JSONResponse({"error": str(exc) or "not allowed"}, status_code=403)
+
+    @app.exception_handler(IllegalTransition)
+    async def _moved_on(_: Request, exc: IllegalTransition) -> JSONResponse:
+        # The item changed state meanwhile (another person or worker acted first).
+        return JSONResponse({"error": f"{exc}: it changed meanwhile; look at it again",
+                             "state": exc.from_state}, status_code=409)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -28,6 +28,7 @@ from schemas.helpline import (
     RecordedOut,
     ReferIn,
     ReplyIn,
+    TakeUpIn,
     TaskIn,
     TaskOut,
     UrlsIn,
@@ -107,6 +108,38 @@ def get_contacts(limit: int = Query(100, ge=1, le=1000, description="How many.")
                  runtime: Runtime = Depends(runtime_of)) -> list[ContactOut]:
     return allowed_work(runtime, principal, "helpline.view", "see helpline contacts", lambda s: [
         helpline.contact_out(c, ref) for c, ref in helpline.list_contacts(s, limit=limit)])
+
+
+def contact_view(runtime: Runtime, principal: Principal, ref: str) -> ContactOut:
+    return allowed_work(runtime, principal, "helpline.view", "see helpline contacts",
+                        lambda s: helpline.contact_out(*helpline.find_contact(s, ref)))
+
+
+@router.get("/contacts/{ref}", response_model=ContactOut, summary="One contact")
+def get_contact(ref: str, principal: Principal = Depends(current_principal),
+                runtime: Runtime = Depends(runtime_of)) -> ContactOut:
+    return contact_view(runtime, principal, ref)
+
+
+def take_up(runtime: Runtime, principal: Principal, ref: str, item: TakeUpIn) -> RecordedOut:
+    """Shared by the API and the console: take up, commit, enqueue."""
+    outcome = _enqueued(runtime, principal, "helpline.record", "take up helpline contacts",
+                        lambda s: helpline.take_up(
+                            s, ref, caller_type=item.caller_type.value,
+                            topic=item.topic.value, case=item.case, join=item.join_case,
+                            counsellor=principal.name, now=runtime.clock.now(),
+                            settings=runtime.settings))
+    assert outcome.contact is not None
+    return RecordedOut(contact=outcome.contact.ref,
+                       case=outcome.case.ref if outcome.case else None,
+                       paged=outcome.paged, reports=outcome.report_refs)
+
+
+@router.post("/contacts/{ref}/take-up", response_model=RecordedOut,
+             summary="Take up a contact from the form or the mailbox (form or join a case)")
+def post_take_up(ref: str, item: TakeUpIn, principal: Principal = Depends(current_principal),
+                 runtime: Runtime = Depends(runtime_of)) -> RecordedOut:
+    return take_up(runtime, principal, ref, item)
 
 
 @router.get("/cases", response_model=list[CaseSummary], summary="Helpline cases")

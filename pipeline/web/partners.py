@@ -23,18 +23,12 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from pipeline.app.auth import (
-    Principal,
-    current_principal,
-    notified_to,
-    record_denial,
-    require_notified,
-)
+from pipeline.app import casework
+from pipeline.app.auth import Principal, current_principal, notified_to, record_denial
 from pipeline.app.runtime import Runtime
 from pipeline.core.errors import BadInput, NotFound, PermissionDenied
-from pipeline.core.messaging import DISPATCH
 from pipeline.stages.intake import accept_reports
-from pipeline.stages.police import NotHeld, PoliceDecision, reply
+from pipeline.stages.police import NotHeld, PoliceDecision
 from pipeline.store.audit import build_event
 from pipeline.store.db import is_postgresql
 from pipeline.store.models import Case, Notice
@@ -107,22 +101,13 @@ def police_reply(
     principal: Principal = Depends(current_principal),
 ) -> PoliceReplyOut | JSONResponse:
     _require_scope(runtime, principal, "police", "reply on a police hold")
-    require_notified(runtime.session_factory, principal, ref, at=runtime.clock.now(),
-                     what="reply on a police hold")
     try:
-        with runtime.session_factory.begin() as session:
-            released = reply(session, ref, body.decision, clock=runtime.clock,
-                             settings=runtime.settings, actor=principal.actor,
-                             reason=body.reason, hold_until=body.hold_until)
-            case = session.execute(select(Case).where(Case.ref == ref)).scalar_one()
-            out = PoliceReplyOut(case=case.ref, state=case.state,
-                                 hold_until=case.police_hold_until
-                                 if case.state == "police_hold" else None,
-                                 released_notices=len(released))
+        done = casework.police_reply(runtime, principal, ref, body.decision,
+                                     reason=body.reason, hold_until=body.hold_until)
     except NotHeld as exc:
         return JSONResponse({"error": str(exc)}, status_code=409)
-    runtime.enqueuer.send(DISPATCH, released)
-    return out
+    return PoliceReplyOut(case=done.case_ref, state=done.state, hold_until=done.hold_until,
+                          released_notices=len(done.released))
 
 
 class HeldCase(BaseModel):

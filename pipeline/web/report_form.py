@@ -14,6 +14,13 @@ Steps of a POST:
 5. store the reports through intake and show their references (the URLs shown as
    text, defanged, never as links); the CSRF token is renewed, so sending the page
    again does not report twice.
+
+A request for advice or help (`public.helpline_requests`: a second form on the
+page, `purpose=help`, the same limits, CSRF token and honeypot) is not a report: it
+is recorded as a helpline contact (`pipeline.stages.helpline.record_incoming`,
+channel `contact_form`, source `form`) for counsellors, and acknowledged in the
+person's language. Addresses written in it stay in the contact's (encrypted)
+summary: they become reports only when a counsellor forms a case with them.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from pipeline.core import i18n
 from pipeline.core.config import PublicSection, PublicTexts, Settings
 from pipeline.core.errors import NotFound
 from pipeline.core.i18n import N_
+from pipeline.stages.helpline import record_incoming
 from pipeline.stages.intake import accept_reports, public_status
 from pipeline.web.console.render import defang
 from pipeline.web.security import SecurityHeaders
@@ -54,6 +62,7 @@ STATIC = Path(__file__).resolve().parent / "static" / "public"
 CSRF_COOKIE = "hotline_form_csrf"
 LANG_COOKIE = "hotline_lang"
 HONEYPOT = "leave_empty"
+HELP = "help"  # the value of `purpose` on the form asking for advice or help
 _REFERENCE = re.compile(r"^R-[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}$")
 # Something a person would call a web address: a scheme, or a dotted host name.
 _LOOKS_LIKE_URL = re.compile(r"^([a-z][a-z0-9+.-]*://\S+|[^\s/]+\.[^\s/]+(/\S*)?)$", re.I)
@@ -120,6 +129,37 @@ class FormInput:
     description: str = ""
     contact: str = ""
     urgent: bool = False
+
+
+@dataclass
+class HelpInput:
+    """The form asking for advice or help."""
+
+    message: str = ""
+    contact: str = ""
+
+
+def validate_help(values: dict[str, str], settings: Settings
+                  ) -> tuple[HelpInput, str | None, list[Problem]]:
+    """A request for advice or help: its summary, or the problems that stop it."""
+    form = HelpInput(message=values.get("message", ""), contact=values.get("help_contact", ""))
+    problems: list[Problem] = []
+    message = form.message.strip()
+    limit = min(settings.intake.max_description_chars, settings.helpline.max_summary_chars)
+    if not message:
+        problems.append(Problem("message", N_(
+            "Tell us in a few words what happened or what you need.")))
+    elif len(message) > limit:
+        problems.append(Problem("message", N_(
+            "The message is too long: at most %(max)s characters, please."), {"max": limit}))
+    contact = form.contact.strip()
+    if len(contact) > min(settings.intake.max_contact_chars, 320):
+        problems.append(Problem("help_contact", N_(
+            "The contact is too long: at most %(max)s characters, please."),
+            {"max": min(settings.intake.max_contact_chars, 320)}))
+    if problems:
+        return form, None, problems
+    return form, message, []
 
 
 def parse_body(body: bytes) -> dict[str, str]:
@@ -230,7 +270,8 @@ def _client_key(request: Request) -> str:
 
 def _retention_days(settings: Settings) -> dict[str, int | None]:
     return {"contact": settings.retention.reporter_contact_days,
-            "description": settings.retention.description_days}
+            "description": settings.retention.description_days,
+            "helpline": settings.helpline.personal_data_days}
 
 
 class PublicForm:
@@ -278,7 +319,8 @@ class PublicForm:
     def form_page(self, request: Request, language: str, *, form: FormInput | None = None,
                   problems: list[Problem] | None = None, notice: str | None = None,
                   status_code: int = 200, remember: bool = False,
-                  csrf: str | None = None) -> Response:
+                  csrf: str | None = None, help_form: HelpInput | None = None,
+                  purpose: str = "report") -> Response:
         token = csrf or self._csrf_of(request)
         problems = problems or []
         by_field: dict[str, list[Problem]] = {}
@@ -291,7 +333,10 @@ class PublicForm:
         categories = [(c, CATEGORY_LABELS[Category(c)]) for c in self.public.categories]
         return self.render(request, "public/form.html", language, {
             "form": form or FormInput(), "errors": errors, "notice": notice_text,
-            "field_order": ["urls", "category", "found_on", "description", "contact"],
+            "field_order": ["urls", "category", "found_on", "description", "contact",
+                            "message", "help_contact"],
+            "help_form": help_form or HelpInput(), "purpose": purpose,
+            "helpline_requests": self.public.helpline_requests,
             "categories": [*categories, (NOT_SURE, NOT_SURE_LABEL)],
             "found_on": list(FOUND_ON_LABELS.items()), "csrf": token,
             "honeypot": HONEYPOT, "max_urls": self.public.max_urls,
@@ -336,11 +381,17 @@ class PublicForm:
             public.address_window_seconds)
         global_ok = client_ok and await run_in_threadpool(
             self.limiter.hit, "all", public.global_limit, public.global_window_seconds)
+        asks_help = values.get("purpose") == HELP and public.helpline_requests
+        help_form, summary, help_problems = validate_help(values, self.settings)
         form, items, problems = validate(values, public, self.settings, language)
+        if asks_help:
+            form, problems = FormInput(), help_problems
+        purpose = HELP if asks_help else "report"
         if not (client_ok and global_ok):
             log.warning("The public form refused a submission: %s rate limit reached.",
                         "the per-address" if not client_ok else "the global")
-            return self.form_page(request, language, form=form, status_code=429, notice=N_(
+            return self.form_page(request, language, form=form, help_form=help_form,
+                                  purpose=purpose, status_code=429, notice=N_(
                 "Too many reports were sent in a short time. Your report was not sent yet: "
                 "please wait a few minutes and send it again. If it is urgent, call the "
                 "police."))
@@ -348,18 +399,31 @@ class PublicForm:
         cookie = request.cookies.get(CSRF_COOKIE, "")
         if not (sent_token and cookie and hmac.compare_digest(sent_token, cookie)):
             log.info("The public form refused a submission without a valid CSRF token.")
-            return self.form_page(request, language, form=form, status_code=400, notice=N_(
+            return self.form_page(request, language, form=form, help_form=help_form,
+                                  purpose=purpose, status_code=400, notice=N_(
                 "The form expired before it was sent. Nothing was sent: please check what "
                 "you entered and send it again."), csrf=secrets.token_urlsafe(32))
         if values.get(HONEYPOT):
             log.info("The public form refused a submission that filled the honeypot field.")
-            return self.form_page(request, language, form=form, status_code=422, notice=N_(
+            return self.form_page(request, language, form=form, help_form=help_form,
+                                  purpose=purpose, status_code=422, notice=N_(
                 "The form could not be sent. Please leave the last field empty and send it "
                 "again."))
         if problems:
             return self.form_page(request, language, form=form, problems=problems,
-                                  status_code=422, remember=chosen)
+                                  status_code=422, remember=chosen,
+                                  help_form=help_form, purpose=purpose)
         runtime = self.runtime
+        if asks_help:
+            assert summary is not None
+            async with self.writers:
+                contact_ref = await run_in_threadpool(
+                    self._record_help, summary, help_form.contact.strip() or None, language)
+            log.info("The public form took a request for help as helpline contact %s.",
+                     contact_ref)
+            return self.render(request, "public/help_received.html", language, {
+                "with_contact": bool(help_form.contact.strip()),
+            }, status_code=201, remember=chosen, csrf=secrets.token_urlsafe(32))
         async with self.writers:
             submission, accepted = await run_in_threadpool(
                 accept_reports, runtime.session_factory, items, clock=runtime.clock,
@@ -396,6 +460,17 @@ class PublicForm:
         context["timezone"] = self.settings.worktime.timezone
         return self.render(request, "public/status.html", language, context,
                            status_code=status_code, remember=chosen)
+
+    def _record_help(self, summary: str, contact: str | None, language: str) -> str:
+        """The request for help as a helpline contact, committed; its reference."""
+        runtime = self.runtime
+        with runtime.session_factory.begin() as session:
+            now = runtime.clock.now()
+            contact_row = record_incoming(
+                session, channel="contact_form", received_at=now, summary=summary,
+                sender=contact, language=language, now=now, settings=self.settings,
+                source="form")
+            return contact_row.ref
 
     def _status_of(self, ref: str) -> ReportStatus | None:
         with self.runtime.session_factory() as session:

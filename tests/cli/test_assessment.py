@@ -106,3 +106,16 @@ def test_same_site_claim_release_and_welfare_from_the_terminal(cli, sqlite_runti
     everyone = cli("welfare", "--as", "sue", "--all").output
     assert "ana\t" in everyone and "sue\t" in everyone
     assert "denied" in cli("welfare", "--as", "ana", "--all", ok=False).output
+
+
+def test_a_refused_user_is_told_why_in_a_sentence_without_a_framework_prefix(cli,
+                                                                            monkeypatch):
+    cli("users", "add", "ana", "--role", "analyst")
+    again = cli("users", "add", "ana", "--role", "analyst", ok=False)
+    assert again.exit_code == 1
+    assert again.output.strip() == ("hotline: Choose another name: a user named ana exists "
+                                    "already.")
+    monkeypatch.setenv("LANG", "sr_RS.UTF-8")
+    serbian = cli("users", "add", "ana", "--role", "analyst", ok=False)
+    assert serbian.output.startswith("hotline: Izaberite drugo ime")
+    assert "Error" not in serbian.output and "name:" not in serbian.output

@@ -49,3 +49,30 @@ def test_a_counsellor_records_a_call_forms_a_case_and_refers_it_from_the_termina
     assert "Audit trail intact." in hotline(env, "audit", "verify").stdout
 
 
+
+
+def test_a_counsellor_turns_mail_into_a_contact_and_takes_it_up_from_the_terminal(env,  # noqa: F811
+                                                                                  tmp_path):
+    import sqlite3
+
+    hotline(env, "migrate")
+    hotline(env, "users", "add", "cara", "--role", "counsellor")
+    hotline(env, "users", "add", "ana", "--role", "analyst")
+    with sqlite3.connect(tmp_path / "var" / "h.db") as db:  # a message without a URL
+        db.execute("INSERT INTO mail_messages (message_key, via, received_at, subject, size, "
+                   "state, reason, report_count, attachments, ack_state, ack_attempts) VALUES "
+                   "('k1', 'lmtp', '2025-01-06 08:00:00', 'Pomoć', 10, 'look_at', "
+                   "'no URL found', 0, '[]', 'none', 0)")
+    denied = hotline(env, "contacts", "from-mail", "--as", "ana", "1", check=False)
+    assert denied.returncode == 1 and "denied" in denied.stderr
+    out = hotline(env, "contacts", "from-mail", "--as", "cara", "1").stdout
+    ref = re.search(r"helpline contact (K-[A-Z0-9-]+)", out).group(1)
+    again = hotline(env, "contacts", "from-mail", "--as", "cara", "1").stdout
+    assert f"already helpline contact {ref}" in again
+    shown = json.loads(hotline(env, "contacts", "show", "--as", "cara", ref).stdout)
+    assert (shown["channel"], shown["source"], shown["anonymous"]) == ("email", "mailbox", True)
+    assert shown["summary"].startswith("E-mail: Pomoć")
+    out = hotline(env, "contacts", "take-up", "--as", "cara", ref, "--caller", "parent",
+                  "--topic", "grooming", "--case-type", "grooming", "--url",
+                  "https://bad.example.net/p/1").stdout
+    assert "helpline case H-" in out and "URL reports R-" in out

@@ -1,4 +1,5 @@
-"""Notices: templates per kind and language, the machine-readable parts, the
+"""Notices: a template per kind in Serbian and English from the catalogs (words,
+never internal values), the machine-readable parts, the
 confirmation link, the reporter's identity kept from everyone but the police, and no
 header injection."""
 
@@ -87,6 +88,49 @@ def test_every_destination_kind_has_a_template_in_serbian_and_english(kind, lang
                              settings=settings(), at=AT)
     assert "C-ABC" in rendered.subject
     assert "http://bad.example.rs/x" in rendered.body
+
+
+# Internal values a notice must never show (the words people use instead).
+INTERNAL = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")
+# A few words of each language's template text, to tell which language a notice is in.
+ENGLISH_WORDS = re.compile(r"\b(the|Please|Reference|Received|assessed)\b")
+
+
+@pytest.mark.parametrize("kind", ["police", "institution", "hotline", "provider"])
+@pytest.mark.parametrize("legality", ["illegal_international", "illegal_national"])
+@pytest.mark.parametrize("category", ["self_generated_csam", "racism_xenophobia",
+                                      "child_erotica"])
+def test_each_template_in_both_languages_shows_words_never_internal_values(
+        kind, legality, category):
+    s = settings(police_notices_include_reporter=True)
+    the_case = case(legality=legality, category=category, urgent=True, cdn_name="Edge CDN")
+    for language in ("sr", "en"):
+        rendered = render_notice(the_case, dest(kind=kind, language=language), token="t",
+                                 settings=s, at=AT, hold_until=AT,
+                                 reporter_contacts=[CONTACT])
+        shown = rendered.subject + "\n" + rendered.body
+        for value in (legality, category):
+            assert value not in shown
+        assert INTERNAL.findall(shown.replace("hotline-exchange", "")) == [], shown
+        if language == "sr":
+            assert ENGLISH_WORDS.findall(shown) == [], shown
+            assert "05.01.2026." in shown or kind == "provider"  # the Serbian date
+        else:
+            assert ENGLISH_WORDS.search(shown)
+    sr = render_notice(the_case, dest(kind="police", language="sr"), token="t", settings=s,
+                       at=AT)
+    assert "samostalno napravljen" in sr.body or category != "self_generated_csam"
+    assert "nezakonito prema međunarodnim standardima" in sr.body or (
+        legality != "illegal_international")
+
+
+def test_a_destination_without_a_language_gets_the_configured_one():
+    no_language = dest(language=None)
+    assert render_notice(case(), no_language, token="t", settings=settings(), at=AT
+                         ).subject.startswith("Notice of illegal content")
+    serbian = settings(notice_language="sr")
+    assert render_notice(case(), no_language, token="t", settings=serbian, at=AT
+                         ).subject.startswith("Obaveštenje o nezakonitom sadržaju")
 
 
 def parse(message):

@@ -9,8 +9,7 @@ from pathlib import Path
 from pipeline.adapters.tracing import dns as tdns
 from pipeline.adapters.tracing import tracer
 from pipeline.stages import trace as stage
-from pipeline.stages.dispatch import NOTICE_STATES
-from pipeline.store.states import CaseState, ReportState
+from pipeline.store.states import CaseState, NoticeState, ReportState
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "operators" / "outcomes.md"
 
@@ -31,5 +30,6 @@ def test_every_trace_outcome_is_explained():
 
 
 def test_every_report_case_and_notice_state_is_explained():
-    states = {*(s.value for s in ReportState), *(s.value for s in CaseState), *NOTICE_STATES}
+    states = {*(s.value for s in ReportState), *(s.value for s in CaseState),
+              *(s.value for s in NoticeState)}
     assert states - _documented() == set()

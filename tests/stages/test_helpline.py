@@ -19,7 +19,7 @@ import yaml
 from sqlalchemy import select, text
 
 from pipeline.app import privacy
-from pipeline.core.errors import BadInput
+from pipeline.core.errors import BadInput, NotFound
 from pipeline.core.messaging import DISPATCH, NORMALISE, RecordingEnqueuer
 from pipeline.domain.rules import RulesInvalid, cached_ruleset
 from pipeline.stages import helpline
@@ -520,6 +520,98 @@ def test_a_message_from_the_mailbox_or_form_becomes_a_helpline_contact(hl):
         assert session.execute(select(Report)).first() is None  # not a URL report
 
 
+MAIL = ROOT / "tests" / "data" / "mail"
+
+
+def _look_at(hl: Any, name: str) -> int:
+    """A message from the test corpus taken by the mailbox into its look-at queue."""
+    from pipeline.stages.mailbox import take_message
+
+    taken = take_message(hl.session_factory, (MAIL / name).read_bytes(), via="lmtp",
+                         clock=hl.clock, settings=hl.settings, enqueuer=RecordingEnqueuer())
+    assert taken.outcome == "look_at"
+    return taken.message_id
+
+
+def within(rt: Any, work: Any) -> Any:
+    with rt.session_factory.begin() as session:
+        return work(session)
+
+
+def test_a_mail_message_becomes_a_helpline_contact_once_linked_and_audited(hl):
+    from pipeline.store.mail_models import MailMessage
+
+    message_id = _look_at(hl, "20-attachment-only-no-url.eml")
+    done = within(hl, lambda s: helpline.contact_from_mail(s, message_id, counsellor="cara",
+                                                        now=hl.clock.now(), settings=hl.settings))
+    assert done.created
+    again = within(hl, lambda s: helpline.contact_from_mail(s, message_id, counsellor="ivo",
+                                                         now=hl.clock.now(), settings=hl.settings))
+    assert (again.contact_ref, again.created) == (done.contact_ref, False)
+    with hl.session_factory() as session:
+        contact = session.execute(select(HelplineContact)).scalar_one()
+        message = session.get(MailMessage, message_id)
+        assert (message.state, message.helpline_contact_ref) == ("helpline", contact.ref)
+        assert message.looked_at_by == "user:cara"
+        assert (message.sender, message.subject) == (None, None)  # moved to the contact
+        assert (contact.channel, contact.source, contact.counsellor) == ("email", "mailbox",
+                                                                          "cara")
+        assert (contact.anonymous, contact.caller_contact) == (False, "someone@mail.example")
+        assert contact.summary.startswith("E-mail: see file")
+        assert "evidence.pdf (application/pdf)" in contact.summary  # by name, never content
+        assert session.execute(select(Report)).first() is None
+        actions = session.execute(select(Event.action, Event.actor).where(
+            Event.action.in_(["mail_to_helpline", "contact_recorded"]))).all()
+        assert sorted(actions) == [("contact_recorded", "user:cara"),
+                                   ("mail_to_helpline", "user:cara")]
+        stored = session.execute(text("SELECT caller_contact FROM helpline_contacts")).scalar()
+        assert "someone@mail.example" not in stored  # encrypted at rest
+
+
+def test_a_mail_message_looked_at_or_unknown_is_not_turned_into_a_contact(hl):
+    from pipeline.core.errors import NotFound
+    from pipeline.stages.mailbox import mark_looked_at
+
+    message_id = _look_at(hl, "21-no-url-question.eml")
+    within(hl, lambda s: mark_looked_at(s, message_id, by="user:ana", clock=hl.clock))
+    for wanted in (message_id, 999):
+        with pytest.raises(NotFound), hl.session_factory.begin() as session:
+            helpline.contact_from_mail(session, wanted, counsellor="cara",
+                                       now=hl.clock.now(), settings=hl.settings)
+    with hl.session_factory() as session:
+        assert session.execute(select(HelplineContact)).first() is None
+
+
+def test_two_people_turning_one_mail_message_at_once_make_one_contact(hl):
+    import threading
+
+    message_id = _look_at(hl, "21-no-url-question.eml")
+    barrier = threading.Barrier(2)
+    results: list[Any] = []
+
+    def turn(name: str) -> None:
+        barrier.wait()
+        try:
+            with hl.session_factory.begin() as session:
+                results.append(helpline.contact_from_mail(
+                    session, message_id, counsellor=name, now=hl.clock.now(),
+                    settings=hl.settings))
+        except Exception as exc:  # noqa: BLE001 - recorded and asserted below
+            results.append(exc)
+
+    threads = [threading.Thread(target=turn, args=(n,)) for n in ("cara", "sue")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(r.created for r in results) == [False, True], results
+    assert results[0].contact_ref == results[1].contact_ref
+    with hl.session_factory() as session:
+        assert len(session.execute(select(HelplineContact)).all()) == 1
+        assert len(session.execute(select(Event).where(
+            Event.action == "mail_to_helpline")).all()) == 1
+
+
 def test_two_counsellors_referring_at_once_make_one_referral(hl):
     import threading
 
@@ -569,3 +661,47 @@ def test_after_a_key_rotation_the_helplines_data_go_under_the_first_key(hl, sett
         event = session.execute(select(Event).where(
             Event.action == "helpline_data_reencrypted")).scalars().first()
         assert event is not None and CALLER not in str(event.data)
+
+
+def test_the_addresses_written_in_a_message_are_found_once_in_order():
+    text = ("See https://bad.example.net/u/x, and www.bad.example.org. Again: "
+            "https://bad.example.net/u/x (ftp://no.example is not offered)")
+    assert helpline.urls_in(text) == ["https://bad.example.net/u/x", "www.bad.example.org"]
+    assert helpline.urls_in(None) == []
+
+
+def test_a_contact_from_the_form_is_taken_up_into_a_case_with_its_urls(hl):
+    with hl.session_factory.begin() as session:
+        ref = helpline.record_incoming(
+            session, channel="contact_form", received_at=hl.clock.now(),
+            summary="Blackmail: https://bad.example.net/u/x", sender=None, language="en",
+            now=hl.clock.now(), settings=hl.settings, source="form").ref
+    with hl.session_factory() as session:
+        assert session.execute(select(Report)).first() is None  # nothing reported yet
+        assert [c.ref for c in helpline.waiting_contacts(session)] == [ref]
+    outcome = helpline.commit_then_enqueue(hl.session_factory, hl.enqueuer, lambda s: (
+        helpline.take_up(s, ref, caller_type="child", topic="sextortion",
+                         case=CaseIn(case_type="sextortion", urls=helpline.urls_in(
+                             "Blackmail: https://bad.example.net/u/x")),
+                         join=None, counsellor="cara", now=hl.clock.now(),
+                         settings=hl.settings)))
+    assert outcome.case is not None and len(outcome.report_ids) == 1
+    assert hl.enqueuer.ids(NORMALISE) == outcome.report_ids
+    with hl.session_factory() as session:
+        contact, case_ref = helpline.find_contact(session, ref.lower())
+        assert (contact.caller_type, contact.topic, contact.counsellor) == (
+            "child", "sextortion", "cara")
+        assert case_ref == outcome.case.ref and contact.taken_up_at == hl.clock.now()
+        assert helpline.waiting_contacts(session) == []
+        event = session.execute(select(Event).where(Event.action == "contact_taken_up")
+                                ).scalar_one()
+        assert event.data["before"] == {"caller_type": "other", "topic": "other"}
+    with pytest.raises(BadInput, match="already belongs to a case"), \
+            hl.session_factory.begin() as session:
+        helpline.take_up(session, ref, caller_type="child", topic="grooming",
+                         case=CaseIn(case_type="grooming"), join=None, counsellor="sue",
+                         now=hl.clock.now(), settings=hl.settings)
+    with pytest.raises(NotFound), hl.session_factory.begin() as session:
+        helpline.take_up(session, "K-NOPE", caller_type="child", topic="grooming",
+                         case=None, join=None, counsellor="sue", now=hl.clock.now(),
+                         settings=hl.settings)

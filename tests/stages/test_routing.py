@@ -1,59 +1,22 @@
-"""The route stage, the police hold, partner intake and the confirmation link, on
-SQLite and PostgreSQL."""
+"""The route stage, the police's reply and partner intake through the API, and the
+confirmation link, on SQLite and PostgreSQL. The police hold itself is in
+tests/stages/test_police.py, the reconciler in tests/stages/test_reconciler.py."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from pipeline.app.auth import issue_token
 from pipeline.cli.rules import explain_lines
-from pipeline.core.messaging import DISPATCH, ROUTE
-from pipeline.domain.rules import load_ruleset
-from pipeline.stages.police import PoliceDecision, release_expired_holds, reply
-from pipeline.stages.reconciler import reconcile
-from pipeline.stages.routing import route_cases
+from pipeline.core.messaging import DISPATCH
 from pipeline.store.audit import verify
-from pipeline.store.models import Case, Event, Notice, Report
+from pipeline.store.models import Case, Event, Report
 from pipeline.web.app import create_app
-from tests.factories import make_case
-
-SHIPPED = Path(__file__).resolve().parents[2] / "rules"
-RULES = load_ruleset(SHIPPED)
-
-
-def assessed(runtime, **fields):
-    values = dict(legality="illegal_international", category="csam", hosting_country="RS",
-                  hosting_abuse_email="abuse@host.rs", hosting_org="Host d.o.o.",
-                  hosting_asn=64500)
-    values.update(fields)
-    url = values.pop("url", f"http://example.rs/{len(str(fields))}-{id(fields)}")
-    with runtime.session_factory.begin() as session:
-        case = make_case(session, at=runtime.clock.now(), url=url, state="assessed",
-                         **values)
-        return case.id
-
-
-def route(runtime, *ids):
-    with runtime.session_factory.begin() as session:
-        return route_cases(session, list(ids), clock=runtime.clock, settings=runtime.settings,
-                           ruleset=RULES)
-
-
-def notices_of(runtime, case_id):
-    with runtime.session_factory() as session:
-        return list(session.execute(select(Notice).where(Notice.case_id == case_id)
-                                    .order_by(Notice.id)).scalars())
-
-
-def case_of(runtime, case_id):
-    with runtime.session_factory() as session:
-        return session.get(Case, case_id)
+from tests.routing_support import RULES, SHIPPED, assessed, case_of, notices_of, route, token
 
 
 def test_a_domestic_case_is_held_for_the_police_with_the_provider_notice_waiting(runtime):
@@ -108,87 +71,6 @@ def test_a_case_that_is_not_illegal_closes_without_routing_or_notices(runtime):
     assert notices_of(runtime, case_id) == []
 
 
-def test_the_police_can_proceed_and_the_held_notices_are_released(runtime):
-    case_id = assessed(runtime)
-    route(runtime, case_id)
-    ref = case_of(runtime, case_id).ref
-    later = runtime.clock.advance(hours=2)
-    with runtime.session_factory.begin() as session:
-        released = reply(session, ref, PoliceDecision.PROCEED, clock=runtime.clock,
-                         settings=runtime.settings, actor="police:vtk")
-    provider = notices_of(runtime, case_id)[1]
-    assert released == [provider.id]
-    assert (provider.state, provider.due_at) == ("planned", later)
-    assert case_of(runtime, case_id).state == "notified"
-
-
-def test_the_police_can_keep_holding_with_a_reason_and_take_a_case_over(runtime):
-    case_id = assessed(runtime)
-    route(runtime, case_id)
-    ref = case_of(runtime, case_id).ref
-    until = runtime.clock.now() + timedelta(days=10)
-    with runtime.session_factory.begin() as session:
-        assert reply(session, ref, PoliceDecision.KEEP_HOLDING, clock=runtime.clock,
-                     settings=runtime.settings, actor="police:vtk",
-                     reason="undercover operation", hold_until=until) == []
-    case = case_of(runtime, case_id)
-    assert (case.state, case.police_hold_until, case.police_hold_reason) == (
-        "police_hold", until, "undercover operation")
-    assert notices_of(runtime, case_id)[1].due_at == until
-    with runtime.session_factory.begin() as session:
-        reply(session, ref, PoliceDecision.TAKE_OVER, clock=runtime.clock,
-              settings=runtime.settings, actor="police:vtk", reason="we handle it")
-    assert case_of(runtime, case_id).state == "closed"
-    assert notices_of(runtime, case_id)[1].state == "cancelled"
-
-
-def test_a_police_hold_ends_by_itself_at_the_deadline_only_when_configured(
-    runtime, settings_factory
-):
-    case_id = assessed(runtime)
-    route(runtime, case_id)
-    manual = settings_factory(routing={"police_hold_auto_release": False})
-    runtime.clock.advance(hours=71)
-    with runtime.session_factory.begin() as session:
-        assert release_expired_holds(session, clock=runtime.clock,
-                                     settings=runtime.settings) == []
-    runtime.clock.advance(hours=2)
-    with runtime.session_factory.begin() as session:
-        assert release_expired_holds(session, clock=runtime.clock, settings=manual) == []
-    assert case_of(runtime, case_id).state == "police_hold"
-    with runtime.session_factory.begin() as session:
-        released = release_expired_holds(session, clock=runtime.clock,
-                                         settings=runtime.settings)
-    assert released == [notices_of(runtime, case_id)[1].id]
-    case = case_of(runtime, case_id)
-    assert case.state == "notified" and case.police_hold_reason == "the police hold ran out"
-
-
-def test_the_scheduled_job_releases_expired_holds_and_sends_them_to_dispatch(runtime):
-    from pipeline.app.scheduler import JOBS
-
-    case_id = assessed(runtime)
-    route(runtime, case_id)
-    runtime.clock.advance(hours=73)
-    job = next(j for j in JOBS if j.name == "police-holds")
-    job.run(runtime)
-    assert runtime.enqueuer.ids(DISPATCH) == [notices_of(runtime, case_id)[1].id]
-
-
-def test_the_reconciler_routes_stuck_assessed_cases_and_dispatches_due_notices(runtime):
-    stuck_case = assessed(runtime)
-    routed_case = assessed(runtime, hosting_country="DE")
-    route(runtime, routed_case)
-    (notice,) = notices_of(runtime, routed_case)
-    runtime.clock.advance(seconds=600)
-    with runtime.session_factory() as session:
-        counts = reconcile(session, runtime.enqueuer, now=runtime.clock.now(),
-                           deadline_seconds=120, limit=100)
-    assert counts == {ROUTE: 1, DISPATCH: 1}
-    assert runtime.enqueuer.ids(ROUTE) == [stuck_case]
-    assert runtime.enqueuer.ids(DISPATCH) == [notice.id]
-
-
 def test_rules_explain_shows_why_a_case_went_where_it_went(runtime):
     case_id = assessed(runtime, hosting_abuse_email=None)
     with runtime.session_factory() as session:
@@ -233,13 +115,6 @@ def test_hotline_rules_explain_prints_the_record_from_the_command_line(
 def client(runtime):
     with TestClient(create_app(runtime)) as client:
         yield client
-
-
-def token(runtime, scope, label, destination=None):
-    with runtime.session_factory.begin() as session:
-        value, _ = issue_token(session, scope=scope, label=label, at=runtime.clock.now(),
-                               destination=destination)
-    return {"Authorization": f"Bearer {value}"}
 
 
 def test_the_police_reply_through_the_api_with_a_police_token(client, runtime):

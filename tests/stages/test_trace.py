@@ -263,3 +263,51 @@ def test_deduplication_traces_and_queues_new_cases_the_caches_answer(
     # The stage traces the other as before.
     assert run(runtime, to_trace, tracer) == []
     assert cases(runtime, to_trace)[0].state == CaseState.AWAITING_ASSESSMENT
+
+
+def test_a_failed_attempt_is_counted_with_its_reason_and_next_retry(runtime, make_tracer,
+                                                                     hosting, fake_rdap):
+    from datetime import timedelta
+
+    from pipeline.stages.trace import note_retry
+
+    fake_rdap.fail("185.50.0.0/16", "429")
+    case_id = open_case(runtime, "www.example.com", domain="example.com")
+    tracer = make_tracer(give_up_after_seconds=600)
+    for attempt in (1, 2):
+        with pytest.raises(RetryLater) as raised:
+            run(runtime, [case_id], tracer)
+        retry_at = runtime.clock.now() + timedelta(milliseconds=raised.value.delay_ms)
+        note_retry(runtime.session_factory, [case_id], retry_at=retry_at,
+                   reason=str(raised.value))
+        (case,) = cases(runtime, [case_id])
+        assert case.trace_attempts == attempt
+        assert "429" in case.trace_wait_reason
+        assert case.retry_at.replace(tzinfo=None) == retry_at.replace(tzinfo=None)
+
+
+def test_a_waiting_case_is_sent_on_as_origin_unknown_by_a_person_audited(
+        runtime, make_tracer, hosting, fake_rdap):
+    from pipeline.stages.trace import SENT_ON_BY_HAND, send_on_unknown
+
+    fake_rdap.fail("185.50.0.0/16", "429")
+    waiting = open_case(runtime, "www.example.com", domain="example.com")
+    with pytest.raises(RetryLater):
+        run(runtime, [waiting], make_tracer(give_up_after_seconds=600))
+    with runtime.session_factory.begin() as session:
+        sent = send_on_unknown(session, [waiting], clock=runtime.clock, actor="user:sue")
+    assert sent == [waiting]
+    (case,) = cases(runtime, [waiting])
+    assert case.state == CaseState.AWAITING_ASSESSMENT
+    assert case.origin_unknown and case.trace_outcome == SENT_ON_BY_HAND
+    assert "user:sue" in traces(runtime, waiting)[0].reason
+    with runtime.session_factory() as session:
+        events = list(session.execute(select(Event).where(
+            Event.case_id == waiting, Event.to_state.in_(
+                [CaseState.TRACED, CaseState.AWAITING_ASSESSMENT]))).scalars())
+    assert [e.actor for e in events] == ["user:sue", "user:sue"]
+    assert events[1].data["reason"] == "sent on as origin unknown by hand"
+    # A case no longer waiting is left alone.
+    with runtime.session_factory.begin() as session:
+        assert send_on_unknown(session, [waiting], clock=runtime.clock,
+                               actor="user:sue") == []

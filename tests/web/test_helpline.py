@@ -129,3 +129,32 @@ def test_the_referral_directory_lists_the_institutions(client, tokens):
     assert keys == ["rs-mup-vtk", "rs-vtk-prosecutor", "rs-school-authority",
                     "rs-social-work-centre", "rs-health"]
     assert not any(i["receives_personal_data"] for i in listed)  # off by default
+
+
+def test_a_contact_from_the_form_is_read_and_taken_up_through_the_api(client, tokens,
+                                                                    sqlite_runtime):
+    from pipeline.stages import helpline
+
+    rt = sqlite_runtime
+    with rt.session_factory.begin() as session:
+        ref = helpline.record_incoming(
+            session, channel="contact_form", received_at=rt.clock.now(),
+            summary="Groomed on https://example.org/p/9", sender="dad@example.org",
+            language="en", now=rt.clock.now(), settings=rt.settings, source="form").ref
+    assert client.get(f"/api/v1/helpline/contacts/{ref}", headers=tokens["ana"]
+                      ).status_code == 403
+    seen = client.get(f"/api/v1/helpline/contacts/{ref}", headers=tokens["cara"]).json()
+    assert (seen["source"], seen["counsellor"], seen["case_ref"]) == ("form", "(form)", None)
+    assert client.get("/api/v1/helpline/contacts/K-NOPE", headers=tokens["cara"]
+                      ).status_code == 404
+    both = client.post(f"/api/v1/helpline/contacts/{ref}/take-up", headers=tokens["cara"],
+                       json={"caller_type": "parent", "topic": "grooming",
+                             "case": {"case_type": "grooming"}, "join_case": "H-X"})
+    assert both.status_code == 422 and "not both" in both.text
+    taken = client.post(f"/api/v1/helpline/contacts/{ref}/take-up", headers=tokens["cara"],
+                        json={"caller_type": "parent", "topic": "grooming", "case": {
+                            "case_type": "grooming", "urls": ["https://example.org/p/9"]}})
+    assert taken.status_code == 200, taken.text
+    assert taken.json()["case"].startswith("H-") and len(taken.json()["reports"]) == 1
+    seen = client.get(f"/api/v1/helpline/contacts/{ref}", headers=tokens["cara"]).json()
+    assert (seen["counsellor"], seen["case_ref"]) == ("cara", taken.json()["case"])

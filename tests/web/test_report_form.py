@@ -259,3 +259,98 @@ def test_serbian_cyrillic_is_offered_when_configured(settings_factory):
             assert 'hreflang="sr-Cyrl"' in page.text and "Српски" in page.text
     finally:
         runtime.close()
+
+
+# ------------------------------------------------- asking for advice or help (helpline)
+
+
+def _ask(client, token=None, **fields):
+    data = {"csrf": token if token is not None else _token(client, fields.get("lang", "en")),
+            "lang": "en", "purpose": "help", **fields}
+    return client.post("/report", data=data)
+
+
+def _contacts(runtime):
+    from pipeline.store.helpline_models import HelplineContact
+
+    with runtime.session_factory() as session:
+        return session.execute(select(HelplineContact)).scalars().all()
+
+
+def test_a_request_for_help_becomes_a_helpline_contact_not_a_report(client, sqlite_runtime):
+    page = client.get("/report?lang=sr-Latn")
+    assert 'id="help-form"' in page.text and "Zatražite savet ili pomoć" in page.text
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    answer = _ask(client, token, lang="sr-Latn", help_contact="mama@example.org",
+                  message="Neko ucenjuje moju ćerku, profil https://bad.example.net/u/x",
+                  urls="http://ignored.example/", category="csam")
+    assert answer.status_code == 201, answer.text
+    assert answer.headers["content-language"] == "sr-Latn"
+    assert "Hvala: vaša poruka je stigla do savetnika" in answer.text
+    assert "na kontakt koji ste ostavili" in answer.text
+    [contact] = _contacts(sqlite_runtime)
+    assert (contact.channel, contact.source, contact.counsellor) == ("contact_form", "form",
+                                                                      "(form)")
+    assert (contact.anonymous, contact.caller_contact) == (False, "mama@example.org")
+    assert contact.language == "sr-Latn" and "https://bad.example.net/u/x" in contact.summary
+    # Not a report: the URL waits in the summary until a counsellor forms a case.
+    assert _count(sqlite_runtime) == 0 and sqlite_runtime.enqueuer.ids(NORMALISE) == []
+    with sqlite_runtime.session_factory() as session:
+        assert session.execute(select(Event.action).where(
+            Event.action == "contact_recorded")).scalars().all() == ["contact_recorded"]
+    again = _ask(client, token, message="twice")  # the token was renewed
+    assert again.status_code == 400 and len(_contacts(sqlite_runtime)) == 1
+
+
+def test_an_anonymous_request_for_help_is_told_we_cannot_answer(client, sqlite_runtime):
+    answer = _ask(client, message="Someone keeps messaging my son.")
+    assert answer.status_code == 201 and "You left no contact" in answer.text
+    [contact] = _contacts(sqlite_runtime)
+    assert contact.anonymous and contact.caller_contact is None
+
+
+def test_a_request_for_help_is_checked_like_a_report(client, sqlite_runtime):
+    empty = _ask(client, message="  ", help_contact="x" * 400)
+    assert empty.status_code == 422
+    assert "Your message was not sent yet" in empty.text
+    assert 'href="#f-message"' in empty.text and 'href="#f-help_contact"' in empty.text
+    assert 'aria-invalid="true"' in empty.text and "x" * 400 in empty.text  # input kept
+    assert _ask(client, message="help", leave_empty="spam").status_code == 422
+    assert _ask(client, token="forged-token-forged-token-forged-token",
+                message="help").status_code == 400
+    assert _contacts(sqlite_runtime) == [] and _count(sqlite_runtime) == 0
+
+
+def test_requests_for_help_count_against_the_forms_limits(settings_factory):
+    from pipeline.app.runtime import build_runtime
+    from pipeline.store.migrate import upgrade
+
+    settings = settings_factory(public={"address_limit": 2})
+    upgrade(settings.database.url)
+    runtime = build_runtime(settings)
+    try:
+        with TestClient(create_app(runtime)) as client:
+            assert _ask(client, message="first").status_code == 201
+            assert _send(client).status_code == 201
+            third = _ask(client, message="my third message")
+            assert third.status_code == 429 and "my third message" in third.text
+            assert len(_contacts(runtime)) == 1
+    finally:
+        runtime.close()
+
+
+def test_without_helpline_requests_the_form_offers_reports_only(settings_factory):
+    from pipeline.app.runtime import build_runtime
+    from pipeline.store.migrate import upgrade
+
+    settings = settings_factory(public={"helpline_requests": False})
+    upgrade(settings.database.url)
+    runtime = build_runtime(settings)
+    try:
+        with TestClient(create_app(runtime)) as client:
+            assert 'id="help-form"' not in client.get("/report?lang=en").text
+            refused = _ask(client, message="help me")  # read as a report without a URL
+            assert refused.status_code == 422 and "Enter the address" in refused.text
+            assert _contacts(runtime) == []
+    finally:
+        runtime.close()

@@ -23,8 +23,8 @@ from pipeline.app.auth import require as require_permission
 from pipeline.app.casework import in_transaction, own_welfare
 from pipeline.app.runtime import Runtime
 from pipeline.core.clock import as_utc
-from pipeline.core.errors import BadInput
-from pipeline.core.i18n import _
+from pipeline.core.errors import BadInput, FieldError
+from pipeline.core.i18n import N_, _
 from pipeline.core.i18n import format_number as format_decimal
 from pipeline.domain.problems import Problem, assessment_problems
 from pipeline.domain.rules import RulesInvalid, load_ruleset, placeholders
@@ -86,7 +86,7 @@ def welfare_of(session: Session, runtime: Runtime, viewer: Viewer) -> Any:
 def claim_next(runtime: Runtime, viewer: Viewer, *, kind: str = "first") -> str | None:
     """Claim the next case for the viewer; its reference, or None when none waits."""
     if kind not in ("any", "first", "second"):
-        raise BadInput("kind: any, first or second")
+        raise FieldError(None, N_("Claim a first or a second assessment, or any case."))
     lease = casework.claim(runtime, viewer.principal, kind=kind)
     return lease.case_ref if lease is not None else None
 
@@ -105,7 +105,8 @@ def claim_site(runtime: Runtime, viewer: Viewer, *, ref: str | None = None,
         _site, leases, _others = casework.claim_site(runtime, viewer.principal,
                                                      registered_domain=site)
     else:
-        raise BadInput("site: give a registered domain")
+        raise FieldError(None, N_("Name the site (its registered domain) whose cases you "
+                                  "claim."))
     return len(leases)
 
 
@@ -315,11 +316,12 @@ def period(runtime: Runtime, start: str | None, end: str | None) -> Period:
         last = date.fromisoformat(end) if end else today
         first = date.fromisoformat(start) if start else last - timedelta(days=89)
     except ValueError:
-        raise BadInput("Dates are written YYYY-MM-DD.") from None
+        raise FieldError(None, N_("Write the dates as year-month-day, for example "
+                                  "2026-12-31.")) from None
     if first > last:
-        raise BadInput("The period starts after it ends.")
+        raise FieldError(None, N_("Choose a start date on or before the end date."))
     if (last - first).days > 3660:
-        raise BadInput("A period is at most ten years.")
+        raise FieldError(None, N_("Choose a period of at most ten years."))
     return Period(first, last)
 
 

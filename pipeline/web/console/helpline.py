@@ -9,6 +9,7 @@ renders. Bad input is shown beside the form with a 422, never a 5xx.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,8 +21,9 @@ from starlette.responses import Response
 
 from pipeline.app.runtime import Runtime
 from pipeline.core import i18n
-from pipeline.core.errors import BadInput, NotFound, describe_validation_errors
+from pipeline.core.errors import BadInput, NotFound
 from pipeline.core.i18n import N_
+from pipeline.domain.problems import Problem, form_problems
 from pipeline.stages import helpline
 from pipeline.web import helpline as api
 from pipeline.web.console.render import render
@@ -34,6 +36,7 @@ from schemas.helpline import (
     ContactIn,
     Relation,
     ReplyIn,
+    TakeUpIn,
     TaskIn,
     Topic,
 )
@@ -56,6 +59,8 @@ LABELS: dict[str, str] = {
     "friend": N_("Friend"), "stranger": N_("Stranger"), "open": N_("Open"),
     "advisory": N_("Advisory (closed)"), "referred": N_("Referred"),
     "answered": N_("Answered"), "closed": N_("Closed"),
+    "from_mailbox": N_("from the mailbox"),
+    "from_form": N_("from the public form"),
 }
 DONE = {
     "recorded": N_("The contact was recorded."),
@@ -95,12 +100,14 @@ def _page(request: Request, name: str, context: dict[str, Any], status_code: int
 def _form_context(runtime: Runtime, viewer: Viewer) -> dict[str, Any]:
     with runtime.session_factory() as session:
         contacts = helpline.list_contacts(session, limit=20)
+        waiting = helpline.waiting_contacts(session, limit=50)
         open_cases = helpline.list_cases(session, states=["open", "referred", "answered"],
                                          limit=50)
         welfare = helpline.counsellor_welfare(session, now=runtime.clock.now(),
                                               settings=runtime.settings,
                                               counsellors=[viewer.name])[0]
-    return {"contacts": contacts, "open_cases": open_cases, "welfare": welfare,
+    return {"contacts": contacts, "waiting": waiting, "open_cases": open_cases,
+            "welfare": welfare,
             "channels": list(ContactChannel), "callers": list(CallerType),
             "topics": list(Topic), "case_types": list(CaseType), "ages": list(AgeGroup),
             "relations": list(Relation)}
@@ -117,21 +124,38 @@ def _text(form: FormData, name: str) -> str | None:
     return value or None
 
 
+def _case_fields(form: FormData) -> dict[str, Any] | None:
+    """The new case's fields, when a case type is chosen."""
+    if not _text(form, "case_type"):
+        return None
+    urls = [u.strip() for u in str(form.get("urls") or "").splitlines() if u.strip()]
+    return {"case_type": _text(form, "case_type"), "urgent": form.get("urgent") == "on",
+            "child_age_group": _text(form, "child_age_group"),
+            "relation": _text(form, "relation"), "accounts": _text(form, "accounts"),
+            "notes": _text(form, "notes"), "urls": urls}
+
+
+# The id of each field's element where it differs from the field's name (the error
+# summary links to it and marks it invalid).
+CONTACT_IDS = {"duration_minutes": "minutes"}
+CASE_IDS = {"destination": "reply-destination", "text": "reply-text", "urls": "more-urls"}
+
+
+def _problems(exc: Exception, ids: dict[str, str]) -> list[Problem]:
+    """Why the form was refused, one sentence per field in the page's language."""
+    return [replace(p, field=ids.get(p.field, p.field)) if p.field else p
+            for p in form_problems(exc)]
+
+
 def _contact_in(form: FormData) -> ContactIn:
-    case: dict[str, Any] | None = None
-    if _text(form, "case_type"):
-        urls = [u.strip() for u in str(form.get("urls") or "").splitlines() if u.strip()]
-        case = {"case_type": _text(form, "case_type"), "urgent": form.get("urgent") == "on",
-                "child_age_group": _text(form, "child_age_group"),
-                "relation": _text(form, "relation"), "accounts": _text(form, "accounts"),
-                "notes": _text(form, "notes"), "urls": urls}
+    case = _case_fields(form)
     contact = _text(form, "caller_contact")
     return ContactIn.model_validate({
         "channel": _text(form, "channel") or "phone", "caller_type": _text(form, "caller_type"),
         "topic": _text(form, "topic"), "duration_minutes": _text(form, "minutes"),
         "language": _text(form, "language") or "sr", "anonymous": contact is None,
         "caller_contact": contact, "summary": _text(form, "summary"), "case": case,
-        "join_case": _text(form, "join_case")})
+        "join_case": _text(form, "join_case"), "received_at": _text(form, "received_at")})
 
 
 @router.post("/console/helpline/contacts")
@@ -140,11 +164,14 @@ def post_contact(request: Request, posted: tuple[Viewer, FormData] = Depends(
     viewer, form = posted
     runtime = _runtime(request)
     try:
-        recorded = api.record_contact(runtime, viewer.principal, _contact_in(form))
-    except ValidationError as exc:
-        problems = describe_validation_errors(list(exc.errors()))
-    except (BadInput, NotFound) as exc:
-        problems = [str(exc)]
+        item = _contact_in(form)
+        if item.received_at is not None and item.received_at.tzinfo is None:
+            # The browser's datetime-local: the centre's time.
+            item.received_at = item.received_at.replace(
+                tzinfo=ZoneInfo(runtime.settings.worktime.timezone))
+        recorded = api.record_contact(runtime, viewer.principal, item)
+    except (ValidationError, BadInput, NotFound) as exc:
+        problems = _problems(exc, CONTACT_IDS)
     else:
         if recorded.case:
             return RedirectResponse(f"/console/helpline/cases/{recorded.case}?done=recorded",
@@ -155,6 +182,48 @@ def post_contact(request: Request, posted: tuple[Viewer, FormData] = Depends(
         status_code=422)
 
 
+def _contact_page(request: Request, runtime: Runtime, viewer: Viewer, ref: str,
+                  form: dict[str, Any] | None = None, problems: list[Problem] | None = None
+                  ) -> Response:
+    contact = api.contact_view(runtime, viewer.principal, ref)
+    with runtime.session_factory() as session:
+        open_cases = helpline.list_cases(session, states=["open", "referred", "answered"],
+                                         limit=50)
+    return _page(request, "helpline/contact.html", {
+        "contact": contact, "form": form or {}, "problems": problems or [],
+        "urls": "\n".join(helpline.urls_in(contact.summary)), "open_cases": open_cases,
+        "callers": list(CallerType), "topics": list(Topic), "case_types": list(CaseType),
+        "ages": list(AgeGroup), "relations": list(Relation)},
+        status_code=422 if problems else 200)
+
+
+@router.get("/console/helpline/contacts/{ref}")
+def contact_page(ref: str, request: Request,
+                 viewer: Viewer = Depends(require(*COUNSELLORS))) -> Response:
+    """One contact: what came in (the form's or mailbox's text), and taking it up."""
+    return _contact_page(request, _runtime(request), viewer, ref)
+
+
+@router.post("/console/helpline/contacts/{ref}/take-up")
+def post_take_up(ref: str, request: Request, posted: tuple[Viewer, FormData] = Depends(
+        require_form(*COUNSELLORS))) -> Response:
+    viewer, form = posted
+    runtime = _runtime(request)
+    try:
+        item = TakeUpIn.model_validate({
+            "caller_type": _text(form, "caller_type"), "topic": _text(form, "topic"),
+            "case": _case_fields(form), "join_case": _text(form, "join_case")})
+        done = api.take_up(runtime, viewer.principal, ref, item)
+    except (ValidationError, BadInput, NotFound) as exc:
+        problems = _problems(exc, {})
+    else:
+        if done.case:
+            return RedirectResponse(f"/console/helpline/cases/{done.case}?done=recorded",
+                                    status_code=303)
+        return RedirectResponse("/console/helpline?done=recorded", status_code=303)
+    return _contact_page(request, runtime, viewer, ref, dict(form), problems)
+
+
 @router.get("/console/helpline/cases/{ref}")
 def case_page(ref: str, request: Request,
               viewer: Viewer = Depends(require(*COUNSELLORS))) -> Response:
@@ -163,7 +232,7 @@ def case_page(ref: str, request: Request,
 
 
 def _case(request: Request, runtime: Runtime, viewer: Viewer, ref: str,
-          problems: list[str] | None = None) -> Response:
+          problems: list[Problem] | None = None) -> Response:
     case = api.case_view(runtime, viewer.principal, ref)
     return _page(request, "helpline/case.html", {
         "case": case, "institutions": api.institutions(runtime),
@@ -175,11 +244,8 @@ def _act(request: Request, viewer: Viewer, ref: str, done: str, work: Any) -> Re
     runtime = _runtime(request)
     try:
         work(runtime)
-    except ValidationError as exc:
-        return _case(request, runtime, viewer, ref, describe_validation_errors(
-            list(exc.errors())))
-    except BadInput as exc:
-        return _case(request, runtime, viewer, ref, [str(exc)])
+    except (ValidationError, BadInput) as exc:
+        return _case(request, runtime, viewer, ref, _problems(exc, CASE_IDS))
     return RedirectResponse(f"/console/helpline/cases/{ref}?done={done}", status_code=303)
 
 

@@ -14,12 +14,14 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from pipeline.app.runtime import Runtime
-from pipeline.core.errors import BadInput
+from pipeline.core.errors import FieldError
 from pipeline.core.i18n import N_
 from pipeline.core.messaging import DISPATCH
+from pipeline.domain.problems import Problem, form_problems
 from pipeline.domain.rules import RulesInvalid, load_ruleset, placeholders
 from pipeline.stages.dispatch import NOTICE_STATES, UNCONFIRMED_TEXT, resolve_unconfirmed
 from pipeline.store.models import Case, Notice
+from pipeline.store.states import NoticeState
 from pipeline.web.console.render import render
 from pipeline.web.security import Viewer, require, require_form
 
@@ -59,8 +61,15 @@ def directory(runtime: Runtime) -> tuple[dict[str, str], set[str]]:
 @router.get("/console/notices")
 def notices_page(request: Request, state: str = "", destination: str = "", case: str = "",
                  viewer: Viewer = Depends(require(*READERS))) -> Response:
-    if state and state not in NOTICE_STATES:
-        raise BadInput(f"state: one of {', '.join(NOTICE_STATES)}")
+    problems = []
+    if state and state not in NOTICE_STATES:  # the page again, the filter marked
+        problems = form_problems(FieldError("n-state", N_("Choose a state from the list.")))
+        state = ""
+    return _page(request, viewer, problems, state=state, destination=destination, case=case)
+
+
+def _page(request: Request, viewer: Viewer, problems: list[Problem], *, state: str = "",
+          destination: str = "", case: str = "") -> Response:
     runtime = _runtime(request)
     stmt = select(Notice, Case.ref).join(Case, Case.id == Notice.case_id)
     if state:
@@ -82,7 +91,8 @@ def notices_page(request: Request, state: str = "", destination: str = "", case:
         # A police notice may carry the reporter's contact (routing.
         # police_notices_include_reporter): its text only for the roles that may see one.
         "sees_contacts": viewer.role in runtime.settings.assessment.reporter_contact_roles,
-        "done": request.query_params.get("done")})
+        "done": request.query_params.get("done"), "problems": problems},
+        status_code=422 if problems else 200)
 
 
 @router.post("/console/notices/{notice_id}/resolve")
@@ -92,8 +102,14 @@ def resolve(notice_id: int, request: Request, posted: tuple[Viewer, FormData] = 
     viewer, form = posted
     runtime = _runtime(request)
     outcome = str(form.get("outcome") or "")
+    if not str(form.get("reason") or "").strip():  # the list again, the field marked
+        return _page(request, viewer, form_problems(FieldError(
+            f"reason-{notice_id}", N_("Write what the receiver said: the answer is "
+                                      "recorded with your decision."))))
     if outcome not in ("sent", "send_again"):
-        raise BadInput("outcome: choose whether the receiver has it or not")
+        raise FieldError(None, N_("Say whether the receiver has the "
+                                                    "notice: choose one of the two "
+                                                    "answers."))
     chosen: Literal["sent", "send_again"] = "sent" if outcome == "sent" else "send_again"
     sent_at: datetime | None = None
     with runtime.session_factory.begin() as session:
@@ -102,7 +118,7 @@ def resolve(notice_id: int, request: Request, posted: tuple[Viewer, FormData] = 
                                      reason=str(form.get("reason") or ""),
                                      now=runtime.clock.now(), sent_at=sent_at)
         state = notice.state
-    if state == "planned":
+    if state == NoticeState.PLANNED:
         runtime.enqueuer.send(DISPATCH, [notice_id])
     return RedirectResponse(f"/console/notices?done={state}", status_code=303)
 

@@ -23,8 +23,9 @@ from starlette.responses import Response
 from pipeline.app import auth, users
 from pipeline.app.runtime import Runtime
 from pipeline.core import i18n
-from pipeline.core.errors import BadInput
+from pipeline.core.errors import BadInput, FieldError
 from pipeline.core.i18n import N_
+from pipeline.domain.problems import Problem, form_problems
 from pipeline.store import audit
 from pipeline.store.models import Case, Notice, User
 from pipeline.store.states import CaseState
@@ -111,14 +112,22 @@ async def change_password(request: Request) -> Response:
 def search_page(request: Request, viewer: Viewer = Depends(require(*EVERYONE))) -> Response:
     """Find cases by reference, URL, host or site and filters (`search.py`)."""
     runtime = _runtime(request)
-    query = search.parse(dict(request.query_params))
+    params = dict(request.query_params)
+    problems: list[Problem] = []
+    try:
+        query = search.parse(params)
+        with runtime.session_factory() as session:
+            result = search.search(session, query) if request.query_params else None
+    except BadInput as exc:  # the form again, the field named and marked
+        problems, result = form_problems(exc), None
+        query = search.Query(text=params.get("q", "")[:2048])
     with runtime.session_factory() as session:
-        result = search.search(session, query) if request.query_params else None
         destinations = search.destinations(session)
     return render(request, "search.html", {
         "query": query, "result": result, "destinations": destinations,
         "states": [s.value for s in CaseState], "categories": [c.value for c in Category],
-        "sorts": list(search.SORTS), "urlencode": urlencode})
+        "sorts": list(search.SORTS), "urlencode": urlencode, "problems": problems},
+        status_code=422 if problems else 200)
 
 
 # --- the supervisor's team view ------------------------------------------------------
@@ -178,7 +187,7 @@ def statistics_export(request: Request, start: str | None = None, end: str | Non
                       viewer: Viewer = Depends(require(*EVERYONE))) -> Response:
 
     if format not in ("csv", "json"):
-        raise BadInput("format: csv or json")
+        raise FieldError(None, N_("Export as CSV or JSON."))
     runtime = _runtime(request)
     response: Response = domain.statistics_export(
         runtime, viewer, domain.period(runtime, start, end), format)
@@ -243,8 +252,9 @@ def add_user(request: Request, posted: tuple[Viewer, FormData] = Depends(
     except BadInput as exc:
         with runtime.session_factory() as session:
             people = users.list_users(session)
-        return render(request, "admin.html", {"users": people, "roles": auth.ROLES,
-                                              "error": str(exc)}, status_code=422)
+        return render(request, "admin.html", {
+            "users": people, "roles": auth.ROLES, "problems": form_problems(exc),
+            "entered": {"name": name, "role": role}}, status_code=422)
     log.info("User %s added user %s as %s.", viewer.name, created[0], created[1])
     with runtime.session_factory() as session:
         people = users.list_users(session)
@@ -259,7 +269,8 @@ def set_active(name: str, request: Request, posted: tuple[Viewer, FormData] = De
     runtime = _runtime(request)
     active = form.get("active") == "1"
     if name == viewer.name and not active:
-        raise BadInput("You cannot deactivate yourself.")
+        raise FieldError(None, N_("You cannot deactivate yourself: ask another "
+                                  "administrator."))
     with runtime.session_factory.begin() as session:
         user = users.set_active(session, name, active, at=runtime.clock.now(),
                                 actor=viewer.actor)

@@ -18,7 +18,7 @@ from pipeline.app.health import unreachable_cases
 from pipeline.core import i18n
 from pipeline.core.clock import as_utc
 from pipeline.core.i18n import N_, _
-from pipeline.web.console.labels import label
+from pipeline.web.console.labels import action_label, label
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -33,7 +33,7 @@ NAV = [
     ("/console/review", N_("Four eyes"), ANALYSTS),
     ("/console/police", N_("Police holds"), ("analyst", "supervisor", "admin")),
     ("/console/notices", N_("Notices"), EVERYONE),
-    ("/console/mail", N_("Mailbox"), ANALYSTS),
+    ("/console/mail", N_("Mailbox"), ("analyst", "supervisor", "counsellor")),
     ("/console/team", N_("Team"), ("supervisor", "admin")),
     ("/console/stats", N_("Statistics"), EVERYONE),
     ("/console/rules", N_("Rules"), ("supervisor", "admin", "auditor")),
@@ -137,9 +137,12 @@ def registries_banner(runtime: Any, path: str) -> dict[str, Any] | None:
         return None
     return {"down": down, "waiting": waiting}
 templates.env.filters["label"] = label
+templates.env.filters["action"] = action_label
 # A message chosen in Python (marked with N_) translated where it is shown.
 templates.env.filters["t"] = lambda value: _(str(value)) if value else ""
 templates.env.filters["number"] = lambda value: i18n.format_number(value)
+# A refused form's problem (`pipeline.domain.problems.Problem`) as a sentence.
+templates.env.filters["problem"] = lambda problem: problem.text(i18n.current_language())
 
 
 def render(request: Request, name: str, context: dict[str, Any],

@@ -20,6 +20,7 @@ from pipeline.app.runtime import Runtime
 from pipeline.core import i18n
 from pipeline.core.errors import BadInput, HotlineError, NotFound, PermissionDenied
 from pipeline.core.i18n import N_
+from pipeline.domain.problems import form_problems
 from pipeline.stages.assessment import Conflict
 from pipeline.web import security
 from pipeline.web.console.pages import router as pages_router
@@ -186,8 +187,10 @@ def install(app: FastAPI) -> None:
         if not _is_console(request):
             return await _fallback(request, exc)
         status, title = next(pages_for[c] for c in type(exc).__mro__ if c in pages_for)
-        return render(request, "error.html", {"title": title, "message": str(exc)},
-                      status_code=status)
+        # Refused input: one sentence per problem in the page's language.
+        problems = form_problems(exc) if isinstance(exc, BadInput) else []
+        return render(request, "error.html", {"title": title, "message": str(exc),
+                                              "problems": problems}, status_code=status)
 
     for cls in {*pages_for, *(c for c in previous if isinstance(c, type)
                               and issubclass(c, HotlineError))}:

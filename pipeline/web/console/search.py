@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from pipeline.core.errors import BadInput
+from pipeline.core.errors import FieldError
+from pipeline.core.i18n import N_
 from pipeline.domain.urls import RejectedURL, canonicalise
 from pipeline.store.models import Case, Notice, Report
 
@@ -70,26 +71,28 @@ def _date(value: str | None, name: str) -> date | None:
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise BadInput(f"{name}: write the date as YYYY-MM-DD") from None
+        raise FieldError(name, N_("Write the date as year-month-day, for example "
+                         "2026-12-31 (the date picker does it for you).")) from None
 
 
 def parse(params: dict[str, str]) -> Query:
     """A search from the page's query string; a bad value is a 422 naming the field."""
     sort = params.get("sort") or "newest"
     if sort not in SORTS:
-        raise BadInput(f"sort: one of {', '.join(SORTS)}")
+        raise FieldError("sort", N_("Choose an order from the list."))
     try:
         page = int(params.get("page") or 1)
     except ValueError:
-        raise BadInput("page: a whole number from 1") from None
+        raise FieldError(None, N_("Pages are numbered from 1 to 10,000.")) from None
     if not 1 <= page <= 10_000:
-        raise BadInput("page: a whole number from 1 to 10000")
+        raise FieldError(None, N_("Pages are numbered from 1 to 10,000."))
     start, end = _date(params.get("start"), "start"), _date(params.get("end"), "end")
     if start and end and start > end:
-        raise BadInput("start: the range starts after it ends")
+        raise FieldError("start", N_("Choose a start date on or before the end date."))
     country = (params.get("country") or "").strip().upper()
     if country and not re.fullmatch(r"[A-Z]{2}", country):
-        raise BadInput("country: a two-letter country code such as RS")
+        raise FieldError("country", N_("Write the hosting country as its two-letter code, "
+                                      "for example RS."))
     return Query(text=(params.get("q") or "").strip()[:2048],
                  state=(params.get("state") or "").strip()[:32],
                  category=(params.get("category") or "").strip()[:40], country=country,
@@ -110,8 +113,9 @@ def _text_filter(session: Session, text: str) -> tuple[Any, str]:
     if "/" in text or ":" in text:
         try:
             key = canonicalise(text).dedup_key
-        except RejectedURL as exc:
-            raise BadInput(f"q: {exc}") from None
+        except RejectedURL:
+            raise FieldError("q", N_("This is not a URL that can be searched: check how "
+                                        "it is written.")) from None
         return or_(Case.open_key == key, and_(Case.open_key.is_(None),
                                                Case.dedup_key == key)), "url"
     if _HOST.match(text):
@@ -121,7 +125,8 @@ def _text_filter(session: Session, text: str) -> tuple[Any, str]:
         return Case.registered_domain == host, "site"
     if _REF.match(text):
         return Case.ref == text.upper(), "case"
-    raise BadInput("q: give a case or report reference, a URL, a host or a site")
+    raise FieldError("q", N_("Search for a case or report reference, a URL, a host or a "
+                            "site."))
 
 
 def statement(session: Session, query: Query) -> tuple[Select[Any], str]:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from pipeline.adapters.channels import Channels, outbox_folder
 from pipeline.app.mailbox import deliverer
-from pipeline.stages.dispatch import Channels, outbox_folder
 from pipeline.stages.mail_acks import render_ack, send_acks
 from pipeline.store.mail_models import MailMessage
 from pipeline.store.models import Report
-from tests.stages.test_dispatch import SMTP_PASSWORD, SmtpServer
+from tests.dispatch_support import SMTP_PASSWORD, SmtpServer
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "mail"
 

@@ -61,7 +61,11 @@ def test_bad_input_is_shown_beside_the_form_with_a_422(people):
     cara = Person(people, "cara")
     answer = cara.post("/console/helpline/contacts", **{**CALL, "topic": "weather"},
                        headers=None)
-    assert answer.status_code == 422 and "topic" in answer.text
+    assert answer.status_code == 422 and "topic:" not in answer.text
+    assert 'href="#topic">Choose “Topic” from the options offered.</a>' in answer.text
+    assert re.search(r'id="topic" aria-invalid="true"', answer.text)
+    answer = cara.post("/console/helpline/contacts", **{**CALL, "minutes": "-3"})
+    assert 'href="#minutes">Write “Duration (minutes)” as a number' in answer.text
     answer = cara.post("/console/helpline/contacts", **CALL, join_case="H-NOPE")
     assert answer.status_code == 422 and "no helpline case H-NOPE" in answer.text
     with people.session_factory() as session:
@@ -71,7 +75,8 @@ def test_bad_input_is_shown_beside_the_form_with_a_422(people):
     answer = cara.post(f"/console/helpline/cases/{ref}/refer")
     assert answer.status_code == 422 and "name at least one institution" in answer.text
     answer = cara.post(f"/console/helpline/cases/{ref}/task", title="Call back", due_at="soon")
-    assert answer.status_code == 422 and "due_at" in answer.text
+    assert answer.status_code == 422 and "due_at:" not in answer.text
+    assert 'href="#due_at">Write “Due” as a date and time' in answer.text
 
 
 def test_analysts_do_not_reach_the_helpline_pages_and_counsellors_not_the_queue(people):
@@ -93,8 +98,7 @@ def test_in_chromium_a_call_is_recorded_with_the_keyboard_a_case_formed_and_refe
     # Keyboard only: the caller's type has the focus; arrow keys choose, Tab moves on.
     assert page.evaluate("document.activeElement.name") == "caller_type"
     page.keyboard.press("ArrowRight")  # child -> parent
-    page.keyboard.press("Tab")
-    page.keyboard.press("Tab")  # channel stays phone: on to the topic
+    page.keyboard.press("Tab")  # on to the topic (the channel stays phone)
     page.keyboard.type("Sext")  # the select jumps to "Sextortion"
     page.keyboard.press("Tab")
     page.keyboard.type("6")
@@ -122,3 +126,59 @@ def test_in_chromium_a_call_is_recorded_with_the_keyboard_a_case_formed_and_refe
         assert contact.caller_contact == "+381 64 000 111"
         case = session.execute(select(HelplineCase)).scalar_one()
         assert case.ref == ref and case.child_age_group == "14_15"
+
+
+class Keys:
+    """The keyboard, counting every key the counsellor presses (free text apart)."""
+
+    def __init__(self, page):
+        self.page, self.count = page, 0
+
+    def press(self, key):
+        self.page.keyboard.press(key)
+        self.count += 1
+
+    def type(self, text):
+        self.page.keyboard.type(text)
+        self.count += len(text)
+
+
+def test_in_chromium_a_typical_call_is_recorded_in_a_few_keystrokes(page, people):
+    """The keystroke path of docs/helpline/counsellors-guide.md: a parent calls about
+    sextortion, six minutes, anonymous. Counted, never timed."""
+    log_in(page, "cara")
+    page.goto("/console/helpline")
+    keys = Keys(page)
+    assert page.evaluate("document.activeElement.name") == "caller_type"  # autofocus
+    keys.press("ArrowRight")  # child -> parent
+    keys.press("Tab")  # topic
+    assert page.evaluate("document.activeElement.id") == "topic"
+    keys.type("Sex")  # Sextortion (typed letters search the list)
+    keys.press("Tab")  # minutes
+    keys.type("6")
+    keys.press("Tab")  # summary
+    assert page.evaluate("document.activeElement.id") == "summary"
+    page.keyboard.type("Parent: daughter blackmailed for photos, advised.")  # free text
+    keys.press("Tab")  # caller's contact: empty, anonymous
+    assert page.evaluate("document.activeElement.id") == "caller_contact"
+    keys.press("Enter")  # records the contact
+    page.wait_for_url(re.compile(r"/console/helpline\?done=recorded"))
+    assert keys.count <= 15, keys.count
+    assert page.locator("#contacts tbody tr").count() == 1
+    assert page.js_errors == []
+    with people.session_factory() as session:
+        contact = session.execute(select(HelplineContact)).scalar_one()
+    assert (contact.channel, contact.caller_type, contact.topic) == ("phone", "parent",
+                                                                     "sextortion")
+    assert (contact.duration_seconds, contact.anonymous) == (360, True)
+    assert contact.received_at == people.clock.now()  # time: now by default
+    assert contact.summary == "Parent: daughter blackmailed for photos, advised."
+
+
+def test_a_call_recorded_later_takes_the_time_typed_in_the_centres_zone(people):
+    cara = Person(people, "cara")
+    assert cara.post("/console/helpline/contacts", **CALL,
+                     received_at="2026-01-05T09:30").status_code == 303
+    with people.session_factory() as session:
+        contact = session.execute(select(HelplineContact)).scalar_one()
+    assert contact.received_at.isoformat() == "2026-01-05T08:30:00+00:00"

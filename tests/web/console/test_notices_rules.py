@@ -65,7 +65,10 @@ def test_the_notices_page_tells_the_truth_about_delivery(sqlite_runtime):
         filtered = client.get("/console/notices", params={"state": "dead"}).text
         assert f'id="notice-{ids["dead"]}"' in filtered
         assert f'id="notice-{ids["sent"]}"' not in filtered
-        assert client.get("/console/notices", params={"state": "nonsense"}).status_code == 422
+        bad = client.get("/console/notices", params={"state": "nonsense"})
+        assert bad.status_code == 422 and "state:" not in bad.text
+        assert 'href="#n-state">Choose a state from the list.</a>' in bad.text
+        assert 'id="n-state" aria-invalid="true"' in bad.text
 
 
 def test_a_supervisor_resolves_an_unconfirmed_notice_with_the_clis_audit(sqlite_runtime):
@@ -79,7 +82,11 @@ def test_a_supervisor_resolves_an_unconfirmed_notice_with_the_clis_audit(sqlite_
         csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
         refused = client.post(f"/console/notices/{ids['unconfirmed']}/resolve",
                               data={"csrf": csrf, "outcome": "send_again", "reason": ""})
-        assert refused.status_code == 422 and "reason" in refused.text
+        assert refused.status_code == 422 and "reason:" not in refused.text
+        assert f'href="#reason-{ids["unconfirmed"]}">Write what the receiver said' in (
+            refused.text)
+        assert re.search(rf'id="reason-{ids["unconfirmed"]}"[^>]*aria-invalid="true"',
+                         refused.text)
         done = client.post(f"/console/notices/{ids['unconfirmed']}/resolve", data={
             "csrf": csrf, "outcome": "send_again", "reason": "they never got it"})
         assert done.status_code == 303

@@ -64,6 +64,8 @@ def test_a_reporter_uses_the_form_with_the_keyboard_only_in_serbian(browser, liv
     page.keyboard.press("Tab")  # the skip link
     assert page.evaluate("document.activeElement.className") == "skip"
     page.keyboard.press("Enter")
+    page.keyboard.press("Tab")  # the way to the request for help, before the report form
+    assert page.evaluate("document.activeElement.getAttribute('href')") == "#help-title"
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "f-urls"
     page.locator("#send").focus()

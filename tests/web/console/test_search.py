@@ -130,4 +130,20 @@ def test_bad_searches_are_refused_naming_the_field(runtime, params, field):
     with _client(runtime) as client:
         page = client.get("/console/search", params=params)
     assert page.status_code == 422
-    assert f"{field}:" in page.text
+    assert f"{field}:" not in page.text  # a sentence, not the framework's "field: ..."
+    summary = page.text[page.text.index('id="problems"'):]
+    summary = summary[:summary.index("</div>")]
+    if field == "page":  # no field of the form: the summary says it, linking nowhere
+        assert "Pages are numbered" in summary
+        return
+    assert f'href="#s-{field}"' in summary
+    assert re.search(rf'id="s-{field}" aria-invalid="true" aria-describedby="problems"',
+                     page.text)
+
+
+def test_a_refused_search_speaks_serbian_by_default(runtime):
+    with _client(runtime) as client:
+        client.headers.pop("Accept-Language", None)
+        page = client.get("/console/search", params={"country": "Serbia"})
+    assert page.status_code == 422
+    assert "Upišite zemlju hostovanja" in page.text
