@@ -45,7 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import measure, services
+from bench import intake_paths, measure, services
 from bench.netfakes import LoopbackNet, loopback_net
 from bench.workload import Workload, generate
 
@@ -77,6 +77,9 @@ class Options:
     claim_backlog: int
     stats_cases: int
     recovery: bool = True  # bench/recovery.py: killed processes, about two minutes
+    # bench/intake_paths.py: `hotline import` and the HTTP API, each on its own deployment
+    intake_paths: tuple[str, ...] = ("import", "api")
+    scaled_out: bool = True  # the in-process intake phase (BENCH_SCALED_OUT=0: left out)
     search_cases: int = 1_000_000
 
     @classmethod
@@ -93,11 +96,14 @@ class Options:
             if "BENCH_WORKER_THREADS" in os.environ else None,
             stages=os.environ.get("BENCH_STAGES", "1") != "0",
             embedded=os.environ.get("BENCH_EMBEDDED", "1") != "0",
+            scaled_out=os.environ.get("BENCH_SCALED_OUT", "1") != "0",
             claim_backlog=int(os.environ.get("BENCH_CLAIM_BACKLOG", 2_000 if quick else 100_000)),
             stats_cases=int(os.environ.get("BENCH_STATS_CASES", 2_000 if quick else 1_000_000)),
             recovery=os.environ.get("BENCH_RECOVERY", "0" if quick else "1") != "0",
             search_cases=int(os.environ.get("BENCH_SEARCH_CASES",
                                             2_000 if quick else 1_000_000)),
+            intake_paths=tuple(p for p in os.environ.get(
+                "BENCH_INTAKE_PATHS", "import,api").split(",") if p.strip()),
         )
         values.update(overrides)
         return cls(**values)
@@ -112,6 +118,8 @@ class Deployment:
     measured_pids: Callable[[], list[int]]  # processes whose CPU/RSS we report
     redis_url: str | None = None
     notes: list[str] = field(default_factory=list)
+    config: Path | None = None  # scaled out: the processes' configuration file
+    other_pids: dict[str, list[int]] = field(default_factory=dict)  # e.g. the scheduler
 
 
 # -- taking reports in -----------------------------------------------------------
@@ -189,6 +197,7 @@ def run_phases(dep: Deployment, workload: Workload, opts: Options,
     # Throughput: everything offered at once.
     redis_before = services.redis_command_calls(dep.redis_url) if dep.redis_url else None
     cpu_before = _cpu(dep.measured_pids())
+    every = every_process_sampler(dep)
     net_before = net.counts() if net else None
     log.info("%s: taking in %d reports as fast as possible.", dep.name, len(main))
     started = datetime.now(UTC)
@@ -201,6 +210,8 @@ def run_phases(dep: Deployment, workload: Workload, opts: Options,
         times = measure.settle_times(session, 0)
     p99_done = times[min(len(times) - 1, int(len(times) * 0.99))] if times else None
     cpu_after = _cpu(dep.measured_pids())
+    if every is not None:
+        out["cpu_ms_per_report"] = measure.cpu_ms_per_report(every.stop(), len(main))
     redis_after = services.redis_command_calls(dep.redis_url) if dep.redis_url else None
     net_after = net.counts() if net else None
     seconds = (finished - started).total_seconds() if finished else None
@@ -252,6 +263,22 @@ def run_phases(dep: Deployment, workload: Workload, opts: Options,
             rss.append(services.process_stats(pid).peak_rss_bytes)
     out["peak_rss_mb_per_process"] = [round(r / 2**20, 1) for r in rss]
     return out
+
+
+def every_process_sampler(dep: Deployment) -> measure.CpuSampler | None:
+    """Scaled out: the CPU of every process over the throughput phase (this process's
+    intake, the workers, the scheduler, the database's backends, Redis, the loopback
+    servers)."""
+    if dep.config is None:
+        return None
+
+    def groups() -> dict[str, list[int]]:
+        with dep.runtime.session_factory() as session:
+            backends = measure.postgres_backend_pids(session, set())
+        return {"intake": [os.getpid()], "workers": dep.measured_pids(),
+                "postgresql": backends, **dep.other_pids}
+
+    return measure.CpuSampler(groups).start()
 
 
 def run_latency(dep: Deployment, reports: Sequence[dict[str, Any]], max_rate: float,
@@ -331,7 +358,9 @@ def scaled_out(tmp: Path, redis: services.RedisServer, net: LoopbackNet | None,
             if not redis.private:
                 notes.append("shared Redis: command counts include other clients")
             yield Deployment("scaled_out", runtime, lambda: [w.pid for w in workers],
-                             redis_url=redis.url, notes=notes)
+                             redis_url=redis.url, notes=notes, config=config,
+                             other_pids={"scheduler": [scheduler.pid],
+                                         **_service_pids(redis, net)})
         finally:
             for worker in workers:
                 worker.stop()
@@ -520,9 +549,16 @@ def run(opts: Options) -> dict[str, Any]:
             if net is None:
                 notes.append("tests/netfakes is not available: no loopback DNS/RDAP; the "
                              "trace stage runs with its defaults (pass-through until it lands)")
-            with scaled_out(tmp, redis, net, opts) as dep:
-                result["scaled_out"] = run_phases(dep, workload, opts, net)
-            log.info("scaled_out figures: %s", json.dumps(result["scaled_out"], default=str))
+            if opts.scaled_out:
+                with scaled_out(tmp, redis, net, opts) as dep:
+                    result["scaled_out"] = run_phases(dep, workload, opts, net)
+                log.info("scaled_out figures: %s", json.dumps(result["scaled_out"], default=str))
+            for path in opts.intake_paths:  # the real intake paths, each on a fresh deployment
+                with scaled_out(tmp, redis, net, opts) as dep:
+                    result[f"scaled_out_{path}"] = intake_paths.run(
+                        path, dep, workload.reports[:opts.n], tmp)
+                log.info("scaled_out_%s figures: %s", path,
+                         json.dumps(result[f"scaled_out_{path}"], default=str))
             if opts.embedded:
                 with embedded(tmp, net, opts) as dep:
                     result["embedded"] = run_phases(dep, workload, opts, net)
@@ -531,9 +567,20 @@ def run(opts: Options) -> dict[str, Any]:
     result["targets"] = targets(result, opts)
     result["accounted"] = all(
         (result.get(mode) or {}).get("accounting", {}).get("ok", False)
-        for mode in ("scaled_out", "embedded") if mode in result)
+        for mode in ("scaled_out", "embedded", *(f"scaled_out_{p}" for p in opts.intake_paths))
+        if mode in result)
     result["notes"] = notes
     return result
+
+
+def _service_pids(redis: services.RedisServer, net: LoopbackNet | None) -> dict[str, list[int]]:
+    """Redis (when private) and the loopback DNS/RDAP servers: their CPU counts too."""
+    out = {}
+    if redis.process is not None:
+        out["redis"] = [redis.process.pid]
+    if net is not None:
+        out["loopback_dns_rdap"] = [net.process.pid]
+    return out
 
 
 def generate_summary(workload: Workload, n: int) -> dict[str, Any]:

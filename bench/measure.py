@@ -6,15 +6,17 @@ worker's clock, so throughput and latency need no instrumentation in the pipelin
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.store.models import Case, Report
+from pipeline.store.models import Case, Event, Report
 from pipeline.store.states import CaseState, ReportState
 
 SETTLED_REPORT_STATES = (ReportState.REJECTED, ReportState.DUPLICATE, ReportState.NEW_CASE)
@@ -180,3 +182,110 @@ def accounting(session: Session, submitted: int, min_report_id: int = 0) -> dict
         "cases_awaiting_assessment": int(opened_queued), "checks": checks,
         "ok": all(checks.values()),
     }
+
+
+# -- CPU of every process, audit events and write-ahead log over a phase ----------------
+
+
+def _proc_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a live process (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class CpuSampler:
+    """CPU seconds of groups of processes (workers, PostgreSQL backends, Redis, the
+    intake process...) over a phase, read from /proc.
+
+    `groups()` names the processes of each group; it is called again every `interval`
+    seconds from a thread, because PostgreSQL backends come and go: a process first
+    seen during the phase counts from zero (its whole life is in the phase), one seen
+    at the start from its reading then, and one that exits keeps its last reading (so
+    up to `interval` of a short-lived process's last work may be missed; a child
+    whose exact total is known is given with `set_total`)."""
+
+    def __init__(self, groups: Callable[[], dict[str, list[int]]], interval: float = 0.2):
+        self.groups = groups
+        self.interval = interval
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._group_of: dict[int, str] = {}
+        self._totals: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="cpu-sampler")
+
+    def _read(self, baseline: bool) -> None:
+        for group, pids in self.groups().items():
+            for pid in pids:
+                seconds = _proc_cpu_seconds(pid)
+                if seconds is None:
+                    continue
+                if pid not in self._first:
+                    self._first[pid] = seconds if baseline else 0.0
+                    self._group_of[pid] = group
+                self._last[pid] = seconds
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._read(baseline=False)
+
+    def start(self) -> CpuSampler:
+        self._read(baseline=True)
+        self._thread.start()
+        return self
+
+    def set_total(self, group: str, seconds: float) -> None:
+        """The exact CPU seconds of a group (a child process reaped with os.wait4)."""
+        self._totals[group] = seconds
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds per group over the phase."""
+        self._stop.set()
+        self._thread.join()
+        self._read(baseline=False)
+        out: dict[str, float] = {}
+        for pid, first in self._first.items():
+            group = self._group_of[pid]
+            out[group] = out.get(group, 0.0) + self._last[pid] - first
+        out.update(self._totals)
+        return out
+
+
+def cpu_ms_per_report(seconds: dict[str, float], reports: int) -> dict[str, float | None]:
+    """CPU milliseconds per report of each group and of all of them ("every process")."""
+    if not reports:
+        return {}
+    out: dict[str, float | None] = {
+        name: round(value * 1000 / reports, 3) for name, value in sorted(seconds.items())}
+    out["every_process"] = round(sum(seconds.values()) * 1000 / reports, 3)
+    return out
+
+
+def postgres_backend_pids(session: Session, exclude: set[int]) -> list[int]:
+    """Backends connected to this session's database, except `exclude` (the
+    harness's own connections) and this one."""
+    rows = session.execute(text(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND backend_type = 'client backend'")).scalars()
+    return [int(pid) for pid in rows if int(pid) not in exclude]
+
+
+def wal_position(session: Session) -> tuple[int, int] | None:
+    """(write-ahead log bytes, records) so far, from `pg_stat_wal` (PostgreSQL 14 or
+    later; the whole server's, so other clients of a shared server count too), or
+    None on SQLite."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    row = session.execute(text("SELECT wal_bytes, wal_records FROM pg_stat_wal")).one()
+    return int(row[0]), int(row[1])
+
+
+def audit_event_count(session: Session) -> int:
+    return int(session.execute(select(func.count()).select_from(Event)).scalar_one())

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import dramatiq
 
-from pipeline.app.runtime import tracer_for
+from pipeline.app.tracers import tracer_for
 from pipeline.core.errors import BadInput, PermanentError, RetryLater
 from pipeline.core.messaging import DEDUPE, DISPATCH, NORMALISE, ROUTE, TRACE
 from pipeline.domain.urls import configure as configure_urls

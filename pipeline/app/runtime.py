@@ -1,8 +1,10 @@
-"""The dependencies a process holds once: settings, database, clock, Redis, enqueuer."""
+"""The dependencies a process holds once: settings, database, clock, Redis, enqueuer.
+
+The tracer (DNS and RDAP clients, caches) is made apart, by `pipeline.app.tracers`,
+so that a process that only takes reports in does not load it."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -12,7 +14,6 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.adapters.tracing.tracer import Tracer
 from pipeline.core.clock import Clock, SystemClock
 from pipeline.core.config import Settings
 from pipeline.core.crypto import install_keys
@@ -66,29 +67,3 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
         session_factory=make_session_factory(engine),
         clock=clock or SystemClock(),
     )
-
-
-_tracers_lock = threading.Lock()
-_tracers: dict[int, tuple[Runtime, Tracer]] = {}
-
-
-def tracer_for(runtime: Runtime) -> Tracer:
-    """The tracer of this process for `runtime` (made on first use, then shared).
-
-    One tracer per process holds the DNS and RDAP clients and the caches."""
-    with _tracers_lock:
-        held = _tracers.get(id(runtime))
-        if held is not None and held[0] is runtime:
-            return held[1]
-        tracer = Tracer(runtime.settings.trace, redis=runtime.redis,
-                        namespace=runtime.settings.redis.namespace)
-        _tracers[id(runtime)] = (runtime, tracer)
-        return tracer
-
-
-def forget_tracer(runtime: Runtime) -> None:
-    """Close and drop the tracer made for `runtime` (tests, shutdown)."""
-    with _tracers_lock:
-        held = _tracers.pop(id(runtime), None)
-    if held is not None:
-        held[1].close()

@@ -179,7 +179,8 @@ class IntakeSection(Section):
         300, ge=0, description="How far in the future a received time may lie."
     )
     import_commit_every: int = Field(
-        1_000, ge=1, description="Reports committed per transaction by `hotline import`."
+        1_000, ge=1, description="Most reports committed per transaction by `hotline import` "
+        "(it starts with one, then doubles the batch: the first reports flow at once)."
     )
 
 

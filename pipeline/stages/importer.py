@@ -2,6 +2,12 @@
 
 A bad line is reported with its line number and the rest are still imported; good
 lines are committed in batches before they are enqueued.
+
+The file is read as a stream: the first good line is committed and enqueued on its
+own, then batches of 2, 4, 8... lines up to `intake.import_commit_every`, so the
+pipeline starts on the first reports while the rest are still being read (a
+1,000-line first commit held the first report back by most of a second), and a file
+arriving through a pipe is imported as it arrives.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +32,7 @@ from schemas.intake import Channel, ReportIn
 
 CSV_FIELDS = {"url", "channel", "claimed_category", "description", "reporter_contact",
               "received_at", "language", "urgent"}
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -35,37 +42,38 @@ class ImportResult:
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    """(line number, fields or None, error or None) per data line. A line that is not
-    UTF-8 or not JSON, or nests too deep, is refused by number (`schemas.guards`)."""
-    data = path.read_bytes()
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    if path.suffix.lower() == ".csv":
+def _csv_rows(stream: IO[bytes], name: str
+              ) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    # Bytes that are not UTF-8 are carried as surrogates (a CSV field may span
+    # lines, so the record they fall in is refused, by its line number, after parsing).
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape",
+                            newline="")
+    reader = csv.DictReader(text)
+    unknown = set(reader.fieldnames or []) - CSV_FIELDS
+    if unknown or "url" not in (reader.fieldnames or []):
+        raise BadInput(
+            f"{name}: the CSV header must name url and may name "
+            f"{', '.join(sorted(CSV_FIELDS - {'url'}))}; unknown: {', '.join(sorted(unknown))}"
+        )
+    for row in reader:
+        if None in row:
+            yield reader.line_num, None, "more fields than the header names"
+            continue
+        cleaned = {k: v for k, v in row.items() if k and v not in (None, "")}
         try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            # A CSV field may span lines: the file is read whole, and refused whole.
-            bad_line = data.count(b"\n", 0, exc.start) + 1
-            raise BadInput(f"{path.name}:{bad_line}: not valid UTF-8 (byte {exc.start}); "
-                           "nothing was imported") from None
-        reader = csv.DictReader(io.StringIO(text))
-        unknown = set(reader.fieldnames or []) - CSV_FIELDS
-        if unknown or "url" not in (reader.fieldnames or []):
-            raise BadInput(
-                f"{path.name}: the CSV header must name url and may name "
-                f"{', '.join(sorted(CSV_FIELDS - {'url'}))}; unknown: {', '.join(sorted(unknown))}"
-            )
-        for row in reader:
-            cleaned = {k: v for k, v in row.items() if k and v not in (None, "")}
-            if None in row:
-                yield reader.line_num, None, "more fields than the header names"
-                continue
-            if "urgent" in cleaned:
-                cleaned["urgent"] = cleaned["urgent"].strip().lower() in ("1", "true", "yes")
-            yield reader.line_num, cleaned, None
-        return
-    for number, line in enumerate(data.split(b"\n"), start=1):
+            "".join(cleaned.values()).encode("utf-8")
+        except UnicodeEncodeError:
+            yield reader.line_num, None, "not valid UTF-8"
+            continue
+        if "urgent" in cleaned:
+            cleaned["urgent"] = cleaned["urgent"].strip().lower() in ("1", "true", "yes")
+        yield reader.line_num, cleaned, None
+
+
+def _json_lines(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    for number, line in enumerate(stream, start=1):
+        if number == 1 and line.startswith(_BOM):
+            line = line[len(_BOM):]
         if not line.strip():
             continue
         try:
@@ -79,6 +87,14 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]
         yield number, value, None
 
 
+def _rows(stream: IO[bytes], name: str, is_csv: bool
+          ) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """(line number, fields or None, error or None) per data line, read as they come.
+    A line that is not UTF-8 or not JSON, or nests too deep, is refused by number
+    (`schemas.guards`)."""
+    return _csv_rows(stream, name) if is_csv else _json_lines(stream)
+
+
 def import_file(
     path: Path,
     session_factory: sessionmaker[Session],
@@ -88,8 +104,32 @@ def import_file(
     enqueuer: Enqueuer,
     source: str | None = None,
 ) -> ImportResult:
+    """Import `path` (CSV when it ends in .csv, JSON Lines otherwise)."""
+    with path.open("rb") as stream:
+        return import_stream(stream, session_factory, name=path.name,
+                             is_csv=path.suffix.lower() == ".csv", clock=clock, limits=limits,
+                             enqueuer=enqueuer, source=source)
+
+
+def import_stream(
+    stream: IO[bytes],
+    session_factory: sessionmaker[Session],
+    *,
+    name: str,
+    is_csv: bool,
+    clock: Clock,
+    limits: IntakeSection,
+    enqueuer: Enqueuer,
+    source: str | None = None,
+) -> ImportResult:
+    """Steps, per batch of good lines (1, then 2, 4, 8... up to
+    `limits.import_commit_every`, while the stream is still being read):
+    1. validate each line as a report (`ReportIn`, the configured limits),
+    2. store the batch and commit,
+    3. only then enqueue its ids for normalisation."""
     result = ImportResult(submission=new_reference("S"))
     pending: list[ReportIn] = []
+    batch = 1
 
     def flush() -> None:
         if not pending:
@@ -105,7 +145,7 @@ def import_file(
 
     now = clock.now()
 
-    for number, fields, error in _rows(path):
+    for number, fields, error in _rows(stream, name, is_csv):
         if error is None and fields is not None:
             fields.setdefault("channel", Channel.IMPORT.value)
             try:
@@ -121,7 +161,8 @@ def import_file(
                 pending.append(item)
         if error is not None:
             result.errors.append((number, error))
-        if len(pending) >= limits.import_commit_every:
+        if len(pending) >= batch:
             flush()
+            batch = min(batch * 2, limits.import_commit_every)
     flush()
     return result

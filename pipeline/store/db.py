@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import operator
+import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +20,6 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
-    insert,
     select,
     text,
 )
@@ -68,17 +69,75 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+# SQLite: the threads of one process take turns at the database's write lock on a
+# Python lock first. SQLite's own busy handler polls with sleeps growing to 100 ms, so
+# a thread that found the database busy slept on well after it was free, and threads
+# that came later overtook it. Profiled in embedded mode (make bench, py-spy --gil):
+# the process held the interpreter lock a quarter of the wall time, the rest waiting.
+# Other processes (a `hotline submit` beside `hotline run`) still meet the busy handler.
+_SQLITE_TURNS: dict[str, threading.Lock] = {}
+_SQLITE_TURNS_LOCK = threading.Lock()
+SQLITE_LOCK_TIMEOUT_SECONDS = 30
+
+
+def _sqlite_turn(path: str) -> threading.Lock:
+    with _SQLITE_TURNS_LOCK:
+        return _SQLITE_TURNS.setdefault(path, threading.Lock())
+
+
+class _TurnTakingConnection(sqlite3.Connection):
+    """A SQLite connection that gives its process's turn back when its transaction
+    ends (commit, rollback, close)."""
+
+    turn: threading.Lock | None = None
+    holds_turn = False
+
+    def take_turn(self) -> None:
+        if self.turn is None or self.holds_turn:
+            return
+        if not self.turn.acquire(timeout=SQLITE_LOCK_TIMEOUT_SECONDS):
+            raise sqlite3.OperationalError("database is locked")
+        self.holds_turn = True
+
+    def give_turn_back(self) -> None:
+        if self.holds_turn and self.turn is not None:
+            self.holds_turn = False
+            self.turn.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.give_turn_back()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.give_turn_back()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.give_turn_back()
+
+
 def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
     url = normalise_database_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(
-            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30,
+                                          "factory": _TurnTakingConnection}
         )
+        database = engine.url.database or ""
+        turn = _sqlite_turn(database) if database and database != ":memory:" else None
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             # Let SQLAlchemy's "begin" event start transactions (see below).
             dbapi_conn.isolation_level = None
+            dbapi_conn.turn = turn
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -89,8 +148,15 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
             # Take the write lock at the start, so two threads never deadlock upgrading
-            # a read transaction to a write one ("database is locked").
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # a read transaction to a write one ("database is locked"); this process's
+            # turn first (see _TurnTakingConnection).
+            dbapi_conn = conn.connection.dbapi_connection
+            dbapi_conn.take_turn()
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                dbapi_conn.give_turn_back()
+                raise
 
         return engine
     # JSON parameters written as COPY writes them (`_json_text`: orjson; profiled, the
@@ -228,7 +294,7 @@ def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
     if not rows:
         return
     if not is_postgresql(session):
-        session.execute(insert(table), rows)
+        _insert_rows_sqlite(session, table, rows)
         return
     if session.new or session.dirty:  # rows this COPY may refer to go in first
         session.flush()
@@ -259,6 +325,38 @@ def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
                 if values[i] is not None:
                     values[i] = fn(values[i])
             copy.write_row(values)
+
+
+def _insert_rows_sqlite(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """SQLite: one executemany on the driver's connection, values converted as the
+    COPY above converts them. Profiled in embedded mode (make bench, py-spy --gil):
+    SQLAlchemy's per-row parameter processing (construct_params, the DATETIME and
+    UTCDateTime processors, json.dumps) was about a tenth of the process's time."""
+    if session.new or session.dirty:  # rows these may refer to go in first
+        session.flush()
+    dialect = session.get_bind().dialect
+    given = list(rows[0])
+    defaults = python_defaults(table, given)
+    columns = given + list(defaults)
+    processed = []
+    for i, name in enumerate(columns):
+        column_type = table.c[name].type
+        fn = _json_text if isinstance(column_type, JSON) else column_type.bind_processor(dialect)
+        if fn is not None:
+            processed.append((i, fn))
+    tail = list(defaults.values())
+    pick = operator.itemgetter(*given) if len(given) > 1 else (lambda r: (r[given[0]],))
+    values_of = []
+    for row in rows:
+        values = [*pick(row), *tail]
+        for i, fn in processed:
+            if values[i] is not None:
+                values[i] = fn(values[i])
+        values_of.append(values)
+    driver: Any = session.connection().connection.driver_connection
+    driver.executemany(
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - names of our tables
+        f"VALUES ({', '.join('?' * len(columns))})", values_of)
 
 
 def python_defaults(table: Any, given: Sequence[str]) -> dict[str, Any]:

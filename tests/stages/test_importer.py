@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 
 import pytest
 from sqlalchemy import func, select
 
 from pipeline.core.errors import BadInput
 from pipeline.core.messaging import NORMALISE
-from pipeline.stages.importer import import_file
+from pipeline.stages.importer import import_file, import_stream
 from pipeline.store.models import Report
 
 
@@ -68,7 +71,7 @@ def test_a_csv_with_an_unknown_column_is_refused_whole(runtime, tmp_path):
     assert _stored(runtime) == []
 
 
-def test_a_large_import_commits_in_batches(settings_factory, tmp_path):
+def test_a_large_import_commits_in_batches_growing_from_one_line(settings_factory, tmp_path):
     from pipeline.app.runtime import build_runtime
     from pipeline.core.clock import FrozenClock
     from pipeline.core.messaging import RecordingEnqueuer
@@ -83,8 +86,86 @@ def test_a_large_import_commits_in_batches(settings_factory, tmp_path):
                             for n in range(250)))
     result = _import(runtime, path)
     assert result.imported == 250
-    assert [len(batch) for _, batch in runtime.enqueuer.sent] == [100, 100, 50]
+    # The first line on its own (the pipeline starts at once), then twice as many each
+    # time up to import_commit_every.
+    assert [len(batch) for _, batch in runtime.enqueuer.sent] == [1, 2, 4, 8, 16, 32, 64,
+                                                                   100, 23]
     with runtime.session_factory() as session:
         assert session.execute(select(func.count(func.distinct(Report.submission_ref)))
                                ).scalar_one() == 1
     runtime.close()
+
+
+class _CommittedFirst:
+    """An enqueuer that checks, when asked to send, that every id is already committed
+    (read from a session of its own) and sent no more than once."""
+
+    def __init__(self, runtime):
+        self.runtime = runtime
+        self.sent: list[int] = []
+        self.problems: list[str] = []
+
+    def send(self, stage, ids):
+        with self.runtime.session_factory() as session:
+            stored = set(session.execute(select(Report.id).where(Report.id.in_(ids))).scalars())
+        if stored != set(ids):
+            self.problems.append(f"enqueued before commit: {sorted(set(ids) - stored)}")
+        if set(ids) & set(self.sent):
+            self.problems.append(f"enqueued twice: {sorted(set(ids) & set(self.sent))}")
+        self.sent.extend(ids)
+
+
+def test_the_first_lines_are_committed_and_enqueued_before_the_file_is_read_to_its_end(
+    runtime,
+):
+    """A file that stops after three lines (a pipe whose writer waits): those lines are
+    in the database and queued while the import still waits for the rest; then the
+    rest comes, and every line is stored and queued exactly once."""
+    read_end, write_end = os.pipe()
+    writer = os.fdopen(write_end, "wb")
+    writer.write(b"url,claimed_category\n"
+                 + b"".join(b"http://first.example/%d,csam\n" % n for n in range(3)))
+    writer.flush()
+    enqueuer = _CommittedFirst(runtime)
+    outcome = {}
+
+    def run_import():
+        with os.fdopen(read_end, "rb") as stream:
+            outcome["result"] = import_stream(
+                stream, runtime.session_factory, name="pipe.csv", is_csv=True,
+                clock=runtime.clock, limits=runtime.settings.intake, enqueuer=enqueuer)
+
+    importing = threading.Thread(target=run_import, daemon=True)
+    importing.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(enqueuer.sent) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(enqueuer.sent) == 3, enqueuer.sent  # 1, then 2: before the file ended
+        assert importing.is_alive()  # still waiting for the rest of the file
+        assert [url for url, _ in _stored(runtime)] == [
+            f"http://first.example/{n}" for n in range(3)]
+        writer.write(b"".join(b"http://rest.example/%d,\n" % n for n in range(200)))
+    finally:
+        writer.close()
+    importing.join(30)
+    assert not importing.is_alive()
+    assert outcome["result"].imported == 203 and outcome["result"].errors == []
+    assert enqueuer.problems == []
+    with runtime.session_factory() as session:
+        stored = session.execute(select(Report.id)).scalars().all()
+    assert sorted(enqueuer.sent) == sorted(stored) and len(stored) == 203
+
+
+def test_a_csv_record_that_is_not_utf8_is_refused_by_its_line_and_the_rest_imported(
+    runtime, tmp_path,
+):
+    path = tmp_path / "reports.csv"
+    path.write_bytes(b"\xef\xbb\xbfurl,description\n"
+                     b"http://a.example/,fine\n"
+                     b'http://b.example/,"two\nlines \xff"\n'
+                     b"http://c.example/,\n")
+    result = _import(runtime, path)
+    assert result.imported == 2
+    assert result.errors == [(4, "not valid UTF-8")]
+    assert [url for url, _ in _stored(runtime)] == ["http://a.example/", "http://c.example/"]

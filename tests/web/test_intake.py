@@ -56,6 +56,17 @@ def test_a_batch_shares_one_submission_reference(client, runtime):
     with runtime.session_factory() as session:
         assert session.execute(select(func.count(func.distinct(Report.submission_ref)))
                                ).scalar_one() == 1
+    # Committed first, then queued: the first report of a large batch in a message of
+    # its own (a worker settles it at once), the other 999 after it.
+    with runtime.session_factory() as session:
+        stored = session.execute(select(Report.id).order_by(Report.id)).scalars().all()
+    assert [ids for _, ids in runtime.enqueuer.sent] == [stored[:1], stored[1:]]
+    # A small batch stays one message.
+    runtime.enqueuer.sent.clear()
+    response = client.post("/api/v1/reports", json={"reports": [
+        {"url": f"http://example.org/{n}"} for n in range(100)]})
+    assert response.status_code == 201
+    assert [len(ids) for _, ids in runtime.enqueuer.sent] == [100]
 
 
 def test_a_batch_of_ten_thousand_is_refused_whole(client, runtime):

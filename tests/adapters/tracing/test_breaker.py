@@ -206,7 +206,8 @@ def test_the_trace_actor_notes_when_its_retry_is_due(settings_factory, trace_con
                                                      hosting, fake_rdap):  # noqa: F811
     import dramatiq
 
-    from pipeline.app.runtime import build_runtime, forget_tracer
+    from pipeline.app.runtime import build_runtime
+    from pipeline.app.tracers import forget_tracer
     from pipeline.core.clock import FrozenClock
     from pipeline.core.messaging import RecordingEnqueuer
     from pipeline.store.migrate import upgrade
