@@ -1,13 +1,13 @@
-"""Imports every model module so that `Base.metadata` knows every table."""
+"""Imports every model module so that `Base.metadata` knows every table (Alembic's
+autogenerate, the schema tests and `create_all` in tests read it)."""
 
 from pipeline.store import (  # noqa: F401
     assessment_models,
-    console_models,  # noqa: F401
-    mail_models,  # noqa: F401
+    console_models,
+    helpline_models,
+    mail_models,
     models,
     ops_models,
-    takedown_models,  # noqa: F401
+    takedown_models,
+    trace_models,
 )
-from pipeline.store import trace_models as tracing_models  # noqa: F401
-
-# Other parts add their model modules here.
