@@ -16,6 +16,9 @@ from pipeline.core.crypto import EncryptedText
 from pipeline.store.db import Base, BigId
 
 GENESIS_HASH = "0" * 64
+# Key in an event's `data`: the later states of an event that carries several (a
+# transaction moved its row through them; `pipeline.store.audit.extend_event`).
+EVENT_STEPS = "steps"
 
 
 class AuditChained:
