@@ -178,6 +178,8 @@ def advance_step(
     extend_event(earlier, row, action=action, at=at,
                  from_state=current.value if current else None, to_state=target.value,
                  data=data)
+    if kind == "report":  # placed on a case by this step (not hashed: a lookup column)
+        earlier["case_id"] = row.get("case_id")
     return None
 
 

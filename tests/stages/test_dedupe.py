@@ -468,6 +468,12 @@ def test_normalise_and_dedupe_in_one_transaction_end_as_the_two_stages_do(runtim
     # one (rejected reports: received, rejected), where the stages apart write three.
     assert _event_count(runtime, fused) == 2 * len(fused)
     assert _event_count(runtime, separate) == 3 * len(separate) - 1
+    with runtime.session_factory() as session:  # the case's history finds them
+        for report_id in fused:
+            report = session.get(Report, report_id)
+            last = session.execute(select(Event).where(Event.report_id == report_id)
+                                   .order_by(Event.seq.desc()).limit(1)).scalar_one()
+            assert last.case_id == report.case_id
     states = [state for state, *_ in _outcome(runtime, fused)]
     assert states.count(ReportState.NEW_CASE) == 2
     assert states.count(ReportState.REJECTED) == 1
