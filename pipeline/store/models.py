@@ -297,7 +297,9 @@ class Event(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
     # Partial: events without a case cost no entry (migration 0010). No index by
-    # report: a report's history is its stream, `report:<ref>` (migration 0011).
+    # report: a report's history is its stream, `report:<ref>` (migration 0011). On
+    # PostgreSQL `id` has no index either (migration 0019_cpu): ids come from the
+    # sequence and nothing looks an event up by id.
     __table_args__ = (
         UniqueConstraint("stream", "seq", name="uq_events_stream_seq"),
         Index("ix_events_case_id", "case_id", postgresql_where=text("case_id IS NOT NULL"),
