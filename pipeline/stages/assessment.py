@@ -49,7 +49,7 @@ from pipeline.core.config import AssessmentSection, FourEyesRule
 from pipeline.core.errors import BadInput, NotFound, PermissionDenied
 from pipeline.domain.access import Principal, can, require
 from pipeline.store.assessment_models import Assessment, CaseLease
-from pipeline.store.audit import build_event
+from pipeline.store.audit import build_event, steps
 from pipeline.store.db import is_postgresql
 from pipeline.store.lifecycle import transition
 from pipeline.store.models import Case, Event, Notice, Report, User
@@ -778,8 +778,10 @@ def case_view(session: Session, principal: Principal, key: str | int, *, now: da
         trace=_trace_view(session, case),
         earlier_cases=related,
         assessments=[assessment_out(a, names.get(a.analyst_id, "?")) for a in assessments],
-        history=[HistoryEntry(at=e.at, actor=e.actor, action=e.action, from_state=e.from_state,
-                              to_state=e.to_state, data=e.data or {}) for e in events],
+        # One entry per state change (an event may carry several: `audit.steps`).
+        history=[HistoryEntry(at=s.at, actor=s.actor, action=s.action, from_state=s.from_state,
+                              to_state=s.to_state, data=s.data) for e in events
+                 for s in steps(e)],
         notices=_notice_views(session, case),
         takedown=_takedown_timeline(session, case),
     )

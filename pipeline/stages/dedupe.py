@@ -50,7 +50,14 @@ from pipeline.store.db import (
     is_postgresql,
     lock_rows,
 )
-from pipeline.store.lifecycle import HEAD_COLUMNS, advance, fill_times, write_rows
+from pipeline.store.lifecycle import (
+    HEAD_COLUMNS,
+    add_event,
+    advance,
+    advance_step,
+    fill_times,
+    write_rows,
+)
 from pipeline.store.models import Case, Report
 from pipeline.store.states import CaseState, ReportState
 
@@ -484,15 +491,15 @@ def dedupe_rows(
         if placed.created:
             first, rest = members[0], members[1:]
             first["case_id"] = placed.case_id
-            events.append(advance("report", first, ReportState.NEW_CASE, at=at,
-                                  data={"case": placed.case_ref}))
+            add_event(events, advance_step("report", first, ReportState.NEW_CASE, at=at,
+                                           data={"case": placed.case_ref}))
         for report in rest:
             report["case_id"] = placed.case_id
             data: dict[str, Any] = {"case": placed.case_ref}
             if placed.closed:
                 data["closed_case"] = True
-            events.append(advance("report", report, ReportState.DUPLICATE, at=at,
-                                  data=data))
+            add_event(events, advance_step("report", report, ReportState.DUPLICATE, at=at,
+                                           data=data))
 
     if claims is not None:
         open_now = {members[0]["dedup_key"] or "": placed.case_id

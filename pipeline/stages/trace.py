@@ -55,7 +55,13 @@ from pipeline.store.db import (
     is_postgresql,
     lock_rows,
 )
-from pipeline.store.lifecycle import HEAD_COLUMNS, advance, transition, write_rows
+from pipeline.store.lifecycle import (
+    HEAD_COLUMNS,
+    add_event,
+    advance_step,
+    transition,
+    write_rows,
+)
 from pipeline.store.models import Case
 from pipeline.store.states import CaseState
 from pipeline.store.trace_models import Trace, TraceAnswer
@@ -149,21 +155,20 @@ def go_on(session: Session, cases: list[dict[str, Any]], results: dict[int, Host
     for case in cases:
         row, event = record_trace(case, results[case["id"]], now, answers, actor=actor)
         rows.append(row)
-        if event is not None:
-            events.append(event)
+        add_event(events, event)
     store_traces(session, rows, answers)
     moved = [case for case in cases if case["legality"] is not None]
     for case in moved:
-        events.append(advance("case", case, CaseState.ASSESSED, at=now, actor=actor,
-                              data={"reason": reason or "traced again after the content "
-                                    "moved"}))
+        add_event(events, advance_step(
+            "case", case, CaseState.ASSESSED, at=now, actor=actor,
+            data={"reason": reason or "traced again after the content moved"}))
         log.info("Case %s moved to AS%s in %s; routing it again.", case["id"],
                  case["hosting_asn"], case["hosting_country"], extra={"case_id": case["id"]})
         if rerouted is not None:
             rerouted.append(case["id"])
     queued = [case for case in cases if case["legality"] is None]
-    events += [queue_row(case, priority, now, actor=actor, reason=reason)
-               for case, priority in zip(queued, priorities(session, queued), strict=True)]
+    for case, priority in zip(queued, priorities(session, queued), strict=True):
+        add_event(events, queue_row(case, priority, now, actor=actor, reason=reason))
     write_rows(session, "case", cases, _WRITTEN)
     insert_events(session, events)
 
@@ -233,7 +238,8 @@ def record_trace(case: dict[str, Any], result: HostTrace, now: datetime,
                  actor: str = "system") -> tuple[dict[str, Any], dict[str, Any] | None]:
     """One case's trace: its summary copied onto the row `case`, the registry answers
     added to `answers` (by content key), and the `Trace` row (for `store_traces`) and
-    the `case_traced` event (None for a case traced again) returned."""
+    the `case_traced` event returned (None for a case traced again, or when the step
+    went into the event the case's row has in this transaction: `advance_step`)."""
     rdap_raw = []
     for answer in result.rdap_answers:
         key = _answer_key(answer)
@@ -248,7 +254,7 @@ def record_trace(case: dict[str, Any], result: HostTrace, now: datetime,
         data["reason"] = result.reason
     event = None
     if case["state"] == CaseState.NORMALISED:
-        event = advance("case", case, CaseState.TRACED, at=now, data=data, actor=actor)
+        event = advance_step("case", case, CaseState.TRACED, at=now, data=data, actor=actor)
     log.debug("Case %s traced to AS%s in %s (%s).", case["id"] or case["ref"],
               result.hosting_asn, result.hosting_country, result.outcome,
               extra={"case_id": case["id"]})
@@ -256,14 +262,15 @@ def record_trace(case: dict[str, Any], result: HostTrace, now: datetime,
 
 
 def queue_row(case: dict[str, Any], priority: Priority, now: datetime, *,
-              actor: str = "system", reason: str | None = None) -> dict[str, Any]:
-    """Place a traced case row in the assessment queue; its `case_queued` event."""
+              actor: str = "system", reason: str | None = None) -> dict[str, Any] | None:
+    """Place a traced case row in the assessment queue; its `case_queued` event (None
+    when the step went into the row's event of this transaction: `advance_step`)."""
     case["priority"] = priority.value
     data = queued_data(priority)
     if reason:
         data = {**data, "reason": reason}
-    return advance("case", case, CaseState.AWAITING_ASSESSMENT, at=now, actor=actor,
-                   data=data)
+    return advance_step("case", case, CaseState.AWAITING_ASSESSMENT, at=now, actor=actor,
+                        data=data)
 
 
 def store_traces(session: Session, rows: list[dict[str, Any]],
@@ -276,7 +283,8 @@ def store_traces(session: Session, rows: list[dict[str, Any]],
 @dataclass
 class Known:
     """New cases traced and queued from the caches (`trace_known_cases`): by their
-    index in the batch, the `Trace` row and the two events of each; the answers."""
+    index in the batch, the `Trace` row and the events of each (none when the steps
+    went into the case's `case_opened` event); the answers."""
 
     cases: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = field(
         default_factory=dict)
@@ -303,9 +311,8 @@ def trace_known_cases(tracer: Tracer, cases: Sequence[dict[str, Any]],
         if result is None:
             continue
         row, traced = record_trace(case, result, now, known.answers)
-        assert traced is not None  # a new case
         queued = queue_row(case, priority_of(rules, case, sources[index]), now)
-        known.cases[index] = (row, [traced, queued])
+        known.cases[index] = (row, [e for e in (traced, queued) if e is not None])
     return known
 
 

@@ -29,7 +29,15 @@ from pipeline.core.clock import as_utc
 from pipeline.store.db import insert_ignoring_conflicts, insert_rows, is_postgresql
 from pipeline.store.helpline_models import HelplineCase, HelplineContact
 from pipeline.store.listeners import note_events
-from pipeline.store.models import GENESIS_HASH, AuditChained, AuditStream, Case, Event, Report
+from pipeline.store.models import (
+    EVENT_STEPS,
+    GENESIS_HASH,
+    AuditChained,
+    AuditStream,
+    Case,
+    Event,
+    Report,
+)
 
 SYSTEM_ACTOR = "system"
 
@@ -121,6 +129,85 @@ def event_row(
     return {"stream": stream, "seq": seq, "at": at, "actor": actor, "action": action,
             "from_state": from_state, "to_state": to_state, "data": data,
             "case_id": case_id, "report_id": report_id, "prev_hash": prev, "hash": digest}
+
+
+STEPS = EVENT_STEPS
+
+
+def extend_event(
+    event: dict[str, Any],
+    head: dict[str, Any],
+    *,
+    action: str,
+    at: datetime,
+    from_state: str | None,
+    to_state: str | None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """One more state on `event`, the last event of `head`'s stream and not stored
+    yet (a transaction that moves a row through several states writes one event):
+    the step goes into `data["steps"]` with its own action, states and time, the
+    event's `to_state` becomes the step's, the hash is computed again and the head
+    moved to it. Every state and time is covered by the hash, as in separate events.
+
+    The event's own fields (`at`, `action`, `from_state`, `data` without `steps`)
+    stay those of its first step; `steps(event)` lists them all."""
+    if head.get("audit_hash") != event["hash"] or event["to_state"] != from_state:
+        raise ValueError(f"{event['stream']}: a step must follow the event's last state")
+    step: dict[str, Any] = {"action": action, "from_state": from_state,
+                            "to_state": to_state, "at": _iso(at)}
+    if data:
+        step["data"] = data
+    merged = {**event["data"], STEPS: [*event["data"].get(STEPS, ()), step]}
+    digest = event_hash(event["prev_hash"], event["stream"], event["seq"], event["at"],
+                        event["actor"], event["action"], event["from_state"], to_state,
+                        merged)
+    event.update(to_state=to_state, data=merged, hash=digest)
+    head["audit_hash"] = digest
+
+
+@dataclass(frozen=True)
+class Step:
+    """One state change recorded by an event (an event may carry several)."""
+
+    at: datetime
+    actor: str
+    action: str
+    from_state: str | None
+    to_state: str | None
+    data: dict[str, Any]
+
+
+def steps(event: Any) -> list[Step]:
+    """The state changes an event records, in order: one for most events, several
+    for one written by a transaction that moved its row through several states
+    (`extend_event`). `event` is an `Event` or an event row."""
+    def get(name: str) -> Any:
+        return event.get(name) if isinstance(event, dict) else getattr(event, name)
+
+    data = get("data") or {}
+    later = data.get(STEPS) if isinstance(data, dict) else None
+    if not later:
+        return [Step(get("at"), get("actor"), get("action"), get("from_state"),
+                     get("to_state"), data)]
+    first = {k: v for k, v in data.items() if k != STEPS}
+    out = [Step(get("at"), get("actor"), get("action"), get("from_state"),
+                later[0].get("from_state"), first)]
+    out += [Step(datetime.fromisoformat(s["at"]), get("actor"), s["action"],
+                 s.get("from_state"), s.get("to_state"), s.get("data") or {}) for s in later]
+    return out
+
+
+def _steps_problem(ev: Any) -> str | None:
+    """A multi-state event whose steps do not follow each other (its hash matched:
+    written so, not edited afterwards)."""
+    chain = steps(ev)
+    for before, after in zip(chain, chain[1:], strict=False):
+        if before.to_state != after.from_state:
+            return "its states do not follow each other"
+    if chain[-1].to_state != ev.to_state:
+        return "its last state is not the event's"
+    return None
 
 
 # session.info key: the heads this session's current transaction holds (locked, read).
@@ -323,6 +410,8 @@ def verify(session: Session) -> list[Problem]:
             )
             if digest != ev.hash:
                 what = "content does not match its hash: the event was edited"
+            elif ev.data and STEPS in ev.data:
+                what = _steps_problem(ev)
         if what:
             problems.append(Problem(ev.stream, ev.seq, ev.id, what))
             broken.add(ev.stream)

@@ -16,6 +16,7 @@ from sqlalchemy.orm.util import identity_key
 
 from pipeline.core.counters import REPORTS_RECEIVED, TAKEDOWN_SECONDS, TRANSITIONS
 from pipeline.core.logs import register_personal
+from pipeline.store.models import EVENT_STEPS as STEPS
 from pipeline.store.models import Case, Event, Report
 
 _watching = False
@@ -56,6 +57,15 @@ def _item(stream: str, action: str, data: dict[str, Any] | None) -> dict[str, An
     return item
 
 
+def _actions(row: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Each state change an event row records (one carries several: `STEPS`)."""
+    data = row.get("data")
+    first = [(row["action"], data)]
+    if not data or STEPS not in data:
+        return first
+    return first + [(step["action"], step.get("data")) for step in data[STEPS]]
+
+
 def note_events(session: Any, rows: list[dict[str, Any]]) -> None:
     """Count state changes inserted as rows, not ORM objects (the stages' batch path,
     `pipeline.store.audit.insert_events`), when the session commits: one item per kind of
@@ -64,8 +74,9 @@ def note_events(session: Any, rows: list[dict[str, Any]]) -> None:
     if not _watching:
         return
     counts: collections.Counter[tuple[tuple[str, Any], ...]] = collections.Counter(
-        tuple(_item(row["stream"], row["action"], row.get("data")).items())
-        for row in rows if row.get("to_state") is not None)
+        tuple(_item(row["stream"], action, data).items())
+        for row in rows if row.get("to_state") is not None
+        for action, data in _actions(row))
     session.info.setdefault(_PENDING, []).extend(
         {**dict(item), "count": count} for item, count in counts.items())
 

@@ -16,6 +16,9 @@ from pipeline.core.crypto import EncryptedText
 from pipeline.store.db import Base, BigId
 
 GENESIS_HASH = "0" * 64
+# Key in an event's `data`: the later states of an event that carries several (a
+# transaction moved its row through them; `pipeline.store.audit.extend_event`).
+EVENT_STEPS = "steps"
 
 
 class AuditChained:
@@ -298,7 +301,9 @@ class Event(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
     # Partial: events without a case cost no entry (migration 0010). No index by
-    # report: a report's history is its stream, `report:<ref>` (migration 0011).
+    # report: a report's history is its stream, `report:<ref>` (migration 0011). On
+    # PostgreSQL `id` has no index either (migration 0021): ids come from the
+    # sequence and nothing looks an event up by id.
     __table_args__ = (
         UniqueConstraint("stream", "seq", name="uq_events_stream_seq"),
         Index("ix_events_case_id", "case_id", postgresql_where=text("case_id IS NOT NULL"),

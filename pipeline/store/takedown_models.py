@@ -124,6 +124,11 @@ def stage_times(session: Session, case: Case) -> dict[str, datetime | None]:
 # Indexes the statistics export relies on (created by migration 0006).
 Index("ix_notices_case_kind_sent", Notice.case_id, Notice.kind, Notice.destination_kind,
       Notice.sent_at)
-Index("ix_cases_removed_at", Case.removed_at)
-Index("ix_cases_assessed_at", Case.assessed_at)
+# Partial (migration 0021): a new case has neither time yet and costs no entry;
+# the statistics ask for ranges of them, which only non-null times match.
+Index("ix_cases_removed_at", Case.removed_at,
+      postgresql_where=Case.removed_at.is_not(None), sqlite_where=Case.removed_at.is_not(None))
+Index("ix_cases_assessed_at", Case.assessed_at,
+      postgresql_where=Case.assessed_at.is_not(None),
+      sqlite_where=Case.assessed_at.is_not(None))
 Index("ix_reports_received_at", Report.received_at)

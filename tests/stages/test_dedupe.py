@@ -418,17 +418,27 @@ def _intake(runtime, urls):
 
 
 def _outcome(runtime, ids):
-    """Per report, in order: state, the case's report count, its events' actions."""
+    """Per report, in order: state, the case's report count, the actions of the state
+    changes its events record (an event may carry several: `audit.steps`)."""
+    from pipeline.store.audit import steps
+
     with runtime.session_factory() as session:
         out = []
         for report_id in ids:
             report = session.get(Report, report_id)
             count = session.get(Case, report.case_id).report_count if report.case_id else None
-            actions = session.execute(
-                select(Event.action).where(Event.report_id == report_id).order_by(Event.seq)
+            events = session.execute(
+                select(Event).where(Event.report_id == report_id).order_by(Event.seq)
             ).scalars().all()
+            actions = [step.action for event in events for step in steps(event)]
             out.append((report.state, count, actions, report.dedup_key is not None))
         return out
+
+
+def _event_count(runtime, ids):
+    with runtime.session_factory() as session:
+        return session.execute(select(func.count()).select_from(Event).where(
+            Event.report_id.in_(ids))).scalar_one()
 
 
 def test_normalise_and_dedupe_in_one_transaction_end_as_the_two_stages_do(runtime):
@@ -454,6 +464,16 @@ def test_normalise_and_dedupe_in_one_transaction_end_as_the_two_stages_do(runtim
 
     assert len(new_fused) == len(new_separate) == 2
     assert _outcome(runtime, fused) == _outcome(runtime, separate)
+    # One event per report and transaction: received, then normalised and placed in
+    # one (rejected reports: received, rejected), where the stages apart write three.
+    assert _event_count(runtime, fused) == 2 * len(fused)
+    assert _event_count(runtime, separate) == 3 * len(separate) - 1
+    with runtime.session_factory() as session:  # the case's history finds them
+        for report_id in fused:
+            report = session.get(Report, report_id)
+            last = session.execute(select(Event).where(Event.report_id == report_id)
+                                   .order_by(Event.seq.desc()).limit(1)).scalar_one()
+            assert last.case_id == report.case_id
     states = [state for state, *_ in _outcome(runtime, fused)]
     assert states.count(ReportState.NEW_CASE) == 2
     assert states.count(ReportState.REJECTED) == 1

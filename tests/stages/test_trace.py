@@ -89,6 +89,15 @@ def test_a_batch_traces_each_distinct_host_once_and_records_a_trace_per_case(
     assert any(row.body and row.body.get("name") == "EXAMPLE-NET" for row in stored.values())
 
 
+def _case_steps(session, case_id):
+    """The state changes the case's own events record (an event may carry several)."""
+    from pipeline.store.audit import steps
+
+    events = session.execute(select(Event).where(
+        Event.case_id == case_id, Event.report_id.is_(None)).order_by(Event.seq)).scalars()
+    return [step for event in events for step in steps(event)]
+
+
 def test_a_failed_trace_still_queues_the_case_marked_origin_unknown_with_the_reason(
     runtime, make_tracer, fake_dns
 ):
@@ -100,8 +109,8 @@ def test_a_failed_trace_still_queues_the_case_marked_origin_unknown_with_the_rea
     assert case.state == CaseState.AWAITING_ASSESSMENT
     assert case.origin_unknown and case.trace_outcome == "nxdomain"
     with runtime.session_factory() as session:
-        event = session.execute(select(Event).where(
-            Event.case_id == case_id, Event.to_state == CaseState.TRACED)).scalar_one()
+        [event] = [step for step in _case_steps(session, case_id)
+                   if step.to_state == CaseState.TRACED]
     assert event.data["outcome"] == "nxdomain" and "NXDOMAIN" in event.data["reason"]
     assert traces(runtime, case_id)[0].reason == "the host name does not exist (NXDOMAIN)"
 
@@ -250,10 +259,14 @@ def test_deduplication_traces_and_queues_new_cases_the_caches_answer(
         for name in ("hosting_country", "hosting_asn", "hosting_org", "hosting_abuse_email",
                      "registrar", "trace_outcome", "origin_unknown"):
             assert getattr(known, name) == getattr(reference, name), name
-        actions = session.execute(select(Event.action).where(
-            Event.case_id == known.id, Event.report_id.is_(None)).order_by(Event.seq)
-        ).scalars().all()
-        assert actions == ["case_opened", "case_traced", "case_queued"]
+        # One event carries the three states the case went through in the transaction.
+        [event] = session.execute(select(Event).where(
+            Event.case_id == known.id, Event.report_id.is_(None))).scalars().all()
+        assert [s.action for s in _case_steps(session, known.id)] == [
+            "case_opened", "case_traced", "case_queued"]
+        assert [s.to_state for s in _case_steps(session, known.id)] == [
+            "normalised", "traced", "awaiting_assessment"]
+        assert (event.from_state, event.to_state) == (None, "awaiting_assessment")
         assert verify(session) == []
     assert traces(runtime, unknown.id) == []
     [trace] = traces(runtime, known.id)
