@@ -302,6 +302,7 @@ def test_a_failed_attempt_is_counted_with_its_reason_and_next_retry(runtime, mak
 def test_a_waiting_case_is_sent_on_as_origin_unknown_by_a_person_audited(
         runtime, make_tracer, hosting, fake_rdap):
     from pipeline.stages.trace import SENT_ON_BY_HAND, send_on_unknown
+    from pipeline.store.audit import steps
 
     fake_rdap.fail("185.50.0.0/16", "429")
     waiting = open_case(runtime, "www.example.com", domain="example.com")
@@ -316,10 +317,13 @@ def test_a_waiting_case_is_sent_on_as_origin_unknown_by_a_person_audited(
     assert "user:sue" in traces(runtime, waiting)[0].reason
     with runtime.session_factory() as session:
         events = list(session.execute(select(Event).where(
-            Event.case_id == waiting, Event.to_state.in_(
-                [CaseState.TRACED, CaseState.AWAITING_ASSESSMENT]))).scalars())
-    assert [e.actor for e in events] == ["user:sue", "user:sue"]
-    assert events[1].data["reason"] == "sent on as origin unknown by hand"
+            Event.case_id == waiting).order_by(Event.seq)).scalars())
+    # Traced and queued in one transaction: one event carries both steps, by the person.
+    moved = [step for event in events for step in steps(event)
+             if step.to_state in (CaseState.TRACED, CaseState.AWAITING_ASSESSMENT)]
+    assert [(s.to_state, s.actor) for s in moved] == [
+        (CaseState.TRACED, "user:sue"), (CaseState.AWAITING_ASSESSMENT, "user:sue")]
+    assert moved[1].data["reason"] == "sent on as origin unknown by hand"
     # A case no longer waiting is left alone.
     with runtime.session_factory.begin() as session:
         assert send_on_unknown(session, [waiting], clock=runtime.clock,
