@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.adapters.tracing.bootstrap import Bootstrap
 from pipeline.adapters.tracing.tracer import NETWORK_UNKNOWN, RDAP_MALFORMED, TRACED, TraceTarget
 from tests.netfakes import records
 
@@ -216,19 +215,6 @@ def test_an_rdap_timeout_is_a_passing_failure(make_tracer, fake_dns, fake_rdap):
     target = host(fake_dns, "www.example.com", "185.20.0.1")
     trace = make_tracer(asn_dns_zone_v4="", rdap_timeout_seconds=0.3).trace([target])[target]
     assert trace.transient and "timed out" in trace.transient
-
-
-def test_the_shipped_bootstrap_names_the_registries_of_real_address_space():
-    bootstrap = Bootstrap()
-    assert bootstrap.for_ip("193.0.6.139") == "https://rdap.db.ripe.net/"
-    assert bootstrap.for_ip("8.8.8.8") == "https://rdap.arin.net/registry/"
-    assert bootstrap.for_ip("2001:200::1") == "https://rdap.apnic.net/"
-    assert bootstrap.for_ip("200.160.2.3") == "https://rdap.lacnic.net/rdap/"
-    assert bootstrap.for_ip("41.1.1.1") == "https://rdap.afrinic.net/rdap/"
-    assert bootstrap.for_asn(3333) == "https://rdap.db.ripe.net/"
-    assert bootstrap.for_asn(15169) == "https://rdap.arin.net/registry/"
-    assert bootstrap.for_domain("www.example.com") == "https://rdap.verisign.com/com/v1/"
-    assert bootstrap.for_domain("example.rs") is None
 
 
 def test_registrars_are_asked_for_only_as_a_fallback_when_so_configured(
