@@ -105,22 +105,6 @@ def test_a_user_needs_a_known_role_and_a_new_name(sqlite_runtime):
             users.add_user(session, "ana", "admin", at=rt.clock.now())
 
 
-@pytest.mark.parametrize(("role", "action", "allowed"), [
-    ("analyst", "case.claim", True),
-    ("analyst", "case.view_any", False),
-    ("analyst", "users.manage", False),
-    ("supervisor", "case.decide_dispute", True),
-    ("auditor", "case.view", True),
-    ("auditor", "case.claim", False),
-    ("admin", "users.manage", True),
-    ("admin", "case.assess", False),
-    ("police", "queue.view", False),
-])
-def test_roles_allow_only_their_actions(role, action, allowed):
-    principal = auth.Principal(name="x", role=role, user_id=1)
-    assert auth.can(principal, action) is allowed
-
-
 def test_a_denial_is_recorded_in_the_callers_audit_stream_despite_the_rollback(sqlite_runtime):
     rt = sqlite_runtime
     with rt.session_factory.begin() as session:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
 import dramatiq
-from dramatiq.brokers.stub import StubBroker
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -18,7 +14,6 @@ from pipeline.store.models import DeadLetter, Notice
 from pipeline.store.states import CaseState
 from pipeline.web.app import create_app
 from tests.ops_helpers import add_case
-from workers.middleware import StageMetrics
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -105,25 +100,6 @@ def test_a_rolled_back_change_is_not_counted(sqlite_runtime):
         _value(before, "hotline_transitions_total", kind="case", action="case_removed"))
 
 
-def test_stage_messages_are_counted_with_their_duration_and_failures():
-    middleware = StageMetrics()
-    broker = StubBroker()
-    ok = dramatiq.Message(queue_name="trace", actor_name="trace", args=([1, 2, 3],),
-                          kwargs={}, options={})
-    bad = dramatiq.Message(queue_name="trace", actor_name="trace", args=([4],), kwargs={},
-                           options={})
-    before_ok = metrics.STAGE_MESSAGES.labels("trace", "ok")._value.get()
-    before_items = metrics.STAGE_ITEMS.labels("trace")._value.get()
-    before_fail = metrics.STAGE_FAILURES.labels("trace", "TimeoutError")._value.get()
-    for message, exception in ((ok, None), (bad, TimeoutError("slow"))):
-        middleware.before_process_message(broker, message)
-        middleware.after_process_message(broker, message, exception=exception)
-    assert metrics.STAGE_MESSAGES.labels("trace", "ok")._value.get() == before_ok + 1
-    assert metrics.STAGE_ITEMS.labels("trace")._value.get() == before_items + 4
-    assert metrics.STAGE_FAILURES.labels("trace", "TimeoutError")._value.get() == (
-        before_fail + 1)
-
-
 def test_the_counters_the_tracer_increments_are_exposed(sqlite_runtime):
     metrics.RDAP_CACHE.labels("hit").inc()
     metrics.RDAP_RATE_LIMIT_WAITS.labels("ripe").inc()
@@ -151,31 +127,6 @@ def test_the_broker_queue_depth_is_shown_per_stage(sqlite_runtime):
             actor.broker = placeholder_broker
         dramatiq.set_broker(placeholder_broker)
         context.set_runtime(None)
-
-
-_CHILD = """
-import sys
-from pipeline.core import counters as metrics
-metrics.REPORTS_RECEIVED.labels("web").inc(int(sys.argv[1]))
-metrics.STAGE_SECONDS.labels("trace").observe(0.2)
-"""
-
-_READER = """
-from prometheus_client import generate_latest
-from pipeline.core.counters import process_registry
-print(generate_latest(process_registry()).decode())
-"""
-
-
-def test_counters_of_several_processes_are_summed_in_multiprocess_mode(tmp_path):
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
-           "PYTHONPATH": str(REPO)}
-    for n in ("2", "5"):
-        subprocess.run([sys.executable, "-c", _CHILD, n], env=env, check=True, cwd=REPO)
-    out = subprocess.run([sys.executable, "-c", _READER], env=env, check=True, cwd=REPO,
-                         capture_output=True, text=True).stdout
-    assert _value(out, "hotline_reports_received_total", channel="web") == 7
-    assert _value(out, "hotline_stage_duration_seconds_count", stage="trace") == 2
 
 
 def test_the_redis_broker_queue_depth_is_read_from_redis(settings_factory, redis_url,
@@ -210,45 +161,3 @@ def test_the_redis_broker_queue_depth_is_read_from_redis(settings_factory, redis
         dramatiq.set_broker(placeholder_broker)
         context.set_runtime(None)
         runtime.close()
-
-
-def test_a_worker_serves_its_own_counters_on_the_metrics_port():
-    import socket
-    import urllib.request
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    metrics.serve_process_metrics(port)
-    metrics.STAGE_MESSAGES.labels("dispatch", "ok").inc()
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
-        text = answer.read().decode()
-    assert _value(text, "hotline_stage_messages_total", stage="dispatch", outcome="ok") >= 1
-
-
-def test_a_message_being_processed_binds_its_stage_and_ids_to_log_lines():
-    import io
-    import json
-    import logging
-
-    from pipeline.core.config import LoggingSection
-    from pipeline.core.logs import configure
-
-    stream = io.StringIO()
-    root = logging.getLogger()
-    saved = root.handlers[:]
-    middleware, broker = StageMetrics(), StubBroker()
-    message = dramatiq.Message(queue_name="route", actor_name="route", args=([7, 8],),
-                               kwargs={}, options={})
-    try:
-        configure(LoggingSection(level="INFO", format="json"), stream=stream)
-        middleware.before_process_message(broker, message)
-        logging.getLogger("pipeline.stages.routing").info("Case 7 routed.")
-        middleware.after_process_message(broker, message)
-        logging.getLogger("pipeline.stages.routing").info("Idle.")
-    finally:
-        root.handlers[:] = saved
-    inside, after = (json.loads(line) for line in stream.getvalue().splitlines())
-    assert inside["stage"] == "route" and inside["ids"] == [7, 8]
-    assert inside["message_id"] == message.message_id
-    assert "stage" not in after

@@ -13,7 +13,6 @@ from sqlalchemy import select
 
 from pipeline.core.config import LoggingSection
 from pipeline.core.logs import REDACTED, configure, log_context, register_personal
-from pipeline.core.secrets import read_secret
 from pipeline.store.models import Case, Report
 from tests.ops_helpers import add_case
 
@@ -87,15 +86,6 @@ def test_a_contact_given_at_intake_is_redacted_in_this_process(json_log):
     report = Report(reporter_contact="+381 64 555 0101", description="short")
     logging.getLogger("pipeline.careless").info("Contact %s", report.reporter_contact)
     assert "+381 64 555 0101" not in json_log.getvalue()
-
-
-def test_a_secret_read_from_a_file_never_reaches_a_log_line(tmp_path, json_log):
-    path = tmp_path / "smtp-password"
-    path.write_text("s3cret-Pa55word-XYZ\n")
-    secret = read_secret(None, str(path), key="dispatch.smtp_password")
-    assert secret == "s3cret-Pa55word-XYZ"
-    logging.getLogger("pipeline.smtp").error("Login failed with password %s", secret)
-    assert "s3cret-Pa55word-XYZ" not in json_log.getvalue()
 
 
 def test_short_values_are_not_registered_so_ordinary_words_survive(json_log):

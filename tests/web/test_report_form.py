@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from pipeline.core.messaging import NORMALISE
 from pipeline.store.models import Event, Report
 from pipeline.web.app import create_app
-from pipeline.web.report_form import CSRF_COOKIE, WindowLimiter
+from pipeline.web.report_form import CSRF_COOKIE
 
 
 @pytest.fixture
@@ -173,25 +173,6 @@ def test_the_per_address_limit_refuses_with_429_and_keeps_the_input(settings_fac
             assert _count(runtime) == 2
     finally:
         runtime.close()
-
-
-def test_the_limits_are_shared_through_redis(redis_url, redis_namespace):
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    first = WindowLimiter(client, f"{redis_namespace}:limit", now=lambda: 1000.0)
-    second = WindowLimiter(client, f"{redis_namespace}:limit", now=lambda: 1000.0)
-    assert first.hit("addr:x", 2, 60) and second.hit("addr:x", 2, 60)
-    assert not first.hit("addr:x", 2, 60)
-    assert second.hit("addr:y", 2, 60)
-    # Without Redis each process counts for itself.
-    alone = WindowLimiter(None, "x", now=lambda: 1000.0)
-    assert alone.hit("k", 1, 60) and not alone.hit("k", 1, 60)
-    # A Redis that does not answer: counted locally, never an error.
-    broken = WindowLimiter(redis.Redis(host="127.0.0.1", port=1, socket_timeout=0.2),
-                           "x", now=lambda: 1000.0)
-    assert broken.hit("k", 1, 60) and not broken.hit("k", 1, 60)
-    client.close()
 
 
 def test_the_status_page_shows_the_public_status_only(client, sqlite_runtime):

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.adapters.tracing.bootstrap import Bootstrap
-from pipeline.adapters.tracing.ratelimit import RateLimiter
 from pipeline.adapters.tracing.tracer import NETWORK_UNKNOWN, RDAP_MALFORMED, TRACED, TraceTarget
-from pipeline.core.errors import RetryLater
 from tests.netfakes import records
 
 
@@ -218,37 +215,6 @@ def test_an_rdap_timeout_is_a_passing_failure(make_tracer, fake_dns, fake_rdap):
     target = host(fake_dns, "www.example.com", "185.20.0.1")
     trace = make_tracer(asn_dns_zone_v4="", rdap_timeout_seconds=0.3).trace([target])[target]
     assert trace.transient and "timed out" in trace.transient
-
-
-def test_the_rate_limit_is_shared_by_every_worker_through_redis(redis_client, redis_namespace):
-    one = RateLimiter(1, 2, max_wait_ms=0, redis=redis_client, key_prefix=redis_namespace)
-    two = RateLimiter(1, 2, max_wait_ms=0, redis=redis_client, key_prefix=redis_namespace)
-    one.acquire("ripencc")
-    two.acquire("ripencc")
-    with pytest.raises(RetryLater) as raised:
-        one.acquire("ripencc")
-    assert raised.value.delay_ms >= 1_000
-    two.acquire("arin")  # another registry has its own budget
-
-
-def test_the_rate_limit_works_in_process_without_redis():
-    limiter = RateLimiter(1, 1, max_wait_ms=0)
-    limiter.acquire("apnic")
-    with pytest.raises(RetryLater):
-        limiter.acquire("apnic")
-
-
-def test_the_shipped_bootstrap_names_the_registries_of_real_address_space():
-    bootstrap = Bootstrap()
-    assert bootstrap.for_ip("193.0.6.139") == "https://rdap.db.ripe.net/"
-    assert bootstrap.for_ip("8.8.8.8") == "https://rdap.arin.net/registry/"
-    assert bootstrap.for_ip("2001:200::1") == "https://rdap.apnic.net/"
-    assert bootstrap.for_ip("200.160.2.3") == "https://rdap.lacnic.net/rdap/"
-    assert bootstrap.for_ip("41.1.1.1") == "https://rdap.afrinic.net/rdap/"
-    assert bootstrap.for_asn(3333) == "https://rdap.db.ripe.net/"
-    assert bootstrap.for_asn(15169) == "https://rdap.arin.net/registry/"
-    assert bootstrap.for_domain("www.example.com") == "https://rdap.verisign.com/com/v1/"
-    assert bootstrap.for_domain("example.rs") is None
 
 
 def test_registrars_are_asked_for_only_as_a_fallback_when_so_configured(

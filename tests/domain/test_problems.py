@@ -1,0 +1,92 @@
+"""Why a form cannot be saved: one sentence per problem, naming the field by its label."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel, Field, ValidationError
+
+from pipeline.core.errors import FieldError
+from pipeline.domain.problems import Problem, assessment_problems, form_problems
+from schemas.assessment import AssessmentIn
+
+
+class _Form(BaseModel):
+    summary: str = Field(..., min_length=1, max_length=20)
+    channel: Literal["phone", "chat"] = "phone"
+    minutes: int = Field(0, ge=0)
+    due_at: datetime | None = None
+    shoe_size: int = 0
+
+
+def _problems(labels=None, **values) -> list[Problem]:
+    with pytest.raises(ValidationError) as caught:
+        _Form(**values)
+    return form_problems(caught.value, labels)
+
+
+def test_a_missing_field_is_named_by_the_label_the_form_shows():
+    [problem] = _problems(channel="chat")
+    assert problem.field == "summary"
+    assert problem.text("en") == "Fill in “Short summary”: it is required."
+    assert problem.text("sr_Latn") == "Popunite polje „Kratak opis“: obavezno je."
+
+
+def test_each_kind_of_schema_error_gets_its_own_sentence():
+    problems = {p.field: p.text("en") for p in _problems(
+        summary="x" * 21, channel="fax", minutes=-1, due_at="soon", shoe_size="big")}
+    assert problems["summary"] == ("Shorten “Short summary”: it takes at most 20 "
+                                   "characters.")
+    assert problems["channel"] == "Choose “Channel” from the options offered."
+    assert problems["minutes"].startswith("Write “Duration (minutes)” as a number")
+    assert problems["due_at"].startswith("Write “Due” as a date and time")
+    # A field without a label is named by its name, spaces for underscores.
+    assert problems["shoe_size"].startswith("Write “shoe size” as a number")
+
+
+def test_labels_given_by_the_caller_win():
+    [problem] = _problems(labels={"summary": "--summary"})
+    assert problem.text("en") == "Fill in “--summary”: it is required."
+
+
+def test_a_field_error_keeps_its_own_sentence():
+    error = FieldError("notes", "Notes are too long: %(count)d characters", count=12_000)
+    [problem] = form_problems(error)
+    assert problem == Problem("notes", "Notes are too long: %(count)d characters",
+                              {"count": 12_000})
+    assert problem.text("en") == "Notes are too long: 12000 characters"
+
+
+def test_a_lower_layers_field_sentence_is_named_by_its_label():
+    [problem] = form_problems(ValueError("summary: contains a URL."))
+    assert problem.field == "summary"
+    assert problem.text("en") == "Check “Short summary”: contains a URL."
+    [other] = form_problems(ValueError("something broke: badly"))
+    assert other == Problem(None, "something broke: badly")
+
+
+def test_an_incomplete_csam_assessment_names_each_missing_detail():
+    with pytest.raises(ValidationError) as caught:
+        AssessmentIn(legality="illegal_international", category="csam")
+    fields = [p.field for p in assessment_problems(caught.value)]
+    assert set(fields) == {"age_group", "gender", "site_type", "content_type", "commercial"}
+    assert all(p.message.endswith("required for child sexual abuse material.")
+               for p in assessment_problems(caught.value))
+
+
+def test_an_assessment_without_legality_or_with_a_bad_option_is_explained():
+    with pytest.raises(ValidationError) as caught:
+        AssessmentIn(category="not-a-category")
+    by_field = {p.field: p.text("en") for p in assessment_problems(caught.value)}
+    assert by_field["legality"] == "Choose the legality: every decision needs one."
+    assert by_field["category"] == "Choose one of the options offered for this field."
+
+
+def test_assessment_problems_from_text_are_split_per_field():
+    problems = assessment_problems(ValueError(
+        "category: required when legality is illegal_national; legality: the "
+        "international baseline applies only to CSAM categories; something else"))
+    assert [p.field for p in problems] == ["category", "legality", None]
+    assert problems[2].message == "something else"

@@ -1,0 +1,10 @@
+"""The console's sessions and login attempts."""
+
+from __future__ import annotations
+
+from pipeline.store import console_models
+from tests.store.schema_support import schema_differences
+
+
+def test_the_tables_are_what_the_migrations_make(migrated_url):
+    assert schema_differences(migrated_url, console_models) == []
