@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from datetime import timedelta
-
-import pytest
-from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from pipeline.app.health import beat
 from pipeline.app.runtime import build_runtime
 from pipeline.core.clock import FrozenClock
 from pipeline.store.migrate import upgrade
-from pipeline.store.states import CaseState
 from pipeline.web.app import create_app
-from tests.ops_helpers import add_case
 
 
 def _client(runtime) -> TestClient:
@@ -65,37 +58,4 @@ def test_readyz_names_a_database_that_cannot_be_reached(settings_factory):
     response = _client(runtime).get("/readyz")
     assert response.status_code == 503
     assert response.json()["not_reachable"] == ["database", "scheduler"]
-    runtime.close()
-
-
-@pytest.fixture
-def cli_env(settings_factory, monkeypatch, tmp_path):
-    settings = settings_factory()
-    upgrade(settings.database.url)
-    monkeypatch.setenv("HOTLINE_DATABASE__URL", settings.database.url)
-    monkeypatch.setenv("HOTLINE_APP__DATA_DIR", settings.app.data_dir)
-    return settings
-
-
-def test_status_prints_reachability_backlogs_and_dead_letters(cli_env):
-    from pipeline.cli import main
-
-    runtime = build_runtime(cli_env)
-    with runtime.session_factory.begin() as session:
-        add_case(session, at=runtime.clock.now() - timedelta(hours=3),
-                 until=CaseState.AWAITING_ASSESSMENT)
-    result = CliRunner().invoke(main, ["status"])
-    assert result.exit_code == 1  # no scheduler yet
-    assert "scheduler  DOWN" in result.output
-    assert "assessment backlog: 1 cases, oldest waiting" in result.output
-    assert "dead letters: 0" in result.output
-    beat(runtime, "scheduler")
-    result = CliRunner().invoke(main, ["status", "--json"])
-    assert result.exit_code == 0, result.output
-    status = json.loads(result.output)
-    assert status["ready"] is True
-    assert status["assessment_backlog"] == 1
-    assert status["cases_by_state"] == {"awaiting_assessment": 1}
-    # Queued an hour after it came in (the helper moves one state per hour).
-    assert 3000 < status["assessment_oldest_age_seconds"] < 4200
     runtime.close()

@@ -96,24 +96,3 @@ def test_a_long_job_neither_lets_the_lease_lapse_nor_delays_the_recovery_job(
     other_rt.close()
 
 
-def test_a_worker_process_beats_while_it_runs_and_removes_its_row_when_it_stops(
-    sqlite_runtime
-):
-    from pipeline.app.liveness import ProcessHeartbeat
-    from pipeline.core.process import heartbeat_name, holder_of, new_claim_owner, process_id
-    from pipeline.store.ops_models import Heartbeat
-
-    rt = sqlite_runtime
-    liveness = ProcessHeartbeat(rt).start()
-    try:
-        with rt.session_factory() as session:
-            row = session.get(Heartbeat, heartbeat_name())
-            assert row is not None and row.beat_at.replace(tzinfo=None) == (
-                rt.clock.now().replace(tzinfo=None))
-    finally:
-        liveness.stop()
-    with rt.session_factory() as session:
-        assert session.get(Heartbeat, heartbeat_name()) is None
-    owner = new_claim_owner()
-    assert holder_of(owner) == process_id() and len(owner) <= 64
-    assert holder_of("0123abcd" * 4) is None  # an owner from before claims named their process

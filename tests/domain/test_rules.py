@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from pipeline.domain.rules import RulesInvalid, evaluate, load_ruleset, placeholders
 from pipeline.stages.routing import case_facts, plan
@@ -251,25 +250,5 @@ def test_a_yaml_syntax_error_names_the_file_and_the_line(tmp_path):
     assert "not valid YAML" in problem
 
 
-def test_hotline_rules_check_passes_the_shipped_files_and_lists_placeholders():
-    from pipeline.cli import main
-
-    result = CliRunner().invoke(main, ["rules", "check", "--dir", str(SHIPPED)])
-    assert result.exit_code == 0, result.output
-    assert "8 rules and" in result.output
-    assert "placeholder addresses" in result.output and "rs-mup-vtk" in result.output
 
 
-def test_hotline_rules_check_fails_naming_each_problem(tmp_path):
-    from pipeline.cli import main
-
-    folder = rules_dir_with(tmp_path, routing="""
-rules:
-  - name: all
-    description: all
-    then: [{notify: "@nobody"}]
-""")
-    result = CliRunner().invoke(main, ["rules", "check", "--dir", str(folder)])
-    assert result.exit_code == 1
-    assert (f"ERROR {folder / 'routing.yaml'}: rule 'all' (#1).then.0.notify: unknown "
-            "selector '@nobody'") in result.output

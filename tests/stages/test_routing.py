@@ -7,16 +7,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from pipeline.cli.rules import explain_lines
 from pipeline.core.messaging import DISPATCH
 from pipeline.store.audit import verify
 from pipeline.store.models import Case, Event, Report
 from pipeline.web.app import create_app
-from tests.routing_support import RULES, SHIPPED, assessed, case_of, notices_of, route, token
+from tests.routing_support import RULES, assessed, case_of, notices_of, route, token
 
 
 def test_a_domestic_case_is_held_for_the_police_with_the_provider_notice_waiting(runtime):
@@ -71,41 +69,8 @@ def test_a_case_that_is_not_illegal_closes_without_routing_or_notices(runtime):
     assert notices_of(runtime, case_id) == []
 
 
-def test_rules_explain_shows_why_a_case_went_where_it_went(runtime):
-    case_id = assessed(runtime, hosting_abuse_email=None)
-    with runtime.session_factory() as session:
-        before = explain_lines(session.get(Case, case_id), [], RULES, runtime.settings)
-    assert "Not routed yet. With the current rules" in before[1]
-    route(runtime, case_id)
-    notices = notices_of(runtime, case_id)
-    with runtime.session_factory() as session:
-        case = session.get(Case, case_id)
-        lines = explain_lines(case, notices, RULES, runtime.settings)
-    text = "\n".join(lines)
-    assert "  HIT  domestic-illegal: legality is illegal_international; domestic is true" in text
-    assert "  miss nothing-to-act-on: legality is illegal_international, wanted one of " \
-        "not_illegal, out_of_remit, content_not_available" in text
-    assert "  notify rs-mup-vtk (police) [rule domestic-illegal]" in text
-    assert "  could not notify @hosting_provider: tracing found no hosting_abuse_email " \
-        "[rule domestic-illegal]" in text
 
 
-def test_hotline_rules_explain_prints_the_record_from_the_command_line(
-    sqlite_runtime, monkeypatch
-):
-    from pipeline.cli import main
-
-    case_id = assessed(sqlite_runtime, hosting_country="DE")
-    route(sqlite_runtime, case_id)
-    monkeypatch.setenv("HOTLINE_DATABASE__URL", sqlite_runtime.settings.database.url)
-    monkeypatch.setenv("HOTLINE_ROUTING__RULES_DIR", str(SHIPPED))
-    result = CliRunner().invoke(main, ["rules", "explain", case_of(sqlite_runtime,
-                                                                    case_id).ref])
-    assert result.exit_code == 0, result.output
-    assert "HIT  abroad-member-hotline" in result.output
-    assert "notify hotline-de (hotline)" in result.output
-    missing = CliRunner().invoke(main, ["rules", "explain", "C-NOPE"])
-    assert missing.exit_code == 1 and "no case C-NOPE" in missing.output
 
 
 # --------------------------------------------------------------------------- the API

@@ -8,6 +8,7 @@ import re
 from fastapi.testclient import TestClient
 
 from pipeline.web.app import create_app
+from tests.web.console.conftest import browser, live_server  # noqa: F401 - the fixtures
 
 
 def test_the_docs_page_loads_only_files_the_app_serves(sqlite_runtime):
@@ -23,7 +24,7 @@ def test_the_docs_page_loads_only_files_the_app_serves(sqlite_runtime):
         assert client.get("/openapi.json").json()["info"]["title"] == "hotline"
 
 
-def test_swagger_ui_renders_the_api_without_the_network(browser, live_server):
+def test_swagger_ui_renders_the_api_without_the_network(browser, live_server):  # noqa: F811
     context = browser.new_context(base_url=live_server.url)
     outside: list[str] = []
 

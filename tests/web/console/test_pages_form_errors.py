@@ -1,4 +1,5 @@
-"""Refused input on the console's forms outside the assessment: one sentence per
+"""Refused input on the console's pages outside the assessment (pipeline.web.console.pages:
+the users form, the statistics period; and the tracing retry): one sentence per
 problem in the page's language naming the field, the field marked `aria-invalid`
 and linked from an error summary; never a framework's `field: ...`."""
 

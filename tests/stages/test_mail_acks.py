@@ -16,7 +16,7 @@ from pipeline.store.mail_models import MailMessage
 from pipeline.store.models import Report
 from tests.dispatch_support import SMTP_PASSWORD, SmtpServer
 
-CORPUS = Path(__file__).resolve().parents[2] / "data" / "mail"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "mail"
 
 
 def _take(runtime, *names):

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 
 from tests.cli.test_cli import env, hotline  # noqa: F401 - the fixture and the runner
 
-CORPUS = Path(__file__).resolve().parents[2] / "data" / "mail"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "mail"
 
 
 def _free_port() -> int:

@@ -1,4 +1,5 @@
-"""Console security without a browser: sessions, cookies, CSRF, CSP, roles, rate limits."""
+"""Console security (pipeline.web.security) without a browser: sessions, cookies, CSRF, CSP,
+roles, rate limits."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from sqlalchemy import select
 from pipeline.store.console_models import ConsoleSession
 from pipeline.store.models import Event
 from pipeline.web.app import create_app
-from pipeline.web.console.render import defang
 from tests.web.console.conftest import PASSWORD, add_person
 
 
@@ -190,12 +190,3 @@ def test_the_login_page_never_redirects_off_the_console(runtime):
             "name": "root", "password": PASSWORD, "csrf": _csrf(form.text),
             "next": "//evil.example/"})
     assert response.headers["location"] == "/console/admin"
-
-
-@pytest.mark.parametrize(("url", "shown"), [
-    ("http://example.com/a.b", "hxxp[://]example[.]com/a.b"),
-    ("https://user@sub.example.rs:8443/x?y=1", "hxxps[://]user[@]sub[.]example[.]rs:8443/x?y=1"),
-    ("http://10.0.0.1/", "hxxp[://]10[.]0[.]0[.]1/"),
-])
-def test_a_url_is_shown_defanged(url, shown):
-    assert defang(url) == shown

@@ -1,0 +1,57 @@
+"""A process's dependencies (pipeline.app.runtime): the SQLite folder made, a database
+that answers, Redis keys in the project's namespace, no Redis client without a URL,
+and one Redis client per runtime."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from pipeline.app.runtime import build_runtime
+from pipeline.core.clock import FrozenClock, SystemClock
+from pipeline.core.messaging import RecordingEnqueuer
+
+
+def test_a_sqlite_runtime_makes_its_folder_and_answers(settings_factory, tmp_path):
+    url = f"sqlite:///{tmp_path}/not/yet/there/h.db"
+    rt = build_runtime(settings_factory(database={"url": url}))
+    try:
+        assert (tmp_path / "not" / "yet" / "there").is_dir()
+        with rt.session_factory() as session:
+            assert session.execute(text("SELECT 1")).scalar_one() == 1
+        assert isinstance(rt.clock, SystemClock)
+        assert isinstance(rt.enqueuer, RecordingEnqueuer)
+    finally:
+        rt.close()
+
+
+def test_the_clock_given_is_the_runtimes(settings_factory):
+    clock = FrozenClock()
+    rt = build_runtime(settings_factory(), clock=clock)
+    try:
+        assert rt.clock is clock and rt.clock.now() == clock.now()
+    finally:
+        rt.close()
+
+
+def test_without_a_redis_url_there_is_no_redis_client(settings_factory):
+    rt = build_runtime(settings_factory())
+    try:
+        assert rt.settings.redis_url is None
+        assert rt.redis is None
+        assert rt.key("claim", 7) == f"{rt.settings.redis.namespace}:claim:7"
+    finally:
+        rt.close()
+
+
+def test_redis_keys_are_namespaced_and_one_client_is_shared(
+        settings_factory, redis_url):
+    rt = build_runtime(settings_factory(redis={"url": redis_url, "namespace": "hl-test-rt"}))
+    try:
+        key = rt.key("probe", "a")
+        assert key == "hl-test-rt:probe:a"
+        rt.redis.set(key, "1", ex=30)
+        assert rt.redis.get(key) == b"1"
+        rt.redis.delete(key)
+        assert rt.redis is rt.redis  # one client for the process
+    finally:
+        rt.close()
