@@ -36,7 +36,7 @@ class FieldError(BadInput):
     a label's msgid, translated too). `str()` is the English sentence, for the CLI
     and the API."""
 
-    def __init__(self, field: str | None, message: str, **params: Any):
+    def __init__(self, field: str | None, message: str, /, **params: Any):
         self.field, self.message, self.params = field, message, params
         super().__init__(message % params if params else message)
 
@@ -56,7 +56,16 @@ class IllegalTransition(HotlineError):
 
 
 class NotFound(HotlineError):
-    """The named object does not exist (or the caller may not know that it does)."""
+    """The named object does not exist (or the caller may not know that it does).
+
+    Like `FieldError`, `message` may be a msgid (marked with `N_`) with `params` its
+    values, translated where it is shown (the console's error page and forms), and
+    `field` the form field that named the object; `str()` is the English sentence,
+    for the CLI and the API."""
+
+    def __init__(self, message: str = "", *, field: str | None = None, **params: Any):
+        self.field, self.message, self.params = field, message, params
+        super().__init__(message % params if params else message)
 
 
 class PermissionDenied(HotlineError):

@@ -5,7 +5,7 @@ the CLI show instead one sentence per problem naming the field, from the gettext
 catalogs (the msgids below; translate with `pipeline.core.i18n`). `assessment_problems`
 knows the assessment's rules; `form_problems` serves every other form: a `FieldError`
 carries its own sentence, a schema's error becomes a sentence naming the field by
-the label the form shows (`FIELD_LABELS`).
+the label the form shows (`FIELD_LABELS`); a `NotFound` carries its sentence too.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pipeline.core.errors import FieldError
+from pipeline.core.errors import FieldError, NotFound
 from pipeline.core.i18n import N_, gettext
 
 _CSAM_REQUIRED = {
@@ -104,7 +104,7 @@ def _schema_problem(error: Any, labels: dict[str, str]) -> Problem:
 def form_problems(exc: Exception, labels: dict[str, str] | None = None) -> list[Problem]:
     """One sentence (msgid with its values) per problem, naming the field (by
     `labels`, e.g. the CLI's option names, else `FIELD_LABELS`)."""
-    if isinstance(exc, FieldError):
+    if isinstance(exc, (FieldError, NotFound)):
         return [Problem(exc.field, exc.message, dict(exc.params))]
     if isinstance(exc, ValidationError):
         return [_schema_problem(error, labels or {}) for error in exc.errors()]

@@ -58,10 +58,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.core.clock import Clock, as_utc
 from pipeline.core.config import Settings
-from pipeline.core.errors import BadInput, IllegalTransition, NotFound
+from pipeline.core.errors import BadInput, FieldError, IllegalTransition, NotFound
+from pipeline.core.i18n import N_
 from pipeline.core.messaging import DISPATCH, NORMALISE, Enqueuer
 from pipeline.core.worktime import WorkCalendar
 from pipeline.domain.notices import render_helpline_referral
+from pipeline.domain.problems import FIELD_LABELS
 from pipeline.domain.rules import (
     Destination,
     Directory,
@@ -111,6 +113,7 @@ INCOMING_SOURCES = ("mailbox", "form")  # contacts no counsellor recorded
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 H = HelplineCaseState
+_NO_CONTACT = N_("There is no helpline contact %(ref)s.")
 WITHHELD = "[withheld: personal data are not shared with this institution]"
 PURGED = "[purged]"
 REFERRAL_KINDS = ("police", "institution")
@@ -211,9 +214,11 @@ def referral_destination(directory: Directory, key: str) -> Destination:
         key = directory.home_police
     dest = directory.get(key)
     if dest is None:
-        raise BadInput(f"destinations: no institution {key!r} in the directory")
+        raise FieldError("destinations", N_("Choose another institution: %(key)s is not in "
+                                            "the directory."), key=key)
     if dest.kind not in REFERRAL_KINDS or not dest.helpline_referral:
-        raise BadInput(f"destinations: {key!r} does not take helpline referrals")
+        raise FieldError("destinations", N_("Choose another institution: %(key)s does not "
+                                            "take helpline referrals."), key=key)
     return dest
 
 
@@ -228,7 +233,8 @@ def referral_directory(directory: Directory) -> list[Destination]:
 
 def _check_text(name: str, value: str | None, limit: int) -> str | None:
     if value and len(value) > limit:
-        raise BadInput(f"{name}: longer than {limit} characters")
+        raise FieldError(name, N_("Shorten “%(field)s”: it takes at most %(max)s characters."),
+                         field=FIELD_LABELS.get(name, name), max=limit)
     return value or None
 
 
@@ -244,8 +250,9 @@ def _move(session: Session, case: HelplineCase, to: HelplineCaseState, *, actor:
     try:
         transition(session, case, to, at=at, actor=actor, data=data)
     except IllegalTransition:
-        raise BadInput(f"helpline case {case.ref} is {case.state}: it cannot become "
-                       f"{to.value}") from None
+        raise FieldError(None, N_("Helpline case %(ref)s is %(state)s: it cannot become "
+                                  "%(to)s."), ref=case.ref, state=case.state,
+                         to=to.value) from None
 
 
 def record_contact(session: Session, item: ContactIn, *, counsellor: str, now: datetime,
@@ -254,7 +261,8 @@ def record_contact(session: Session, item: ContactIn, *, counsellor: str, now: d
     limit = settings.helpline.max_summary_chars
     received = as_utc(item.received_at) if item.received_at else now
     if received > now + timedelta(minutes=5):
-        raise BadInput("received_at: lies in the future")
+        raise FieldError("received_at", N_("Correct the time the contact came in: it lies "
+                                           "in the future."))
     contact = HelplineContact(
         ref=new_reference("K"), channel=item.channel.value, received_at=received,
         duration_seconds=round(item.duration_minutes * 60) if item.duration_minutes
@@ -281,14 +289,17 @@ def record_contact(session: Session, item: ContactIn, *, counsellor: str, now: d
     return outcome
 
 
-def _case_by_ref(session: Session, ref: str, *, lock: bool = True) -> HelplineCase:
+def _case_by_ref(session: Session, ref: str, *, lock: bool = True,
+                 field: str | None = None) -> HelplineCase:
+    """The case `ref`; `NotFound` naming it (and the form `field` that named it)."""
     query = select(HelplineCase).where(HelplineCase.ref == ref.strip().upper())
+    missing = NotFound(N_("There is no helpline case %(ref)s."), field=field, ref=ref)
     if lock:
-        found: HelplineCase = lock_one(session, query, f"no helpline case {ref}")
+        found: HelplineCase = lock_one(session, query, missing)
         return found
     case = session.execute(query).scalar_one_or_none()
     if case is None:
-        raise NotFound(f"no helpline case {ref}")
+        raise missing
     return case
 
 
@@ -297,16 +308,17 @@ def form_case(session: Session, contact: HelplineContact, item: CaseIn, *, couns
     """A new helpline case from `contact`: its URLs become reports, its rules run."""
     outcome = outcome or Outcome(contact=contact)
     if contact.helpline_case_id is not None:
-        raise BadInput(f"contact {contact.ref} already belongs to a case")
+        raise FieldError(None, N_("Contact %(ref)s already belongs to a case."), ref=contact.ref)
     limit = settings.helpline.max_summary_chars
     if len(item.urls) > settings.helpline.max_urls_per_case:
-        raise BadInput(f"case.urls: at most {settings.helpline.max_urls_per_case} URLs")
+        raise FieldError("urls", N_("Give at most %(max)s URLs for a case."),
+                         max=settings.helpline.max_urls_per_case)
     case = HelplineCase(
         ref=new_reference("H"), case_type=item.case_type.value, urgent=item.urgent,
         child_age_group=item.child_age_group.value if item.child_age_group else None,
         relation=item.relation.value if item.relation else None,
-        accounts=_check_text("case.accounts", item.accounts, limit),
-        notes=_check_text("case.notes", item.notes, limit), counsellor=counsellor,
+        accounts=_check_text("accounts", item.accounts, limit),
+        notes=_check_text("notes", item.notes, limit), counsellor=counsellor,
         state=None, audit_seq=0,
     )
     session.add(case)
@@ -342,15 +354,16 @@ def form_case(session: Session, contact: HelplineContact, item: CaseIn, *, couns
 def join_case(session: Session, contact: HelplineContact, case_ref: str, *, counsellor: str,
               now: datetime) -> HelplineCase:
     """A later contact about a case already formed. An advisory case is reopened."""
-    case = _case_by_ref(session, case_ref)
+    case = _case_by_ref(session, case_ref, field="join_case")
     if contact.helpline_case_id is not None:
-        raise BadInput(f"contact {contact.ref} already belongs to a case")
+        raise FieldError(None, N_("Contact %(ref)s already belongs to a case."), ref=contact.ref)
     contact.helpline_case_id = case.id
     actor = f"user:{counsellor}"
     if case.state == H.ADVISORY:
         _move(session, case, H.OPEN, actor=actor, at=now, data={"contact": contact.ref})
     elif case.state == H.CLOSED:
-        raise BadInput(f"helpline case {case.ref} is closed: form a new case")
+        raise FieldError("join_case", N_("Helpline case %(ref)s is closed: form a new case."),
+                         ref=case.ref)
     _event(session, case, "helpline_contact_joined", actor=actor, at=now,
            data={"contact": contact.ref})
     return case
@@ -424,7 +437,7 @@ def contact_from_mail(session: Session, message_id: int, *, counsellor: str, now
         if message is not None and message.state == MAIL_HELPLINE and \
                 message.helpline_contact_ref:
             return FromMail(message.helpline_contact_ref, False)
-        raise NotFound(f"no mail message {message_id} waits for a person")
+        raise NotFound(N_("No mail message %(id)s waits for a person."), id=message_id)
     assert message is not None
     contact = record_incoming(
         session, channel="email", received_at=as_utc(message.received_at),
@@ -458,7 +471,7 @@ def find_contact(session: Session, contact_ref: str) -> tuple[HelplineContact, s
         .outerjoin(HelplineCase, HelplineCase.id == HelplineContact.helpline_case_id)
         .where(HelplineContact.ref == contact_ref.strip().upper())).first()
     if row is None:
-        raise NotFound(f"no helpline contact {contact_ref}")
+        raise NotFound(_NO_CONTACT, ref=contact_ref)
     return row[0], row[1]
 
 
@@ -473,9 +486,9 @@ def take_up(session: Session, contact_ref: str, *, caller_type: str, topic: str,
        reports linked to the case only now) or join an existing one, or neither;
     3. audit (`contact_taken_up`)."""
     query = select(HelplineContact).where(HelplineContact.ref == contact_ref.strip().upper())
-    contact: HelplineContact = lock_one(session, query, f"no helpline contact {contact_ref}")
+    contact: HelplineContact = lock_one(session, query, NotFound(_NO_CONTACT, ref=contact_ref))
     if case is not None and join:
-        raise BadInput("case, join_case: form a new case or join one, not both")
+        raise FieldError("join_case", N_("Form a new case or join an existing one, not both."))
     item = ContactIn.model_validate({"caller_type": caller_type, "topic": topic})
     before = {"caller_type": contact.caller_type, "topic": contact.topic}
     contact.caller_type, contact.topic = item.caller_type.value, item.topic.value
@@ -506,7 +519,7 @@ def _report_urls(session: Session, case: HelplineCase, urls: Sequence[str], *, c
     caller's and child's data stay in the helpline."""
     cleaned = [u.strip() for u in urls if u and u.strip()]
     if not cleaned:
-        raise BadInput("urls: no URL given")
+        raise FieldError("urls", N_("Give at least one URL."))
     category = CLAIMED_CATEGORY.get(case.case_type, Category.OTHER)
     items = [ReportIn(url=u, channel=REPORT_CHANNEL.get(channel, ReportChannel.OTHER),
                       claimed_category=category, urgent=case.urgent) for u in cleaned]
@@ -529,7 +542,8 @@ def _report_urls(session: Session, case: HelplineCase, urls: Sequence[str], *, c
 def add_urls(session: Session, case_ref: str, urls: Sequence[str], *, actor: str,
              now: datetime, settings: Settings) -> Outcome:
     if len(urls) > settings.helpline.max_urls_per_case:
-        raise BadInput(f"urls: at most {settings.helpline.max_urls_per_case} URLs at once")
+        raise FieldError("urls", N_("Give at most %(max)s URLs at once."),
+                         max=settings.helpline.max_urls_per_case)
     case = _case_by_ref(session, case_ref)
     outcome = Outcome(case=case)
     _report_urls(session, case, urls, channel="other", actor=actor, now=now,
@@ -554,7 +568,8 @@ def complete_task(session: Session, case_ref: str, task_id: int, *, actor: str,
     case = _case_by_ref(session, case_ref)
     task = session.get(HelplineTask, task_id)
     if task is None or task.helpline_case_id != case.id:
-        raise NotFound(f"no task {task_id} in helpline case {case.ref}")
+        raise NotFound(N_("There is no task %(task)s in helpline case %(ref)s."),
+                       task=task_id, ref=case.ref)
     if task.done_at is None:
         task.done_at, task.done_by = now, actor
         _event(session, case, "helpline_task_done", actor=actor, at=now, data={"task": task.id})
@@ -577,7 +592,7 @@ def close_case(session: Session, case_ref: str, *, actor: str, now: datetime,
                reason: str) -> HelplineCase:
     """A referred (or answered) case with nothing more to do."""
     if not reason.strip():
-        raise BadInput("reason: say why the case is closed")
+        raise FieldError("reason", N_("Say why the case is closed."))
     case = _case_by_ref(session, case_ref)
     _move(session, case, H.CLOSED, actor=actor, at=now, data={"reason": reason[:200]})
     return case
@@ -702,7 +717,8 @@ def refer(session: Session, case_ref: str, destinations: Iterable[str], *, actor
     directory = directory_of(settings)
     wanted = [referral_destination(directory, key) for key in destinations]
     if not wanted:
-        raise BadInput("destinations: name at least one institution")
+        raise FieldError("destinations", N_("Choose at least one institution to refer the "
+                                            "case to."))
     case = _case_by_ref(session, case_ref)
     outcome = outcome or Outcome(case=case)
     outcome.case = case
@@ -715,7 +731,8 @@ def refer(session: Session, case_ref: str, destinations: Iterable[str], *, actor
         _move(session, case, H.REFERRED, actor=actor, at=now,
               data={"destinations": [d.key for d in new], "paged": paged})
     elif case.state != H.REFERRED:
-        raise BadInput(f"helpline case {case.ref} is {case.state}: it cannot be referred")
+        raise FieldError(None, N_("Helpline case %(ref)s is %(state)s: it cannot be "
+                                  "referred."), ref=case.ref, state=case.state)
     case.outcome = "referred"
     for dest in new:
         personal = dest.receives_personal_data
@@ -761,8 +778,9 @@ def record_reply(session: Session, case_ref: str, item: ReplyIn, *, actor: str,
         HelplineReferral.helpline_case_id == case.id,
         HelplineReferral.destination == item.destination)).scalar_one_or_none()
     if referral is None:
-        raise BadInput(f"destination: helpline case {case.ref} was not referred to "
-                       f"{item.destination!r}")
+        raise FieldError("destination", N_("Choose an institution the case was referred to: "
+                                           "helpline case %(ref)s was not referred to "
+                                           "%(key)s."), ref=case.ref, key=item.destination)
     referral.reply_reference = item.reference or referral.reply_reference
     referral.reply_text = _check_text("text", item.text, settings.helpline.max_summary_chars) \
         or referral.reply_text
@@ -896,8 +914,9 @@ def list_cases(session: Session, *, states: Sequence[str] | None = None, limit: 
     if states:
         unknown = set(states) - {s.value for s in H}
         if unknown:
-            raise BadInput(f"state: unknown {sorted(unknown)} (known: "
-                           f"{', '.join(s.value for s in H)})")
+            raise FieldError("state", N_("Choose states the helpline knows (%(known)s), not "
+                                         "%(unknown)s."), known=", ".join(s.value for s in H),
+                             unknown=", ".join(sorted(unknown)))
         query = query.where(HelplineCase.state.in_(list(states)))
     return list(session.execute(query).scalars())
 
@@ -968,7 +987,7 @@ def counsellor_welfare(session: Session, *, now: datetime, settings: Settings,
 def set_legal_hold(session: Session, case_ref: str, *, by: str, requested_by: str,
                    reason: str, now: datetime) -> LegalHold:
     if not reason.strip() or not requested_by.strip():
-        raise BadInput("requested_by, reason: say who asked for the hold and why")
+        raise FieldError("reason", N_("Say who asked for the legal hold and why."))
     case = _case_by_ref(session, case_ref)
     hold = LegalHold(case_id=None, helpline_case_id=case.id, requested_by=requested_by[:200],
                      reason=reason, set_by=by, set_at=now)
@@ -984,7 +1003,8 @@ def lift_legal_hold(session: Session, case_ref: str, *, by: str, reason: str,
     holds = list(session.execute(select(LegalHold).where(
         LegalHold.helpline_case_id == case.id, LegalHold.lifted_at.is_(None))).scalars())
     if not holds:
-        raise BadInput(f"helpline case {case.ref} has no active legal hold")
+        raise FieldError(None, N_("Helpline case %(ref)s has no active legal hold."),
+                         ref=case.ref)
     for hold in holds:
         hold.lifted_at, hold.lifted_by, hold.lift_reason = now, by, reason
     _event(session, case, "legal_hold_lifted", actor=f"user:{by}", at=now,

@@ -466,13 +466,13 @@ def insert_by_unnest(session: Session, table: Any, rows: list[dict[str, Any]], *
         f"RETURNING {', '.join(returning)}", arrays)
 
 
-def lock_one(session: Session, query: Any, missing: str) -> Any:
+def lock_one(session: Session, query: Any, missing: str | NotFound) -> Any:
     """The one object `query` selects, locked for this transaction (PostgreSQL; SQLite
-    holds its write lock); `NotFound(missing)` when there is none."""
+    holds its write lock); `missing` (a `NotFound`, or its text) when there is none."""
 
     if is_postgresql(session):
         query = query.with_for_update()
     found = session.execute(query).scalar_one_or_none()
     if found is None:
-        raise NotFound(missing)
+        raise missing if isinstance(missing, NotFound) else NotFound(missing)
     return found

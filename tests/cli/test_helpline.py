@@ -30,7 +30,7 @@ def test_a_counsellor_records_a_call_forms_a_case_and_refers_it_from_the_termina
     assert denied.returncode == 1 and "denied" in denied.stderr
     bad = hotline(env, "contacts", "add", "--as", "cara", "--caller", "child", "--topic",
                   "grooming", "--join", "H-NOPE", check=False)
-    assert bad.returncode == 1 and "no helpline case H-NOPE" in bad.stderr
+    assert bad.returncode == 1 and "hotline: There is no helpline case H-NOPE." in bad.stderr
     listing = hotline(env, "helpline-cases", "institutions").stdout
     assert "rs-social-work-centre" in listing and "ADDRESS NOT SET" in listing
     folder = tmp_path / "evidence"

@@ -138,7 +138,8 @@ def _case_fields(form: FormData) -> dict[str, Any] | None:
 # The id of each field's element where it differs from the field's name (the error
 # summary links to it and marks it invalid).
 CONTACT_IDS = {"duration_minutes": "minutes"}
-CASE_IDS = {"destination": "reply-destination", "text": "reply-text", "urls": "more-urls"}
+CASE_IDS = {"destination": "reply-destination", "text": "reply-text", "urls": "more-urls",
+            "destinations": "refer"}
 
 
 def _problems(exc: Exception, ids: dict[str, str]) -> list[Problem]:

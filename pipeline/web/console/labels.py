@@ -122,7 +122,7 @@ LABELS: dict[str, str] = {
 
 # What each audit action is called in a case's history (the actions the state tables
 # in `pipeline.store.states` and the stages write; tests/web/console/
-# test_history_labels.py fails on an action that can be written without words here).
+# test_labels_history.py fails on an action that can be written without words here).
 ACTIONS: dict[str, str] = {
     # reports
     "report_received": N_("report received"),

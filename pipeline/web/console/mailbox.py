@@ -76,7 +76,7 @@ async def mailbox_done(request: Request, message_id: int,
             return True
 
     if not await run_in_threadpool(mark):
-        raise NotFound(f"no mail message {message_id} waits for a person")
+        raise NotFound(N_("No mail message %(id)s waits for a person."), id=message_id)
     return RedirectResponse("/console/mail?done=1", status_code=303)
 
 

@@ -187,8 +187,9 @@ def install(app: FastAPI) -> None:
         if not _is_console(request):
             return await _fallback(request, exc)
         status, title = next(pages_for[c] for c in type(exc).__mro__ if c in pages_for)
-        # Refused input: one sentence per problem in the page's language.
-        problems = form_problems(exc) if isinstance(exc, BadInput) else []
+        # Refused input, or what was not found: one sentence per problem in the
+        # page's language.
+        problems = form_problems(exc) if isinstance(exc, (BadInput, NotFound)) else []
         return render(request, "error.html", {"title": title, "message": str(exc),
                                               "problems": problems}, status_code=status)
 

@@ -45,3 +45,30 @@ def test_a_refusal_without_its_form_still_speaks_the_pages_language(people):
     assert "Izaberite bar jedan slučaj sa spiska." in serbian.text
     stats = sue.client.get("/console/stats", params={"start": "yesterday"})
     assert stats.status_code == 422 and "Write the dates as year-month-day" in stats.text
+
+
+def test_a_refused_helpline_form_speaks_serbian_and_marks_the_field(sqlite_runtime):
+    add_person(sqlite_runtime, "cara", "counsellor")
+    cara = Person(sqlite_runtime, "cara")
+    serbian = {"Accept-Language": "sr"}
+    call = {"csrf": cara.csrf, "caller_type": "parent", "channel": "phone",
+            "topic": "sextortion", "minutes": "5", "language": "sr"}
+    answer = cara.client.post("/console/helpline/contacts", headers=serbian,
+                              data={**call, "join_case": "H-NOPE"})
+    assert answer.status_code == 422 and "no helpline case" not in answer.text
+    assert 'href="#join_case">Ne postoji slučaj savetovališta H-NOPE.</a>' in answer.text
+    assert re.search(r'id="join_case" aria-invalid="true" aria-describedby="problems"',
+                     answer.text)
+    ref = re.search(r"(H-[A-Z0-9-]+)", cara.client.post(
+        "/console/helpline/contacts", data={**call, "case_type": "grooming"})
+        .headers["location"]).group(1)
+    answer = cara.client.post(f"/console/helpline/cases/{ref}/refer", headers=serbian,
+                              data={"csrf": cara.csrf})
+    assert answer.status_code == 422
+    assert 'href="#refer">Izaberite bar jednu instituciju kojoj se slučaj prosleđuje.</a>' \
+        in answer.text
+    # What is not there: the error page, in the page's language too.
+    missing = cara.client.get("/console/helpline/cases/H-NOPE", headers=serbian)
+    assert missing.status_code == 404
+    assert "Ne postoji slučaj savetovališta H-NOPE." in missing.text
+    assert "no helpline case" not in missing.text
