@@ -98,6 +98,10 @@ def _schema_problem(error: Any, labels: dict[str, str]) -> Problem:
         return Problem(name, _NUMBER, {"field": label})
     if kind.startswith(("datetime_", "date_")):
         return Problem(name, _DATE, {"field": label})
+    if kind == "value_error":  # a validator's own reason (e.g. "contains a NUL character")
+        why = re.sub(r"^Value error, ", "", str(error.get("msg", ""))).strip().rstrip(".")
+        if why:
+            return Problem(name, _CHECK_WHY, {"field": label, "why": why})
     return Problem(name, _CHECK, {"field": label})
 
 

@@ -448,9 +448,10 @@ def contact_from_mail(session: Session, message_id: int, *, counsellor: str, now
     message.helpline_contact_ref, message.sender, message.subject = contact.ref, None, None
     audit.record(session, f"mail:{message_id}", actor=actor, action="mail_to_helpline",
                  at=now, data={"contact": contact.ref})
-    log.info("Mail message %s turned into helpline contact %s by %s.", message_id,
-             contact.ref, counsellor)
-    return FromMail(contact.ref, True)
+    ref = contact.ref
+    log.info("Mail message %s turned into helpline contact %s by %s.", message_id, ref,
+             counsellor)
+    return FromMail(ref, True)
 
 
 _URL_IN_TEXT = re.compile(r"\b(?:https?://|www\.)[^\s<>\"')\]]+", re.I)
@@ -504,7 +505,8 @@ def take_up(session: Session, contact_ref: str, *, caller_type: str, topic: str,
                   outcome=outcome)
     elif join:
         outcome.case = join_case(session, contact, join, counsellor=counsellor, now=now)
-    log.info("Contact %s taken up by %s%s.", contact.ref, counsellor,
+    ref = contact.ref
+    log.info("Contact %s taken up by %s%s.", ref, counsellor,
              f" into case {outcome.case.ref}" if outcome.case else "")
     return outcome
 

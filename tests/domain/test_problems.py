@@ -107,3 +107,24 @@ def test_a_field_error_may_name_a_label_as_a_param():
     assert str(refused) == "Shorten “Short summary”: it takes at most 10 characters."
     assert form_problems(refused)[0].text("sr-Latn") == ("Skratite polje „Kratak opis“: prima "
                                                          "najviše 10 znakova.")
+
+
+def test_a_validators_own_reason_is_kept_in_the_sentence():
+    from pydantic import field_validator
+
+    class _Guarded(BaseModel):
+        url: str
+
+        @field_validator("url")
+        @classmethod
+        def _no_nul(cls, value: str) -> str:
+            if "\x00" in value:
+                raise ValueError("contains a NUL character (U+0000), which cannot be stored")
+            return value
+
+    with pytest.raises(ValidationError) as caught:
+        _Guarded(url="http://a.example/\x00")
+    [problem] = form_problems(caught.value, {"url": "URL"})
+    assert problem.field == "url"
+    assert problem.text("en") == ("Check “URL”: contains a NUL character (U+0000), which "
+                                  "cannot be stored.")

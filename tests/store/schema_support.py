@@ -12,7 +12,6 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Column, Table, create_engine
 
 import pipeline.store.models_all  # noqa: F401  (every table on the metadata)
-from pipeline.store import helpline_models  # noqa: F401  (not among models_all's)
 from pipeline.store.db import Base, normalise_database_url
 
 

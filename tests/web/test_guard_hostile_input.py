@@ -218,7 +218,7 @@ def test_hotline_submit_and_import_meet_the_same_rules(runtime, tmp_path, monkey
     monkeypatch.setenv("HOTLINE_APP__DATA_DIR", str(tmp_path / "var"))
     cli = CliRunner()
     refused = cli.invoke(main, ["submit", "http://a.example/\x00x"])
-    assert refused.exit_code != 0 and "url" in refused.output and "NUL" in refused.output
+    assert refused.exit_code != 0 and "url" in refused.output.lower() and "NUL" in refused.output
     lines = tmp_path / "in.jsonl"
     lines.write_bytes(b'{"url": "http://ok.example/1"}\n'
                       b'{"url": "http://a.example/\\u0000"}\n'
