@@ -37,6 +37,11 @@ _NOT_AN_OPTION = N_("Choose one of the options offered for this field.")
 _NOTES_TOO_LONG = N_("Shorten the notes: they are at most 10,000 characters.")
 
 
+# Values of these parameters are msgids (a field's label, a state's words), translated
+# with the sentence; every other value (a reference, a number) is shown as it is.
+WORD_PARAMS = frozenset({"field", "state", "to"})
+
+
 @dataclass(frozen=True)
 class Problem:
     field: str | None  # the form field, None for the decision as a whole
@@ -48,7 +53,7 @@ class Problem:
         words = gettext(lang, self.message)
         if not self.params:
             return words
-        return words % {k: gettext(lang, v) if k == "field" and v else v
+        return words % {k: gettext(lang, v) if k in WORD_PARAMS and v else v
                         for k, v in self.params.items()}
 
 

@@ -243,6 +243,16 @@ def _event(session: Session, head: HelplineCase | HelplineContact, action: str, 
     session.add(build_event(head, actor=actor, action=action, at=at, data=data))
 
 
+# A helpline case's state in a refusal's sentence (msgids, translated with it).
+STATE_WORDS: dict[str, str] = {
+    HelplineCaseState.OPEN: N_("open"),
+    HelplineCaseState.ADVISORY: N_("closed as advisory"),
+    HelplineCaseState.REFERRED: N_("referred to institutions"),
+    HelplineCaseState.ANSWERED: N_("answered by the institutions"),
+    HelplineCaseState.CLOSED: N_("closed"),
+}
+
+
 def _move(session: Session, case: HelplineCase, to: HelplineCaseState, *, actor: str,
           at: datetime, data: dict[str, Any] | None = None) -> None:
     """The one way a helpline case's state changes (through `lifecycle.transition`),
@@ -251,8 +261,8 @@ def _move(session: Session, case: HelplineCase, to: HelplineCaseState, *, actor:
         transition(session, case, to, at=at, actor=actor, data=data)
     except IllegalTransition:
         raise FieldError(None, N_("Helpline case %(ref)s is %(state)s: it cannot become "
-                                  "%(to)s."), ref=case.ref, state=case.state,
-                         to=to.value) from None
+                                  "%(to)s."), ref=case.ref, state=STATE_WORDS[case.state],
+                         to=STATE_WORDS[to]) from None
 
 
 def record_contact(session: Session, item: ContactIn, *, counsellor: str, now: datetime,
@@ -734,7 +744,7 @@ def refer(session: Session, case_ref: str, destinations: Iterable[str], *, actor
               data={"destinations": [d.key for d in new], "paged": paged})
     elif case.state != H.REFERRED:
         raise FieldError(None, N_("Helpline case %(ref)s is %(state)s: it cannot be "
-                                  "referred."), ref=case.ref, state=case.state)
+                                  "referred."), ref=case.ref, state=STATE_WORDS[case.state])
     case.outcome = "referred"
     for dest in new:
         personal = dest.receives_personal_data

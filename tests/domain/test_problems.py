@@ -128,3 +128,15 @@ def test_a_validators_own_reason_is_kept_in_the_sentence():
     assert problem.field == "url"
     assert problem.text("en") == ("Check “URL”: contains a NUL character (U+0000), which "
                                   "cannot be stored.")
+
+
+def test_a_state_in_a_sentence_is_in_words_of_the_pages_language():
+    from pipeline.stages.helpline import STATE_WORDS
+    from pipeline.store.states import HelplineCaseState
+
+    refused = FieldError(None, "Helpline case %(ref)s is %(state)s: it cannot be referred.",
+                         ref="H-1", state=STATE_WORDS[HelplineCaseState.ADVISORY])
+    assert str(refused) == "Helpline case H-1 is closed as advisory: it cannot be referred."
+    serbian = form_problems(refused)[0].text("sr-Latn")
+    assert "advisory" not in serbian and "zatvoreno kao savetodavno" in serbian
+    assert set(STATE_WORDS) == set(HelplineCaseState)

@@ -205,7 +205,7 @@ def test_every_declared_transition_has_its_test_above():
 def test_an_undeclared_transition_is_refused_by_name(hl):
     ref = new_case(hl)
     do(hl, helpline.close_advisory, ref, actor="u")
-    with pytest.raises(BadInput, match="is advisory: it cannot become closed"):
+    with pytest.raises(BadInput, match="is closed as advisory: it cannot become closed"):
         do(hl, helpline.close_case, ref, actor="u", reason="x")
     with pytest.raises(BadInput, match="cannot be referred"):
         do(hl, helpline.refer, ref, ["rs-vtk-prosecutor"], actor="u", settings=hl.settings)
