@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
-from dramatiq.brokers.stub import StubBroker
 
 from workers import context
 
@@ -25,8 +27,14 @@ def test_the_installed_runtime_is_the_one_handed_out(sqlite_runtime):
 
 
 def test_importing_the_actors_never_picks_a_real_broker():
-    from workers.actors import ACTORS
-
-    assert isinstance(context.placeholder_broker, StubBroker)
-    for actor in ACTORS.values():
-        assert actor.broker is context.placeholder_broker
+    """In a fresh process (other tests here bind the actors to real brokers)."""
+    code = ("from dramatiq.brokers.stub import StubBroker\n"
+            "from workers import context\n"
+            "from workers.actors import ACTORS\n"
+            "assert isinstance(context.placeholder_broker, StubBroker)\n"
+            "assert ACTORS and all(a.broker is context.placeholder_broker\n"
+            "                      for a in ACTORS.values())\n"
+            "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
