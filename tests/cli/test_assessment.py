@@ -4,34 +4,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from click.testing import CliRunner
 from sqlalchemy import select
 
-from pipeline.cli import main
 from pipeline.store.assessment_models import Assessment
 from pipeline.store.models import Case, User
 from tests.assessment_support import queue
-
-
-@pytest.fixture
-def cli(sqlite_runtime, tmp_path, monkeypatch):
-    settings = sqlite_runtime.settings
-    config = tmp_path / "cli-config.yaml"
-    config.write_text(f"app:\n  data_dir: {settings.app.data_dir}\n"
-                      f"database:\n  url: {settings.database.url}\n")
-    monkeypatch.setenv("HOTLINE_CONFIG", str(config))
-    monkeypatch.setenv("LANG", "en_GB.UTF-8")
-    monkeypatch.delenv("LANGUAGE", raising=False)
-    runner = CliRunner()
-
-    def run(*args, ok=True):
-        result = runner.invoke(main, list(args), catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    return run
 
 
 def test_users_add_prints_a_one_time_password_or_a_token(cli, sqlite_runtime):

@@ -3,31 +3,10 @@ reply that came by telephone or letter, through the API's use case."""
 
 from __future__ import annotations
 
-import pytest
-from click.testing import CliRunner
 from sqlalchemy import select
 
-from pipeline.cli import main
 from pipeline.store.models import Event
 from tests.routing_support import assessed, case_of, notices_of, route
-
-
-@pytest.fixture
-def cli(sqlite_runtime, tmp_path, monkeypatch):
-    settings = sqlite_runtime.settings
-    config = tmp_path / "cli-config.yaml"
-    config.write_text(f"app:\n  data_dir: {settings.app.data_dir}\n"
-                      f"database:\n  url: {settings.database.url}\n")
-    monkeypatch.setenv("HOTLINE_CONFIG", str(config))
-    runner = CliRunner()
-
-    def run(*args, ok=True):
-        result = runner.invoke(main, list(args), catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    return run
 
 
 def test_a_supervisor_records_the_police_reply_from_the_terminal(cli, sqlite_runtime):

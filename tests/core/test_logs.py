@@ -21,17 +21,6 @@ DESCRIPTION = "Canary description: a very specific sentence nobody else writes 8
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def json_log():
-    stream = io.StringIO()
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    configure(LoggingSection(level="DEBUG", format="json"), stream=stream)
-    yield stream
-    root.handlers[:], _ = saved
-    root.setLevel(saved[1])
-
-
 def _lines(stream: io.StringIO) -> list[dict]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 

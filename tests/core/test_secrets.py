@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import logging
 
 import pytest
 from pydantic import SecretStr
 
-from pipeline.core.config import LoggingSection
 from pipeline.core.errors import ConfigError
-from pipeline.core.logs import configure
 from pipeline.core.secrets import read_secret, register_settings_secrets
-
-
-@pytest.fixture
-def json_log():
-    stream = io.StringIO()
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    configure(LoggingSection(level="DEBUG", format="json"), stream=stream)
-    yield stream
-    root.handlers[:], _ = saved
-    root.setLevel(saved[1])
 
 
 def test_a_secret_read_from_a_file_never_reaches_a_log_line(tmp_path, json_log):
