@@ -17,25 +17,30 @@ waited out every timeout of every question, retried each batch for up to
 4. after the reset time one question is let through (half open): an answer closes
    the circuit, a failure opens it again.
 
-The breakers are pybreaker's (danielfm/pybreaker, maintained, thread-safe with a
-lock, listeners for state changes, exclusion of exceptions that are not failures).
-The `circuitbreaker` package was the other candidate: a decorator without a lock
-or listeners, a worse fit for per-server breakers made at run time and shared by the
-tracer's threads. The states of this process's breakers are in `BREAKERS`; they are
-shown by `hotline status` (for the process it runs in; `hotline run` writes them
-to the heartbeat table: see `pipeline.app.health`), /metrics and the console.
+The breaker is this module's own, some sixty lines: the well-kept library,
+pybreaker, holds a breaker's lock for the whole guarded call (`CircuitBreaker.call`),
+so every question a worker's threads asked one resolver went one at a time. That is
+pybreaker's documented design (danielfm/pybreaker issue #3; pull requests #40, #41,
+#57 and #77, which lifted the lock, were closed unmerged), and it made tracing wait
+on the round trip of one question at a time: the trace threads of a worker spent the
+benchmark queued on that lock (py-spy). Here the lock guards only the bookkeeping
+before and after a question; questions to one server go side by side. The
+`circuitbreaker` package has no lock at all. The states of this process's breakers
+are in `BREAKERS`; they are shown by `hotline status` (for the process it runs in;
+`hotline run` writes them to the heartbeat table: see `pipeline.app.health`),
+/metrics and the console.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-import pybreaker
 from prometheus_client import Counter, Gauge
 
 from pipeline.core.errors import RetryLater
@@ -100,22 +105,73 @@ class Circuit:
                 "retry_at": self.retry_at.isoformat() if self.retry_at else None}
 
 
-class _Listener(pybreaker.CircuitBreakerListener):  # type: ignore[misc]
-    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any,
-                     new_state: Any) -> None:
-        name = new_state.name
-        CIRCUIT_OPEN.labels(cb.name).set(1 if name == OPEN else 0)
-        if name == OPEN:
-            CIRCUIT_TRIPS.labels(cb.name).inc()
-            log.warning("Registry %s does not answer: its circuit is open for %.0f s; "
-                        "cases go on as 'origin unknown: registries unreachable'.",
-                        cb.name, cb.reset_timeout)
-        elif name == CLOSED and old_state is not None and old_state.name != CLOSED:
-            log.info("Registry %s answers again: its circuit is closed.", cb.name)
+class _Breaker:
+    """The circuit of one server. Closed: questions go out side by side and
+    `failures` in a row open it. Open: no question goes out until `reset_seconds`
+    have passed; then one trial question is let through (half open) while the others
+    still fail at once; its answer closes the circuit, its failure opens it again. A
+    question asked before the circuit opened may still come back: an answer closes
+    it (the server is there), a failure leaves it open as it was."""
 
+    def __init__(self, name: str, owner: Breakers):
+        self.name, self.owner = name, owner
+        self.lock = threading.Lock()
+        self.state = CLOSED
+        self.failures = 0
+        self.opened_at: datetime | None = None
+        self._reopen_at = 0.0  # time.monotonic() when a trial question may go out
 
-def _not_a_failure(exc: BaseException) -> bool:
-    return not isinstance(exc, ServerDown)
+    def admit(self) -> bool:
+        """May a question go out now? Moves an open circuit past its reset time to
+        half open, the caller's question being the trial."""
+        with self.lock:
+            if self.state == CLOSED:
+                return True
+            if self.state == OPEN and time.monotonic() >= self._reopen_at:
+                self.state = HALF_OPEN
+                return True
+            return False
+
+    def answered(self) -> None:
+        with self.lock:
+            self.failures = 0
+            if self.state == CLOSED:
+                return
+            self.state, self.opened_at = CLOSED, None
+        CIRCUIT_OPEN.labels(self.name).set(0)
+        log.info("Registry %s answers again: its circuit is closed.", self.name)
+
+    def abandoned(self) -> None:
+        """The question was interrupted: a trial question may go out again at once."""
+        with self.lock:
+            if self.state == HALF_OPEN:
+                self.state, self._reopen_at = OPEN, time.monotonic()
+
+    def failed(self) -> bool:
+        """Count a failure; True when the circuit is open after it."""
+        with self.lock:
+            self.failures += 1
+            if self.state == OPEN:
+                return True
+            if self.state == CLOSED and self.failures < self.owner.failures:
+                return False
+            reset = self.owner.reset_seconds
+            self.state, self.opened_at = OPEN, datetime.now(UTC)
+            self._reopen_at = time.monotonic() + reset
+        CIRCUIT_OPEN.labels(self.name).set(1)
+        CIRCUIT_TRIPS.labels(self.name).inc()
+        log.warning("Registry %s does not answer: its circuit is open for %.0f s; "
+                    "cases go on as 'origin unknown: registries unreachable'.",
+                    self.name, reset)
+        return True
+
+    def circuit(self) -> Circuit:
+        with self.lock:
+            state, failures, opened = self.state, self.failures, self.opened_at
+        retry = (opened + timedelta(seconds=self.owner.reset_seconds)
+                 if opened is not None and state != CLOSED else None)
+        return Circuit(self.name, state, failures, opened if state != CLOSED else None,
+                       retry)
 
 
 class Breakers:
@@ -125,61 +181,56 @@ class Breakers:
                  retry_ms: int = 2_000):
         self.failures, self.reset_seconds, self.retry_ms = failures, reset_seconds, retry_ms
         self._lock = threading.Lock()
-        self._breakers: dict[str, pybreaker.CircuitBreaker] = {}
+        self._breakers: dict[str, _Breaker] = {}
 
     def configure(self, *, failures: int, reset_seconds: float, retry_ms: int) -> None:
         """New settings for the breakers made from now on and those made already."""
         with self._lock:
             self.failures, self.reset_seconds, self.retry_ms = (failures, reset_seconds,
                                                                 retry_ms)
-            for breaker in self._breakers.values():
-                breaker.fail_max, breaker.reset_timeout = failures, reset_seconds
 
-    def breaker(self, server: str) -> pybreaker.CircuitBreaker:
-        with self._lock:
-            found = self._breakers.get(server)
-            if found is None:
-                found = pybreaker.CircuitBreaker(
-                    fail_max=self.failures, reset_timeout=self.reset_seconds,
-                    exclude=[_not_a_failure], listeners=[_Listener()], name=server,
-                    throw_new_error_on_trip=False)
-                self._breakers[server] = found
-            return found
+    def _breaker(self, server: str) -> _Breaker:
+        found = self._breakers.get(server)
+        if found is None:
+            with self._lock:
+                found = self._breakers.setdefault(server, _Breaker(server, self))
+        return found
 
     def call(self, server: str, func: Callable[..., T], *args: Any) -> T:
         """`func(*args)` through the breaker of `server`. Raises `RegistryUnreachable`
         when its circuit is open, or when this failure opened it; `ServerDown` for a
-        failure that left it closed; anything else `func` raises, unchanged. A failure
-        that left the circuit closed is retried after `retry_ms` at most: the next
-        failures open it soon, not after the registries' usual retry delay."""
-        breaker = self.breaker(server)
+        failure that left it closed; anything else `func` raises, unchanged (and
+        counted as an answer: the server is there). A failure that left the circuit
+        closed is retried after `retry_ms` at most: the next failures open it soon,
+        not after the registries' usual retry delay."""
+        breaker = self._breaker(server)
         delay_ms = int(self.reset_seconds * 1000)
-        try:
-            return breaker.call(func, *args)
-        except pybreaker.CircuitBreakerError:
+        if not breaker.admit():
             raise RegistryUnreachable(
                 server, f"registries unreachable: {server} does not answer (circuit open)",
-                delay_ms) from None
+                delay_ms)
+        try:
+            result = func(*args)
         except ServerDown as exc:
-            if breaker.current_state == OPEN:
+            if breaker.failed():
                 raise RegistryUnreachable(
                     server, f"registries unreachable: {server} does not answer ({exc})",
                     delay_ms) from exc
             exc.delay_ms = min(exc.delay_ms, self.retry_ms)
             raise
+        except Exception:
+            breaker.answered()
+            raise
+        except BaseException:  # interrupted: no answer either way
+            breaker.abandoned()
+            raise
+        breaker.answered()
+        return result
 
     def circuits(self) -> list[Circuit]:
         with self._lock:
             breakers = list(self._breakers.values())
-        out = []
-        for breaker in breakers:
-            opened = breaker._state_storage.opened_at  # noqa: SLF001 - no public getter
-            state = breaker.current_state
-            retry = (opened + timedelta(seconds=breaker.reset_timeout)
-                     if opened is not None and state != CLOSED else None)
-            out.append(Circuit(breaker.name or "", state, breaker.fail_counter,
-                               opened if state != CLOSED else None, retry))
-        return sorted(out, key=lambda c: c.server)
+        return sorted((b.circuit() for b in breakers), key=lambda c: c.server)
 
     def blocked(self, now: datetime | None = None) -> list[str]:
         """Servers whose circuit is open and not yet due for a trial question."""

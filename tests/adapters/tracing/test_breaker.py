@@ -5,13 +5,16 @@ reconciler does not send again a batch that only waits for its retry."""
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 
 from pipeline.adapters.tracing.breaker import (
     CLOSED,
+    HALF_OPEN,
     OPEN,
     Breakers,
     RegistryUnreachable,
@@ -68,6 +71,75 @@ def test_a_breaker_opens_after_the_failures_in_a_row_and_closes_on_an_answer():
     assert breakers.circuits()[0].state == CLOSED
 
 
+def test_questions_to_one_server_go_side_by_side():
+    """Four threads each wait inside their question until all four are inside: a
+    breaker that let one question out at a time (pybreaker holds its lock over the
+    call) would keep the others out, and the barrier would break."""
+    breakers = Breakers(failures=2, reset_seconds=60)
+    inside = threading.Barrier(4, timeout=5)
+
+    def ask():
+        inside.wait()
+        return "an answer"
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: breakers.call("dns 10.0.0.1:53", ask), range(4)))
+    assert answers == ["an answer"] * 4
+    assert breakers.circuits()[0].state == CLOSED
+
+
+def test_past_the_reset_time_one_trial_question_goes_out_and_the_rest_wait():
+    breakers = Breakers(failures=1, reset_seconds=0.05)
+    with pytest.raises(RegistryUnreachable):
+        breakers.call("rdap x", _raise(ServerDown("no answer")))
+    time.sleep(0.1)
+    trial_inside, release = threading.Event(), threading.Event()
+
+    def trial():
+        trial_inside.set()
+        release.wait(5)
+        return "back"
+
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(breakers.call, "rdap x", trial)
+        assert trial_inside.wait(5)
+        assert breakers.circuits()[0].state == HALF_OPEN
+        asked = []
+        with pytest.raises(RegistryUnreachable, match="circuit open"):
+            breakers.call("rdap x", lambda: asked.append(1))
+        assert asked == []
+        release.set()
+        assert answer.result(5) == "back"
+    assert breakers.circuits()[0].state == CLOSED
+    # A failed trial opens the circuit again for the whole reset time.
+    with pytest.raises(RegistryUnreachable):
+        breakers.call("rdap x", _raise(ServerDown("no answer")))
+    time.sleep(0.1)
+    with pytest.raises(RegistryUnreachable):
+        breakers.call("rdap x", _raise(ServerDown("still no answer")))
+    assert breakers.blocked() == ["rdap x"]
+
+
+def test_an_answer_to_a_question_asked_before_the_circuit_opened_closes_it():
+    breakers = Breakers(failures=1, reset_seconds=60)
+    asked, release = threading.Event(), threading.Event()
+
+    def slow():
+        asked.set()
+        release.wait(5)
+        return "late answer"
+
+    with ThreadPoolExecutor(1) as pool:
+        late = pool.submit(breakers.call, "rdap x", slow)
+        assert asked.wait(5)
+        with pytest.raises(RegistryUnreachable):
+            breakers.call("rdap x", _raise(ServerDown("no answer")))
+        assert breakers.blocked() == ["rdap x"]
+        release.set()
+        assert late.result(5) == "late answer"
+    assert breakers.circuits()[0].state == CLOSED and breakers.blocked() == []
+
+
 def test_an_answer_that_is_not_a_failure_leaves_the_circuit_closed():
     breakers = Breakers(failures=1, reset_seconds=60)
     for _ in range(3):
@@ -83,13 +155,17 @@ def _raise(exc):
 
 
 def test_rdap_down_sends_cases_on_as_registries_unreachable_then_traces_them_again(
-        runtime, tracer_with, hosting, fake_rdap):  # noqa: F811
+        runtime, tracer_with, hosting, fake_dns, fake_rdap):  # noqa: F811
     breakers = Breakers(failures=2, reset_seconds=0.3)
+    # Hosts with one IPv4 address each: www.example.com's IPv6 network answers, and
+    # its question, asked side by side with the failing one, would count as the
+    # server answering in between.
+    fake_dns.add_host("cdn.example.com", a=["185.50.0.3"])
     # (The fake serves every registry from one address: no registrar questions, whose
     # answers would count as the server answering.)
     tracer = tracer_with(breakers, give_up_after_seconds=900, registrar_lookup="never")
     fake_rdap.fail("185.50.0.0/16", "500")
-    first = open_case(runtime, "www.example.com", domain="example.com")
+    first = open_case(runtime, "img.example.com", domain="example.com")
     # One failure: the circuit is still closed, the batch waits for its retry: a
     # short one (breaker retry_ms, not the registries' 7 s), so the circuit opens soon.
     with pytest.raises(RetryLater) as waited:
@@ -105,7 +181,7 @@ def test_rdap_down_sends_cases_on_as_registries_unreachable_then_traces_them_aga
     assert "registries unreachable" in traces(runtime, first)[0].reason
     # While it is open the server is not asked at all.
     asked = fake_rdap.queries
-    other = open_case(runtime, "img.example.com", domain="example.com")
+    other = open_case(runtime, "cdn.example.com", domain="example.com")
     run(runtime, [other], tracer)
     assert fake_rdap.queries == asked
     assert cases(runtime, [other])[0].trace_outcome == UNREACHABLE
