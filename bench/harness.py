@@ -325,6 +325,15 @@ def _base_values(tmp: Path, net: LoopbackNet | None) -> dict[str, Any]:
     return values
 
 
+def _overridden(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with the sections of `BENCH_CONFIG` (JSON, e.g.
+    '{"worker": {"batch_size": 500}}') laid over it, key by key: to try a setting."""
+    extra = json.loads(os.environ.get("BENCH_CONFIG") or "{}")
+    for section, settings in extra.items():
+        values[section] = {**values.get(section, {}), **settings}
+    return values
+
+
 @contextlib.contextmanager
 def scaled_out(tmp: Path, redis: services.RedisServer, net: LoopbackNet | None,
                opts: Options) -> Iterator[Deployment]:
@@ -343,7 +352,7 @@ def scaled_out(tmp: Path, redis: services.RedisServer, net: LoopbackNet | None,
             "broker": {"url": redis.url, "namespace": namespace},
             "redis": {"url": redis.url, "namespace": namespace},
         })
-        config = services.write_config(tmp / "scaled-out.yaml", values)
+        config = services.write_config(tmp / "scaled-out.yaml", _overridden(values))
         workers = [services.start_worker(config, tmp / f"worker-{i}.log",
                                          threads=opts.worker_threads)
                    for i in range(opts.workers)]
@@ -386,7 +395,7 @@ def embedded(tmp: Path, net: LoopbackNet | None, opts: Options) -> Iterator[Depl
     values["database"] = {"url": f"sqlite:///{tmp}/embedded.db"}
     values["broker"] = {"url": "memory://"}
     upgrade(values["database"]["url"])
-    settings = Settings(**values)
+    settings = Settings(**_overridden(values))
     runtime = build_runtime(settings)
     broker = install(runtime)
     worker = start_worker(broker, opts.worker_threads or settings.worker.threads)
