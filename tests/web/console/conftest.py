@@ -8,6 +8,7 @@ The browser tests skip on a machine without /usr/bin/chromium, but fail when CI=
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 import time
@@ -34,6 +35,21 @@ SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 AXE = Path(os.environ.get("HOTLINE_TEST_AXE", str(
     ROOT / ".venv" / "axe" / "node_modules" / "axe-core" / "axe.min.js")))
 PASSWORD = "correct horse battery staple"
+
+
+def logged_in_client(runtime: Runtime, name: str) -> Any:
+    """A test client of the console (English pages), logged in as `name` through the
+    login form (its CSRF token read from the page)."""
+    from fastapi.testclient import TestClient
+
+    client = TestClient(create_app(runtime), follow_redirects=False,
+                        headers={"Accept-Language": "en"})
+    form = client.get("/console/login")
+    found = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert found, form.text[:500]
+    assert client.post("/console/login", data={"name": name, "password": PASSWORD,
+                                                "csrf": found.group(1)}).status_code == 303
+    return client
 
 
 def add_person(runtime: Runtime, name: str, role: str, *, password: str = PASSWORD,

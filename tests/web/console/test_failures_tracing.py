@@ -13,17 +13,7 @@ from pipeline.core.messaging import DISPATCH, TRACE
 from pipeline.store.models import DeadLetter
 from pipeline.web.app import create_app
 from tests.factories import make_case
-from tests.web.console.conftest import PASSWORD, add_person
-
-
-def _client(runtime, name):
-    client = TestClient(create_app(runtime), follow_redirects=False,
-                        headers={"Accept-Language": "en"})
-    form = client.get("/console/login")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
-    assert client.post("/console/login", data={"name": name, "password": PASSWORD,
-                                                "csrf": csrf}).status_code == 303
-    return client
+from tests.web.console.conftest import PASSWORD, add_person, logged_in_client
 
 
 def test_still_tracing_cases_are_listed_and_traced_again(sqlite_runtime):
@@ -36,7 +26,7 @@ def test_still_tracing_cases_are_listed_and_traced_again(sqlite_runtime):
         done = make_case(session, at=now, url="http://done.example/", host="done.example",
                          state="awaiting_assessment")
         refs = (slow.ref, slow.id, done.ref)
-    with _client(runtime, "ana") as client:
+    with logged_in_client(runtime, "ana") as client:
         queue = client.get("/console/").text
         assert 'href="/console/tracing" id="still-tracing-count"' in queue
         page = client.get("/console/tracing").text
@@ -61,7 +51,7 @@ def test_supervisors_retry_dead_letters(sqlite_runtime):
         session.add(letter)
         session.flush()
         letter_id = letter.id
-    with _client(runtime, "sue") as client:
+    with logged_in_client(runtime, "sue") as client:
         page = client.get("/console/tracing").text
         assert "SMTP server refused" in page
         csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
@@ -88,7 +78,7 @@ def test_each_waiting_case_shows_its_attempts_reason_and_next_retry(sqlite_runti
     ref, _ = _waiting_case(runtime, "slow.example", attempts=3,
                            reason="tracing waits for a registry: RDAP answered 429",
                            retry_in=timedelta(minutes=5))
-    with _client(runtime, "ana") as client:
+    with logged_in_client(runtime, "ana") as client:
         page = client.get("/console/tracing").text
         row = page[page.index(ref):page.index("</tr>", page.index(ref))]
         assert "RDAP answered 429" in row
@@ -114,7 +104,7 @@ def test_a_supervisor_sends_a_waiting_case_on_as_origin_unknown(sqlite_runtime):
     runtime = sqlite_runtime
     add_person(runtime, "sue", "supervisor")
     ref, case_id = _waiting_case(runtime, "slow.example", attempts=2, reason="429")
-    with _client(runtime, "sue") as client:
+    with logged_in_client(runtime, "sue") as client:
         page = client.get("/console/tracing").text
         csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
         sent = client.post("/console/tracing/send-on", data={"csrf": csrf, "ref": ref})

@@ -5,23 +5,11 @@ from __future__ import annotations
 
 import re
 
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from pipeline.core.messaging import DISPATCH
 from pipeline.store.models import Case, Event, Notice
-from pipeline.web.app import create_app
-from tests.web.console.conftest import PASSWORD, add_person, queued_case
-
-
-def _client(runtime, name):
-    client = TestClient(create_app(runtime), follow_redirects=False,
-                        headers={"Accept-Language": "en"})
-    form = client.get("/console/login")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
-    assert client.post("/console/login", data={"name": name, "password": PASSWORD,
-                                                "csrf": csrf}).status_code == 303
-    return client
+from tests.web.console.conftest import add_person, logged_in_client, queued_case
 
 
 def _notices(runtime, ref):
@@ -49,7 +37,7 @@ def test_the_notices_page_tells_the_truth_about_delivery(sqlite_runtime):
     add_person(runtime, "ana", "analyst")
     ref = queued_case(runtime, "http://pics.example.rs/1.html")
     ids = _notices(runtime, ref)
-    with _client(runtime, "ana") as client:
+    with logged_in_client(runtime, "ana") as client:
         page = client.get("/console/notices").text
         row = page.split(f'id="notice-{ids["sent"]}"')[1].split("</tr>")[0]
         assert "written to outbox" in row and ">sent<" not in row
@@ -76,7 +64,7 @@ def test_a_supervisor_resolves_an_unconfirmed_notice_with_the_clis_audit(sqlite_
     add_person(runtime, "sue", "supervisor")
     ref = queued_case(runtime, "http://pics.example.rs/1.html")
     ids = _notices(runtime, ref)
-    with _client(runtime, "sue") as client:
+    with logged_in_client(runtime, "sue") as client:
         page = client.get("/console/notices").text
         assert "Dear colleagues" in page  # the rendered text, for a supervisor
         csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
@@ -102,7 +90,7 @@ def test_a_supervisor_resolves_an_unconfirmed_notice_with_the_clis_audit(sqlite_
 def test_the_rules_page_is_a_table_with_placeholders_summarised(sqlite_runtime):
     runtime = sqlite_runtime
     add_person(runtime, "sue", "supervisor")
-    with _client(runtime, "sue") as client:
+    with logged_in_client(runtime, "sue") as client:
         page = client.get("/console/rules").text
     assert '<table id="rules">' in page
     assert page.count("<tr><td><code>") >= 3  # one row per shipped rule
