@@ -4,12 +4,9 @@ fixtures, and builders for notices and the settings that send them for real."""
 
 from __future__ import annotations
 
-import datetime as dt
 import email
-import ipaddress
 import json
 import random
-import socket
 import threading
 import time
 from email import policy
@@ -29,44 +26,13 @@ from pipeline.adapters.channels import (
 from pipeline.stages.dispatch import deliver_notices
 from pipeline.store.models import Notice
 from tests.factories import make_case
+from tests.loopback import free_port, self_signed
 
 HOOK_KEY = "test-hmac-key-0123456789"
 SMTP_USER, SMTP_PASSWORD = "hotline", "s3cret-pass"
 
 
 # --------------------------------------------------------------------------- servers
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _self_signed(folder: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-                critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = folder / "smtp.crt", folder / "smtp.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 class SmtpServer:
@@ -79,14 +45,14 @@ class SmtpServer:
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import AuthResult
 
-        self.cert, key = _self_signed(folder)
+        self.cert, key = self_signed(folder / "smtp.crt", folder / "smtp.key")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.cert, key)
         self.messages: list[email.message.EmailMessage] = []
         self.ids: list[str] = []
         self.lock = threading.Lock()
         self.refuse: int | None = None  # answer this SMTP code to every DATA
-        self.port = _free_port()
+        self.port = free_port()
         server = self
 
         class Handler:

@@ -17,8 +17,9 @@ from pipeline.core.messaging import RecordingEnqueuer
 from pipeline.stages.intake import accept_reports
 from pipeline.store.migrate import upgrade
 from schemas.intake import ReportIn
+from tests.loopback import free_port
 from tests.netfakes import records
-from tests.ops.support import Running, free_port, hotline, operator_env
+from tests.ops.support import Running, hotline, operator_env
 
 
 @pytest.fixture

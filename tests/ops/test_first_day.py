@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from pipeline.store.models import Notice
 from tests.factories import make_case
-from tests.ops.support import ROOT, Running, free_port, hotline, operator_env
+from tests.loopback import free_port
+from tests.ops.support import ROOT, Running, hotline, operator_env
 
 
 def _csrf(html: str) -> str:

@@ -5,9 +5,7 @@ fail when CI=true."""
 
 from __future__ import annotations
 
-import datetime as dt
 import imaplib
-import ipaddress
 import os
 import shutil
 import socket
@@ -26,40 +24,11 @@ from pipeline.core.errors import ConfigError, RetryLater
 from pipeline.store.mail_models import MailMessage
 from pipeline.store.models import Report
 from tests.conftest import CI
+from tests.loopback import free_port, self_signed
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "mail"
 USER, PASSWORD = "hotline", "imap-test-password-7"
-
-
-def _certificate(folder: Path) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +48,8 @@ def dovecot():
         (folder / sub).mkdir()
         (folder / sub).chmod(0o755)
     os.chown(folder / "home", 65534, 65534)
-    _certificate(folder)
-    port = _free_port()
+    self_signed(folder / "cert.pem", folder / "key.pem")
+    port = free_port()
     conf = folder / "dovecot.conf"
     conf.write_text(f"""
 protocols = imap

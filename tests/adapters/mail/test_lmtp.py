@@ -5,7 +5,6 @@ mail without URL kept for a person, 451 only for a passing fault."""
 from __future__ import annotations
 
 import smtplib
-import socket
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,9 @@ from pipeline.core.messaging import NORMALISE
 from pipeline.stages.mailbox import look_at_queue, mark_looked_at
 from pipeline.store.mail_models import MailMessage
 from pipeline.store.models import Event, Report
+from tests.loopback import free_port
 
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "mail"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -33,7 +27,7 @@ def listener(runtime):
     # Small limits keep the oversized-message test quick.
     runtime.settings = runtime.settings.model_copy(update={
         "mail": runtime.settings.mail.model_copy(update={"max_message_bytes": 200_000})})
-    server = LmtpListener(deliverer(runtime, "lmtp"), host="127.0.0.1", port=_free_port(),
+    server = LmtpListener(deliverer(runtime, "lmtp"), host="127.0.0.1", port=free_port(),
                           max_message_bytes=runtime.settings.mail.max_message_bytes)
     server.start()
     yield server
@@ -116,7 +110,7 @@ def test_every_recipient_gets_an_answer_and_a_passing_fault_answers_451(runtime)
             raise RetryLater("the database did not answer")
         return deliverer(runtime, "lmtp")(raw)
 
-    server = LmtpListener(flaky, host="127.0.0.1", port=_free_port(),
+    server = LmtpListener(flaky, host="127.0.0.1", port=free_port(),
                           max_message_bytes=1_000_000)
     server.start()
     try:
