@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 import dramatiq
 import redis
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -27,6 +26,7 @@ from pipeline.domain.urls import warm_up
 from workers import context
 from workers.actors import ACTORS
 from workers.middleware import DeadLetters, StageMetrics
+from workers.wakeup import WakingRedisBroker
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
         StageMetrics(),
     ]
     if settings.broker.is_redis:
-        return RedisBroker(
+        return WakingRedisBroker(
             url=settings.broker.url,
             namespace=settings.broker.namespace,
             heartbeat_timeout=settings.broker.heartbeat_timeout_ms,
@@ -84,9 +84,10 @@ def install(runtime: Runtime) -> dramatiq.Broker:
 
 # How long a consumer of an idle queue waits between polls, at most (ms). A queue
 # with work is polled again at once; an idle one backs off up to this (dramatiq's
-# default is 1,000). Each poll is a script call in Redis: 200 keeps a report that
-# arrives at a quiet system within a fifth of a second of a worker, and halves the
-# polling of the ten queues of every worker against 100 (measured with MONITOR).
+# default is 1,000). Each poll is a script call in Redis: 200 halves the polling of
+# the ten queues of every worker against 100 (measured with MONITOR). With Redis an
+# enqueue wakes the queue's consumers at once (`workers.wakeup`): the poll is what
+# finds a message whose wake-up was lost.
 POLL_MS = 200
 
 

@@ -5,8 +5,8 @@ put messages on the stage queues, not to run them: `workers.broker.install` impo
 every actor and with them every stage (about a sixth of `hotline import`'s start-up,
 python -X importtime). `MessageSender` builds the same message `Actor.send` builds
 (each actor's name and queue are its stage's name, held by a test) and enqueues it
-through a `RedisBroker` of its own with no middleware: none of the configured
-middleware acts when a message is enqueued.
+through a `WakingRedisBroker` of its own (the enqueue wakes the queue's consumers) with
+no middleware: none of the configured middleware acts when a message is enqueued.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
 
 from pipeline.core.config import Settings
 from pipeline.core.messaging import chunks
+from workers.wakeup import WakingRedisBroker
 
 
 class MessageSender:
@@ -25,8 +25,8 @@ class MessageSender:
 
     def __init__(self, settings: Settings):
         self.batch_size = settings.worker.batch_size
-        self.broker = RedisBroker(url=settings.broker.url, namespace=settings.broker.namespace,
-                                  middleware=[])
+        self.broker = WakingRedisBroker(url=settings.broker.url,
+                                        namespace=settings.broker.namespace, middleware=[])
 
     def send(self, stage: str, ids: Sequence[int]) -> None:
         for batch in chunks(list(ids), self.batch_size):
