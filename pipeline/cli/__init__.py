@@ -480,7 +480,8 @@ def config() -> None:
 def config_check(as_json: bool) -> None:
     """Validate the configuration and print each value with where it came from
     (default, a file, the environment); secrets hidden."""
-    from pipeline.core.config import config_files, provenance
+    from pipeline.core.config import provenance
+    from pipeline.core.config_files import config_files
 
     settings = settings_or_exit()
     values = _hide_url_passwords(settings.model_dump(mode="json"))
