@@ -275,16 +275,39 @@ def cli_path() -> str:
 @click.option("--host", default=None, help="Address to listen on (default: web.host).")
 @click.option("--port", default=None, type=int, help="Port (default: web.port).")
 def serve(host: str | None, port: int | None) -> None:
-    """Run the web app only (scaled-out deployment)."""
+    """Run the web app only (scaled-out deployment).
+
+    With a Redis broker it also announces itself in the run file, as `hotline run`
+    does, so that a `hotline import` on this machine streams its file here (the
+    resident process imports it: no start-up of the command's own) and the other
+    commands find it (`pipeline.app.running`)."""
     import uvicorn
 
+    from pipeline.app.running import announce, withdraw
     from pipeline.web.app import create_app
 
     settings = settings_or_exit()
     setup_logging(settings)
     runtime, _ = runtime_with_broker(settings)
-    uvicorn.run(create_app(runtime), host=host or settings.web.host,
-                port=port or settings.web.port, log_level="warning", log_config=None)
+    app = create_app(runtime)
+    host, port = host or settings.web.host, port or settings.web.port
+    # Without a shared broker nothing consumes what this process would queue: the
+    # commands then store and work the reports themselves.
+    running = announce(settings, host=host, port=port) if settings.broker.is_redis else None
+    if running is not None:
+        app.state.run_key = running.key
+        # uvicorn stops on SIGTERM and then raises it again, to the handler it found:
+        # the default one would end the process before the run file is withdrawn.
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", log_config=None)
+    finally:
+        if running is not None:
+            withdraw(settings, running)
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
 @main.command()
