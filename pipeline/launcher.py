@@ -85,8 +85,9 @@ class Loopback:
         self.sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
         if body is None:
             return
-        if length is not None:
-            self.sock.sendfile(body)
+        if length is not None:  # exactly the length said, though the file may grow
+            if length and self.sock.sendfile(body, count=length) != length:
+                raise Refused("the file became shorter while it was sent")
             return
         while chunk := body.read(CHUNK):
             self.sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))

@@ -133,6 +133,16 @@ def test_a_refused_file_is_said_as_the_full_command_says_it(run_beside, tmp_path
     assert ours.stderr == theirs.stderr
     assert ours.stderr.startswith("Error: bad.csv: the CSV header must name url")
     assert ours.stdout == theirs.stdout == ""
+    # Refused at its header while most of a large file is still on its way.
+    path.write_text("uri,x\n" + "http://a.example/,1\n" * 200_000)
+    large = fast(env, "import", str(path))
+    assert (large.returncode, large.stderr) == (1, ours.stderr)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    ours, theirs = fast(env, "import", str(empty)), full(env, "import", str(empty))
+    assert ours.returncode == theirs.returncode == 0
+    assert _same(ours.stdout, theirs.stdout) and ours.stdout.startswith("Imported 0 reports")
+    assert ours.stderr == theirs.stderr
 
 
 class Impostor(BaseHTTPRequestHandler):
