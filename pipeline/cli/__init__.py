@@ -398,7 +398,11 @@ def submit(urls: tuple[str, ...], channel: str, category: str | None,
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--source", default=None, help="Who sent the file (a partner hotline...).")
 def import_(file: Path, source: str | None) -> None:
-    """Import reports from a JSON Lines (.jsonl) or CSV (.csv) file."""
+    """Import reports from a JSON Lines (.jsonl) or CSV (.csv) file.
+
+    Beside a running hotline on this machine (`hotline run`, or `hotline serve` with a
+    Redis broker) the file is streamed to that process and imported there, with the
+    same rules and the same output; otherwise this command imports it itself."""
     from pipeline.stages.importer import import_file
 
     settings = settings_or_exit()
