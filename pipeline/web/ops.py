@@ -175,8 +175,9 @@ async def internal_import(request: Request, format: str = "jsonl", name: str = "
     except BadInput as exc:
         return JSONResponse({"error": str(exc)}, status_code=422)
     except ClientDisconnect:
-        log.warning("An import ended early: the command sending it went away; the lines "
-                    "read before were stored and queued.")
+        log.warning("An import ended early: the command sending it went away; the "
+                    "batches committed before stay stored and queued, the rest of the "
+                    "file was not imported.")
         return Response(status_code=400)
     log.info("Imported %d reports streamed by a command (submission %s); %d lines refused.",
              result.imported, result.submission, len(result.errors))
