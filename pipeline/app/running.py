@@ -22,9 +22,11 @@ its own, empty, broker. Now:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,8 +42,9 @@ from pipeline.core.runfile import (
     write_run_file,
 )
 
-__all__ = ["KEY_HEADER", "RUN_FILE", "HandOver", "RunningSystem", "announce", "find_running",
-           "hand_over", "remote_status", "run_file", "withdraw"]
+__all__ = ["KEY_HEADER", "RUN_FILE", "HandOver", "KeepAnnounced", "RunningSystem", "announce",
+           "claim_if_vacant", "find_running", "hand_over", "remote_status", "run_file",
+           "withdraw"]
 
 
 def run_file(settings: Settings) -> Path:
@@ -52,8 +55,8 @@ def announce(settings: Settings, *, host: str | None = None,
              port: int | None = None) -> RunningSystem:
     """Write the run file of this process (`hotline run`, or `hotline serve` listening
     on `host`:`port`, web.host and web.port by default); return what it says. The
-    last process started is the one named: with several web processes on one
-    machine, the others answer the web only."""
+    last process started is the one named; with several web processes on one machine
+    another claims the file once it is vacant (`KeepAnnounced`)."""
     host = settings.web.host if host is None else host
     if host in ("0.0.0.0", "::", ""):  # noqa: S104 - listening everywhere: use loopback
         host = "127.0.0.1"
@@ -74,6 +77,41 @@ def withdraw(settings: Settings, running: RunningSystem) -> None:
             path.unlink()
     except (OSError, ValueError):
         pass
+
+
+def claim_if_vacant(settings: Settings, running: RunningSystem) -> bool:
+    """Name `running` in the run file if no live process is named there (the one that
+    was stopped or died): so several web processes on one machine (`hotline serve`)
+    take turns, and the file names one of them while any runs."""
+    path = run_file(settings)
+    if read_run_file(path) is not None:
+        return False
+    write_run_file(path, running)
+    return True
+
+
+class KeepAnnounced:
+    """A thread that claims the run file for this process whenever it is vacant, every
+    `every` seconds, until stopped."""
+
+    def __init__(self, settings: Settings, running: RunningSystem, every: float = 5.0):
+        self.settings, self.running, self.every = settings, running, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="run-file")
+
+    def start(self) -> KeepAnnounced:
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            # A data folder gone away: the commands import files themselves meanwhile.
+            with contextlib.suppress(OSError):
+                claim_if_vacant(self.settings, self.running)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def find_running(settings: Settings, *, timeout: float = 2.0) -> RunningSystem | None:

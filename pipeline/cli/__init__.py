@@ -283,7 +283,7 @@ def serve(host: str | None, port: int | None) -> None:
     commands find it (`pipeline.app.running`)."""
     import uvicorn
 
-    from pipeline.app.running import announce, withdraw
+    from pipeline.app.running import KeepAnnounced, announce, withdraw
     from pipeline.web.app import create_app
 
     settings = settings_or_exit()
@@ -294,15 +294,18 @@ def serve(host: str | None, port: int | None) -> None:
     # Without a shared broker nothing consumes what this process would queue: the
     # commands then store and work the reports themselves.
     running = announce(settings, host=host, port=port) if settings.broker.is_redis else None
+    keeper = None
     if running is not None:
         app.state.run_key = running.key
+        keeper = KeepAnnounced(settings, running).start()  # several on one machine
         # uvicorn stops on SIGTERM and then raises it again, to the handler it found:
         # the default one would end the process before the run file is withdrawn.
         signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", log_config=None)
     finally:
-        if running is not None:
+        if keeper is not None and running is not None:
+            keeper.stop()
             withdraw(settings, running)
 
 
