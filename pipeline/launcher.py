@@ -1,6 +1,7 @@
 """The `hotline` command's entry point: `hotline import` beside a running hotline
-streams its file to that process, before anything heavy is loaded; every other case
-goes to the full command line (`pipeline.cli`), unchanged.
+streams its file to that process, and `hotline submit` hands it its URLs, before
+anything heavy is loaded; every other case goes to the full command line
+(`pipeline.cli`), unchanged.
 
 The full command starts in about half a second of CPU (click, pydantic and its
 settings, SQLAlchemy, psycopg, the stages), which held the first report of an import
@@ -22,6 +23,11 @@ with the standard library and PyYAML only:
    and `Handed to the running hotline (pid P): N reports queued there.` on standard
    error; exit status 1 when a line was refused.
 
+`hotline submit URL... [--channel C] [--category C] [--description D]` goes the same
+way (POST /internal/v1/submit): the running process validates and stores the reports
+as the command would, its refusals named by the command's options in the shell's
+language (LANGUAGE or LANG), and the command prints the same lines.
+
 Anything else (no run file, no answer, another command, --help, an option this
 module does not know, a file that cannot be opened) falls through to the full command
 before a byte was sent, which stores the reports itself: correct, only slower. Once
@@ -41,7 +47,14 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 from pipeline.core.config_files import data_dir_setting
-from pipeline.core.runfile import IMPORT_PATH, KEY_HEADER, RUN_FILE, RunningSystem, read_run_file
+from pipeline.core.runfile import (
+    IMPORT_PATH,
+    KEY_HEADER,
+    RUN_FILE,
+    SUBMIT_PATH,
+    RunningSystem,
+    read_run_file,
+)
 
 TYPE_CHECKING = False  # not typing's: loading typing would cost a tenth of the start-up
 if TYPE_CHECKING:
@@ -131,6 +144,8 @@ class Loopback:
 def main() -> None:
     """The `hotline` console script."""
     code = fast_import(sys.argv[1:])
+    if code is None:
+        code = fast_submit(sys.argv[1:])
     if code is not None:
         sys.exit(code)
     from pipeline.cli import main as full_command  # loaded only when needed: see above
@@ -157,6 +172,36 @@ def import_arguments(argv: list[str]) -> tuple[str, str | None] | None:
         else:
             file, i = arg, i + 1
     return (file, source) if file else None
+
+
+# The options of `hotline submit`, by the field of the report each gives.
+_SUBMIT_FIELDS = {"--channel": "channel", "--category": "claimed_category",
+                  "--description": "description"}
+
+
+def submit_arguments(argv: list[str]) -> dict[str, object] | None:
+    """The fields of `submit URL... [--channel C] [--category C] [--description D]`,
+    or None for anything else."""
+    if not argv or argv[0] != "submit":
+        return None
+    fields: dict[str, object] = {"channel": "api", "claimed_category": None,
+                                 "description": None}
+    urls: list[str] = []
+    rest = argv[1:]
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        option, equals, value = arg.partition("=")
+        if option in _SUBMIT_FIELDS and equals:
+            fields[_SUBMIT_FIELDS[option]], i = value, i + 1
+        elif arg in _SUBMIT_FIELDS and i + 1 < len(rest) and not rest[i + 1].startswith("-"):
+            fields[_SUBMIT_FIELDS[arg]], i = rest[i + 1], i + 2
+        elif arg.startswith("-"):
+            return None  # --help, another option, a value that looks like one
+        else:
+            urls.append(arg)
+            i += 1
+    return {"urls": urls, **fields} if urls else None
 
 
 def running_system() -> RunningSystem | None:
@@ -197,6 +242,50 @@ def fast_import(argv: list[str]) -> int | None:
             return _send(connection, running, target, stream, info, path)
         finally:
             connection.close()
+
+
+def fast_submit(argv: list[str]) -> int | None:
+    """Run `hotline submit` through the running hotline; its exit status, or None when
+    the full command must do it (nothing was stored)."""
+    fields = submit_arguments(argv)
+    if fields is None:
+        return None
+    running = running_system()
+    if running is None:
+        return None
+    fields["language"] = os.environ.get("LANGUAGE") or os.environ.get("LANG") or ""
+    try:  # an argument that is not text (a lone surrogate): the full command says so
+        body = json.dumps(fields, ensure_ascii=False).encode()
+    except UnicodeError:
+        return None
+    connection = _connection(running)
+    if connection is None:
+        return None
+    try:
+        connection.send("POST", SUBMIT_PATH, {KEY_HEADER: running.key,
+                                              "Content-Type": "application/json",
+                                              "Content-Length": str(len(body))})
+        connection.sock.sendall(body)
+        status, pieces = connection.answer()
+        answer = json.loads(b"".join(pieces))
+    except (OSError, ValueError, Refused) as exc:
+        return _failed(running, f"{type(exc).__name__}: {exc}", "submission")
+    finally:
+        connection.close()
+    if status in (401, 403, 404):
+        return None  # the key checked before anything is stored: the full command
+    if status == 422 and isinstance(answer.get("problems"), list):
+        for problem in answer["problems"]:
+            print(f"hotline: {problem}", file=sys.stderr)
+        return 1
+    if status != 200:
+        return _failed(running, f"HTTP {status}", "submission")
+    for report in answer["reports"]:
+        print(json.dumps({"reference": report["reference"], "url": report["url"],
+                          "submission": answer["submission"]}))
+    print(f"Handed to the running hotline (pid {running.pid}): "
+          f"{len(answer['reports'])} reports queued there.", file=sys.stderr)
+    return 0
 
 
 def _connection(running: RunningSystem) -> Loopback | None:
@@ -288,10 +377,15 @@ def _outcome(running: RunningSystem, body: Iterator[bytes], path: Path) -> int:
     return 1 if summary["refused"] else 0
 
 
-def _failed(running: RunningSystem, why: str) -> int:
-    print(f"hotline: the running hotline (pid {running.pid}) did not finish the import "
-          f"({why}); the lines it read before are stored and queued. Look the file's "
-          "reports up before importing it again.", file=sys.stderr)
+def _failed(running: RunningSystem, why: str, what: str = "import") -> int:
+    if what == "import":
+        print(f"hotline: the running hotline (pid {running.pid}) did not finish the import "
+              f"({why}); the lines it read before are stored and queued. Look the file's "
+              "reports up before importing it again.", file=sys.stderr)
+    else:
+        print(f"hotline: the running hotline (pid {running.pid}) did not finish the "
+              f"submission ({why}); look the URLs up before submitting them again.",
+              file=sys.stderr)
     return 1
 
 

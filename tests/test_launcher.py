@@ -145,6 +145,33 @@ def test_a_refused_file_is_said_as_the_full_command_says_it(run_beside, tmp_path
     assert ours.stderr == theirs.stderr
 
 
+def test_submit_beside_hotline_run_says_what_the_full_command_says(run_beside):
+    env, run = run_beside
+    args = ("submit", "http://h1.example.com/s", "http://h2.example.com/s", "--category",
+            "csam", "--description=seen twice")
+    ours, theirs = fast(env, *args), full(env, *args)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert ours.stderr == theirs.stderr
+    assert f"Handed to the running hotline (pid {run.process.pid}): 2 reports" in ours.stderr
+    ours_lines = [json.loads(line) for line in ours.stdout.splitlines()]
+    theirs_lines = [json.loads(line) for line in theirs.stdout.splitlines()]
+    assert [(r["url"], set(r)) for r in ours_lines] == [(r["url"], set(r))
+                                                         for r in theirs_lines]
+    assert len({r["submission"] for r in ours_lines}) == 1
+    for lang in ("en_GB.UTF-8", "sr_RS.UTF-8"):
+        bad = ("submit", "http://h1.example.com/t", "--category", "spam")
+        ours = fast({**env, "LANG": lang}, *bad)
+        theirs = full({**env, "LANG": lang}, *bad)
+        assert ours.returncode == theirs.returncode == 1
+        assert ours.stderr == theirs.stderr and ours.stderr.startswith("hotline: ")
+    assert launcher.submit_arguments(["submit", "http://a/?x=1", "--channel", "email"]) == {
+        "urls": ["http://a/?x=1"], "channel": "email", "claimed_category": None,
+        "description": None}
+    for argv in (["submit"], ["submit", "--help"], ["submit", "u", "--category"],
+                 ["submit", "u", "--description", "-x"], ["submit", "u", "--other", "x"]):
+        assert launcher.submit_arguments(argv) is None, argv
+
+
 class Impostor(BaseHTTPRequestHandler):
     """A process at the run file's address that is not the hotline that wrote it (or
     one that fails half-way): the answers each test sets."""

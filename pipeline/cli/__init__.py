@@ -371,11 +371,16 @@ def scheduler() -> None:
 @click.option("--description", default=None, help="The reporter's words.")
 def submit(urls: tuple[str, ...], channel: str, category: str | None,
            description: str | None) -> None:
-    """Report one or more URLs; prints a tracking reference per URL."""
+    """Report one or more URLs; prints a tracking reference per URL.
+
+    Beside a running hotline on this machine (`hotline run`, or `hotline serve` with a
+    Redis broker) that process takes the reports in, with the same rules and the same
+    output; otherwise this command stores them itself."""
     from pydantic import ValidationError
 
     from pipeline.stages.intake import accept_reports
     from schemas.intake import ReportIn
+    from schemas.ops import SUBMIT_OPTIONS
 
     settings = settings_or_exit()
     runtime, broker = runtime_for_intake(settings)
@@ -388,8 +393,7 @@ def submit(urls: tuple[str, ...], channel: str, category: str | None,
             enqueuer=runtime.enqueuer,
         )
     except (ValidationError, BadInput) as exc:
-        refuse(exc, {"url": "URL", "channel": "--channel", "claimed_category": "--category",
-                     "description": "--description"})
+        refuse(exc, SUBMIT_OPTIONS)
     for item in accepted:
         click.echo(json.dumps({"reference": item.ref, "url": item.url,
                                "submission": submission}))

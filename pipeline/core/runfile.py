@@ -15,8 +15,10 @@ from pathlib import Path
 
 RUN_FILE = "run.json"
 KEY_HEADER = "X-Hotline-Run-Key"
-# The running process's import of a file streamed to it (`pipeline.web.ops`).
+# The running process's import of a file streamed to it, and its `hotline submit`
+# (`pipeline.web.ops`).
 IMPORT_PATH = "/internal/v1/import"
+SUBMIT_PATH = "/internal/v1/submit"
 
 
 class RunningSystem:

@@ -1,12 +1,13 @@
 """Operations endpoints: GET /metrics (Prometheus), /healthz (alive), /readyz (ready).
 
 Under `hotline run` (and `hotline serve` with a Redis broker) also
-/internal/v1/enqueue, /internal/v1/status and /internal/v1/import, for the other
-`hotline` commands of the same machine (`pipeline.app.running`): they need the key of
-the run file and are not part of the API. /internal/v1/import takes a whole import
-file as the request body, read as it streams in (`pipeline.stages.importer`, the rules
-of `hotline import`; the body limit does not apply, a key does), and answers NDJSON:
-a line per refused line, then the summary.
+/internal/v1/enqueue, /internal/v1/status, /internal/v1/import and /internal/v1/submit,
+for the other `hotline` commands of the same machine (`pipeline.app.running`,
+`pipeline.launcher`): they need the key of the run file and are not part of the API.
+/internal/v1/import takes a whole import file as the request body, read as it streams
+in (`pipeline.stages.importer`, the rules of `hotline import`; the body limit does not
+apply, a key does), and answers NDJSON: a line per refused line, then the summary.
+/internal/v1/submit takes the arguments of a `hotline submit` and does what it does.
 
 /healthz answers as long as the process serves requests. /readyz checks the
 database, the broker and the scheduler's heartbeat and answers 503 naming what is
@@ -27,6 +28,7 @@ import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
@@ -37,15 +39,26 @@ from pipeline.app.health import queue_depths, readiness
 from pipeline.app.metrics import registry_for
 from pipeline.app.running import KEY_HEADER
 from pipeline.app.runtime import Runtime
+from pipeline.core import i18n
 from pipeline.core.counters import exposition
 from pipeline.core.errors import BadInput, NotFound, PermissionDenied
-from pipeline.core.runfile import IMPORT_PATH
+from pipeline.core.runfile import IMPORT_PATH, SUBMIT_PATH
+from pipeline.domain.problems import form_problems
 from pipeline.stages.importer import ImportResult, import_stream
+from pipeline.stages.intake import accept_reports
 from pipeline.stages.retention import lift_legal_hold, set_legal_hold
 from pipeline.store.models import Case
 from pipeline.store.ops_models import LegalHold
 from pipeline.web.deps import runtime_of
-from schemas.ops import EnqueueIn, LegalHoldIn, LegalHoldLiftIn, LegalHoldOut
+from schemas.intake import ReportIn
+from schemas.ops import (
+    SUBMIT_OPTIONS,
+    CommandSubmitIn,
+    EnqueueIn,
+    LegalHoldIn,
+    LegalHoldLiftIn,
+    LegalHoldOut,
+)
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +195,30 @@ async def internal_import(request: Request, format: str = "jsonl", name: str = "
     log.info("Imported %d reports streamed by a command (submission %s); %d lines refused.",
              result.imported, result.submission, len(result.errors))
     return StreamingResponse(_outcome_lines(result), media_type="application/x-ndjson")
+
+
+@router.post(SUBMIT_PATH, include_in_schema=False)
+def internal_submit(body: CommandSubmitIn, request: Request) -> JSONResponse:
+    """`hotline submit` done here, as the command would: each URL a report of one
+    submission, stored, then queued. {"submission", "reports": [{"reference", "url"}]};
+    422 {"problems": [...]} naming the command's options, in the shell's language."""
+    runtime = _run_key_checked(request)
+    try:
+        items = [ReportIn.model_validate({"url": url, "channel": body.channel,
+                                          "claimed_category": body.claimed_category,
+                                          "description": body.description})
+                 for url in body.urls]
+        submission, accepted = accept_reports(
+            runtime.session_factory, items, clock=runtime.clock,
+            limits=runtime.settings.intake, enqueuer=runtime.enqueuer)
+    except (ValidationError, BadInput) as exc:
+        lang = (i18n.canonical(body.language.split(".")[0].split(":")[0])
+                or i18n.ENGLISH)  # as the command reads the shell's language
+        return JSONResponse({"problems": [p.text(lang) for p in
+                                          form_problems(exc, SUBMIT_OPTIONS)]},
+                            status_code=422)
+    return JSONResponse({"submission": submission, "reports": [
+        {"reference": a.ref, "url": a.url} for a in accepted]})
 
 
 def _hold_out(hold: LegalHold, case_ref: str) -> LegalHoldOut:

@@ -122,3 +122,24 @@ def test_a_file_that_cannot_be_read_is_a_4xx_with_a_sentence(sqlite_runtime):
                              headers={KEY_HEADER: KEY}, content=body)
         assert 200 <= answer.status_code < 500, (body, answer.text)
     assert _reports(sqlite_runtime) == 0
+
+
+def test_a_submit_is_taken_in_as_the_command_would(sqlite_runtime):
+    client = _client(sqlite_runtime)
+    body = {"urls": ["http://a.example/", "http://b.example/"], "channel": "api",
+            "claimed_category": "csam", "description": None, "language": "en_GB.UTF-8"}
+    assert client.post("/internal/v1/submit", json=body).status_code == 403
+    answer = client.post("/internal/v1/submit", json=body, headers={KEY_HEADER: KEY})
+    assert answer.status_code == 200
+    reports = answer.json()["reports"]
+    assert [r["url"] for r in reports] == ["http://a.example/", "http://b.example/"]
+    assert answer.json()["submission"].startswith("S-")
+    assert _reports(sqlite_runtime) == 2
+    refused = client.post("/internal/v1/submit", headers={KEY_HEADER: KEY},
+                          json={**body, "claimed_category": "spam"})
+    assert refused.status_code == 422
+    assert refused.json()["problems"] == ["Choose “--category” from the options offered."]
+    serbian = client.post("/internal/v1/submit", headers={KEY_HEADER: KEY},
+                          json={**body, "claimed_category": "spam", "language": "sr_RS"})
+    assert serbian.json()["problems"] != refused.json()["problems"]
+    assert _reports(sqlite_runtime) == 2
