@@ -1,6 +1,7 @@
 """The running process's import (POST /internal/v1/import, pipeline.web.ops): a whole
 file streamed as the body, imported by `pipeline.stages.importer` as it arrives, the
-outcome answered as NDJSON; only with the key of the run file."""
+outcome answered as NDJSON; and its `hotline submit` (POST /internal/v1/submit); only
+with the key of the run file."""
 
 from __future__ import annotations
 
