@@ -3,7 +3,11 @@
 `hotline scheduler`, from `bench.harness.scaled_out`):
 
 - `import`: the workload written to a CSV file (a `url` header and the workload's
-  other fields), then `hotline import FILE` run as an OS process, the real CLI;
+  other fields), then `hotline import FILE` run as an OS process, the real CLI, beside
+  the deployment's web app (`hotline serve`, started before the clock starts, as in a
+  scaled-out hotline): the command streams the file to it (`pipeline.launcher`) and
+  `import_path` says whether it did; `BENCH_IMPORT_BESIDE_WEB=0` runs it without a web
+  app (the command imports the file itself, its own start-up included);
 - `api`: the web app (`hotline serve`, uvicorn) as an OS process, the workload POSTed
   to /api/v1/reports in batches of 1,000 (`intake.max_batch`) one after the other,
   with an API token.
@@ -103,8 +107,10 @@ def run(path: str, dep: Any, reports: Sequence[dict[str, Any]], tmp: Path) -> di
     excluded = _harness_backends(dep)
     web: subprocess.Popen[bytes] | None = None
     token = base = None
+    beside_web = path == "api" or os.environ.get("BENCH_IMPORT_BESIDE_WEB", "1") != "0"
     if path == "api":
         token = _api_token(dep)
+    if beside_web:
         port = services.free_port()
         base = f"http://127.0.0.1:{port}"
         log_file = (tmp / "web-app.log").open("ab")
@@ -114,7 +120,7 @@ def run(path: str, dep: Any, reports: Sequence[dict[str, Any]], tmp: Path) -> di
             stderr=subprocess.STDOUT)
         log_file.close()
         _wait_for_http(f"{base}/healthz", web)
-    else:
+    if path == "import":
         csv_file = write_csv(reports, tmp / "bench-import.csv")
     intake_pids: list[int] = [web.pid] if web else []
 
@@ -134,6 +140,8 @@ def run(path: str, dep: Any, reports: Sequence[dict[str, Any]], tmp: Path) -> di
     started = datetime.now(UTC)
     t0 = time.monotonic()
     problems: list[str] = []
+    command_cpu = 0.0  # the import command's, exact (os.wait4)
+    import_path = None
     if path == "import":
         log_path = tmp / "import.log"
         with log_path.open("wb") as handle:
@@ -141,13 +149,15 @@ def run(path: str, dep: Any, reports: Sequence[dict[str, Any]], tmp: Path) -> di
                 [*services.hotline_command(), "import", str(csv_file), "--source", "bench"],
                 env=services.clean_env(dep.config), cwd=services.ROOT, stdout=handle,
                 stderr=subprocess.STDOUT)
-            intake_pids.append(child.pid)
             _, status, usage = os.wait4(child.pid, 0)
             child.returncode = os.waitstatus_to_exitcode(status)
-        sampler.set_total("intake", usage.ru_utime + usage.ru_stime)
+        command_cpu = usage.ru_utime + usage.ru_stime
+        said = log_path.read_text()
+        import_path = ("handed to the running web app (hotline serve)"
+                       if "Handed to the running hotline" in said
+                       else "imported by the command itself")
         if child.returncode != 0:
-            problems.append(f"hotline import exited {child.returncode}: "
-                            f"{log_path.read_text()[-2000:]}")
+            problems.append(f"hotline import exited {child.returncode}: {said[-2000:]}")
     else:
         import httpx
 
@@ -165,6 +175,8 @@ def run(path: str, dep: Any, reports: Sequence[dict[str, Any]], tmp: Path) -> di
     settled, counts = measure.wait_until_settled(rt.session_factory, len(reports),
                                                  min_report_id=floor)
     cpu = sampler.stop()
+    if path == "import":  # the web app's, sampled, and the command's own
+        cpu["intake"] = cpu.get("intake", 0.0) + command_cpu
     with rt.session_factory() as session:
         finished = measure.finish_time(session, floor)
         times = measure.settle_times(session, floor)
@@ -185,8 +197,11 @@ def run(path: str, dep: Any, reports: Sequence[dict[str, Any]], tmp: Path) -> di
         return round((at - started).total_seconds() * 1000, 1) if at else None
 
     out: dict[str, Any] = {
-        "intake": "hotline import (CSV, OS process)" if path == "import"
+        "intake": ("hotline import (CSV, OS process" + (", beside hotline serve)"
+                                                         if beside_web else ")"))
+        if path == "import"
         else f"HTTP API (hotline serve, uvicorn; batches of {rt.settings.intake.max_batch})",
+        **({"import_path": import_path} if path == "import" else {}),
         "reports": len(reports),
         "settled": settled,
         "intake_seconds": round(intake_seconds, 2),
@@ -203,6 +218,7 @@ def run(path: str, dep: Any, reports: Sequence[dict[str, Any]], tmp: Path) -> di
         "accounting": books,
         "notes": [
             "times from the start of the import (the CLI launched) or the first request",
+            "intake CPU: the web app's (sampled) and the import command's (exact)",
             "write-ahead log from pg_stat_wal: the whole server's, other clients included",
             "PostgreSQL: the backends of this database (not the harness's own polls, "
             "not the server's background writers)",

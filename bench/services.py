@@ -168,7 +168,7 @@ def hotline_command() -> list[str]:
     script = Path(sys.executable).with_name("hotline")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from pipeline.cli import main; main()"]
+    return [sys.executable, "-c", "from pipeline.launcher import main; main()"]
 
 
 @dataclass

@@ -39,6 +39,27 @@ class LegalHoldOut(BaseModel):
     lift_reason: str | None = Field(None, description="Why it was lifted.")
 
 
+# The option of `hotline submit` that gives each field of a report: its refusals name
+# the option, wherever the command runs (the command's own process or a running hotline).
+SUBMIT_OPTIONS = {"url": "URL", "channel": "--channel", "claimed_category": "--category",
+                  "description": "--description"}
+
+
+class CommandSubmitIn(BaseModel):
+    """The arguments of a `hotline submit`, for the running system to take the reports
+    in as the command would (each URL validated as a report there)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    urls: list[str] = Field(..., min_length=1, description="The URLs, one report each.")
+    channel: str = Field("api", description="How the reports came in (--channel).")
+    claimed_category: str | None = Field(None, description="The claimed category "
+                                         "(--category).")
+    description: str | None = Field(None, description="The reporter's words (--description).")
+    language: str = Field("", description="The shell's LANGUAGE or LANG: the language the "
+                          "refusals are said in.")
+
+
 class EnqueueIn(BaseModel):
     """Ids stored by another `hotline` command, for the running system to queue."""
 

@@ -6,7 +6,10 @@ itself (minutes with registries that did not answer) while `hotline status` show
 its own, empty, broker. Now:
 
 1. `hotline run` writes `<data_dir>/run.json` (its process id, its address on
-   loopback and a random key; readable by its owner only) and removes it on exit;
+   loopback and a random key; readable by its owner only; `pipeline.core.runfile`)
+   and removes it on exit; so does `hotline serve` with a Redis broker (the web
+   process of a scaled-out deployment), for the fast `hotline import`
+   (`pipeline.launcher`), which streams the file to it (POST /internal/v1/import);
 2. another command finds it with `find_running(settings)` (the file, a live process,
    an answer from its /healthz);
 3. `submit`/`import` store the reports (the database first, as always) and hand the
@@ -19,48 +22,50 @@ its own, empty, broker. Now:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from pipeline.core.config import Settings
+from pipeline.core.runfile import (
+    KEY_HEADER,
+    RUN_FILE,
+    RunningSystem,
+    read_run_file,
+    write_run_file,
+)
 
-RUN_FILE = "run.json"
-KEY_HEADER = "X-Hotline-Run-Key"
-
-
-@dataclass(frozen=True)
-class RunningSystem:
-    pid: int
-    url: str  # http://127.0.0.1:port, reachable from this machine
-    key: str
+__all__ = ["KEY_HEADER", "RUN_FILE", "HandOver", "KeepAnnounced", "RunningSystem", "announce",
+           "claim_if_vacant", "find_running", "hand_over", "remote_status", "run_file",
+           "withdraw"]
 
 
 def run_file(settings: Settings) -> Path:
     return settings.data_path / RUN_FILE
 
 
-def announce(settings: Settings) -> RunningSystem:
-    """Write the run file of this `hotline run`; return what it says."""
-    host = settings.web.host
+def announce(settings: Settings, *, host: str | None = None,
+             port: int | None = None) -> RunningSystem:
+    """Write the run file of this process (`hotline run`, or `hotline serve` listening
+    on `host`:`port`, web.host and web.port by default); return what it says. The
+    last process started is the one named; with several web processes on one machine
+    another claims the file once it is vacant (`KeepAnnounced`)."""
+    host = settings.web.host if host is None else host
     if host in ("0.0.0.0", "::", ""):  # noqa: S104 - listening everywhere: use loopback
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    running = RunningSystem(pid=os.getpid(), url=f"http://{host}:{settings.web.port}",
+    running = RunningSystem(pid=os.getpid(),
+                            url=f"http://{host}:{port or settings.web.port}",
                             key=secrets.token_urlsafe(32))
-    path = run_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump({"pid": running.pid, "url": running.url, "key": running.key}, out)
-    os.replace(path.with_suffix(".tmp"), path)
+    write_run_file(run_file(settings), running)
     return running
 
 
@@ -74,21 +79,47 @@ def withdraw(settings: Settings, running: RunningSystem) -> None:
         pass
 
 
+def claim_if_vacant(settings: Settings, running: RunningSystem) -> bool:
+    """Name `running` in the run file if no live process is named there (the one that
+    was stopped or died): so several web processes on one machine (`hotline serve`)
+    take turns, and the file names one of them while any runs."""
+    path = run_file(settings)
+    if read_run_file(path) is not None:
+        return False
+    write_run_file(path, running)
+    return True
+
+
+class KeepAnnounced:
+    """A thread that claims the run file for this process whenever it is vacant, every
+    `every` seconds, until stopped."""
+
+    def __init__(self, settings: Settings, running: RunningSystem, every: float = 5.0):
+        self.settings, self.running, self.every = settings, running, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="run-file")
+
+    def start(self) -> KeepAnnounced:
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            # A data folder gone away: the commands import files themselves meanwhile.
+            with contextlib.suppress(OSError):
+                claim_if_vacant(self.settings, self.running)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 def find_running(settings: Settings, *, timeout: float = 2.0) -> RunningSystem | None:
     """The `hotline run` of this configuration's data folder, if one is running and
     answers; None otherwise (a run file left by a process that died is ignored)."""
-    try:
-        data = json.loads(run_file(settings).read_text())
-        running = RunningSystem(pid=int(data["pid"]), url=str(data["url"]),
-                                key=str(data["key"]))
-    except (OSError, ValueError, KeyError, TypeError):
+    running = read_run_file(run_file(settings))
+    if running is None:
         return None
-    try:
-        os.kill(running.pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # alive, another user's
     try:
         httpx.get(f"{running.url}/healthz", timeout=timeout).raise_for_status()
     except httpx.HTTPError:

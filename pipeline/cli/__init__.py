@@ -275,16 +275,42 @@ def cli_path() -> str:
 @click.option("--host", default=None, help="Address to listen on (default: web.host).")
 @click.option("--port", default=None, type=int, help="Port (default: web.port).")
 def serve(host: str | None, port: int | None) -> None:
-    """Run the web app only (scaled-out deployment)."""
+    """Run the web app only (scaled-out deployment).
+
+    With a Redis broker it also announces itself in the run file, as `hotline run`
+    does, so that a `hotline import` on this machine streams its file here (the
+    resident process imports it: no start-up of the command's own) and the other
+    commands find it (`pipeline.app.running`)."""
     import uvicorn
 
+    from pipeline.app.running import KeepAnnounced, announce, withdraw
     from pipeline.web.app import create_app
 
     settings = settings_or_exit()
     setup_logging(settings)
     runtime, _ = runtime_with_broker(settings)
-    uvicorn.run(create_app(runtime), host=host or settings.web.host,
-                port=port or settings.web.port, log_level="warning", log_config=None)
+    app = create_app(runtime)
+    host, port = host or settings.web.host, port or settings.web.port
+    # Without a shared broker nothing consumes what this process would queue: the
+    # commands then store and work the reports themselves.
+    running = announce(settings, host=host, port=port) if settings.broker.is_redis else None
+    keeper = None
+    if running is not None:
+        app.state.run_key = running.key
+        keeper = KeepAnnounced(settings, running).start()  # several on one machine
+        # uvicorn stops on SIGTERM and then raises it again, to the handler it found:
+        # the default one would end the process before the run file is withdrawn.
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", log_config=None)
+    finally:
+        if keeper is not None and running is not None:
+            keeper.stop()
+            withdraw(settings, running)
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
 @main.command()
@@ -345,11 +371,16 @@ def scheduler() -> None:
 @click.option("--description", default=None, help="The reporter's words.")
 def submit(urls: tuple[str, ...], channel: str, category: str | None,
            description: str | None) -> None:
-    """Report one or more URLs; prints a tracking reference per URL."""
+    """Report one or more URLs; prints a tracking reference per URL.
+
+    Beside a running hotline on this machine (`hotline run`, or `hotline serve` with a
+    Redis broker) that process takes the reports in, with the same rules and the same
+    output; otherwise this command stores them itself."""
     from pydantic import ValidationError
 
     from pipeline.stages.intake import accept_reports
     from schemas.intake import ReportIn
+    from schemas.ops import SUBMIT_OPTIONS
 
     settings = settings_or_exit()
     runtime, broker = runtime_for_intake(settings)
@@ -362,8 +393,7 @@ def submit(urls: tuple[str, ...], channel: str, category: str | None,
             enqueuer=runtime.enqueuer,
         )
     except (ValidationError, BadInput) as exc:
-        refuse(exc, {"url": "URL", "channel": "--channel", "claimed_category": "--category",
-                     "description": "--description"})
+        refuse(exc, SUBMIT_OPTIONS)
     for item in accepted:
         click.echo(json.dumps({"reference": item.ref, "url": item.url,
                                "submission": submission}))
@@ -375,7 +405,11 @@ def submit(urls: tuple[str, ...], channel: str, category: str | None,
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--source", default=None, help="Who sent the file (a partner hotline...).")
 def import_(file: Path, source: str | None) -> None:
-    """Import reports from a JSON Lines (.jsonl) or CSV (.csv) file."""
+    """Import reports from a JSON Lines (.jsonl) or CSV (.csv) file.
+
+    Beside a running hotline on this machine (`hotline run`, or `hotline serve` with a
+    Redis broker) the file is streamed to that process and imported there, with the
+    same rules and the same output; otherwise this command imports it itself."""
     from pipeline.stages.importer import import_file
 
     settings = settings_or_exit()
@@ -480,7 +514,8 @@ def config() -> None:
 def config_check(as_json: bool) -> None:
     """Validate the configuration and print each value with where it came from
     (default, a file, the environment); secrets hidden."""
-    from pipeline.core.config import config_files, provenance
+    from pipeline.core.config import provenance
+    from pipeline.core.config_files import config_files
 
     settings = settings_or_exit()
     values = _hide_url_passwords(settings.model_dump(mode="json"))

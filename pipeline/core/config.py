@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-import yaml
 from pydantic import (
     BaseModel,
     Field,
@@ -33,23 +32,11 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from pipeline.core.config_files import leaves, read_config_files
 from pipeline.core.errors import ConfigError
 from pipeline.core.worktime import parse_window
 from schemas.assessment import Legality
 from schemas.intake import Category
-
-DEFAULT_CONFIG_FILE = "config.yaml"
-# The config.yaml shipped beside the package (the repository's root), read when the
-# working directory has none.
-SHIPPED_CONFIG_FILE = Path(__file__).resolve().parents[1] / DEFAULT_CONFIG_FILE
-
-# Keys holding a file or folder: relative values in a config file resolve against
-# that file's folder (sqlite:/// database URLs too).
-PATH_KEYS = frozenset({
-    "app.data_dir", "dispatch.outbox_dir", "dispatch.smtp_ca_file", "trace.bootstrap_dir",
-    "trace.providers_file", "trace.geoip_database", "assessment.priority_rules",
-    "escalation.rules_file", "routing.rules_dir", "privacy.encryption_key_file",
-})
 
 
 class Section(BaseModel):
@@ -989,94 +976,13 @@ class Settings(BaseSettings):
         return Path(self.app.data_dir)
 
 
-def config_files() -> list[Path]:
-    """The files read, lowest first: the shipped `config.yaml` (the working
-    directory's, else the one beside the package; `HOTLINE_CONFIG_DEFAULTS` names
-    another, or none when empty), then the file `HOTLINE_CONFIG` names."""
-    files: list[Path] = []
-    named = os.environ.get("HOTLINE_CONFIG_DEFAULTS")
-    base = Path(named or DEFAULT_CONFIG_FILE)
-    if named == "":
-        pass
-    elif base.is_file():
-        files.append(base)
-    elif named is None and SHIPPED_CONFIG_FILE.is_file():
-        files.append(SHIPPED_CONFIG_FILE)
-    overlay = os.environ.get("HOTLINE_CONFIG")
-    if overlay and Path(overlay).is_file() and not any(
-            Path(overlay).resolve() == f.resolve() for f in files):
-        files.append(Path(overlay))
-    return files
-
-
-def read_config_files() -> tuple[dict[str, Any], dict[str, str]]:
-    """The config files deep-merged, and which file gave each leaf key ("a.b")."""
-    merged: dict[str, Any] = {}
-    origin: dict[str, str] = {}
-    for path in config_files():
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: the top level must be a mapping of sections")
-        _resolve_paths(data, path.resolve().parent)
-        _deep_merge(merged, data, origin, str(path), "")
-    return merged, origin
-
-
-def _deep_merge(into: dict[str, Any], data: dict[str, Any], origin: dict[str, str],
-                source: str, prefix: str) -> None:
-    """Lay `data` over `into` key by key; mappings merge, anything else (lists too)
-    replaces."""
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _deep_merge(into[key], value, origin, source, f"{dotted}.")
-            continue
-        into[key] = value
-        for known in [k for k in origin if k.startswith(f"{dotted}.")]:
-            del origin[known]
-        if isinstance(value, dict):
-            for leaf in _leaves(value, f"{dotted}."):
-                origin[leaf] = source
-        else:
-            origin[dotted] = source
-
-
-def _leaves(data: dict[str, Any], prefix: str) -> list[str]:
-    out: list[str] = []
-    for key, value in data.items():
-        if isinstance(value, dict) and value:
-            out += _leaves(value, f"{prefix}{key}.")
-        else:
-            out.append(f"{prefix}{key}")
-    return out
-
-
-def _resolve_paths(data: dict[str, Any], folder: Path) -> None:
-    """Relative paths in a file read from `folder` made relative to `folder` (left
-    as written when that folder is the working directory)."""
-    if folder == Path.cwd().resolve():
-        return
-    for section, values in data.items():
-        if not isinstance(values, dict):
-            continue
-        for key, value in values.items():
-            if not isinstance(value, str) or not value:
-                continue
-            if f"{section}.{key}" in PATH_KEYS and not Path(value).is_absolute():
-                values[key] = str(folder / value)
-            elif (section, key) == ("database", "url") and value.startswith("sqlite:///"):
-                path = value.removeprefix("sqlite:///")
-                if path and path != ":memory:" and not Path(path).is_absolute():
-                    values[key] = f"sqlite:///{folder / path}"
-
-
 def provenance(settings: Settings) -> dict[str, str]:
     """Where each leaf value of `settings` came from: "default", a file's path, or
     "environment (HOTLINE_...)"."""
     merged, files = read_config_files()
     env = {k.upper(): k for k in os.environ if k.upper().startswith("HOTLINE_")}
     out: dict[str, str] = {}
-    for leaf in _leaves(settings.model_dump(mode="json"), ""):
+    for leaf in leaves(settings.model_dump(mode="json"), ""):
         section = leaf.split(".", 1)[0]
         names = [f"HOTLINE_{leaf.upper().replace('.', '__')}", f"HOTLINE_{section.upper()}"]
         found = next((env[n] for n in names if n in env), None)

@@ -55,7 +55,14 @@ def _csv_rows(stream: IO[bytes], name: str
             f"{name}: the CSV header must name url and may name "
             f"{', '.join(sorted(CSV_FIELDS - {'url'}))}; unknown: {', '.join(sorted(unknown))}"
         )
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # a field longer than the csv module reads (128 KiB)
+            yield reader.line_num + 1, None, f"the record cannot be read as CSV ({exc})"
+            continue
         if None in row:
             yield reader.line_num, None, "more fields than the header names"
             continue

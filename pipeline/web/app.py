@@ -14,6 +14,7 @@ from pipeline.core.errors import (
     PermissionDenied,
     describe_validation_errors,
 )
+from pipeline.core.runfile import IMPORT_PATH
 from pipeline.web import apidocs, helpline, intake, ops, partners, queue, report_form, stats
 from pipeline.web.console import routes as console
 from pipeline.web.guard import BodyTooLarge, FormHoldsNul, RequestGuard
@@ -30,7 +31,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     # Request ids, NUL in addresses, JSON content type, the body limit while reading,
     # unhandled errors logged and answered 500 (pipeline/web/guard.py).
-    app.add_middleware(RequestGuard, max_bytes=runtime.settings.web.max_body_bytes)
+    # The running process's import streams a whole file: no body limit, a key instead.
+    app.add_middleware(RequestGuard, max_bytes=runtime.settings.web.max_body_bytes,
+                       streamed=frozenset({IMPORT_PATH}))
 
     @app.exception_handler(BodyTooLarge)
     @app.exception_handler(FormHoldsNul)

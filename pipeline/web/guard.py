@@ -11,7 +11,9 @@
 - the body limit (`web.max_body_bytes`) is enforced while the body is read, chunked or
   not: a declared length over it is refused before reading; an undeclared one is
   counted as it arrives and refused (413) the moment it passes the limit, so never
-  more than the limit is held;
+  more than the limit is held; a route that reads its body as a stream, a chunk at a
+  time, and checks a key before it reads (`streamed`: the running process's import,
+  /internal/v1/import) is not limited, since an import file may be large;
 - an error no route handled is logged in the project's log format (JSON lines when
   so configured) with the request id, method and path and the traceback's frames, but
   never the body or the exception's message (which may quote it); the caller gets 500
@@ -70,9 +72,10 @@ async def _answer(send: Any, status: int, body: dict[str, Any], request_id: str)
 
 
 class RequestGuard:
-    def __init__(self, app: Any, max_bytes: int):
+    def __init__(self, app: Any, max_bytes: int, streamed: frozenset[str] = frozenset()):
         self.app = app
         self.max_bytes = max_bytes
+        self.streamed = streamed
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -97,7 +100,10 @@ class RequestGuard:
                           request_id)
             return
         length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+        limit: float = self.max_bytes
+        if path in self.streamed and scope.get("method") == "POST":
+            limit = float("inf")
+        if length is not None and (not length.isdigit() or int(length) > limit):
             await _answer(send, 413, {"error": f"request body larger than {self.max_bytes} "
                                       "bytes"}, request_id)
             return
@@ -110,7 +116,6 @@ class RequestGuard:
             return
 
         received = 0
-        limit = self.max_bytes
         form = headers.get("content-type", "").split(";", 1)[0].strip().lower() == (
             "application/x-www-form-urlencoded")
         tail = b""
@@ -122,7 +127,7 @@ class RequestGuard:
                 chunk = message.get("body", b"")
                 received += len(chunk)
                 if received > limit:
-                    raise BodyTooLarge(limit)
+                    raise BodyTooLarge(self.max_bytes)
                 if form:  # "%00" may span two chunks: the last two bytes carried over
                     if b"%00" in tail + chunk:
                         raise FormHoldsNul

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -127,3 +128,25 @@ def test_a_failed_hand_over_is_reported_not_raised(server):
     assert handed.handed == 0 and len(handed.failed) == 1
     assert handed.failed[0].startswith("trace: HTTPStatusError")
     assert FakeRun.received == []
+
+
+def test_a_vacant_run_file_is_claimed_a_live_one_left_alone(settings_factory):
+    settings = settings_factory()
+    first = running.announce(settings)
+    other = RunningSystem(os.getpid(), "http://127.0.0.1:8125", "other-key")
+    assert running.claim_if_vacant(settings, other) is False  # a live process is named
+    assert json.loads(running.run_file(settings).read_text())["key"] == first.key
+    running.withdraw(settings, first)  # the first web process stops
+    keeper = running.KeepAnnounced(settings, other, every=0.05).start()
+    try:
+        deadline = time.monotonic() + 10
+        while not running.run_file(settings).exists():
+            assert time.monotonic() < deadline, "the vacant run file was not claimed"
+            time.sleep(0.05)
+    finally:
+        keeper.stop()
+    assert json.loads(running.run_file(settings).read_text())["key"] == "other-key"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    _write_run_file(settings, dead.pid, "http://127.0.0.1:9")  # named, but dead
+    assert running.claim_if_vacant(settings, other) is True

@@ -114,7 +114,7 @@ def test_provenance_names_default_file_and_environment(overlay, monkeypatch):
     assert settings.web.public_url == "http://127.0.0.1:9001"
     # A key no file sets is the model's default.
     monkeypatch.chdir(overlay("").parent)  # no config.yaml here...
-    monkeypatch.setattr("pipeline.core.config.SHIPPED_CONFIG_FILE", Path("/nonexistent"))
+    monkeypatch.setattr("pipeline.core.config_files.SHIPPED_CONFIG_FILE", Path("/nonexistent"))
     assert provenance(Settings())["worker.threads"] == "default"
 
 

@@ -169,3 +169,14 @@ def test_a_csv_record_that_is_not_utf8_is_refused_by_its_line_and_the_rest_impor
     assert result.imported == 2
     assert result.errors == [(4, "not valid UTF-8")]
     assert [url for url, _ in _stored(runtime)] == ["http://a.example/", "http://c.example/"]
+
+
+def test_a_csv_field_too_long_to_read_is_a_refused_line_not_a_crash(runtime, tmp_path):
+    path = tmp_path / "reports.csv"
+    path.write_text("url,description\nhttp://a.example/,\n"
+                    f"http://b.example/,{'x' * 140_000}\nhttp://c.example/,\n")
+    result = import_file(path, runtime.session_factory, clock=runtime.clock,
+                         limits=runtime.settings.intake, enqueuer=runtime.enqueuer)
+    assert result.imported == 2
+    assert result.errors == [(3, "the record cannot be read as CSV (field larger than "
+                                 "field limit (131072))")]
