@@ -100,11 +100,14 @@ class _WakingConsumer(_RedisConsumer):  # type: ignore[misc]
                     self.queued_message_ids.add(message.message_id)
                     return MessageProxy(message)
                 except IndexError:
+                    # Cleared before the fetch: a message enqueued from now on, fetched
+                    # or not, leaves the event set for the wait below. (Also when no
+                    # fetch is due, the prefetched messages still being worked on: a
+                    # wake-up seen before must not make the wait return at once, over
+                    # and over: a busy consumer spun on it, measured in the benchmark.)
+                    self.wakeup.clear()
                     messages = []
                     if self.outstanding_message_count < self.prefetch:
-                        # Cleared before the fetch: a message enqueued from now on,
-                        # fetched or not, leaves the event set for the wait below.
-                        self.wakeup.clear()
                         self.message_cache = messages = self.broker.do_fetch(
                             self.queue_name, self.prefetch - self.outstanding_message_count)
                     if not messages:
