@@ -141,6 +141,11 @@ def latency_summary(values: list[float]) -> dict[str, Any]:
 
 def accounting(session: Session, submitted: int, min_report_id: int = 0) -> dict[str, Any]:
     """Every report accounted for: settled exactly once, every new case queued once."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Fresh statistics first: autovacuum may not have analysed the tables the
+        # phase just filled, and the join below then ran as a nested loop over
+        # 100,000 reports for minutes (seen at BENCH_N=100000).
+        session.execute(text("ANALYZE reports, cases"))
     counts = progress(session, min_report_id)
     reports = sum(v for k, v in counts.items() if k.startswith("reports_"))
     rejected = counts.get("reports_rejected", 0)
