@@ -22,8 +22,13 @@ import pytest
 
 from pipeline import launcher
 from pipeline.core.runfile import KEY_HEADER, RunningSystem, write_run_file
+from tests.loopback import free_port
 from tests.netfakes.fixtures import fake_dns, fake_rdap  # noqa: F401
-from tests.ops.support import ROOT, Running, free_port, operator_env
+from tests.ops import fixtures as running
+from tests.ops.support import ROOT, operator_env
+
+# A `hotline run` beside loopback DNS and RDAP (tests/ops/fixtures.py).
+internet, system = running.internet, running.system
 
 CSV = ("url,claimed_category\nhttp://h1.example.com/a,csam\nhttp://h2.example.com/b,spam\n"
        "http://h3.example.com/c,csam\nnot a url\n")
@@ -59,29 +64,9 @@ def test_only_import_with_a_file_and_a_source_takes_the_fast_path():
         assert launcher.import_arguments(argv) is None, argv
 
 
-@pytest.fixture
-def internet(tmp_path, fake_dns, fake_rdap):  # noqa: F811
-    """The hosts of the reports, served by loopback DNS and RDAP servers."""
-    bootstrap = tmp_path / "bootstrap"
-    fake_rdap.write_bootstrap(bootstrap, {"ripe": ["185.0.0.0/8"]}, {"com": "verisign"})
-    for i in range(1, 4):
-        fake_dns.add_host(f"h{i}.example.com", a=[f"185.50.0.{i}"])
-    return (f"trace:\n  resolvers: [\"{fake_dns.address}:{fake_dns.port}\"]\n"
-            f"  bootstrap_dir: {bootstrap}\n  asn_dns_zone_v4: ''\n  asn_dns_zone_v6: ''\n")
-
-
-@pytest.fixture
-def run_beside(tmp_path, internet):
-    env = operator_env(tmp_path, internet)
-    run = Running(env, free_port())
-    run.wait_until_serving()
-    yield env, run
-    run.stop()
-
-
 def test_beside_hotline_run_the_file_is_imported_there_and_said_as_the_full_command_says(
-        run_beside, tmp_path):
-    env, run = run_beside
+        system, tmp_path):
+    env, run = system
     path = tmp_path / "reports.csv"
     path.write_text(CSV)
     ours = fast(env, "import", str(path), "--source", "partner")
@@ -124,8 +109,8 @@ def test_beside_hotline_run_the_file_is_imported_there_and_said_as_the_full_comm
     assert status["cases_by_state"]["awaiting_assessment"] == 4
 
 
-def test_a_refused_file_is_said_as_the_full_command_says_it(run_beside, tmp_path):
-    env, _ = run_beside
+def test_a_refused_file_is_said_as_the_full_command_says_it(system, tmp_path):
+    env, _ = system
     path = tmp_path / "bad.csv"
     path.write_text("uri,x\nhttp://a.example/,1\n")
     ours, theirs = fast(env, "import", str(path)), full(env, "import", str(path))
@@ -145,8 +130,8 @@ def test_a_refused_file_is_said_as_the_full_command_says_it(run_beside, tmp_path
     assert ours.stderr == theirs.stderr
 
 
-def test_submit_beside_hotline_run_says_what_the_full_command_says(run_beside):
-    env, run = run_beside
+def test_submit_beside_hotline_run_says_what_the_full_command_says(system):
+    env, run = system
     args = ("submit", "http://h1.example.com/s", "http://h2.example.com/s", "--category",
             "csam", "--description=seen twice")
     ours, theirs = fast(env, *args), full(env, *args)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from pipeline.app.runtime import build_runtime
 from pipeline.core.clock import SystemClock
 from pipeline.core.config import load_settings
@@ -17,32 +15,11 @@ from pipeline.core.messaging import RecordingEnqueuer
 from pipeline.stages.intake import accept_reports
 from pipeline.store.migrate import upgrade
 from schemas.intake import ReportIn
-from tests.loopback import free_port
-from tests.netfakes import records
-from tests.ops.support import Running, hotline, operator_env
+from tests.ops import fixtures as running
+from tests.ops.support import hotline, operator_env
 
-
-@pytest.fixture
-def internet(tmp_path, fake_dns, fake_rdap):
-    """The hosts of the reports, served by loopback DNS and RDAP servers."""
-    fake_rdap.add_network("185.50.0.0/16", records.ripe_network(
-        "185.50.0.0/16", country="DE", org="Hoster GmbH", abuse_email="abuse@hoster.de"))
-    fake_rdap.add_domain("example.com", records.domain("example.com"))
-    for i in range(6):
-        fake_dns.add_host(f"h{i}.example.com", a=[f"185.50.0.{i + 1}"])
-    bootstrap = tmp_path / "bootstrap"
-    fake_rdap.write_bootstrap(bootstrap, {"ripe": ["185.0.0.0/8"]}, {"com": "verisign"})
-    return (f"trace:\n  resolvers: [\"{fake_dns.address}:{fake_dns.port}\"]\n"
-            f"  bootstrap_dir: {bootstrap}\n  asn_dns_zone_v4: ''\n  asn_dns_zone_v6: ''\n")
-
-
-@pytest.fixture
-def system(tmp_path, internet):
-    env = operator_env(tmp_path, internet)
-    run = Running(env, free_port())
-    run.wait_until_serving()
-    yield env, run
-    run.stop()
+# A `hotline run` beside loopback DNS and RDAP (tests/ops/fixtures.py).
+internet, system = running.internet, running.system
 
 
 def test_submit_and_import_hand_reports_to_the_running_system(system, tmp_path):

@@ -3,27 +3,16 @@ the internal endpoints of `hotline run`, which need the key of its run file."""
 
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
-
 from pipeline.app.running import KEY_HEADER
 from pipeline.app.runtime import build_runtime
 from pipeline.core.clock import FrozenClock
 from pipeline.core.messaging import RecordingEnqueuer
 from pipeline.store.migrate import upgrade
-from pipeline.web.app import create_app
-
-KEY = "the-key-of-the-run-file"
-
-
-def _client(runtime, run_key=None):
-    app = create_app(runtime)
-    if run_key is not None:
-        app.state.run_key = run_key
-    return TestClient(app, follow_redirects=False)
+from tests.web.internal import KEY, internal_client
 
 
 def test_the_internal_endpoints_are_not_there_outside_hotline_run(sqlite_runtime):
-    client = _client(sqlite_runtime)
+    client = internal_client(sqlite_runtime, run_key=None)
     assert client.get("/internal/v1/status", headers={KEY_HEADER: KEY}).status_code == 404
     response = client.post("/internal/v1/enqueue", headers={KEY_HEADER: KEY},
                            json={"stage": "normalise", "ids": [1]})
@@ -32,7 +21,7 @@ def test_the_internal_endpoints_are_not_there_outside_hotline_run(sqlite_runtime
 
 
 def test_the_internal_endpoints_need_the_key_of_the_run_file(sqlite_runtime):
-    client = _client(sqlite_runtime, run_key=KEY)
+    client = internal_client(sqlite_runtime)
     for headers in ({}, {KEY_HEADER: "a-guess"}, {KEY_HEADER: KEY + "x"}):
         assert client.get("/internal/v1/status", headers=headers).status_code == 403
         response = client.post("/internal/v1/enqueue", headers=headers,
@@ -43,7 +32,7 @@ def test_the_internal_endpoints_need_the_key_of_the_run_file(sqlite_runtime):
 
 def test_with_the_key_ids_are_queued_and_the_queues_shown(sqlite_runtime):
     assert isinstance(sqlite_runtime.enqueuer, RecordingEnqueuer)
-    client = _client(sqlite_runtime, run_key=KEY)
+    client = internal_client(sqlite_runtime)
     response = client.post("/internal/v1/enqueue", headers={KEY_HEADER: KEY},
                            json={"stage": "trace", "ids": [3, 5, 8]})
     assert response.status_code == 200 and response.json() == {"queued": 3}
@@ -61,7 +50,7 @@ def test_metrics_can_be_turned_off(settings_factory):
     upgrade(settings.database.url)
     runtime = build_runtime(settings, clock=FrozenClock())
     try:
-        client = _client(runtime)
+        client = internal_client(runtime, run_key=None)
         assert client.get("/metrics").status_code == 404
         assert client.get("/healthz").status_code == 200
     finally:

@@ -7,22 +7,12 @@ from __future__ import annotations
 
 import json
 
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from pipeline.app.running import KEY_HEADER
 from pipeline.core.runfile import IMPORT_PATH
 from pipeline.store.models import Report
-from pipeline.web.app import create_app
-
-KEY = "the-key-of-the-run-file"
-
-
-def _client(runtime, run_key=KEY):
-    app = create_app(runtime)
-    if run_key is not None:
-        app.state.run_key = run_key
-    return TestClient(app, follow_redirects=False)
+from tests.web.internal import KEY, internal_client
 
 
 def _reports(runtime):
@@ -40,7 +30,7 @@ def test_a_streamed_csv_is_imported_refused_lines_named_then_the_summary(sqlite_
     body = ("url,claimed_category\n" + "".join(f"http://h{i}.example/x,csam\n"
                                                for i in range(40))
             + "http://bad.example/,spam\n").encode()
-    response = _client(sqlite_runtime).post(
+    response = internal_client(sqlite_runtime).post(
         f"{IMPORT_PATH}?format=csv&name=partner.csv&source=partner",
         headers={KEY_HEADER: KEY}, content=_pieces(body, 37))
     assert response.status_code == 200
@@ -58,7 +48,7 @@ def test_a_streamed_csv_is_imported_refused_lines_named_then_the_summary(sqlite_
 def test_json_lines_meet_the_importer_s_guards(sqlite_runtime):
     body = (b'{"url": "http://a.example/"}\n{"url": 3}\n\xff\xfe\n'
             b'{"url": "http://x.example/\\u0000"}\n[1]\n')
-    response = _client(sqlite_runtime).post(f"{IMPORT_PATH}?format=jsonl&name=r.jsonl",
+    response = internal_client(sqlite_runtime).post(f"{IMPORT_PATH}?format=jsonl&name=r.jsonl",
                                             headers={KEY_HEADER: KEY}, content=body)
     assert response.status_code == 200
     lines = [json.loads(line) for line in response.text.splitlines()]
@@ -82,7 +72,7 @@ def test_a_file_larger_than_the_body_limit_is_taken_other_routes_still_limited(
         body = ("url\n" + "".join(f"http://h{i}.example/a-longer-path/{i}\n"
                                   for i in range(300))).encode()
         assert len(body) > 8 * 1024
-        client = _client(runtime)
+        client = internal_client(runtime)
         response = client.post(f"{IMPORT_PATH}?format=csv", headers={KEY_HEADER: KEY},
                                content=body)
         assert response.status_code == 200, response.text
@@ -95,13 +85,13 @@ def test_a_file_larger_than_the_body_limit_is_taken_other_routes_still_limited(
 
 
 def test_without_the_key_nothing_is_read_nor_stored(sqlite_runtime):
-    client = _client(sqlite_runtime)
+    client = internal_client(sqlite_runtime)
     for headers in ({}, {KEY_HEADER: "a-guess"}):
         assert client.get(IMPORT_PATH, headers=headers).status_code == 403
         response = client.post(f"{IMPORT_PATH}?format=csv", headers=headers,
                                content=b"url\nhttp://a.example/\n")
         assert response.status_code == 403
-    outside_run = _client(sqlite_runtime, run_key=None)
+    outside_run = internal_client(sqlite_runtime, run_key=None)
     assert outside_run.post(f"{IMPORT_PATH}?format=csv", headers={KEY_HEADER: KEY},
                             content=b"url\nhttp://a.example/\n").status_code == 404
     assert _reports(sqlite_runtime) == 0
@@ -110,7 +100,7 @@ def test_without_the_key_nothing_is_read_nor_stored(sqlite_runtime):
 
 
 def test_a_file_that_cannot_be_read_is_a_4xx_with_a_sentence(sqlite_runtime):
-    client = _client(sqlite_runtime)
+    client = internal_client(sqlite_runtime)
     header = client.post(f"{IMPORT_PATH}?format=csv&name=r.csv", headers={KEY_HEADER: KEY},
                          content=b"uri,x\nhttp://a.example/,1\n")
     assert header.status_code == 422
@@ -126,7 +116,7 @@ def test_a_file_that_cannot_be_read_is_a_4xx_with_a_sentence(sqlite_runtime):
 
 
 def test_a_submit_is_taken_in_as_the_command_would(sqlite_runtime):
-    client = _client(sqlite_runtime)
+    client = internal_client(sqlite_runtime)
     body = {"urls": ["http://a.example/", "http://b.example/"], "channel": "api",
             "claimed_category": "csam", "description": None, "language": "en_GB.UTF-8"}
     assert client.post("/internal/v1/submit", json=body).status_code == 403

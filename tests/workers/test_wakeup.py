@@ -42,6 +42,15 @@ def _idle_consumer(broker):
     return consumer
 
 
+def _polled(consumer):
+    """The next message, polled for as a worker's consumer thread does."""
+    for _ in range(200):
+        message = next(consumer)
+        if message is not None:
+            return message
+    raise AssertionError("no message came")
+
+
 def _next_in_thread(consumer):
     got: list = []
     thread = threading.Thread(target=lambda: got.append(next(consumer)), daemon=True)
@@ -74,12 +83,8 @@ def test_a_lost_wake_up_leaves_the_message_to_the_poll(brokers, monkeypatch):
     monkeypatch.setattr(intake_side.client, "publish", down)
     sent = intake_side.enqueue(_message([7]))  # stored and queued all the same
     consumer = worker_side.consume("normalise", prefetch=2, timeout=50)
-    message = None
-    for _ in range(200):
-        message = next(consumer)
-        if message is not None:
-            break
-    assert message is not None and message.message_id == sent.message_id
+    message = _polled(consumer)
+    assert message.message_id == sent.message_id
     consumer.ack(message)
 
 
@@ -117,12 +122,8 @@ def test_a_busy_consumer_does_not_spin_on_a_wake_up_it_has_seen(brokers):
     broker = brokers()
     broker.enqueue(_message([5]))
     consumer = broker.consume("normalise", prefetch=1, timeout=1_000)
-    held = None
-    for _ in range(200):
-        held = next(consumer)
-        if held is not None:
-            break
-    assert held is not None and consumer.outstanding_message_count == 1
+    held = _polled(consumer)
+    assert consumer.outstanding_message_count == 1
     consumer.wakeup.set()  # a wake-up that came while the message was worked on
     assert next(consumer) is None
     assert not consumer.wakeup.is_set()  # it waited; it did not return at once

@@ -5,6 +5,7 @@ reconciler does not send again a batch that only waits for its retry."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -88,21 +89,29 @@ def test_questions_to_one_server_go_side_by_side():
     assert breakers.circuits()[0].state == CLOSED
 
 
+@contextlib.contextmanager
+def _held_question(breakers, answer):
+    """A question to "rdap x" asked in a thread and held there, inside the breaker,
+    until `release` is set; yields (its future, release)."""
+    inside, release = threading.Event(), threading.Event()
+
+    def question():
+        inside.set()
+        release.wait(5)
+        return answer
+
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(breakers.call, "rdap x", question)
+        assert inside.wait(5)
+        yield future, release
+
+
 def test_past_the_reset_time_one_trial_question_goes_out_and_the_rest_wait():
     breakers = Breakers(failures=1, reset_seconds=0.05)
     with pytest.raises(RegistryUnreachable):
         breakers.call("rdap x", _raise(ServerDown("no answer")))
     time.sleep(0.1)
-    trial_inside, release = threading.Event(), threading.Event()
-
-    def trial():
-        trial_inside.set()
-        release.wait(5)
-        return "back"
-
-    with ThreadPoolExecutor(1) as pool:
-        answer = pool.submit(breakers.call, "rdap x", trial)
-        assert trial_inside.wait(5)
+    with _held_question(breakers, "back") as (answer, release):
         assert breakers.circuits()[0].state == HALF_OPEN
         asked = []
         with pytest.raises(RegistryUnreachable, match="circuit open"):
@@ -122,16 +131,7 @@ def test_past_the_reset_time_one_trial_question_goes_out_and_the_rest_wait():
 
 def test_an_answer_to_a_question_asked_before_the_circuit_opened_closes_it():
     breakers = Breakers(failures=1, reset_seconds=60)
-    asked, release = threading.Event(), threading.Event()
-
-    def slow():
-        asked.set()
-        release.wait(5)
-        return "late answer"
-
-    with ThreadPoolExecutor(1) as pool:
-        late = pool.submit(breakers.call, "rdap x", slow)
-        assert asked.wait(5)
+    with _held_question(breakers, "late answer") as (late, release):
         with pytest.raises(RegistryUnreachable):
             breakers.call("rdap x", _raise(ServerDown("no answer")))
         assert breakers.blocked() == ["rdap x"]
