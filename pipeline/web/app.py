@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pipeline.app.runtime import Runtime
 from pipeline.core.errors import (
     BadInput,
+    FieldError,
     IllegalTransition,
     NotFound,
     PermissionDenied,
@@ -42,7 +43,10 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.exception_handler(BadInput)
     async def _bad_input(_: Request, exc: BadInput) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=422)
+        # The field a sentence is about, when it names one: for the partner's program.
+        field = exc.field if isinstance(exc, FieldError) else None
+        return JSONResponse({"error": str(exc), **({"field": field} if field else {})},
+                            status_code=422)
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:

@@ -96,10 +96,12 @@ def test_bad_input_is_named_with_a_4xx(client, tokens):
     answer = client.post(f"/api/v1/helpline/cases/{ref}/referrals",
                          json={"destinations": ["hotline-gb"]}, headers=tokens["cara"])
     assert answer.status_code == 422 and "does not take helpline referrals" in answer.text
+    assert answer.json()["field"] == "destinations"  # named for the client's program
     assert client.get("/api/v1/helpline/cases/H-NONE", headers=tokens["cara"]).status_code == 404
     answer = client.post(f"/api/v1/helpline/cases/{ref}/close", json={"reason": "x"},
                          headers=tokens["cara"])
     assert answer.status_code == 422 and "is open: it cannot become closed" in answer.text
+    assert "field" not in answer.json()  # about the case, not one field
     answer = client.post(f"/api/v1/helpline/cases/{ref}/replies",
                          json={"destination": "rs-mup-vtk"}, headers=tokens["cara"])
     assert answer.status_code == 422 and "reference" in answer.text
