@@ -186,6 +186,7 @@ def run() -> None:
     import uvicorn
 
     from pipeline.app.liveness import ProcessHeartbeat
+    from pipeline.app.preflight import say_rules_problems
     from pipeline.app.scheduler import run_forever
     from pipeline.store.migrate import upgrade
     from pipeline.web.app import create_app
@@ -193,6 +194,7 @@ def run() -> None:
 
     settings = settings_or_exit()
     setup_logging(settings)
+    say_rules_problems(settings)
     upgrade(settings.database.url)
     runtime, broker = runtime_with_broker(settings)
     liveness = ProcessHeartbeat(runtime).start()
@@ -318,6 +320,7 @@ def _stop_on_sigterm(signum: int, frame: Any) -> None:
 def worker(threads: int | None) -> None:
     """Run one worker process that consumes every stage's queue."""
     from pipeline.app.liveness import ProcessHeartbeat
+    from pipeline.app.preflight import say_rules_problems
     from workers.broker import check_broker_safe, start_worker
 
     settings = settings_or_exit()
@@ -330,6 +333,7 @@ def worker(threads: int | None) -> None:
         check_broker_safe(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    say_rules_problems(settings)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -349,10 +353,12 @@ def worker(threads: int | None) -> None:
 @main.command()
 def scheduler() -> None:
     """Run the scheduler (reconciler and periodic jobs); a second one is a standby."""
+    from pipeline.app.preflight import say_rules_problems
     from pipeline.app.scheduler import run_forever
 
     settings = settings_or_exit()
     setup_logging(settings)
+    say_rules_problems(settings)
     runtime, _ = runtime_with_broker(settings)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
