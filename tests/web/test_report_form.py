@@ -38,6 +38,25 @@ def _count(runtime):
         return session.execute(select(func.count()).select_from(Report)).scalar_one()
 
 
+@pytest.fixture
+def public_runtime(settings_factory):
+    """A runtime whose `public` section is the given one (migrated; closed after)."""
+    from pipeline.app.runtime import build_runtime
+    from pipeline.store.migrate import upgrade
+
+    made = []
+
+    def make(public):
+        settings = settings_factory(public=public)
+        upgrade(settings.database.url)
+        made.append(build_runtime(settings))
+        return made[-1]
+
+    yield make
+    for runtime in made:
+        runtime.close()
+
+
 def test_the_form_stores_reports_through_intake_and_shows_their_references(
         client, sqlite_runtime):
     token = _token(client)
@@ -109,26 +128,18 @@ def test_the_page_speaks_serbian_or_english_by_header_switch_and_cookie(client):
     assert "Unesite adresu (URL) onoga što ste videli." in refused.text
 
 
-def test_deployment_texts_come_from_the_configuration(settings_factory):
-    from pipeline.app.runtime import build_runtime
-    from pipeline.store.migrate import upgrade
-
-    settings = settings_factory(public={"texts": {
+def test_deployment_texts_come_from_the_configuration(public_runtime):
+    runtime = public_runtime({"texts": {
         "en": {"hotline_name": "Net Watch", "helpline_number": "0800 123",
                "remit": "We take CSAM.", "elsewhere": "Call 192.",
                "not_handled": "Not fraud.", "privacy_notice": "Kept 30 days."}}})
-    upgrade(settings.database.url)
-    runtime = build_runtime(settings)
-    try:
-        with TestClient(create_app(runtime)) as client:
-            page = client.get("/report?lang=en").text
-            for text in ("Net Watch", "0800 123", "We take CSAM.", "Call 192.",
-                         "Not fraud.", "Kept 30 days."):
-                assert text in page
-            # Serbian has no texts here: the default language's (none) and the app name.
-            assert "Hotline" in client.get("/report?lang=sr-Latn").text
-    finally:
-        runtime.close()
+    with TestClient(create_app(runtime)) as client:
+        page = client.get("/report?lang=en").text
+        for text in ("Net Watch", "0800 123", "We take CSAM.", "Call 192.",
+                     "Not fraud.", "Kept 30 days."):
+            assert text in page
+        # Serbian has no texts here: the default language's (none) and the app name.
+        assert "Hotline" in client.get("/report?lang=sr-Latn").text
 
 
 def test_a_post_without_the_csrf_token_keeps_the_input_and_stores_nothing(
@@ -156,23 +167,15 @@ def test_a_body_over_the_limit_or_not_a_form_is_refused_with_a_page(client, sqli
     assert _count(sqlite_runtime) == 0
 
 
-def test_the_per_address_limit_refuses_with_429_and_keeps_the_input(settings_factory):
-    from pipeline.app.runtime import build_runtime
-    from pipeline.store.migrate import upgrade
-
-    settings = settings_factory(public={"address_limit": 2})
-    upgrade(settings.database.url)
-    runtime = build_runtime(settings)
-    try:
-        with TestClient(create_app(runtime)) as client:
-            assert _send(client).status_code == 201
-            assert _send(client).status_code == 201
-            third = _send(client, urls="http://third.example/")
-            assert third.status_code == 429
-            assert "Too many reports" in third.text and "http://third.example/" in third.text
-            assert _count(runtime) == 2
-    finally:
-        runtime.close()
+def test_the_per_address_limit_refuses_with_429_and_keeps_the_input(public_runtime):
+    runtime = public_runtime({"address_limit": 2})
+    with TestClient(create_app(runtime)) as client:
+        assert _send(client).status_code == 201
+        assert _send(client).status_code == 201
+        third = _send(client, urls="http://third.example/")
+        assert third.status_code == 429
+        assert "Too many reports" in third.text and "http://third.example/" in third.text
+        assert _count(runtime) == 2
 
 
 def test_the_status_page_shows_the_public_status_only(client, sqlite_runtime):
@@ -202,44 +205,28 @@ def test_the_form_carries_the_consoles_security_headers_and_no_outside_assets(cl
 
 
 def test_a_flood_of_the_form_meets_the_global_limit_while_the_api_still_takes_reports(
-        settings_factory):
-    from pipeline.app.runtime import build_runtime
-    from pipeline.store.migrate import upgrade
-
-    settings = settings_factory(public={"global_limit": 3, "address_limit": 100})
-    upgrade(settings.database.url)
-    runtime = build_runtime(settings)
-    try:
-        with TestClient(create_app(runtime)) as client:
-            codes = [_send(client, urls=f"http://flood{n}.example/").status_code
-                     for n in range(5)]
-            assert codes == [201, 201, 201, 429, 429]
-            api = client.post("/api/v1/reports", json={"url": "http://api.example/x",
-                                                       "found_on": "forum"})
-            assert api.status_code == 201
-            assert _count(runtime) == 4
-        with runtime.session_factory() as session:
-            assert session.execute(select(Report.found_on).where(
-                Report.url == "http://api.example/x")).scalar_one() == "forum"
-    finally:
-        runtime.close()
+        public_runtime):
+    runtime = public_runtime({"global_limit": 3, "address_limit": 100})
+    with TestClient(create_app(runtime)) as client:
+        codes = [_send(client, urls=f"http://flood{n}.example/").status_code
+                 for n in range(5)]
+        assert codes == [201, 201, 201, 429, 429]
+        api = client.post("/api/v1/reports", json={"url": "http://api.example/x",
+                                                   "found_on": "forum"})
+        assert api.status_code == 201
+        assert _count(runtime) == 4
+    with runtime.session_factory() as session:
+        assert session.execute(select(Report.found_on).where(
+            Report.url == "http://api.example/x")).scalar_one() == "forum"
 
 
-def test_serbian_cyrillic_is_offered_when_configured(settings_factory):
-    from pipeline.app.runtime import build_runtime
-    from pipeline.store.migrate import upgrade
-
-    settings = settings_factory(public={"languages": ["sr-Latn", "en", "sr-Cyrl"]})
-    upgrade(settings.database.url)
-    runtime = build_runtime(settings)
-    try:
-        with TestClient(create_app(runtime)) as client:
-            page = client.get("/report", headers={"accept-language": "sr-Cyrl-RS"})
-            assert '<html lang="sr-Cyrl">' in page.text
-            assert "Пријавите незаконит садржај" in page.text
-            assert 'hreflang="sr-Cyrl"' in page.text and "Српски" in page.text
-    finally:
-        runtime.close()
+def test_serbian_cyrillic_is_offered_when_configured(public_runtime):
+    runtime = public_runtime({"languages": ["sr-Latn", "en", "sr-Cyrl"]})
+    with TestClient(create_app(runtime)) as client:
+        page = client.get("/report", headers={"accept-language": "sr-Cyrl-RS"})
+        assert '<html lang="sr-Cyrl">' in page.text
+        assert "Пријавите незаконит садржај" in page.text
+        assert 'hreflang="sr-Cyrl"' in page.text and "Српски" in page.text
 
 
 # ------------------------------------------------- asking for advice or help (helpline)
@@ -302,36 +289,20 @@ def test_a_request_for_help_is_checked_like_a_report(client, sqlite_runtime):
     assert _contacts(sqlite_runtime) == [] and _count(sqlite_runtime) == 0
 
 
-def test_requests_for_help_count_against_the_forms_limits(settings_factory):
-    from pipeline.app.runtime import build_runtime
-    from pipeline.store.migrate import upgrade
-
-    settings = settings_factory(public={"address_limit": 2})
-    upgrade(settings.database.url)
-    runtime = build_runtime(settings)
-    try:
-        with TestClient(create_app(runtime)) as client:
-            assert _ask(client, message="first").status_code == 201
-            assert _send(client).status_code == 201
-            third = _ask(client, message="my third message")
-            assert third.status_code == 429 and "my third message" in third.text
-            assert len(_contacts(runtime)) == 1
-    finally:
-        runtime.close()
+def test_requests_for_help_count_against_the_forms_limits(public_runtime):
+    runtime = public_runtime({"address_limit": 2})
+    with TestClient(create_app(runtime)) as client:
+        assert _ask(client, message="first").status_code == 201
+        assert _send(client).status_code == 201
+        third = _ask(client, message="my third message")
+        assert third.status_code == 429 and "my third message" in third.text
+        assert len(_contacts(runtime)) == 1
 
 
-def test_without_helpline_requests_the_form_offers_reports_only(settings_factory):
-    from pipeline.app.runtime import build_runtime
-    from pipeline.store.migrate import upgrade
-
-    settings = settings_factory(public={"helpline_requests": False})
-    upgrade(settings.database.url)
-    runtime = build_runtime(settings)
-    try:
-        with TestClient(create_app(runtime)) as client:
-            assert 'id="help-form"' not in client.get("/report?lang=en").text
-            refused = _ask(client, message="help me")  # read as a report without a URL
-            assert refused.status_code == 422 and "Enter the address" in refused.text
-            assert _contacts(runtime) == []
-    finally:
-        runtime.close()
+def test_without_helpline_requests_the_form_offers_reports_only(public_runtime):
+    runtime = public_runtime({"helpline_requests": False})
+    with TestClient(create_app(runtime)) as client:
+        assert 'id="help-form"' not in client.get("/report?lang=en").text
+        refused = _ask(client, message="help me")  # read as a report without a URL
+        assert refused.status_code == 422 and "Enter the address" in refused.text
+        assert _contacts(runtime) == []
