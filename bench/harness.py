@@ -132,10 +132,12 @@ def validate(reports: Sequence[dict[str, Any]]) -> list[Any]:
 
 
 def submit(runtime: Any, items: Sequence[Any]) -> None:
+    from pipeline.app.tracers import settler_for
     from pipeline.stages.intake import accept_reports
 
     accept_reports(runtime.session_factory, items, clock=runtime.clock,
-                   limits=runtime.settings.intake, enqueuer=runtime.enqueuer, source="bench")
+                   limits=runtime.settings.intake, enqueuer=runtime.enqueuer, source="bench",
+                   settle=settler_for(runtime))
 
 
 def submit_all(runtime: Any, reports: Sequence[dict[str, Any]]) -> None:

@@ -294,7 +294,9 @@ def test_beside_hotline_serve_on_postgresql_and_redis(tmp_path, monkeypatch, pg_
             rows = session.execute(select(Report.source).where(
                 Report.submission_ref == submission)).scalars().all()
         assert rows == ["partner"] * 3
-        assert redis_client.hlen(f"{redis_namespace}:normalise.msgs") >= 1
+        # Settled as it was imported (three lines: batches of one and two), their three
+        # new cases queued for tracing by the workers.
+        assert redis_client.hlen(f"{redis_namespace}:trace.msgs") >= 1
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)

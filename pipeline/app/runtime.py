@@ -5,6 +5,7 @@ so that a process that only takes reports in does not load it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -30,6 +31,9 @@ class Runtime:
     session_factory: sessionmaker[Session]
     clock: Clock = field(default_factory=SystemClock)
     enqueuer: Enqueuer = field(default_factory=RecordingEnqueuer)
+    # What `close` also closes: things made for this runtime on first use elsewhere
+    # (its tracer, `pipeline.app.tracers`).
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     @cached_property
     def redis(self) -> Any | None:
@@ -44,6 +48,8 @@ class Runtime:
         return ":".join([self.settings.redis.namespace, *map(str, parts)])
 
     def close(self) -> None:
+        while self.closers:
+            self.closers.pop()()
         self.engine.dispose()
         if "redis" in self.__dict__ and self.redis is not None:
             self.redis.close()

@@ -1,4 +1,6 @@
-"""The tracer of this process for a runtime: made on first use, then shared.
+"""The tracer of this process for a runtime, and what settles reports at intake
+(`settler_for`, which traces new cases from the tracer's caches): made on first use,
+then shared, and closed with the runtime.
 
 Apart from `pipeline.app.runtime` so that a process that only takes reports in
 (`hotline import`, `hotline submit`) does not load the DNS and RDAP clients: they
@@ -11,9 +13,13 @@ import threading
 
 from pipeline.adapters.tracing.tracer import Tracer
 from pipeline.app.runtime import Runtime
+from pipeline.domain.urls import canonicaliser_for, warm_up
+from pipeline.stages.dedupe import IntakeSettler, dedupe_options
+from pipeline.stages.intake import FIRST_ALONE_ABOVE
 
-_tracers_lock = threading.Lock()
+_tracers_lock = threading.RLock()  # settler_for makes a tracer holding it
 _tracers: dict[int, tuple[Runtime, Tracer]] = {}
+_settlers: dict[int, tuple[Runtime, IntakeSettler | None]] = {}
 
 
 def tracer_for(runtime: Runtime) -> Tracer:
@@ -27,7 +33,49 @@ def tracer_for(runtime: Runtime) -> Tracer:
         tracer = Tracer(runtime.settings.trace, redis=runtime.redis,
                         namespace=runtime.settings.redis.namespace)
         _tracers[id(runtime)] = (runtime, tracer)
+        runtime.closers.append(lambda: forget_tracer(runtime))
         return tracer
+
+
+def settler_for(runtime: Runtime) -> IntakeSettler | None:
+    """What settles reports in their intake transaction in this process
+    (`pipeline.stages.intake.Settle`), or None when `intake.settle_up_to` is 0.
+
+    Unset, every submission is settled at intake with the in-process broker (embedded:
+    the same process does the work either way, and each report is then written once),
+    and submissions of at most 100 reports with a Redis broker: the workers settle
+    larger ones side by side, where the intake is one thread (`hotline import`)."""
+    with _tracers_lock:
+        held = _settlers.get(id(runtime))
+        if held is not None and held[0] is runtime:
+            return held[1]
+        settings = runtime.settings
+        up_to = settings.intake.settle_up_to
+        if up_to is None:
+            up_to = (FIRST_ALONE_ABOVE if settings.broker.is_redis
+                     else max(settings.intake.max_batch, settings.intake.import_commit_every))
+        settler = None
+        if up_to > 0:
+            settler = IntakeSettler(up_to=up_to, options={
+                **dedupe_options(settings, runtime.redis),
+                "canonicaliser": canonicaliser_for(settings.urls),
+                "tracer": tracer_for(runtime)})
+        _settlers[id(runtime)] = (runtime, settler)
+        runtime.closers.append(lambda: forget_settler(runtime))
+    return settler
+
+
+def ready_to_settle(runtime: Runtime) -> None:
+    """Make this process's settler and build the suffix list's lookup tree now (a web
+    process does as it starts), not inside its first intake request: measured, that
+    tree is most of a second (`pipeline.domain.urls.warm_up`)."""
+    if settler_for(runtime) is not None:
+        warm_up()
+
+
+def forget_settler(runtime: Runtime) -> None:
+    with _tracers_lock:
+        _settlers.pop(id(runtime), None)
 
 
 def forget_tracer(runtime: Runtime) -> None:

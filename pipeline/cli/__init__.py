@@ -188,6 +188,7 @@ def run() -> None:
     from pipeline.app.liveness import ProcessHeartbeat
     from pipeline.app.preflight import say_rules_problems
     from pipeline.app.scheduler import run_forever
+    from pipeline.app.tracers import ready_to_settle
     from pipeline.store.migrate import upgrade
     from pipeline.web.app import create_app
     from workers.broker import start_worker
@@ -197,6 +198,7 @@ def run() -> None:
     say_rules_problems(settings)
     upgrade(settings.database.url)
     runtime, broker = runtime_with_broker(settings)
+    ready_to_settle(runtime)  # intake settles reports: ready before the first request
     liveness = ProcessHeartbeat(runtime).start()
     first = first_start(runtime)
     from pipeline.app.running import announce, withdraw
@@ -286,11 +288,13 @@ def serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from pipeline.app.running import KeepAnnounced, announce, withdraw
+    from pipeline.app.tracers import ready_to_settle
     from pipeline.web.app import create_app
 
     settings = settings_or_exit()
     setup_logging(settings)
     runtime, _ = runtime_with_broker(settings)
+    ready_to_settle(runtime)  # intake settles reports: ready before the first request
     app = create_app(runtime)
     host, port = host or settings.web.host, port or settings.web.port
     # Without a shared broker nothing consumes what this process would queue: the

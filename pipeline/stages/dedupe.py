@@ -441,6 +441,48 @@ def normalise_and_dedupe(
     return new_ids
 
 
+def settle_at_intake(
+    session: Session,
+    rows: list[dict[str, Any]],
+    *,
+    at: datetime,
+    actor: str,
+    write: Callable[[], None],
+    claims: DedupClaims | None = None,
+    rules: DedupRules | None = None,
+    canonicaliser: Callable[[str], CanonicalURL] = canonicalise,
+    tracer: Tracer | None = None,
+) -> list[int]:
+    """Both stages on reports intake has built and not yet inserted (`received`, their
+    events made by `actor`), in intake's transaction: each report row is written once,
+    already placed on its case, and its one event carries every state it passed
+    through (received, normalised, new case or duplicate; `advance_step`). `write`
+    inserts the rows and their events once they are settled (cases are opened before,
+    so the rows can name them); the joined counts come last, as in `_store`. Returns
+    the ids of the new cases to trace (`pipeline.stages.intake.accept_reports`)."""
+    done, events = normalise_rows(rows, at=at, canonicaliser=canonicaliser, actor=actor)
+    new_ids, more, placements = dedupe_rows(session, done, at=at, claims=claims, rules=rules,
+                                            tracer=tracer, actor=actor)
+    if events or more:  # every step joins the event intake made for the row
+        raise RuntimeError("settling at intake made events of their own")
+    write()
+    _count_joined(session, placements)
+    return new_ids
+
+
+@dataclass(frozen=True)
+class IntakeSettler:
+    """A `pipeline.stages.intake.Settle`: `settle_at_intake` with a process's options
+    (`dedupe_options`, its canonicaliser and tracer; `pipeline.app.tracers.settler_for`)."""
+
+    up_to: int
+    options: dict[str, Any]
+
+    def __call__(self, session: Session, rows: list[dict[str, Any]], *, at: datetime,
+                 actor: str, write: Callable[[], None]) -> list[int]:
+        return settle_at_intake(session, rows, at=at, actor=actor, write=write, **self.options)
+
+
 def _store(session: Session, reports: list[dict[str, Any]], columns: Sequence[str],
            events: list[dict[str, Any]],
            placements: list[tuple[_Placed, list[dict[str, Any]]]]) -> None:
@@ -458,6 +500,7 @@ def dedupe_rows(
     claims: DedupClaims | None = None,
     rules: DedupRules | None = None,
     tracer: Tracer | None = None,
+    actor: str = "system",
 ) -> tuple[list[int], list[dict[str, Any]], list[tuple[_Placed, list[dict[str, Any]]]]]:
     """Steps 2 to 6 on locked `normalised` rows: cases are opened here; the rows get
     their `case_id` and state in memory, for the caller to store with the events
@@ -492,14 +535,14 @@ def dedupe_rows(
             first, rest = members[0], members[1:]
             first["case_id"] = placed.case_id
             add_event(events, advance_step("report", first, ReportState.NEW_CASE, at=at,
-                                           data={"case": placed.case_ref}))
+                                           actor=actor, data={"case": placed.case_ref}))
         for report in rest:
             report["case_id"] = placed.case_id
             data: dict[str, Any] = {"case": placed.case_ref}
             if placed.closed:
                 data["closed_case"] = True
             add_event(events, advance_step("report", report, ReportState.DUPLICATE, at=at,
-                                           data=data))
+                                           actor=actor, data=data))
 
     if claims is not None:
         open_now = {members[0]["dedup_key"] or "": placed.case_id

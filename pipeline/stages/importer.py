@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from pipeline.core.clock import Clock
 from pipeline.core.config import IntakeSection
 from pipeline.core.errors import BadInput
-from pipeline.core.messaging import NORMALISE, Enqueuer
-from pipeline.stages.intake import check_limits, new_reference, store_reports
+from pipeline.core.messaging import Enqueuer
+from pipeline.stages.intake import Settle, check_limits, new_reference, take_in
 from schemas.guards import BodyRefused, load_json
 from schemas.intake import Channel, ReportIn
 
@@ -110,12 +110,13 @@ def import_file(
     limits: IntakeSection,
     enqueuer: Enqueuer,
     source: str | None = None,
+    settle: Settle | None = None,
 ) -> ImportResult:
     """Import `path` (CSV when it ends in .csv, JSON Lines otherwise)."""
     with path.open("rb") as stream:
         return import_stream(stream, session_factory, name=path.name,
                              is_csv=path.suffix.lower() == ".csv", clock=clock, limits=limits,
-                             enqueuer=enqueuer, source=source)
+                             enqueuer=enqueuer, source=source, settle=settle)
 
 
 def import_stream(
@@ -128,12 +129,15 @@ def import_stream(
     limits: IntakeSection,
     enqueuer: Enqueuer,
     source: str | None = None,
+    settle: Settle | None = None,
 ) -> ImportResult:
     """Steps, per batch of good lines (1, then 2, 4, 8... up to
     `limits.import_commit_every`, while the stream is still being read):
     1. validate each line as a report (`ReportIn`, the configured limits),
-    2. store the batch and commit,
-    3. only then enqueue its ids for normalisation."""
+    2. store the batch and commit (given `settle`, the batches of at most
+       `settle.up_to` reports are settled in that transaction: the first reports of
+       a file are on their cases as soon as they are committed),
+    3. only then enqueue (`pipeline.stages.intake.take_in`)."""
     result = ImportResult(submission=new_reference("S"))
     pending: list[ReportIn] = []
     batch = 1
@@ -141,13 +145,10 @@ def import_stream(
     def flush() -> None:
         if not pending:
             return
-        with session_factory() as session, session.begin():
-            reports = store_reports(session, pending, clock=clock, limits=limits,
-                                    source=source, actor="import",
-                                    submission_ref=result.submission)
-            ids = [r.id for r in reports]
-        enqueuer.send(NORMALISE, ids)
-        result.imported += len(ids)
+        stored = take_in(session_factory, pending, clock=clock, limits=limits,
+                         enqueuer=enqueuer, source=source, actor="import",
+                         submission_ref=result.submission, settle=settle)
+        result.imported += len(stored.accepted)
         pending.clear()
 
     now = clock.now()

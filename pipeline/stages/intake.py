@@ -2,34 +2,45 @@
 
 Steps of `accept_reports`:
 1. check sizes the schema cannot know (configured limits),
-2. insert the reports and their `report_received` events in one transaction,
+2. insert the reports and their `report_received` events in one transaction; given a
+   `Settle` (`pipeline.app.tracers.settler_for`), a small submission (at most its
+   `up_to` reports; of a larger one, the first report) is normalised and
+   deduplicated in this same transaction before it is inserted, so its rows are
+   written once, already on their cases, with one event each,
 3. commit,
-4. only then ask for normalisation of the new ids.
+4. only then ask for normalisation of the reports stored `received`, and for tracing
+   of the cases step 2 opened and could not trace from the tracer's caches.
 If the broker is down after step 3, nothing is lost: the reconciler finds the
-reports still `received` past the deadline and enqueues them again.
+reports still `received` (and the cases still `normalised`) past the deadline and
+enqueues them again. If settling fails (a race lost too often, Redis or the database
+in trouble), the submission is stored `received` for the workers instead.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.core.clock import Clock, as_utc
 from pipeline.core.config import IntakeSection
 from pipeline.core.errors import BadInput, NotFound
-from pipeline.core.messaging import NORMALISE, Enqueuer
+from pipeline.core.messaging import NORMALISE, TRACE, Enqueuer
 from pipeline.store.audit import insert_events
 from pipeline.store.db import insert_rows, is_postgresql, next_ids
 from pipeline.store.lifecycle import advance, fill_times
 from pipeline.store.models import Case, Report
 from pipeline.store.states import CaseState, ReportState
 from schemas.intake import ReportIn, ReportStatus
+
+log = logging.getLogger(__name__)
 
 _REF_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read out on the phone
 
@@ -63,6 +74,29 @@ def check_limits(item: ReportIn, limits: IntakeSection, now: datetime) -> None:
         raise BadInput("received_at: lies in the future")
 
 
+class Settle(Protocol):
+    """Normalises and deduplicates reports intake built and has not inserted yet, in
+    its transaction (`pipeline.stages.dedupe.settle_at_intake`): calls `write` to insert
+    them once settled; returns the ids of the new cases to trace."""
+
+    @property
+    def up_to(self) -> int:
+        """The most reports of a submission settled at intake (of more: the first)."""
+
+    def __call__(self, session: Session, rows: list[dict[str, Any]], *, at: datetime,
+                 actor: str, write: Callable[[], None]) -> list[int]: ...
+
+
+@dataclass
+class Stored:
+    """What `store_reports` stored: every report, in the order given; the ids stored
+    `received` (for normalisation) and the new cases settling opened (for tracing)."""
+
+    accepted: list[Accepted]
+    to_normalise: list[int]
+    to_trace: list[int] = field(default_factory=list)
+
+
 def store_reports(
     session: Session,
     items: Sequence[ReportIn],
@@ -74,7 +108,24 @@ def store_reports(
     submission_ref: str | None = None,
 ) -> list[Accepted]:
     """Insert the reports and their first audit events in `session` (no commit): one
-    executemany for the reports, one for the events."""
+    executemany for the reports, one for the events. Every report is `received`."""
+    return store_and_settle(session, items, clock=clock, limits=limits, source=source,
+                            actor=actor, submission_ref=submission_ref).accepted
+
+
+def store_and_settle(
+    session: Session,
+    items: Sequence[ReportIn],
+    *,
+    clock: Clock,
+    limits: IntakeSection,
+    settle: Settle | None = None,
+    source: str | None = None,
+    actor: str = "intake",
+    submission_ref: str | None = None,
+) -> Stored:
+    """`store_reports`, settling with `settle` the whole submission when it holds at
+    most `settle.up_to` reports, else its first report (no commit)."""
     now = clock.now()
     for index, item in enumerate(items):
         try:
@@ -101,17 +152,40 @@ def store_reports(
             state=None,
             audit_seq=0,
             audit_hash=None,
+            case_id=None,
         )
         events.append(advance("report", row, ReportState.RECEIVED, at=now, actor=actor,
                               data={"channel": row["channel"]}))
-        rows.append(fill_times(row))
-    ids = _insert(session, rows)
-    # The events were built before the ids existed; the hash does not cover ids.
-    for event, report_id in zip(events, ids, strict=True):
-        event["report_id"] = report_id
-    insert_events(session, events)
-    return [Accepted(report_id, row["ref"], row["url"])
-            for report_id, row in zip(ids, rows, strict=True)]
+        rows.append(row)
+    count = 0
+    if settle is not None and settle.up_to > 0:
+        count = len(rows) if len(rows) <= settle.up_to else 1
+    ids: list[int] = []
+
+    def write(part: list[dict[str, Any]], part_events: list[dict[str, Any]]) -> None:
+        for row in part:
+            fill_times(row)
+        columns = dict.fromkeys(key for row in part for key in row)
+        for row in part:  # settled rows gain the columns of the states they went through
+            for key in columns:
+                row.setdefault(key, None)
+        part_ids = _insert(session, part)
+        # The events were built before the ids existed; the hash does not cover ids.
+        for event, report_id in zip(part_events, part_ids, strict=True):
+            event["report_id"] = report_id
+        insert_events(session, part_events)
+        ids.extend(part_ids)
+
+    to_trace: list[int] = []
+    if count:
+        assert settle is not None
+        to_trace = settle(session, rows[:count], at=now, actor=actor,
+                          write=lambda: write(rows[:count], events[:count]))
+    write(rows[count:], events[count:])
+    return Stored(
+        accepted=[Accepted(report_id, row["ref"], row["url"])
+                  for report_id, row in zip(ids, rows, strict=True)],
+        to_normalise=ids[count:], to_trace=to_trace)
 
 
 _REPORTS: Any = Report.__table__
@@ -122,6 +196,8 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     sequence first, so the insert is one pipelined executemany instead of a huge
     `INSERT ... VALUES ... RETURNING` that the driver must parse for every batch
     (profiled: most of intake's time)."""
+    if not rows:
+        return []
     if is_postgresql(session):
         ids = next_ids(session, "reports", len(rows))
         for row, report_id in zip(rows, ids, strict=True):
@@ -149,9 +225,10 @@ def accept_reports(
     enqueuer: Enqueuer,
     source: str | None = None,
     actor: str = "intake",
+    settle: Settle | None = None,
 ) -> tuple[str, list[Accepted]]:
-    """Store, commit, then enqueue (the first report of a large submission alone, then
-    the rest). Returns the submission reference and the reports."""
+    """Store (settling what `settle` may), commit, then enqueue. Returns the submission
+    reference and the reports."""
     if not items:
         raise BadInput("reports: at least one report is needed")
     if len(items) > limits.max_batch:
@@ -159,17 +236,57 @@ def accept_reports(
             f"reports: a request holds at most {limits.max_batch} reports, got {len(items)}"
         )
     submission = new_reference("S")
-    with session_factory() as session, session.begin():
-        accepted = store_reports(session, items, clock=clock, limits=limits, source=source,
-                                 actor=actor, submission_ref=submission)
-    ids = [a.id for a in accepted]
-    if len(ids) > FIRST_ALONE_ABOVE:
+    stored = take_in(session_factory, items, clock=clock, limits=limits, enqueuer=enqueuer,
+                     source=source, actor=actor, submission_ref=submission, settle=settle)
+    return submission, stored.accepted
+
+
+def take_in(
+    session_factory: sessionmaker[Session],
+    items: Sequence[ReportIn],
+    *,
+    clock: Clock,
+    limits: IntakeSection,
+    enqueuer: Enqueuer,
+    source: str | None,
+    actor: str,
+    submission_ref: str,
+    settle: Settle | None = None,
+) -> Stored:
+    """Steps 2 to 4 for one transaction of reports (an API request, a batch of an
+    import). Settling that fails leaves the reports to the workers: stored `received`
+    in a second transaction."""
+    stored: Stored | None = None
+    if settle is not None:
+        try:
+            with session_factory() as session, session.begin():
+                stored = store_and_settle(session, items, clock=clock, limits=limits,
+                                          settle=settle, source=source, actor=actor,
+                                          submission_ref=submission_ref)
+        except BadInput:
+            raise
+        except Exception as exc:  # the workers settle them instead, as without `settle`
+            # A database error is named by the driver's message: SQLAlchemy's own would
+            # carry the statement's parameters, the reports' fields among them.
+            database = isinstance(exc, StatementError)
+            log.warning("Settling at intake failed for %d report(s) (%s: %s); they are "
+                        "stored for the workers.", len(items), type(exc).__name__,
+                        exc.orig if isinstance(exc, StatementError) else exc,
+                        exc_info=not database)
+    if stored is None:
+        with session_factory() as session, session.begin():
+            stored = store_and_settle(session, items, clock=clock, limits=limits,
+                                      source=source, actor=actor,
+                                      submission_ref=submission_ref)
+    enqueuer.send(TRACE, stored.to_trace)
+    ids = stored.to_normalise
+    if len(ids) > FIRST_ALONE_ABOVE and len(ids) == len(stored.accepted):
         # A large batch's first report in a message of its own: a worker settles it at
         # once instead of after the first `worker.batch_size` reports of the batch.
         enqueuer.send(NORMALISE, ids[:1])
         ids = ids[1:]
     enqueuer.send(NORMALISE, ids)
-    return submission, accepted
+    return stored
 
 
 _PUBLIC_STATUS = {

@@ -22,7 +22,7 @@ from pipeline.core.errors import RejectedURL
 from pipeline.domain.urls import CanonicalURL, canonicalise
 from pipeline.store.audit import insert_events
 from pipeline.store.db import lock_rows
-from pipeline.store.lifecycle import HEAD_COLUMNS, advance, write_rows
+from pipeline.store.lifecycle import HEAD_COLUMNS, add_event, advance_step, write_rows
 from pipeline.store.models import Report
 from pipeline.store.states import ReportState
 
@@ -39,10 +39,12 @@ def normalise_rows(
     *,
     at: datetime,
     canonicaliser: Callable[[str], CanonicalURL] = canonicalise,
+    actor: str = "system",
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Steps 2 and 3 on locked `received` rows (with `HEAD_COLUMNS`, `case_id`, `url`),
-    in memory: the rows normalised, and the events of every row. The caller stores the
-    rows (with `FACTS`) and the events."""
+    """Steps 2 and 3 on `received` rows (with `HEAD_COLUMNS`, `case_id`, `url`), in
+    memory: the rows normalised, and the new events. The caller stores the rows (with
+    `FACTS`) and the events. A row `actor` moved already in this transaction (intake
+    settling its own reports) has the step added to its event (`advance_step`)."""
     done: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     for row in rows:
@@ -50,16 +52,17 @@ def normalise_rows(
             url = canonicaliser(row["url"])
         except RejectedURL as exc:
             row.update(dict.fromkeys(FACTS), host_confusable=False, reject_reason=str(exc))
-            events.append(advance("report", row, ReportState.REJECTED, at=at,
-                                  data={"reason": str(exc)}))
-            log.info("Report %s rejected: %s", row["id"], exc,
-                     extra={"report_id": row["id"]})
+            add_event(events, advance_step("report", row, ReportState.REJECTED, at=at,
+                                           actor=actor, data={"reason": str(exc)}))
+            log.info("Report %s rejected: %s", row.get("id") or "(at intake)", exc,
+                     extra={"report_id": row.get("id")})
             continue
         row.update(canonical_url=url.canonical, dedup_key=url.dedup_key, host=url.host,
                    host_unicode=url.host_unicode, registered_domain=url.registered_domain,
                    url_kind=url.kind, url_userinfo=url.userinfo,
                    host_confusable=bool(url.confusable), reject_reason=None)
-        events.append(advance("report", row, ReportState.NORMALISED, at=at))
+        add_event(events, advance_step("report", row, ReportState.NORMALISED, at=at,
+                                       actor=actor))
         done.append(row)
     return done, events
 

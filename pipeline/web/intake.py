@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
 
 from pipeline.app.runtime import Runtime
+from pipeline.app.tracers import settler_for
 from pipeline.core.errors import BadInput, describe_validation_errors
 from pipeline.stages.intake import accept_reports, public_status
 from pipeline.web.deps import runtime_of
@@ -71,6 +72,7 @@ async def submit_reports(
         clock=runtime.clock,
         limits=runtime.settings.intake,
         enqueuer=runtime.enqueuer,
+        settle=settler_for(runtime),
     )
     base = runtime.settings.web.public_url.rstrip("/")
     return IntakeResponse(

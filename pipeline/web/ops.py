@@ -39,6 +39,7 @@ from pipeline.app.health import queue_depths, readiness
 from pipeline.app.metrics import registry_for
 from pipeline.app.running import KEY_HEADER
 from pipeline.app.runtime import Runtime
+from pipeline.app.tracers import settler_for
 from pipeline.core import i18n
 from pipeline.core.counters import exposition
 from pipeline.core.errors import BadInput, NotFound, PermissionDenied
@@ -184,7 +185,7 @@ async def internal_import(request: Request, format: str = "jsonl", name: str = "
         result = await run_in_threadpool(
             import_stream, body, runtime.session_factory, name=name, is_csv=format == "csv",
             clock=runtime.clock, limits=runtime.settings.intake, enqueuer=runtime.enqueuer,
-            source=source)
+            source=source, settle=settler_for(runtime))
     except BadInput as exc:
         return JSONResponse({"error": str(exc)}, status_code=422)
     except ClientDisconnect:
@@ -210,7 +211,8 @@ def internal_submit(body: CommandSubmitIn, request: Request) -> JSONResponse:
                  for url in body.urls]
         submission, accepted = accept_reports(
             runtime.session_factory, items, clock=runtime.clock,
-            limits=runtime.settings.intake, enqueuer=runtime.enqueuer)
+            limits=runtime.settings.intake, enqueuer=runtime.enqueuer,
+            settle=settler_for(runtime))
     except (ValidationError, BadInput) as exc:
         lang = (i18n.canonical(body.language.split(".")[0].split(":")[0])
                 or i18n.ENGLISH)  # as the command reads the shell's language

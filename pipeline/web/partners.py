@@ -26,6 +26,7 @@ from sqlalchemy import select
 from pipeline.app import casework
 from pipeline.app.auth import Principal, current_principal, notified_to, record_denial
 from pipeline.app.runtime import Runtime
+from pipeline.app.tracers import settler_for
 from pipeline.core.errors import BadInput, NotFound, PermissionDenied
 from pipeline.stages.intake import accept_reports
 from pipeline.stages.police import NotHeld, PoliceDecision
@@ -66,7 +67,7 @@ async def partner_reports(
     submission, accepted = await run_in_threadpool(
         accept_reports, runtime.session_factory, items, clock=runtime.clock,
         limits=runtime.settings.intake, enqueuer=runtime.enqueuer,
-        source=principal.name[:120], actor=principal.actor,
+        source=principal.name[:120], actor=principal.actor, settle=settler_for(runtime),
     )
     return PartnerIntakeResponse(
         submission=submission,

@@ -45,6 +45,7 @@ from starlette.responses import Response
 
 from pipeline.adapters.ratelimit import WindowLimiter
 from pipeline.app.runtime import Runtime
+from pipeline.app.tracers import settler_for
 from pipeline.core import i18n
 from pipeline.core.config import PublicSection, PublicTexts, Settings
 from pipeline.core.errors import NotFound
@@ -428,7 +429,7 @@ class PublicForm:
             submission, accepted = await run_in_threadpool(
                 accept_reports, runtime.session_factory, items, clock=runtime.clock,
                 limits=self.settings.intake, enqueuer=runtime.enqueuer,
-                source="public form", actor="form")
+                source="public form", actor="form", settle=settler_for(runtime))
         log.info("The public form took submission %s with %d report(s).", submission,
                  len(accepted))
         return self.render(request, "public/confirmation.html", language, {

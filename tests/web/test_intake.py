@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from pipeline.core.messaging import NORMALISE
-from pipeline.store.models import Event, Report
+from pipeline.core.messaging import NORMALISE, TRACE
+from pipeline.store.models import Case, Event, Report
 from pipeline.store.states import CaseState, ReportState
 from pipeline.web.app import create_app
 from tests.factories import make_case, make_report
@@ -27,7 +27,8 @@ def _count(runtime, model=Report):
         return session.execute(select(func.count()).select_from(model)).scalar_one()
 
 
-def test_one_report_is_stored_and_enqueued_with_a_tracking_reference(client, runtime):
+def test_one_report_is_stored_settled_and_its_case_enqueued_with_a_tracking_reference(
+        client, runtime):
     response = client.post("/api/v1/reports", json={
         "url": "http://example.com/x", "channel": "web", "claimed_category": "csam",
         "description": "seen on a forum", "reporter_contact": "a@example.org",
@@ -38,11 +39,28 @@ def test_one_report_is_stored_and_enqueued_with_a_tracking_reference(client, run
     assert ref.startswith("R-")
     with runtime.session_factory() as session:
         report = session.execute(select(Report).where(Report.ref == ref)).scalar_one()
-        assert report.state == "received" and report.claimed_category == "csam"
+        # Settled in the intake transaction: normalised, on a new case, written once.
+        assert report.state == "new_case" and report.claimed_category == "csam"
+        assert report.canonical_url == "http://example.com/x" and report.case_id
+        assert report.received_at and report.normalised_at and report.new_case_at
         event = session.execute(select(Event).where(Event.report_id == report.id)).scalar_one()
-        assert event.action == "report_received"
+        assert event.action == "report_received" and event.actor == "intake"
+        assert event.case_id == report.case_id
+        assert [s["to_state"] for s in event.data["steps"]] == ["normalised", "new_case"]
         assert "a@example.org" not in json.dumps(event.data)
-    assert runtime.enqueuer.ids(NORMALISE) == [report.id]
+    assert runtime.enqueuer.sent == [(TRACE, [report.case_id])]
+
+
+def test_with_settling_off_a_report_is_stored_received_for_the_workers(client, runtime):
+    runtime.settings.intake.settle_up_to = 0
+    response = client.post("/api/v1/reports", json={"url": "http://example.com/x"})
+    assert response.status_code == 201, response.text
+    with runtime.session_factory() as session:
+        report = session.execute(select(Report)).scalar_one()
+        assert report.state == "received" and report.case_id is None
+        event = session.execute(select(Event).where(Event.report_id == report.id)).scalar_one()
+        assert event.action == "report_received" and "steps" not in event.data
+    assert runtime.enqueuer.sent == [(NORMALISE, [report.id])]
 
 
 def test_a_batch_shares_one_submission_reference(client, runtime):
@@ -56,12 +74,45 @@ def test_a_batch_shares_one_submission_reference(client, runtime):
     with runtime.session_factory() as session:
         assert session.execute(select(func.count(func.distinct(Report.submission_ref)))
                                ).scalar_one() == 1
-    # Committed first, then queued: the first report of a large batch in a message of
-    # its own (a worker settles it at once), the other 999 after it.
+        # In-process broker: the whole batch is settled at intake.
+        assert set(session.execute(select(Report.state)).scalars()) == {"new_case"}
+        cases = session.execute(select(Case.id).order_by(Case.id)).scalars().all()
+    assert runtime.enqueuer.ids(NORMALISE) == [] and runtime.enqueuer.ids(TRACE) == cases
+
+
+def test_with_a_worker_fleet_a_large_batch_settles_its_first_report_at_intake(client,
+                                                                               runtime):
+    runtime.settings.intake.settle_up_to = 100  # the default with a Redis broker
+    response = client.post("/api/v1/reports", json={"reports": [
+        {"url": f"http://example.com/{n}"} for n in range(1000)]})
+    assert response.status_code == 201
+    # Committed first, then queued: the first report is on its case already; the
+    # other 999 go to the workers, who settle them side by side.
+    with runtime.session_factory() as session:
+        stored = session.execute(select(Report.id, Report.state, Report.case_id)
+                                 .order_by(Report.id)).all()
+    assert stored[0].state == "new_case"
+    assert {row.state for row in stored[1:]} == {"received"}
+    assert runtime.enqueuer.sent == [(TRACE, [stored[0].case_id]),
+                                     (NORMALISE, [row.id for row in stored[1:]])]
+    # A small batch is settled whole.
+    runtime.enqueuer.sent.clear()
+    response = client.post("/api/v1/reports", json={"reports": [
+        {"url": f"http://example.org/{n}"} for n in range(100)]})
+    assert response.status_code == 201
+    assert [(stage, len(ids)) for stage, ids in runtime.enqueuer.sent] == [(TRACE, 100)]
+
+
+def test_with_settling_off_a_large_batch_sends_its_first_report_alone(client, runtime):
+    runtime.settings.intake.settle_up_to = 0
+    response = client.post("/api/v1/reports", json={"reports": [
+        {"url": f"http://example.com/{n}"} for n in range(1000)]})
+    assert response.status_code == 201
+    # The first report of a large batch in a message of its own (a worker settles it
+    # at once), the other 999 after it; a small batch stays one message.
     with runtime.session_factory() as session:
         stored = session.execute(select(Report.id).order_by(Report.id)).scalars().all()
     assert [ids for _, ids in runtime.enqueuer.sent] == [stored[:1], stored[1:]]
-    # A small batch stays one message.
     runtime.enqueuer.sent.clear()
     response = client.post("/api/v1/reports", json={"reports": [
         {"url": f"http://example.org/{n}"} for n in range(100)]})
@@ -138,7 +189,7 @@ def test_the_status_page_tells_a_reporter_only_what_they_may_know(client, runtim
         "reports"][0]["reference"]
     status = client.get(f"/api/v1/reports/{ref}")
     assert status.status_code == 200
-    assert status.json()["status"] == "received"
+    assert status.json()["status"] == "in_progress"  # settled at intake: on its case
     assert set(status.json()) == {"reference", "received_at", "status", "explanation"}
     assert client.get("/api/v1/reports/R-NOPE-NOPE-NOPE-NOPE").status_code == 404
 

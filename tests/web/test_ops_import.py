@@ -40,8 +40,11 @@ def test_a_streamed_csv_is_imported_refused_lines_named_then_the_summary(sqlite_
     assert lines[1]["imported"] == 40 and lines[1]["refused"] == 1
     assert lines[1]["submission"].startswith("S-")
     assert _reports(sqlite_runtime) == 40
-    batches = [ids for stage, ids in sqlite_runtime.enqueuer.sent if stage == "normalise"]
-    assert [len(b) for b in batches[:3]] == [1, 2, 4]  # the first line on its own
+    # Each batch settled in its own transaction (in-process broker), the first line
+    # on its own: its new cases go to tracing as each batch commits.
+    assert [stage for stage, _ in sqlite_runtime.enqueuer.sent] == ["trace"] * 6
+    batches = [ids for _, ids in sqlite_runtime.enqueuer.sent]
+    assert [len(b) for b in batches] == [1, 2, 4, 8, 16, 9]
     assert sum(len(b) for b in batches) == 40
 
 

@@ -83,7 +83,9 @@ def test_the_form_stores_reports_through_intake_and_shows_their_references(
         assert reports[0].submission_ref in response.text
         events = session.execute(select(Event.action)).scalars().all()
         assert events.count("report_received") == 2
-    assert sqlite_runtime.enqueuer.ids(NORMALISE) == [r.id for r in reports]
+        # Settled in the intake transaction: on their (two) cases, which go to tracing.
+        assert {r.state for r in reports} == {"new_case"}
+    assert sqlite_runtime.enqueuer.sent == [("trace", [r.case_id for r in reports])]
     # Sending the same page again (reload, back button) is refused: the token was
     # renewed with the confirmation.
     again = _send(client, token, urls="http://bad.example.com/a")
@@ -183,10 +185,11 @@ def test_the_status_page_shows_the_public_status_only(client, sqlite_runtime):
     ref = re.search(r"R-[A-Z2-9]{4}(?:-[A-Z2-9]{4}){3}", created.text).group(0)
     page = client.get(f"/report/status?ref={ref.lower()}&lang=sr-Latn")
     assert page.status_code == 200
-    assert "Primljena" in page.text and "čeka obradu" in page.text
+    # Settled at intake: on its case, waiting for tracing and an analyst.
+    assert "Vašu prijavu obrađuje analitičar." in page.text
     assert "status.example" not in page.text  # no URL, no analysis
     english = client.get(f"/report/status?ref={ref}&lang=en")
-    assert "Your report was received and is waiting to be processed." in english.text
+    assert "Your report is being processed by an analyst." in english.text
     assert client.get("/report/status?ref=R-AAAA-AAAA-AAAA-AAAA").status_code == 404
     assert client.get("/report/status?ref=<script>").status_code == 422
     assert "&lt;script&gt;" in client.get("/report/status?ref=<script>").text.lower()
