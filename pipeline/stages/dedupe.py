@@ -32,7 +32,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from pipeline.core.clock import Clock, as_utc
@@ -47,6 +46,7 @@ from pipeline.store.db import (
     among,
     blank_row,
     insert_by_unnest,
+    insert_rows,
     is_postgresql,
     lock_rows,
 )
@@ -262,10 +262,14 @@ def _insert_cases(session: Session, rows: list[dict[str, Any]]) -> dict[str, int
         inserted = insert_by_unnest(session, table, rows, conflict=["open_key"],
                                     returning=["id", "open_key"])
         return {key: case_id for case_id, key in inserted}
-
-    statement = (sqlite_insert(table).on_conflict_do_nothing(index_elements=["open_key"])
-                 .returning(table.c.id, table.c.open_key))
-    return {key: case_id for case_id, key in session.execute(statement, rows).all()}
+    # SQLite: one executemany on the driver's connection, then the rows that went in
+    # found by their new references (profiled in embedded mode: SQLAlchemy's
+    # `INSERT ... RETURNING`, row by row with its parameter processing, was a tenth
+    # of the process's time).
+    insert_rows(session, table, rows, on_conflict="ON CONFLICT (open_key) DO NOTHING")
+    found = session.execute(select(table.c.id, table.c.open_key).where(
+        among(session, table.c.ref, [row["ref"] for row in rows])))
+    return {key: case_id for case_id, key in found}
 
 
 def open_cases(

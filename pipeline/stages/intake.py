@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,7 +34,7 @@ from pipeline.core.config import IntakeSection
 from pipeline.core.errors import BadInput, NotFound
 from pipeline.core.messaging import NORMALISE, TRACE, Enqueuer
 from pipeline.store.audit import insert_events
-from pipeline.store.db import insert_rows, is_postgresql, next_ids
+from pipeline.store.db import insert_rows_numbered
 from pipeline.store.lifecycle import advance, fill_times
 from pipeline.store.models import Case, Report
 from pipeline.store.states import CaseState, ReportState
@@ -192,20 +192,11 @@ _REPORTS: Any = Report.__table__
 
 
 def _insert(session: Session, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert report rows; their ids, in order. On PostgreSQL the ids come from the
-    sequence first, so the insert is one pipelined executemany instead of a huge
-    `INSERT ... VALUES ... RETURNING` that the driver must parse for every batch
-    (profiled: most of intake's time)."""
-    if not rows:
-        return []
-    if is_postgresql(session):
-        ids = next_ids(session, "reports", len(rows))
-        for row, report_id in zip(rows, ids, strict=True):
-            row["id"] = report_id
-        insert_rows(session, _REPORTS, rows)
-        return ids
-    statement = insert(_REPORTS).returning(_REPORTS.c.id, sort_by_parameter_order=True)
-    return list(session.execute(statement, rows).scalars())
+    """Insert report rows; their ids, in order (`insert_rows_numbered`: on PostgreSQL
+    from the sequence first, so the insert is a COPY instead of a huge `INSERT ...
+    VALUES ... RETURNING` that the driver must parse for every batch; profiled: most
+    of intake's time)."""
+    return insert_rows_numbered(session, _REPORTS, rows, unique="ref")
 
 
 # Submissions larger than this send their first report ahead in a message of its own

@@ -283,19 +283,23 @@ def next_ids(session: Session, table: str, count: int) -> list[int]:
     ).scalars())
 
 
-def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]], *,
+                on_conflict: str = "") -> None:
     """Insert plain rows (all with the same keys) in the session's transaction.
 
     On PostgreSQL with COPY: measured on this machine about three times cheaper per
     row than a pipelined executemany, for the client and for the server alike (the
     stages write some ten rows per report). The columns' own bind processing
-    (encryption, UTC) is applied first; JSON goes in as its text. SQLite: executemany.
+    (encryption, UTC) is applied first; JSON goes in as its text. SQLite: executemany,
+    with `on_conflict` (such as `ON CONFLICT (open_key) DO NOTHING`) after its values.
     """
     if not rows:
         return
     if not is_postgresql(session):
-        _insert_rows_sqlite(session, table, rows)
+        _insert_rows_sqlite(session, table, rows, suffix=f" {on_conflict}" if on_conflict else "")
         return
+    if on_conflict:
+        raise ValueError("COPY has no ON CONFLICT: on PostgreSQL use insert_by_unnest")
     if session.new or session.dirty:  # rows this COPY may refer to go in first
         session.flush()
     dialect = session.get_bind().dialect
@@ -327,11 +331,48 @@ def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
             copy.write_row(values)
 
 
-def _insert_rows_sqlite(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+def insert_rows_numbered(session: Session, table: Any, rows: list[dict[str, Any]], *,
+                         unique: str) -> list[int]:
+    """Insert rows that leave their integer primary key to the database; their ids, in
+    order. PostgreSQL: `next_ids` from the table's sequence, then `insert_rows`.
+
+    SQLite: one executemany on the driver's connection (`insert_rows`), then the ids
+    from `last_insert_rowid()`. The statement holds the database's write lock from its
+    first row to its last, and SQLite gives each row without an id one more than the
+    largest in the table, so the ids are consecutive; the `unique` column (a random
+    reference) of the first and last rows is checked against them all the same.
+    Profiled in embedded mode: `INSERT ... RETURNING` through SQLAlchemy, row by row
+    with its parameter processing, was a tenth of the process's time for reports."""
+    if not rows:
+        return []
+    if is_postgresql(session):
+        ids = next_ids(session, table.name, len(rows))
+        for row, row_id in zip(rows, ids, strict=True):
+            row["id"] = row_id
+        insert_rows(session, table, rows)
+        return ids
+    _insert_rows_sqlite(session, table, rows)
+    driver: Any = session.connection().connection.driver_connection
+    last = driver.execute("SELECT last_insert_rowid()").fetchone()[0]
+    first = last - len(rows) + 1
+    found = dict(driver.execute(
+        f"SELECT {unique}, id FROM {table.name} WHERE id IN (?, ?)",  # noqa: S608 - ours
+        (first, last)).fetchall())
+    if found.get(rows[0][unique]) != first or found.get(rows[-1][unique]) != last:
+        raise RuntimeError(f"{table.name}: the inserted rows are not numbered in order")
+    ids = list(range(first, last + 1))
+    for row, row_id in zip(rows, ids, strict=True):
+        row["id"] = row_id
+    return ids
+
+
+def _insert_rows_sqlite(session: Session, table: Any, rows: list[dict[str, Any]], *,
+                        suffix: str = "") -> None:
     """SQLite: one executemany on the driver's connection, values converted as the
-    COPY above converts them. Profiled in embedded mode (make bench, py-spy --gil):
-    SQLAlchemy's per-row parameter processing (construct_params, the DATETIME and
-    UTCDateTime processors, json.dumps) was about a tenth of the process's time."""
+    COPY above converts them (`suffix`: an ON CONFLICT clause). Profiled in embedded
+    mode (make bench, py-spy --gil): SQLAlchemy's per-row parameter processing
+    (construct_params, the DATETIME and UTCDateTime processors, json.dumps) was about
+    a tenth of the process's time."""
     if session.new or session.dirty:  # rows these may refer to go in first
         session.flush()
     dialect = session.get_bind().dialect
@@ -356,7 +397,7 @@ def _insert_rows_sqlite(session: Session, table: Any, rows: list[dict[str, Any]]
     driver: Any = session.connection().connection.driver_connection
     driver.executemany(
         f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - names of our tables
-        f"VALUES ({', '.join('?' * len(columns))})", values_of)
+        f"VALUES ({', '.join('?' * len(columns))}){suffix}", values_of)
 
 
 def python_defaults(table: Any, given: Sequence[str]) -> dict[str, Any]:

@@ -111,3 +111,34 @@ def test_a_deadlock_becomes_a_retry_and_other_errors_pass():
             raise raised
     with pytest.raises(ValueError), deadlock_retried("tracing"):
         raise ValueError("not a deadlock")
+
+
+def test_numbered_rows_get_their_own_ids_in_order_between_other_writers(runtime):
+    """`insert_rows_numbered`: SQLite's ids come from `last_insert_rowid()`, checked
+    against the rows' references; other rows written before and between are no
+    matter."""
+    from pipeline.stages.intake import new_reference
+    from pipeline.store.db import insert_rows_numbered
+
+    table = Report.__table__
+    now = runtime.clock.now()
+
+    def rows(n):
+        return [dict(ref=new_reference("R"), submission_ref="S-1", url=f"http://e.com/{i}",
+                     channel="web", received_at=now, state="received", audit_seq=0,
+                     state_changed_at=now)
+                for i in range(n)]
+
+    made = []
+    for n in (3, 1, 250):
+        batch = rows(n)
+        with runtime.session_factory.begin() as session:
+            store_reports(session, [ReportIn(url="http://between.example/")],
+                          clock=runtime.clock, limits=runtime.settings.intake)
+            ids = insert_rows_numbered(session, table, batch, unique="ref")
+        assert [row["id"] for row in batch] == ids and len(set(ids)) == n
+        made += batch
+    with runtime.session_factory() as session:
+        stored = dict(session.execute(select(Report.ref, Report.id)).all())
+    assert all(stored[row["ref"]] == row["id"] for row in made)
+    assert len(stored) == len(made) + 3
