@@ -10,7 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -97,30 +97,114 @@ def settle_times(session: Session, min_report_id: int) -> list[datetime]:
     return sorted(t for t in [*opened, *others] if t is not None)
 
 
-def _seconds(a: Any, b: Any) -> float:
-    return (b - a).total_seconds()
+class FirstVisible:
+    """When a reader first sees a report after `min_report_id` stored, and one settled
+    (polled every 2 ms on the harness's connection). The rows' own times are the
+    clocks of their transactions, taken when each began: a report settled in its
+    1,000-report intake transaction carries a time some 250 ms before anyone can see
+    it (`intake.settle_up_to`), so the first report's figures are these."""
+
+    def __init__(self, session_factory: sessionmaker[Session], min_report_id: int):
+        self.session_factory = session_factory
+        self.floor = min_report_id
+        self.stored: datetime | None = None
+        self.settled: datetime | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="first-visible")
+
+    def start(self) -> FirstVisible:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        settled = (
+            select(Report.id).outerjoin(Case, Case.id == Report.case_id)
+            .where(Report.id > self.floor,
+                   (Report.state.in_([ReportState.DUPLICATE, ReportState.REJECTED]))
+                   | ((Report.state == ReportState.NEW_CASE)
+                      & Case.awaiting_assessment_at.is_not(None)))
+            .limit(1))
+        with self.session_factory() as session:
+            while not self._stop.is_set() and self.settled is None:
+                with session.begin():
+                    if self.stored is None and session.execute(
+                            select(Report.id).where(Report.id > self.floor).limit(1)
+                    ).first() is not None:
+                        self.stored = datetime.now(UTC)
+                    if self.stored is not None and session.execute(settled).first():
+                        self.settled = datetime.now(UTC)
+                time.sleep(0.002)
+
+    def stop(self) -> tuple[datetime | None, datetime | None]:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return self.stored, self.settled
 
 
-def latencies(session: Session, min_report_id: int) -> dict[str, list[float]]:
-    """Seconds from intake to awaiting assessment (reports that opened a case) and from
-    intake to settled (every report: queued, joined a case, or rejected)."""
-    opened = [
-        _seconds(received, queued) for received, queued in session.execute(
-            select(Report.received_at, Case.awaiting_assessment_at)
-            .join(Case, Case.id == Report.case_id)
-            .where(Report.id > min_report_id, Report.state == ReportState.NEW_CASE)
-        )
-        if queued is not None
-    ]
-    others = [
-        _seconds(received, done) for received, done in session.execute(
-            select(Report.received_at, func.coalesce(Report.duplicate_at, Report.rejected_at))
-            .where(Report.id > min_report_id,
-                   Report.state.in_([ReportState.DUPLICATE, ReportState.REJECTED]))
-        )
-        if done is not None
-    ]
-    return {"opened_case": opened, "all_reports": opened + others}
+class SettleWatcher:
+    """How long each report takes from the call that hands it in to settled (a case
+    awaiting assessment opened, a case joined, or rejected) as a reader sees it: the
+    reports handed in and not yet seen settled are polled every 5 ms on the harness's
+    connection. The rows' own times cannot say it: each is the clock of its
+    transaction taken when it began, before the work and the commit (a worker's, or
+    the intake's own when it settles the reports: `intake.settle_up_to`)."""
+
+    def __init__(self, session_factory: sessionmaker[Session], *, every: float = 0.005):
+        self.session_factory = session_factory
+        self.every = every
+        self.opened_case: list[float] = []
+        self.all_reports: list[float] = []
+        self._pending: dict[int, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="settle-watcher")
+
+    def start(self) -> SettleWatcher:
+        self._thread.start()
+        return self
+
+    def handed_in(self, ids: list[int], at: float) -> None:
+        """`ids` were handed in by a call that began at `at` (time.monotonic())."""
+        with self._lock:
+            self._pending.update(dict.fromkeys(ids, at))
+
+    def _run(self) -> None:
+        with self.session_factory() as session:
+            while not self._stop.is_set():
+                with self._lock:
+                    pending = list(self._pending)
+                if pending:
+                    with session.begin():
+                        found = session.execute(
+                            select(Report.id, Report.state)
+                            .outerjoin(Case, Case.id == Report.case_id)
+                            .where(Report.id.in_(pending),
+                                   Report.state.in_([ReportState.DUPLICATE,
+                                                     ReportState.REJECTED])
+                                   | ((Report.state == ReportState.NEW_CASE)
+                                      & Case.awaiting_assessment_at.is_not(None)))).all()
+                    seen = time.monotonic()
+                    with self._lock:
+                        for report_id, state in found:
+                            took = seen - self._pending.pop(report_id)
+                            self.all_reports.append(took)
+                            if state == ReportState.NEW_CASE:
+                                self.opened_case.append(took)
+                time.sleep(self.every)
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """Wait until every report handed in was seen settled (at most `timeout`
+        seconds); the number still unseen."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._pending:
+                    break
+            time.sleep(0.05)
+        self._stop.set()
+        self._thread.join(timeout=5)
+        with self._lock:
+            return len(self._pending)
 
 
 def percentile(values: list[float], q: float) -> float | None:

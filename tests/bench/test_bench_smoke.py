@@ -86,6 +86,7 @@ def test_the_quick_benchmark_prints_every_figure_the_issue_asks_for(
     assert len(scaled["peak_rss_mb_per_process"]) == 2  # two worker processes
     latency = scaled["latency_at_half_load"]["intake_to_awaiting_assessment"]
     assert latency["count"] > 0 and latency["p99_ms"] >= latency["p50_ms"]
+    assert scaled["latency_at_half_load"]["settled"] is True  # every report seen settled
     for stage in ("urls", "claim", "stats", "search"):
         assert stage in quick_bench["stages"]  # a figure, or null with a note
     assert set(quick_bench["targets"]) >= {
