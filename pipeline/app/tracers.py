@@ -43,8 +43,11 @@ def settler_for(runtime: Runtime) -> IntakeSettler | None:
 
     Unset, every submission is settled at intake with the in-process broker (embedded:
     the same process does the work either way, and each report is then written once),
-    and submissions of at most 100 reports with a Redis broker: the workers settle
-    larger ones side by side, where the intake is one thread (`hotline import`)."""
+    and submissions of at most 100 reports with a Redis broker: of a larger request
+    only the first report, since the request would wait for all of it (measured: a
+    1,000-report API request settled whole showed its first report after 227 ms, the
+    workers' way after about 110) while the workers settle the rest side by side. An
+    import settles every commit whole (`pipeline.stages.importer`)."""
     with _tracers_lock:
         held = _settlers.get(id(runtime))
         if held is not None and held[0] is runtime:

@@ -170,12 +170,12 @@ class IntakeSection(Section):
         "(it starts with one, then doubles the batch: the first reports flow at once)."
     )
     settle_up_to: int | None = Field(
-        None, ge=0, description="Submissions (and import batches) of at most this many "
-        "reports are normalised and deduplicated in their intake transaction: each report "
-        "is written once, already on its case; of a larger one only the first report, and "
-        "the workers settle the rest side by side. 0: the workers settle everything. "
-        "Unset: every report with the in-process broker (one process does all the work "
-        "anyway), 100 with a Redis broker (docs/pipeline/intake.md)."
+        None, ge=0, description="Submissions of at most this many reports are normalised "
+        "and deduplicated in their intake transaction: each report is written once, "
+        "already on its case; of a larger one only the first report, and the workers "
+        "settle the rest side by side. An import settles each of its commits whole. "
+        "0: the workers settle everything. Unset: every report with the in-process "
+        "broker, 100 with a Redis broker (docs/pipeline/intake.md)."
     )
 
 

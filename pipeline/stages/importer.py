@@ -134,9 +134,9 @@ def import_stream(
     """Steps, per batch of good lines (1, then 2, 4, 8... up to
     `limits.import_commit_every`, while the stream is still being read):
     1. validate each line as a report (`ReportIn`, the configured limits),
-    2. store the batch and commit (given `settle`, the batches of at most
-       `settle.up_to` reports are settled in that transaction: the first reports of
-       a file are on their cases as soon as they are committed),
+    2. store the batch and commit (given `settle`, settled whole in that
+       transaction: normalised, deduplicated and on their cases as they are
+       committed; no request waits on a large commit, and the first line goes alone),
     3. only then enqueue (`pipeline.stages.intake.take_in`)."""
     result = ImportResult(submission=new_reference("S"))
     pending: list[ReportIn] = []
@@ -147,7 +147,7 @@ def import_stream(
             return
         stored = take_in(session_factory, pending, clock=clock, limits=limits,
                          enqueuer=enqueuer, source=source, actor="import",
-                         submission_ref=result.submission, settle=settle)
+                         submission_ref=result.submission, settle=settle, whole=True)
         result.imported += len(stored.accepted)
         pending.clear()
 

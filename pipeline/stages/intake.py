@@ -120,12 +120,13 @@ def store_and_settle(
     clock: Clock,
     limits: IntakeSection,
     settle: Settle | None = None,
+    whole: bool = False,
     source: str | None = None,
     actor: str = "intake",
     submission_ref: str | None = None,
 ) -> Stored:
     """`store_reports`, settling with `settle` the whole submission when it holds at
-    most `settle.up_to` reports, else its first report (no commit)."""
+    most `settle.up_to` reports (or `whole`), else its first report (no commit)."""
     now = clock.now()
     for index, item in enumerate(items):
         try:
@@ -159,7 +160,7 @@ def store_and_settle(
         rows.append(row)
     count = 0
     if settle is not None and settle.up_to > 0:
-        count = len(rows) if len(rows) <= settle.up_to else 1
+        count = len(rows) if whole or len(rows) <= settle.up_to else 1
     ids: list[int] = []
 
     def write(part: list[dict[str, Any]], part_events: list[dict[str, Any]]) -> None:
@@ -243,17 +244,18 @@ def take_in(
     actor: str,
     submission_ref: str,
     settle: Settle | None = None,
+    whole: bool = False,
 ) -> Stored:
     """Steps 2 to 4 for one transaction of reports (an API request, a batch of an
-    import). Settling that fails leaves the reports to the workers: stored `received`
-    in a second transaction."""
+    import; `whole`: settled whole, whatever `settle.up_to`). Settling that fails
+    leaves the reports to the workers: stored `received` in a second transaction."""
     stored: Stored | None = None
     if settle is not None:
         try:
             with session_factory() as session, session.begin():
                 stored = store_and_settle(session, items, clock=clock, limits=limits,
-                                          settle=settle, source=source, actor=actor,
-                                          submission_ref=submission_ref)
+                                          settle=settle, whole=whole, source=source,
+                                          actor=actor, submission_ref=submission_ref)
         except BadInput:
             raise
         except Exception as exc:  # the workers settle them instead, as without `settle`

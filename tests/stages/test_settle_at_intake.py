@@ -206,3 +206,20 @@ def test_the_process_settler_follows_the_broker_unless_told(settings_factory, br
             assert settler_for(rt) is made  # one per runtime
         finally:
             rt.close()
+
+
+def test_an_import_settles_each_commit_whole_whatever_the_requests_limit(runtime, tmp_path):
+    from pipeline.stages.importer import import_file
+
+    path = tmp_path / "reports.csv"
+    path.write_text("url\n" + "".join(f"http://h{i}.example/x\n" for i in range(20)))
+    result = import_file(path, runtime.session_factory, clock=runtime.clock,
+                         limits=runtime.settings.intake, enqueuer=runtime.enqueuer,
+                         settle=settler(runtime, up_to=2))
+    assert result.imported == 20
+    with runtime.session_factory() as session:
+        assert set(session.execute(select(Report.state)).scalars()) == {"new_case"}
+        assert session.execute(select(func.count()).select_from(Event)).scalar_one() == 40
+    # Commits of 1, 2, 4, 8 and 5 lines, each settled whole: their new cases to trace.
+    assert [(stage, len(ids)) for stage, ids in runtime.enqueuer.sent] == [
+        (TRACE, 1), (TRACE, 2), (TRACE, 4), (TRACE, 8), (TRACE, 5)]
