@@ -118,13 +118,22 @@ def event_row(
     data: dict[str, Any] | None = None,
     case_id: int | None = None,
     report_id: int | None = None,
+    sealed: bool = True,
 ) -> dict[str, Any]:
     """The next event of `stream` as a row, moving the head held in `head`'s
-    `audit_seq` and `audit_hash` keys (a row being advanced, or a dict of them)."""
+    `audit_seq` and `audit_hash` keys (a row being advanced, or a dict of them).
+
+    Not `sealed`, the hash is left to `seal_event` (None until then, in the event and
+    in the head): a transaction that moves its row through several states hashes
+    the event once, when the row is written (`pipeline.store.lifecycle`)."""
     data = data or {}
     seq = (head.get("audit_seq") or 0) + 1
-    prev = head.get("audit_hash") or GENESIS_HASH
-    digest = event_hash(prev, stream, seq, at, actor, action, from_state, to_state, data)
+    prev = head.get("audit_hash")
+    if prev is None and seq > 1:
+        raise ValueError(f"{stream}: the head's last event is not sealed yet")
+    prev = prev or GENESIS_HASH
+    digest = (event_hash(prev, stream, seq, at, actor, action, from_state, to_state, data)
+              if sealed else None)
     head["audit_seq"], head["audit_hash"] = seq, digest
     return {"stream": stream, "seq": seq, "at": at, "actor": actor, "action": action,
             "from_state": from_state, "to_state": to_state, "data": data,
@@ -143,12 +152,14 @@ def extend_event(
     from_state: str | None,
     to_state: str | None,
     data: dict[str, Any] | None = None,
+    sealed: bool = True,
 ) -> None:
     """One more state on `event`, the last event of `head`'s stream and not stored
     yet (a transaction that moves a row through several states writes one event):
     the step goes into `data["steps"]` with its own action, states and time, the
-    event's `to_state` becomes the step's, the hash is computed again and the head
-    moved to it. Every state and time is covered by the hash, as in separate events.
+    event's `to_state` becomes the step's, the hash is computed again (not `sealed`:
+    left to `seal_event`) and the head moved to it. Every state and time is covered
+    by the hash, as in separate events.
 
     The event's own fields (`at`, `action`, `from_state`, `data` without `steps`)
     stay those of its first step; `steps(event)` lists them all."""
@@ -159,11 +170,23 @@ def extend_event(
     if data:
         step["data"] = data
     merged = {**event["data"], STEPS: [*event["data"].get(STEPS, ()), step]}
+    event.update(to_state=to_state, data=merged, hash=None)
+    head["audit_hash"] = None
+    if sealed:
+        seal_event(event, head)
+
+
+def seal_event(event: dict[str, Any], head: dict[str, Any]) -> None:
+    """Hash an event made or extended without its hash (`sealed=False`), and move
+    the head to it; nothing to do for one hashed already."""
+    if event["hash"] is not None:
+        return
+    if head.get("audit_hash") is not None or head.get("audit_seq") != event["seq"]:
+        raise ValueError(f"{event['stream']}: the head has moved past this event")
     digest = event_hash(event["prev_hash"], event["stream"], event["seq"], event["at"],
-                        event["actor"], event["action"], event["from_state"], to_state,
-                        merged)
-    event.update(to_state=to_state, data=merged, hash=digest)
-    head["audit_hash"] = digest
+                        event["actor"], event["action"], event["from_state"],
+                        event["to_state"], event["data"])
+    event["hash"] = head["audit_hash"] = digest
 
 
 @dataclass(frozen=True)
@@ -290,7 +313,9 @@ def insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
     session's transaction; /metrics counts them when the transaction commits."""
     if not rows:
         return
-
+    if any(row["hash"] is None for row in rows):
+        raise ValueError("an event is inserted before it was sealed (`seal_event`: its "
+                         "row is written first, which seals it)")
     insert_rows(session, _EVENT_TABLE, rows)
     note_events(session, rows)
 

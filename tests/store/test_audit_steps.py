@@ -169,3 +169,41 @@ def _now():
     from datetime import UTC, datetime
 
     return datetime(2026, 12, 7, 4, 0, tzinfo=UTC)
+
+
+def test_an_event_is_hashed_once_when_its_row_is_written(runtime, monkeypatch):
+    """Steps go into the event unhashed; writing the row seals it, once, and the hash
+    is the one `verify` recomputes from every step."""
+    from pipeline.store import audit
+
+    calls = []
+    real = audit.event_hash
+    monkeypatch.setattr(audit, "event_hash", lambda *a: calls.append(a) or real(*a))
+    case_id, _, _ = _moved_twice(runtime)
+    assert len(calls) == 1
+    [event] = _events(runtime, case_id)
+    assert event.hash == real(event.prev_hash, event.stream, event.seq, event.at,
+                              event.actor, event.action, event.from_state, event.to_state,
+                              event.data)
+
+
+def test_an_event_is_sealed_before_another_chains_on_it(runtime, monkeypatch):
+    from pipeline.store import audit
+
+    calls = []
+    real = audit.event_hash
+    monkeypatch.setattr(audit, "event_hash", lambda *a: calls.append(a) or real(*a))
+    case_id, _, _ = _moved_twice(runtime, second_actor="ana")
+    assert len(calls) == 2  # the first when the second chained on it, then the second
+    first, second = _events(runtime, case_id)
+    assert second.prev_hash == first.hash
+
+
+def test_an_event_not_sealed_is_never_inserted(runtime):
+    with runtime.session_factory.begin() as session:
+        case_id = make_case(session, at=runtime.clock.now()).id
+    with pytest.raises(ValueError, match="sealed"), \
+            runtime.session_factory.begin() as session:
+        [row] = lock_rows(session, Case, [case_id], [CaseState.NORMALISED], HEAD_COLUMNS)
+        event = advance_step("case", row, CaseState.TRACED, at=runtime.clock.now())
+        insert_events(session, [event])  # before its row was written
