@@ -35,7 +35,7 @@ from pipeline.core.errors import BadInput, PermanentError, RetryLater
 from pipeline.stages.dispatch import backoff
 from pipeline.store.mail_models import MailMessage
 from pipeline.store.models import Notice, Report
-from pipeline.store.states import NoticeState
+from pipeline.store.states import AckState, NoticeState
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +67,16 @@ def render_ack(references: list[str], language: str, settings: Settings) -> tupl
 
 def _claim(session: Session, now: datetime, lease: timedelta, limit: int) -> list[int]:
     session.execute(update(MailMessage).where(
-        MailMessage.ack_state == "handing_over", MailMessage.ack_lease_until < now)
-        .values(ack_state="unconfirmed"))
+        MailMessage.ack_state == AckState.HANDING_OVER, MailMessage.ack_lease_until < now)
+        .values(ack_state=AckState.UNCONFIRMED))
     ids = list(session.execute(select(MailMessage.id).where(or_(
-        MailMessage.ack_state.in_(("queued", "failed")) & (MailMessage.ack_due_at <= now),
-        (MailMessage.ack_state == "sending") & (MailMessage.ack_lease_until < now),
+        MailMessage.ack_state.in_((AckState.QUEUED, AckState.FAILED))
+        & (MailMessage.ack_due_at <= now),
+        (MailMessage.ack_state == AckState.SENDING) & (MailMessage.ack_lease_until < now),
     )).order_by(MailMessage.id).limit(limit)).scalars())
     if ids:
         session.execute(update(MailMessage).where(MailMessage.id.in_(ids)).values(
-            ack_state="sending", ack_lease_until=now + lease))
+            ack_state=AckState.SENDING, ack_lease_until=now + lease))
     return ids
 
 
@@ -90,7 +91,7 @@ def send_acks(session_factory: sessionmaker[Session], *, channels: Channels,
     for ack_id in ids:
         with session_factory() as session:
             row = session.get(MailMessage, ack_id)
-            if row is None or row.ack_state != "sending" or not row.sender:
+            if row is None or row.ack_state != AckState.SENDING or not row.sender:
                 continue
             references = list(session.execute(select(Report.ref).where(
                 Report.submission_ref == row.submission_ref).order_by(Report.id)).scalars())
@@ -106,26 +107,26 @@ def send_acks(session_factory: sessionmaker[Session], *, channels: Channels,
         def handover(ack_id: int = ack_id) -> None:
             with session_factory.begin() as marker:
                 marker.execute(update(MailMessage).where(MailMessage.id == ack_id).values(
-                    ack_state="handing_over"))
+                    ack_state=AckState.HANDING_OVER))
 
         values: dict[str, object]
         try:
             channels.for_notice(notice).deliver(notice, at=clock.now(), handover=handover)
-            values = {"ack_state": "sent", "ack_sent_at": clock.now()}
+            values = {"ack_state": AckState.SENT, "ack_sent_at": clock.now()}
             sent += 1
             log.info("Acknowledgement of mail message %s sent.", ack_id)
         except RetryLater as exc:
             give_up = attempts >= settings.dispatch.max_attempts
-            values = {"ack_state": "dead" if give_up else "failed",
+            values = {"ack_state": AckState.DEAD if give_up else AckState.FAILED,
                       "ack_due_at": clock.now() + backoff(settings, attempts),
                       "ack_note": str(exc)[:200]}
             log.warning("Acknowledgement of mail message %s failed (attempt %d): %s",
                         ack_id, attempts, exc)
         except DeliveryUnconfirmed as exc:
-            values = {"ack_state": "unconfirmed", "ack_note": str(exc)[:200]}
+            values = {"ack_state": AckState.UNCONFIRMED, "ack_note": str(exc)[:200]}
             log.warning("Acknowledgement of mail message %s is unconfirmed: %s", ack_id, exc)
         except (PermanentError, BadInput) as exc:
-            values = {"ack_state": "dead", "ack_note": str(exc)[:200]}
+            values = {"ack_state": AckState.DEAD, "ack_note": str(exc)[:200]}
             log.warning("Acknowledgement of mail message %s cannot be sent: %s", ack_id, exc)
         values["ack_attempts"] = attempts
         with session_factory.begin() as session:

@@ -37,6 +37,7 @@ from pipeline.core.errors import RetryLater
 from pipeline.core.messaging import NORMALISE, Enqueuer
 from pipeline.stages.intake import new_reference, store_reports
 from pipeline.store.mail_models import LOOK_AT, LOOKED_AT, REPORTED, MailMessage
+from pipeline.store.states import AckState
 from schemas.intake import Channel, ReportIn
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ def _store(session: Session, parsed: ParsedMail, key: str, *, via: str, clock: C
         via=via, received_at=now, sender=parsed.sender, subject=parsed.subject,
         size=parsed.size, language=parsed.language, attachments=[
             a.as_dict() for a in parsed.attachments[:100]], report_count=len(items),
-        ack_state="none", ack_attempts=0)
+        ack_state=AckState.NONE, ack_attempts=0)
     submission = None
     references: list[str] = []
     report_ids: list[int] = []
@@ -184,7 +185,7 @@ def _store(session: Session, parsed: ParsedMail, key: str, *, via: str, clock: C
         blocked = _ack_blocked(parsed, settings)
         if blocked is None:
             row.ack_state, row.ack_token, row.ack_due_at = (
-                "queued", secrets.token_hex(16), now)
+                AckState.QUEUED, secrets.token_hex(16), now)
         else:
             row.ack_note = blocked
         outcome = REPORTED_OUTCOME

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from pipeline.core.crypto import EncryptedText
 from pipeline.store.db import Base, BigId
+from pipeline.store.states import WAITING_ACK_STATES, AckState
 
 # The states of a message: it made reports, it waits for a person, a person saw it,
 # a counsellor turned it into a helpline contact (a call for help, not a report).
@@ -23,16 +24,11 @@ REPORTED = "reported"
 LOOK_AT = "look_at"
 LOOKED_AT = "looked_at"
 HELPLINE = "helpline"
-# The states of a message's acknowledgement: none (not to be sent: automatic mail,
-# no sender, switched off), queued, sending (under a lease), handing_over (SMTP: the
-# data is with the server, only the final dot is left), sent, unconfirmed (a
-# hand-over whose outcome nobody saw: never sent again by itself), failed (retried at
-# ack_due_at), dead (gave up).
-ACK_STATES = ("none", "queued", "sending", "handing_over", "sent", "unconfirmed", "failed",
-              "dead")
+# The states of a message's acknowledgement: `pipeline.store.states.AckState`.
 
 LOOK_AT_ONLY = text("state = 'look_at'")
-ACKS_WAITING = text("ack_state IN ('queued', 'sending', 'failed')")
+ACKS_WAITING = text("ack_state IN ({})".format(  # noqa: S608 - the enum's own values
+    ", ".join(f"'{state.value}'" for state in WAITING_ACK_STATES)))
 
 
 class MailMessage(Base):
@@ -58,9 +54,9 @@ class MailMessage(Base):
     # Attachments by name, type, size and SHA-256: never their content.
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # The acknowledgement, one per message at most (this row is its outbox entry):
-    # its state (ACK_STATES), its token (the Message-ID of the answer), why none is
+    # its state (`AckState`), its token (the Message-ID of the answer), why none is
     # sent, and the delivery bookkeeping of the dispatch channels.
-    ack_state: Mapped[str] = mapped_column(String(20), default="none")
+    ack_state: Mapped[str] = mapped_column(String(20), default=AckState.NONE.value)
     ack_token: Mapped[str | None] = mapped_column(String(64), unique=True)
     ack_note: Mapped[str | None] = mapped_column(String(200))
     ack_attempts: Mapped[int] = mapped_column(default=0)

@@ -1,5 +1,5 @@
-"""Every state of a report, a case, a helpline case and a notice, and every allowed
-transition, in one place.
+"""Every state of a report, a case, a helpline case, a notice and a mail message's
+acknowledgement, and every allowed transition, in one place.
 
 A report's or a case's state changes only through `lifecycle.transition`, which
 checks this table, stamps the time the state was first entered (`<state>_at`), moves
@@ -191,3 +191,22 @@ NOTICE_TRANSITIONS: dict[tuple[NoticeState | None, NoticeState], str | None] = {
 
 # The states in which a dispatcher holds a notice under a lease (`Notice.lease_owner`).
 LEASED_NOTICE_STATES = (N.SENDING, N.HANDING_OVER)
+
+
+class AckState(StrEnum):
+    """The acknowledgement of a mail message (`MailMessage.ack_state`, its own outbox
+    entry), sent by `pipeline.stages.mail_acks` over the dispatch channels as a notice
+    is: the same lease, SMTP marker and retries."""
+
+    NONE = "none"  # not to be sent: automatic mail, no sender, switched off
+    QUEUED = "queued"  # to be sent at `ack_due_at`
+    SENDING = "sending"  # claimed, under a lease (`ack_lease_until`)
+    HANDING_OVER = "handing_over"  # SMTP: the data is with the server, the final "." left
+    SENT = "sent"  # the reporter's server has it
+    UNCONFIRMED = "unconfirmed"  # a hand-over whose outcome nobody saw: never sent again
+    FAILED = "failed"  # a passing failure: tried again at `ack_due_at`
+    DEAD = "dead"  # given up (a permanent refusal, or out of attempts)
+
+
+# The acknowledgements a sender still has to deal with (a partial index: 0016).
+WAITING_ACK_STATES = (AckState.QUEUED, AckState.SENDING, AckState.FAILED)
