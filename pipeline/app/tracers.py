@@ -10,6 +10,8 @@ were about a tenth of `hotline import`'s start-up (python -X importtime).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from pipeline.adapters.tracing.tracer import Tracer
 from pipeline.app.runtime import Runtime
@@ -17,24 +19,33 @@ from pipeline.domain.urls import canonicaliser_for, warm_up
 from pipeline.stages.dedupe import IntakeSettler, dedupe_options
 from pipeline.stages.intake import FIRST_ALONE_ABOVE
 
-_tracers_lock = threading.RLock()  # settler_for makes a tracer holding it
+_tracers_lock = threading.RLock()  # a settler is made with the tracer, under the lock
 _tracers: dict[int, tuple[Runtime, Tracer]] = {}
 _settlers: dict[int, tuple[Runtime, IntakeSettler | None]] = {}
+
+
+def _once(held: dict[int, tuple[Runtime, Any]], runtime: Runtime, make: Callable[[], Any],
+          forget: Callable[[Runtime], None]) -> Any:
+    """What `make` made for `runtime` in this process (made on first use, then shared;
+    `forget` runs when the runtime closes)."""
+    with _tracers_lock:
+        found = held.get(id(runtime))
+        if found is not None and found[0] is runtime:
+            return found[1]
+        made = make()
+        held[id(runtime)] = (runtime, made)
+        runtime.closers.append(lambda: forget(runtime))
+        return made
 
 
 def tracer_for(runtime: Runtime) -> Tracer:
     """The tracer of this process for `runtime` (made on first use, then shared).
 
     One tracer per process holds the DNS and RDAP clients and the caches."""
-    with _tracers_lock:
-        held = _tracers.get(id(runtime))
-        if held is not None and held[0] is runtime:
-            return held[1]
-        tracer = Tracer(runtime.settings.trace, redis=runtime.redis,
-                        namespace=runtime.settings.redis.namespace)
-        _tracers[id(runtime)] = (runtime, tracer)
-        runtime.closers.append(lambda: forget_tracer(runtime))
-        return tracer
+    tracer: Tracer = _once(_tracers, runtime, lambda: Tracer(
+        runtime.settings.trace, redis=runtime.redis,
+        namespace=runtime.settings.redis.namespace), forget_tracer)
+    return tracer
 
 
 def settler_for(runtime: Runtime) -> IntakeSettler | None:
@@ -48,24 +59,22 @@ def settler_for(runtime: Runtime) -> IntakeSettler | None:
     1,000-report API request settled whole showed its first report after 227 ms, the
     workers' way after about 110) while the workers settle the rest side by side. An
     import settles every commit whole (`pipeline.stages.importer`)."""
-    with _tracers_lock:
-        held = _settlers.get(id(runtime))
-        if held is not None and held[0] is runtime:
-            return held[1]
-        settings = runtime.settings
-        up_to = settings.intake.settle_up_to
-        if up_to is None:
-            up_to = (FIRST_ALONE_ABOVE if settings.broker.is_redis
-                     else max(settings.intake.max_batch, settings.intake.import_commit_every))
-        settler = None
-        if up_to > 0:
-            settler = IntakeSettler(up_to=up_to, options={
-                **dedupe_options(settings, runtime.redis),
-                "canonicaliser": canonicaliser_for(settings.urls),
-                "tracer": tracer_for(runtime)})
-        _settlers[id(runtime)] = (runtime, settler)
-        runtime.closers.append(lambda: forget_settler(runtime))
+    settler: IntakeSettler | None = _once(_settlers, runtime, lambda: _settler(runtime),
+                                          forget_settler)
     return settler
+
+
+def _settler(runtime: Runtime) -> IntakeSettler | None:
+    settings = runtime.settings
+    up_to = settings.intake.settle_up_to
+    if up_to is None:
+        up_to = (FIRST_ALONE_ABOVE if settings.broker.is_redis
+                 else max(settings.intake.max_batch, settings.intake.import_commit_every))
+    if up_to == 0:
+        return None
+    return IntakeSettler(up_to=up_to, options={
+        **dedupe_options(settings, runtime.redis),
+        "canonicaliser": canonicaliser_for(settings.urls), "tracer": tracer_for(runtime)})
 
 
 def ready_to_settle(runtime: Runtime) -> None:
