@@ -41,11 +41,20 @@ class _Resolver(BaseResolver):
         self.fake = fake
 
     def resolve(self, request: DNSRecord, handler: Any) -> DNSRecord:
-        return self.fake._answer(request)
+        reply = self.fake._answer(request)
+        limit = self.fake.udp_limit
+        if limit and handler.protocol == "udp" and len(reply.pack()) > limit:
+            reply = request.reply()  # the question kept, no answers, TC set
+            reply.header.tc = 1
+        return reply
 
 
 class FakeDNS:
-    def __init__(self, address: str = "127.0.0.1", port: int = 0, ttl: int = 300):
+    """`udp_limit`: answers over UDP longer than this many bytes are truncated (TC set)
+    and the same port answers over TCP too, as a resolver does for large answers."""
+
+    def __init__(self, address: str = "127.0.0.1", port: int = 0, ttl: int = 300,
+                 udp_limit: int = 0):
         self.address = address
         self.ttl = ttl
         self.records: dict[str, dict[str, list[str]]] = {}
@@ -59,9 +68,12 @@ class FakeDNS:
         self.by_type: Counter[str] = Counter()
         self._lock = threading.Lock()
         # One thread answers every question: cheaper than a thread per packet.
+        self.udp_limit = udp_limit
         self._server = DNSServer(_Resolver(self), port=port, address=address,
                                  logger=_QuietLogger(), server=_SerialUDPServer)
         self.port: int = self._server.server.server_address[1]
+        self._tcp = (DNSServer(_Resolver(self), port=self.port, address=address,
+                               logger=_QuietLogger(), tcp=True) if udp_limit else None)
 
     # -- zones -----------------------------------------------------------------------
 
@@ -101,8 +113,9 @@ class FakeDNS:
         self.origins.sort(key=lambda pair: pair[0].prefixlen, reverse=True)
 
     def fail(self, name: str, how: str) -> None:
-        """Make questions about `name` fail: 'nxdomain', 'servfail' or 'timeout'."""
-        assert how in ("nxdomain", "servfail", "timeout"), how
+        """Make questions about `name` fail: 'nxdomain', 'servfail', 'refused' or
+        'timeout'."""
+        assert how in ("nxdomain", "servfail", "refused", "timeout"), how
         self.faults[_n(name)] = how
 
     # -- serving ---------------------------------------------------------------------
@@ -117,8 +130,8 @@ class FakeDNS:
             self.queries += 1
             self.by_type[qtype] += 1
         reply = request.reply()
-        if fault == "servfail":
-            reply.header.rcode = RCODE.SERVFAIL
+        if fault in ("servfail", "refused"):
+            reply.header.rcode = RCODE.SERVFAIL if fault == "servfail" else RCODE.REFUSED
             return reply
         if fault == "nxdomain":
             reply.header.rcode = RCODE.NXDOMAIN
@@ -177,11 +190,15 @@ class FakeDNS:
 
     def start(self) -> FakeDNS:
         self._server.start_thread()
+        if self._tcp is not None:
+            self._tcp.start_thread()
         return self
 
     def stop(self) -> None:
-        self._server.stop()
-        self._server.server.server_close()
+        for server in (self._server, self._tcp):
+            if server is not None:
+                server.stop()
+                server.server.server_close()
 
     def __enter__(self) -> FakeDNS:
         return self.start()

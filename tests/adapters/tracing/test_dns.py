@@ -1,18 +1,32 @@
-"""DNS with dnspython against a loopback resolver (dnslib) serving test zones."""
+"""DNS with dnspython against a loopback resolver (dnslib) serving test zones.
+
+Each test of `client` runs twice: through the circuit breakers, as the tracer asks by
+default (one resolver at a time, `dns._ask_one`), and without them
+(`trace.breaker_failures: 0`, dnspython's stub resolver over all of them)."""
 
 from __future__ import annotations
 
 import pytest
 
 from pipeline.adapters.tracing import dns as tdns
+from pipeline.adapters.tracing.breaker import Breakers
 from pipeline.adapters.tracing.dns import DnsClient
 from pipeline.adapters.tracing.tracer import TraceTarget
 from tests.netfakes import FakeDNS
 
+_breakers: list[Breakers | None] = [None]
+
+
+@pytest.fixture(autouse=True, params=["breakers", "no breakers"])
+def _paths(request):
+    _breakers[0] = Breakers() if request.param == "breakers" else None
+    yield
+    _breakers[0] = None
+
 
 def client(*servers: FakeDNS, max_chain: int = 8) -> DnsClient:
     return DnsClient([(s.address, s.port) for s in servers], timeout=0.3, lifetime=1.0,
-                     max_chain=max_chain)
+                     max_chain=max_chain, breakers=_breakers[0])
 
 
 def test_every_a_and_aaaa_answer_is_kept_with_the_resolver_that_answered(fake_dns):
@@ -51,8 +65,28 @@ def test_nxdomain_servfail_and_timeout_are_distinct_outcomes(fake_dns, fault, ou
     fake_dns.add_host("gone.example.com", a=["185.1.1.1"])
     fake_dns.fail("gone.example.com", fault)
     result = client(fake_dns).resolve_host("gone.example.com")
+    if fault == "timeout" and _breakers[0] is not None:
+        outcome = tdns.UNREACHABLE  # through breakers, silence is no fact about the host
     assert result.outcome == outcome
     assert result.addresses == []
+
+
+def test_an_answer_too_long_for_udp_is_asked_again_over_tcp():
+    addresses = [f"185.1.2.{n}" for n in range(1, 61)]  # about 1 KB of answer
+    with FakeDNS(udp_limit=512) as small:
+        small.add_host("many.example.com", a=addresses)
+        result = client(small).resolve_host("many.example.com")
+    assert result.outcome == tdns.OK
+    assert result.addresses == addresses
+
+
+def test_a_refusing_resolver_is_passed_over_for_the_next(fake_dns):
+    with FakeDNS() as second:
+        fake_dns.fail("www.example.com", "refused")
+        second.add_host("www.example.com", a=["185.1.1.1"])
+        result = client(fake_dns, second).resolve_host("www.example.com")
+    assert result.outcome == tdns.OK
+    assert result.resolver == f"127.0.0.1:{second.port}"
 
 
 def test_a_name_without_addresses_is_no_answer(fake_dns):
