@@ -108,8 +108,12 @@ def test_the_quick_benchmark_feeds_the_workload_through_hotline_import_and_the_a
         assert figures["reports_per_second"] > 0
         assert 0 < figures["first_report_stored_ms"] <= figures["first_report_settled_ms"]
         cpu = figures["cpu_ms_per_report"]
-        assert set(cpu) >= {"intake", "workers", "postgresql", "redis", "every_process"}
+        assert set(cpu) >= {"intake", "workers", "postgresql", "redis", "every_process",
+                            "hotline_processes"}
         assert all(cpu[k] > 0 for k in ("intake", "workers", "postgresql", "every_process"))
+        # The loopback DNS and RDAP servers are the test world, not hotline.
+        assert cpu["hotline_processes"] == pytest.approx(
+            cpu["every_process"] - cpu.get("loopback_dns_rdap", 0), abs=0.002)
         # Every report and the case it opened leave audit events behind; the database
         # wrote its log for them.
         assert figures["audit_events_per_report"] >= 1
