@@ -107,6 +107,16 @@ def trace_cases(
     else:
         results = {t: _not_traced(t, now) for t in targets.values()}
         give_up = 0.0
+    # The registry answers go in before any case row is locked. Deduplication (at
+    # intake or in a worker) stores the answers of cases it traces from the caches,
+    # then locks the cases its reports join; a trace that locked its cases first and
+    # then waited for the same answer key deadlocked with it (PostgreSQL's log, make
+    # bench: one to six deadlocks in every 20,000-report import, each a second lost).
+    answers: dict[str, dict[str, Any]] = {}
+    for result in results.values():
+        for answer in result.rdap_answers:
+            answers.setdefault(_answer_key(answer), answer)
+    _store_answers(session, answers)
     cases = lock_rows(session, Case, list(targets), [CaseState.NORMALISED, CaseState.TRACED],
                       (*HEAD_COLUMNS, *_READ))
     # Cases another transaction holds (deduplication adding a report) are handed back
@@ -137,18 +147,19 @@ def trace_cases(
             result.unknown(RDAP_UNAVAILABLE, f"gave up after {int(give_up)} s: "
                            f"{result.transient}")
     go_on(session, cases, {case["id"]: results[targets[case["id"]]] for case in cases},
-          now=now, rerouted=rerouted)
+          now=now, rerouted=rerouted, answers_stored=True)
     log.info("Traced %d cases over %d hosts.", len(cases), len(set(targets.values())))
     return skipped
 
 
 def go_on(session: Session, cases: list[dict[str, Any]], results: dict[int, HostTrace], *,
           now: datetime, rerouted: list[int] | None = None, actor: str = "system",
-          reason: str | None = None) -> None:
+          reason: str | None = None, answers_stored: bool = False) -> None:
     """Record each locked case row's trace (`results` by case id), then send it on:
     to the assessment queue, or (already assessed: the content moved) back to
     `assessed`, its id appended to `rerouted` for the route stage. `actor` and
-    `reason` go into the audit events (a person sending cases on by hand)."""
+    `reason` go into the audit events (a person sending cases on by hand).
+    `answers_stored`: the registry answers of `results` are in already."""
     answers: dict[str, dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
@@ -156,7 +167,7 @@ def go_on(session: Session, cases: list[dict[str, Any]], results: dict[int, Host
         row, event = record_trace(case, results[case["id"]], now, answers, actor=actor)
         rows.append(row)
         add_event(events, event)
-    store_traces(session, rows, answers)
+    store_traces(session, rows, {} if answers_stored else answers)
     moved = [case for case in cases if case["legality"] is not None]
     for case in moved:
         add_event(events, advance_step(

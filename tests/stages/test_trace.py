@@ -328,3 +328,59 @@ def test_a_waiting_case_is_sent_on_as_origin_unknown_by_a_person_audited(
     with runtime.session_factory.begin() as session:
         assert send_on_unknown(session, [waiting], clock=runtime.clock,
                                actor="user:sue") == []
+
+
+def test_a_trace_holds_no_case_while_it_waits_for_an_answer_deduplication_is_storing(
+    pg_runtime, make_tracer, hosting
+):
+    """Deduplication (at intake or in a worker) stores the registry answers of the
+    cases it traces from the caches, then locks the cases its reports join. A trace
+    that waits for one of those answers must not hold its own cases meanwhile: that
+    order deadlocked (one to six times in every 20,000-report benchmark import, each
+    costing the deadlock timeout, a second)."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    from pipeline.adapters.tracing.tracer import TraceTarget
+    from pipeline.stages.trace import _answer_key, _store_answers
+
+    runtime = pg_runtime
+    case_id = open_case(runtime, "www.example.com", domain="example.com")
+    tracer = make_tracer()
+    # The answers the trace will use, from the tracer's caches: the same keys.
+    (warm,) = tracer.trace([TraceTarget("www.example.com", "domain", "example.com")]).values()
+    answers = {_answer_key(a): a for a in warm.rdap_answers}
+    assert answers
+    errors: list[BaseException] = []
+    outcome: list[list[int]] = []
+
+    def trace() -> None:
+        try:
+            outcome.append(run(runtime, [case_id], tracer))
+        except BaseException as exc:  # reported to the test
+            errors.append(exc)
+
+    with runtime.session_factory.begin() as dedupe:
+        _store_answers(dedupe, answers)  # not committed yet
+        worker = threading.Thread(target=trace)
+        worker.start()
+        deadline = time.monotonic() + 10
+        with runtime.session_factory() as probe:
+            while not probe.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'")).scalar_one():
+                assert time.monotonic() < deadline, "the trace never waited for the answers"
+                probe.rollback()
+                time.sleep(0.01)
+        # Deduplication now joins a report to the case: with the trace holding it,
+        # PostgreSQL found a deadlock here and cancelled one of the two.
+        dedupe.execute(text("SET LOCAL lock_timeout = '5s'"))
+        dedupe.execute(select(Case.id).where(Case.id == case_id)
+                       .with_for_update(key_share=True))
+    worker.join(30)
+    assert errors == []
+    assert outcome == [[]]
+    (case,) = cases(runtime, [case_id])
+    assert case.state == CaseState.AWAITING_ASSESSMENT
