@@ -161,26 +161,10 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
         return engine
     # JSON parameters written as COPY writes them (`_json_text`: orjson; profiled, the
     # stdlib encoder behind psycopg's JSON parameters was 0.7% of a worker).
-    engine = create_engine(
+    return create_engine(
         url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
         json_serializer=_json_text,
     )
-
-    @event.listens_for(engine, "connect")
-    def _custom_plans(dbapi_conn: Any, _record: Any) -> None:
-        # psycopg prepares a statement on the server after five uses, and PostgreSQL
-        # then keeps a generic plan, made without the parameters' values, for as long
-        # as the connection lives. For `id = ANY($1)` over a table that was nearly
-        # empty when the plan was made, that plan is a sequential scan: importing
-        # 100,000 reports into a new database, deduplication's count of the reports
-        # joining cases ran as one, up to 250 ms a batch, and PostgreSQL took twice
-        # the CPU per report (auto_explain; make bench). Planned with each execution's
-        # values, the statements stay prepared (parsed once) and pick the index.
-        with dbapi_conn.cursor() as cursor:
-            cursor.execute("SET plan_cache_mode = force_custom_plan")
-        dbapi_conn.commit()
-
-    return engine
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

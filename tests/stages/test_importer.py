@@ -180,3 +180,60 @@ def test_a_csv_field_too_long_to_read_is_a_refused_line_not_a_crash(runtime, tmp
     assert result.imported == 2
     assert result.errors == [(3, "the record cannot be read as CSV (field larger than "
                                  "field limit (131072))")]
+
+
+def test_an_import_into_postgresql_analyses_the_tables_each_time_it_doubles_them(
+        pg_runtime, tmp_path, monkeypatch):
+    """Plans made while the tables were nearly empty must not outlive a bulk import:
+    PostgreSQL replans prepared statements when a table is analysed
+    (`importer._Analyser`)."""
+    from sqlalchemy import text
+
+    from pipeline.stages import importer
+
+    monkeypatch.setattr(importer, "ANALYSE_FROM", 20)
+    rt = pg_runtime
+    statements: list[str] = []
+    original = importer._Analyser.after
+
+    def counting(self, imported):
+        before = self.next_at
+        original(self, imported)
+        if before is not None and self.next_at != before:
+            statements.append(f"ANALYZE at {imported}")
+
+    monkeypatch.setattr(importer._Analyser, "after", counting)
+
+    def reltuples():
+        with rt.session_factory() as session:
+            return session.execute(text(
+                "SELECT reltuples FROM pg_class WHERE relname = 'reports'")).scalar_one()
+
+    with rt.session_factory.begin() as session:  # only this import analyses them
+        session.execute(text("ALTER TABLE reports SET (autovacuum_enabled = false)"))
+    try:
+        assert reltuples() <= 0  # never analysed since emptied
+        path = tmp_path / "reports.csv"
+        path.write_text("url\n" + "".join(f"http://h{i}.example/{i}\n" for i in range(300)))
+        result = _import(rt, path)
+        assert result.imported == 300
+        # Doubled from nothing at 40, then at 80, 160 and 320 reports (not reached):
+        # each commit that crossed a mark analysed the tables.
+        assert len(statements) == 3, statements
+        assert 160 <= reltuples() <= 300
+    finally:
+        with rt.session_factory.begin() as session:
+            session.execute(text("ALTER TABLE reports RESET (autovacuum_enabled)"))
+
+
+def test_an_import_into_sqlite_analyses_nothing(tmp_path, settings_factory):
+    from pipeline.app.runtime import build_runtime
+    from pipeline.stages import importer
+
+    rt = build_runtime(settings_factory())
+    try:
+        analyser = importer._Analyser(rt.session_factory)
+        analyser.after(10**9)
+        assert analyser.next_at == float("inf")
+    finally:
+        rt.close()
