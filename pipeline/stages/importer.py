@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.core.clock import Clock
@@ -35,6 +37,8 @@ from schemas.intake import Channel, ReportIn
 CSV_FIELDS = {"url", "channel", "claimed_category", "description", "reporter_contact",
               "received_at", "language", "urgent"}
 _BOM = b"\xef\xbb\xbf"
+
+log = logging.getLogger(__name__)
 
 
 # Below this many reports a table is small enough that any plan is quick.
@@ -77,9 +81,13 @@ class _Analyser:
             self.next_at = 2 * max(self.start, ANALYSE_FROM)
         if self.start + imported < self.next_at:
             return
-        with self.session_factory.begin() as session:  # ANALYZE may run in a transaction
-            session.execute(text(f"ANALYZE {self.TABLES}"))
         self.next_at = 2 * (self.start + imported)
+        try:
+            with self.session_factory.begin() as session:  # ANALYZE may run in one
+                session.execute(text(f"ANALYZE {self.TABLES}"))
+        except SQLAlchemyError as exc:  # the import goes on; autovacuum analyses later
+            log.warning("ANALYZE during the import failed (%s); going on.",
+                        getattr(exc, "orig", exc))
 
 
 @dataclass

@@ -237,3 +237,18 @@ def test_an_import_into_sqlite_analyses_nothing(tmp_path, settings_factory):
         assert analyser.next_at == float("inf")
     finally:
         rt.close()
+
+
+def test_an_analyse_that_fails_leaves_the_import_going(pg_runtime, tmp_path, monkeypatch,
+                                                       caplog):
+    from pipeline.stages import importer
+
+    monkeypatch.setattr(importer, "ANALYSE_FROM", 10)
+    monkeypatch.setattr(importer._Analyser, "TABLES", "no_such_table")
+    path = tmp_path / "reports.csv"
+    path.write_text("url\n" + "".join(f"http://h{i}.example/{i}\n" for i in range(60)))
+    result = _import(pg_runtime, path)
+    assert result.imported == 60 and result.errors == []
+    assert "ANALYZE during the import failed" in caplog.text
+    with pg_runtime.session_factory() as session:
+        assert session.execute(select(func.count()).select_from(Report)).scalar_one() == 60
