@@ -142,3 +142,62 @@ def test_numbered_rows_get_their_own_ids_in_order_between_other_writers(runtime)
         stored = dict(session.execute(select(Report.ref, Report.id)).all())
     assert all(stored[row["ref"]] == row["id"] for row in made)
     assert len(stored) == len(made) + 3
+
+
+def test_counting_joined_reports_locks_the_cases_in_id_order_whatever_the_pages(pg_runtime):
+    """Deduplication adds joining reports to their cases' counts, locking the case
+    rows in id order first. One UPDATE over several cases locks them in the order
+    its plan visits them (by page and slot), not by id: skipped for a single count,
+    it deadlocked with another batch's ordered lock (make bench's PostgreSQL log)."""
+    import threading
+    import time
+
+    from pipeline.stages.dedupe import _count_joined, _Placed
+
+    runtime = pg_runtime
+    with runtime.session_factory.begin() as session:
+        first = make_case(session, at=runtime.clock.now(), state=CaseState.NORMALISED).id
+        second = make_case(session, at=runtime.clock.now(), url="http://example.com/b",
+                           state=CaseState.NORMALISED).id
+    with runtime.session_factory.begin() as session:  # an indexed column: a new version
+        session.execute(text("UPDATE cases SET host = 'moved.example' WHERE id = :id"),
+                        {"id": first})
+    with runtime.session_factory() as session:
+        ctids = dict(session.execute(text(
+            "SELECT id, (ctid::text::point)[0] * 1e6 + (ctid::text::point)[1] "
+            "FROM cases WHERE id IN (:a, :b)"), {"a": first, "b": second}).all())
+    assert ctids[first] > ctids[second], "the premise: the first case now lies after"
+    placements = [(_Placed(case_id=case_id, case_ref=str(case_id)), [{}])
+                  for case_id in (first, second)]  # one report each: one count
+    errors: list[BaseException] = []
+
+    def count() -> None:
+        try:
+            with runtime.session_factory.begin() as session:
+                _count_joined(session, placements)
+        except BaseException as exc:  # reported to the test
+            errors.append(exc)
+
+    with runtime.session_factory.begin() as holder:
+        holder.execute(select(Case.id).where(Case.id == first).with_for_update(
+            key_share=True))
+        counter = threading.Thread(target=count)
+        counter.start()
+        deadline = time.monotonic() + 10
+        with runtime.session_factory() as probe:
+            while not probe.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'")).scalar_one():
+                assert time.monotonic() < deadline, "the count never waited"
+                probe.rollback()
+                time.sleep(0.01)
+        # The count waits for the first case; it must not hold the second meanwhile.
+        with runtime.session_factory.begin() as other:
+            other.execute(text("SET LOCAL lock_timeout = '1s'"))
+            other.execute(select(Case.id).where(Case.id == second).with_for_update(
+                key_share=True))
+    counter.join(30)
+    assert errors == []
+    with runtime.session_factory() as session:
+        assert session.execute(select(Case.report_count).where(
+            Case.id.in_([first, second]))).scalars().all() == [2, 2]
