@@ -339,12 +339,12 @@ def test_a_trace_holds_no_case_while_it_waits_for_an_answer_deduplication_is_sto
     order deadlocked (one to six times in every 20,000-report benchmark import, each
     costing the deadlock timeout, a second)."""
     import threading
-    import time
 
     from sqlalchemy import text
 
     from pipeline.adapters.tracing.tracer import TraceTarget
     from pipeline.stages.trace import _answer_key, _store_answers
+    from tests.pg_support import wait_for_a_lock_wait
 
     runtime = pg_runtime
     case_id = open_case(runtime, "www.example.com", domain="example.com")
@@ -366,14 +366,7 @@ def test_a_trace_holds_no_case_while_it_waits_for_an_answer_deduplication_is_sto
         _store_answers(dedupe, answers)  # not committed yet
         worker = threading.Thread(target=trace)
         worker.start()
-        deadline = time.monotonic() + 10
-        with runtime.session_factory() as probe:
-            while not probe.execute(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event_type = 'Lock'")).scalar_one():
-                assert time.monotonic() < deadline, "the trace never waited for the answers"
-                probe.rollback()
-                time.sleep(0.01)
+        wait_for_a_lock_wait(runtime, "the trace")
         # Deduplication now joins a report to the case: with the trace holding it,
         # PostgreSQL found a deadlock here and cancelled one of the two.
         dedupe.execute(text("SET LOCAL lock_timeout = '5s'"))

@@ -150,9 +150,9 @@ def test_counting_joined_reports_locks_the_cases_in_id_order_whatever_the_pages(
     its plan visits them (by page and slot), not by id: skipped for a single count,
     it deadlocked with another batch's ordered lock (make bench's PostgreSQL log)."""
     import threading
-    import time
 
     from pipeline.stages.dedupe import _count_joined, _Placed
+    from tests.pg_support import wait_for_a_lock_wait
 
     runtime = pg_runtime
     with runtime.session_factory.begin() as session:
@@ -183,14 +183,7 @@ def test_counting_joined_reports_locks_the_cases_in_id_order_whatever_the_pages(
             key_share=True))
         counter = threading.Thread(target=count)
         counter.start()
-        deadline = time.monotonic() + 10
-        with runtime.session_factory() as probe:
-            while not probe.execute(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event_type = 'Lock'")).scalar_one():
-                assert time.monotonic() < deadline, "the count never waited"
-                probe.rollback()
-                time.sleep(0.01)
+        wait_for_a_lock_wait(runtime, "the count")
         # The count waits for the first case; it must not hold the second meanwhile.
         with runtime.session_factory.begin() as other:
             other.execute(text("SET LOCAL lock_timeout = '1s'"))
