@@ -40,7 +40,7 @@ from pipeline.domain.urls import CanonicalURL, canonicalise
 from pipeline.stages.intake import new_reference
 from pipeline.stages.normalise import FACTS, normalise_rows
 from pipeline.stages.normalise import READ as NORMALISE_READ
-from pipeline.stages.trace import Known, store_traces, trace_known_cases
+from pipeline.stages.trace import Known, store_traces, trace_ahead, trace_known_cases
 from pipeline.store.audit import insert_events
 from pipeline.store.db import (
     among,
@@ -489,6 +489,13 @@ class IntakeSettler:
     def __call__(self, session: Session, rows: list[dict[str, Any]], *, at: datetime,
                  actor: str, write: Callable[[], None]) -> list[int]:
         return settle_at_intake(session, rows, at=at, actor=actor, write=write, **self.options)
+
+    def trace_ahead(self, session: Session, case_ids: list[int]) -> None:
+        """Start tracing the new cases `case_ids` in the background
+        (`pipeline.stages.trace.trace_ahead`), when this process has a tracer."""
+        tracer = self.options.get("tracer")
+        if tracer is not None and case_ids:
+            trace_ahead(session, tracer, case_ids)
 
 
 def _store(session: Session, reports: list[dict[str, Any]], columns: Sequence[str],

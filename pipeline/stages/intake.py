@@ -86,6 +86,10 @@ class Settle(Protocol):
     def __call__(self, session: Session, rows: list[dict[str, Any]], *, at: datetime,
                  actor: str, write: Callable[[], None]) -> list[int]: ...
 
+    def trace_ahead(self, session: Session, case_ids: list[int]) -> None:
+        """Start tracing the new cases `case_ids` in the background while the rest of
+        the submission is written (their answers then wait in the caches)."""
+
 
 @dataclass
 class Stored:
@@ -182,6 +186,8 @@ def store_and_settle(
         assert settle is not None
         to_trace = settle(session, rows[:count], at=now, actor=actor,
                           write=lambda: write(rows[:count], events[:count]))
+        if count < len(rows):  # the first report alone: trace it while the rest go in
+            settle.trace_ahead(session, to_trace)
     write(rows[count:], events[count:])
     return Stored(
         accepted=[Accepted(report_id, row["ref"], row["url"])

@@ -377,3 +377,53 @@ def test_a_trace_holds_no_case_while_it_waits_for_an_answer_deduplication_is_sto
     assert outcome == [[]]
     (case,) = cases(runtime, [case_id])
     assert case.state == CaseState.AWAITING_ASSESSMENT
+
+
+def test_a_large_submission_traces_its_first_report_ahead_while_the_rest_go_in(
+    runtime, make_tracer, hosting, fake_dns, fake_rdap, redis_client
+):
+    """Intake settles a large submission's first report alone and starts tracing its
+    new case before writing the rest; a worker's trace stage then finds every answer
+    in the shared caches. A submission settled whole traces nothing ahead."""
+    from pipeline.core.messaging import TRACE, RecordingEnqueuer
+    from pipeline.stages.dedupe import DedupRules, IntakeSettler
+    from pipeline.stages.intake import accept_reports
+    from schemas.intake import ReportIn
+
+    namespace = f"hotline-test-{uuid.uuid4().hex}"
+    intake_tracer = make_tracer(redis=redis_client, namespace=namespace)
+    settle = IntakeSettler(up_to=2, options={"claims": None, "rules": DedupRules(),
+                                             "tracer": intake_tracer})
+
+    def take_in(urls):
+        enqueuer = RecordingEnqueuer()
+        _, accepted = accept_reports(
+            runtime.session_factory, [ReportIn(url=u, channel="web") for u in urls],
+            clock=runtime.clock, limits=runtime.settings.intake, enqueuer=enqueuer,
+            settle=settle)
+        return [a.id for a in accepted], enqueuer
+
+    # Settled whole (two reports, up to two): nothing asked before the stage.
+    take_in(["http://img.example.com/1", "http://img.example.com/2"])
+    assert intake_tracer._ahead is None
+    assert fake_dns.by_type["A"] == 0 and not fake_rdap.queries_by_kind
+
+    _, enqueuer = take_in([f"http://www.example.com/{i}" for i in range(3)])
+    [case_id] = enqueuer.ids(TRACE)
+    assert intake_tracer._ahead is not None
+    intake_tracer._ahead.result(timeout=10)
+    assert fake_dns.by_type["A"] == 1  # asked by intake, before any trace stage ran
+    assert fake_rdap.queries_by_kind == {"ip": 2, "domain": 1}
+    assert cases(runtime, [case_id])[0].state == CaseState.NORMALISED
+    # Its answers are stored and committed already: no batch that traces a case of
+    # the same networks from the caches holds their keys for the stage to wait on.
+    with runtime.session_factory() as session:
+        assert len(session.execute(select(TraceAnswer.key)).all()) == 3
+
+    # A worker (caches of its own in front of the same Redis) asks nothing more.
+    assert run(runtime, [case_id], make_tracer(redis=redis_client, namespace=namespace)) == []
+    assert fake_dns.by_type["A"] == 1
+    assert fake_rdap.queries_by_kind == {"ip": 2, "domain": 1}
+    [case] = cases(runtime, [case_id])
+    assert case.state == CaseState.AWAITING_ASSESSMENT
+    assert (case.hosting_country, case.registrar) == ("DE", "Example Registrar, Inc.")

@@ -20,9 +20,10 @@ import copy
 import functools
 import ipaddress
 import logging
+import threading
 import time
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -218,8 +219,14 @@ class Tracer:
         # 30 s of them cost unbounded. The popular hosts stay.
         self._recent = MemoryCache(RECENT_MAX)
         self.recent_seconds = 30.0
+        # `trace_ahead`: one trace at a time, on a thread of its own (`pool` serves the
+        # questions of every trace, so a trace cannot wait on it from inside it).
+        self._ahead_pool = ThreadPoolExecutor(1, thread_name_prefix="trace-ahead")
+        self._ahead: Future[Any] | None = None
+        self._ahead_lock = threading.Lock()
 
     def close(self) -> None:
+        self._ahead_pool.shutdown(wait=False, cancel_futures=True)
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.rdap.close()
         if self.geoip is not None:
@@ -243,6 +250,38 @@ class Tracer:
                 keep[t] = (copy.copy(result), seconds)
         self._recent.set_many(keep)
         return {**known, **fresh}
+
+    def trace_ahead(self, targets: Sequence[TraceTarget], *,
+                    then: Callable[[dict[TraceTarget, HostTrace]], None] | None = None,
+                    ) -> Future[Any] | None:
+        """Start tracing `targets` in the background and return at once: the answers
+        go into the caches, where the TRACE stage finds them when it traces the same
+        hosts (in this process or another sharing the Redis caches), and to `then`.
+        For a caller that has work to do before that stage can run, such as intake
+        writing the rest of a large submission (`pipeline.stages.trace.trace_ahead`).
+        One trace at a time: while one runs, no other is started (None), and the
+        stage asks for those itself. A failure leaves the caches as they were."""
+        wanted = list(dict.fromkeys(targets))
+        if not wanted:
+            return None
+        with self._ahead_lock:
+            if self._ahead is not None and not self._ahead.done():
+                return None
+            try:
+                self._ahead = self._ahead_pool.submit(self._trace_quietly, wanted, then)
+            except RuntimeError:  # closed
+                return None
+            return self._ahead
+
+    def _trace_quietly(self, targets: list[TraceTarget],
+                       then: Callable[[dict[TraceTarget, HostTrace]], None] | None) -> None:
+        try:
+            results = self.trace(targets)
+            if then is not None:
+                then(results)
+        except Exception as exc:  # the stage asks again
+            log.info("Tracing ahead of %d host(s) failed (%s: %s); the trace stage will "
+                     "ask.", len(targets), type(exc).__name__, exc)
 
     def _remembered(self, targets: Sequence[TraceTarget],
                     refresh: Collection[str]) -> dict[TraceTarget, HostTrace]:
