@@ -325,6 +325,7 @@ def worker(threads: int | None) -> None:
     """Run one worker process that consumes every stage's queue."""
     from pipeline.app.liveness import ProcessHeartbeat
     from pipeline.app.preflight import say_rules_problems
+    from pipeline.app.tracers import ready_to_work
     from workers.broker import check_broker_safe, start_worker
 
     settings = settings_or_exit()
@@ -346,6 +347,7 @@ def worker(threads: int | None) -> None:
     serve_process_metrics(settings.metrics.port)  # this worker's counters
     # The scheduler releases what this process claimed once it stops beating.
     liveness = ProcessHeartbeat(runtime).start()
+    ready_to_work(runtime)
     worker = start_worker(broker, threads or settings.worker.threads)
     logging.getLogger(__name__).info("Worker started with %d threads.", worker.worker_threads)
     stop.wait()

@@ -223,3 +223,21 @@ def test_an_import_settles_each_commit_whole_whatever_the_requests_limit(runtime
     # Commits of 1, 2, 4, 8 and 5 lines, each settled whole: their new cases to trace.
     assert [(stage, len(ids)) for stage, ids in runtime.enqueuer.sent] == [
         (TRACE, 1), (TRACE, 2), (TRACE, 4), (TRACE, 8), (TRACE, 5)]
+
+
+def test_a_worker_makes_its_tracer_and_reads_its_rules_before_its_first_message(
+        settings_factory):
+    from pipeline.app import tracers
+    from pipeline.app.runtime import build_runtime
+    from pipeline.stages import queueing
+
+    queueing._load.cache_clear()
+    rt = build_runtime(settings_factory(broker={"url": "redis://x:6379/0"}))
+    try:
+        assert id(rt) not in tracers._tracers
+        tracers.ready_to_work(rt)
+        made = tracers.tracer_for(rt)
+        assert tracers._tracers[id(rt)][1] is made  # the one the stages will use
+        assert queueing._load.cache_info().currsize == 1  # the rules, parsed
+    finally:
+        rt.close()
