@@ -29,6 +29,9 @@ install: $(STAMP)
 run: install
 	@echo "==> Starting hotline (make run): other commands in another terminal with" \
 		"$(BIN)/hotline ... or make cli ARGS='status'" >&2
+	@# Byte-compiled once, as a wheel's install would (an editable install does not;
+	@# with PYTHONDONTWRITEBYTECODE every command would compile its modules again).
+	@$(BIN)/python -m compileall -q pipeline workers schemas >/dev/null
 	$(BIN)/hotline run
 
 ## Any other hotline command: make cli ARGS="status --json"

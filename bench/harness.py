@@ -611,10 +611,26 @@ def generate_summary(workload: Workload, n: int) -> dict[str, Any]:
     return head.summary()
 
 
+def compile_sources() -> None:
+    """Byte-compile hotline's own packages, as installing a wheel does, so that the
+    processes the phases start (`hotline import` above all: its start is part of the
+    first report's time) load them instead of compiling every module on each start.
+    An editable install compiles nothing, and with PYTHONDONTWRITEBYTECODE set (this
+    machine's environment) Python never writes what it compiles: measured, the first
+    report of an import was seen stored 294–300 ms after the launch, 173 ms once
+    compiled."""
+    import compileall
+
+    root = Path(__file__).resolve().parents[1]
+    for package in ("pipeline", "workers", "schemas"):
+        compileall.compile_dir(root / package, quiet=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)
+    compile_sources()
     result = run(Options.from_env())
     json.dump(result, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
