@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from pipeline.core.clock import Clock, as_utc
 from pipeline.core.errors import RetryLater
 from pipeline.domain.urls import CanonicalURL, canonicalise
-from pipeline.stages.intake import new_reference
+from pipeline.stages.intake import new_references
 from pipeline.stages.normalise import FACTS, normalise_rows
 from pipeline.stages.normalise import READ as NORMALISE_READ
 from pipeline.stages.trace import Known, store_traces, trace_ahead, trace_known_cases
@@ -284,14 +284,16 @@ def open_cases(
     With `tracer`, the cases whose hosts its caches answer go in traced and queued
     (`pipeline.stages.trace.trace_known_cases`); the others are left for the TRACE stage."""
     drafts: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
-    for key in sorted(groups):  # one order for every worker: no deadlock between inserts
+    refs = new_references("C", len(groups))
+    # Keys in one order for every worker: no deadlock between inserts.
+    for key, ref in zip(sorted(groups), refs, strict=True):
         reports = groups[key]
         first = reports[0]
         previous = last.get(key)
         reupload = previous is not None and previous.removed
         case = dict(
             _case_defaults(),
-            ref=new_reference("C"),
+            ref=ref,
             canonical_url=first["canonical_url"],
             dedup_key=key,
             open_key=key,

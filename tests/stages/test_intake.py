@@ -6,6 +6,7 @@ may see; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -113,3 +114,15 @@ def test_a_reporter_sees_only_the_public_status(rt):
         with pytest.raises(NotFound):
             intake.public_status(session, "R-NONE-NONE-NONE-NONE")
     assert "a.example" not in status.model_dump_json()
+
+
+def test_references_made_together_are_as_those_made_one_at_a_time():
+    refs = intake.new_references("C", 5_000)
+    assert len(set(refs)) == 5_000
+    pattern = re.compile(r"C-[A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}-"
+                         r"[A-HJ-NP-Z2-9]{4}")
+    assert all(pattern.fullmatch(ref) for ref in refs)
+    letters = Counter(letter for ref in refs for letter in ref[2:] if letter != "-")
+    assert len(letters) == 32  # every letter of the alphabet appears, none other
+    assert max(letters.values()) < 1.25 * min(letters.values())  # 2,500 each expected
+    assert intake.new_references("S", 0) == []
