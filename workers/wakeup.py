@@ -11,12 +11,22 @@ worker a script call per queue every few milliseconds.
 Here every enqueue also publishes the queue's name on one Redis channel
 (`<namespace>:wakeup`), and one thread per worker process, subscribed to it, wakes
 that queue's consumer at once. A lost or late wake-up (Redis restarted, the
-subscriber reconnecting) costs only the poll it would have saved: the consumers go
-on polling as before, so no message waits on a wake-up. Messages enqueued with a
-delay publish nothing: their delay queue is polled as before.
+subscriber reconnecting) costs at most `FETCH_IDLE_MS`: the consumers go on
+fetching that often, so no message waits on a wake-up. Messages enqueued with a
+delay publish nothing: their delay queue is fetched from that often.
+
+Since every enqueue wakes, a consumer need not fetch at each of its polls as
+dramatiq's does (whose polls ramp up from a few milliseconds after each message): it
+fetches when woken, when an ack or a nack of its own has made room in its prefetch,
+and otherwise once every `FETCH_IDLE_MS`. Between fetches it still returns to its
+consumer thread every poll (`broker.POLL_MS`), so delayed messages come due and a
+shutdown is seen as before. With the ramp, the ten consumers of each of two workers
+made about 5,400 fetches (script calls of about 85 microseconds in Redis, several
+times that in the worker) while an import of 20,000 reports sent 31 messages.
 
 `WakingRedisBroker` is `RedisBroker` with that enqueue and that consumer; the
-consumer's `__next__` is dramatiq's (2.2) with its idle sleep made an event's wait.
+consumer's `__next__` is dramatiq's (2.2) with its idle sleep made an event's wait
+and its fetch made conditional as above.
 """
 
 from __future__ import annotations
@@ -30,11 +40,18 @@ from typing import Any
 import redis
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
-from dramatiq.common import compute_backoff
 from dramatiq.errors import ConnectionClosed
 from dramatiq.message import Message
 
 log = logging.getLogger(__name__)
+
+# How often a consumer fetches from its queue without a wake-up (ms): what finds a
+# message whose wake-up was lost, a dead worker's message put back by the broker's
+# maintenance, and a delayed message (a retry, at least worker.min_backoff_ms ahead)
+# on a delay queue. Each fetch is a script call in Redis, and keeps the worker's
+# heartbeat (broker.heartbeat_timeout_ms, 10 s) fresh: each of a worker's ten
+# consumers makes one at least this often.
+FETCH_IDLE_MS = 1_000
 
 
 class _Wakeups:
@@ -87,6 +104,7 @@ class _WakingConsumer(_RedisConsumer):  # type: ignore[misc]
                  timeout: int):
         super().__init__(broker, queue_name, prefetch, timeout)
         self.wakeup = broker.wakeups.event(queue_name)
+        self._fetched_at = -float("inf")  # monotonic time of the last fetch
 
     def __next__(self) -> MessageProxy | None:
         try:
@@ -95,29 +113,39 @@ class _WakingConsumer(_RedisConsumer):  # type: ignore[misc]
                     data = self.message_cache.pop(0)
                     if data is None:
                         continue
-                    self.misses = 0
                     message = Message.decode(data)
                     self.queued_message_ids.add(message.message_id)
                     return MessageProxy(message)
                 except IndexError:
                     # Cleared before the fetch: a message enqueued from now on, fetched
-                    # or not, leaves the event set for the wait below. (Also when no
-                    # fetch is due, the prefetched messages still being worked on: a
-                    # wake-up seen before must not make the wait return at once, over
-                    # and over: a busy consumer spun on it, measured in the benchmark.)
-                    self.wakeup.clear()
+                    # or not, sets the event again for the next call. Cleared only when
+                    # set: one set after an unset event was read is kept, not lost.
+                    woken = self.wakeup.is_set()
+                    if woken:
+                        self.wakeup.clear()
+                    now = time.monotonic()
                     messages = []
-                    if self.outstanding_message_count < self.prefetch:
+                    due = now - self._fetched_at >= FETCH_IDLE_MS / 1000
+                    if (woken or due) and self.outstanding_message_count < self.prefetch:
+                        self._fetched_at = now
                         self.message_cache = messages = self.broker.do_fetch(
                             self.queue_name, self.prefetch - self.outstanding_message_count)
                     if not messages:
-                        self.misses, backoff_ms = compute_backoff(
-                            self.misses, max_backoff=self.timeout)
-                        if self.wakeup.wait(backoff_ms / 1000):
-                            self.misses = 0
+                        # One poll, then back to the consumer thread (delayed messages,
+                        # shutdown); a wake-up ends it at once. A busy consumer (its
+                        # prefetch full) cleared the wake-up above: it waits too.
+                        self.wakeup.wait(self.timeout / 1000)
                         return None
         except redis.ConnectionError as exc:
             raise ConnectionClosed(exc) from None
+
+    def ack(self, message: MessageProxy) -> None:
+        super().ack(message)
+        self.wakeup.set()  # room in the prefetch: fetch again at the next call
+
+    def nack(self, message: MessageProxy) -> None:
+        super().nack(message)
+        self.wakeup.set()
 
 
 class WakingRedisBroker(RedisBroker):  # type: ignore[misc]

@@ -2,8 +2,9 @@
 real Redis; a lost wake-up leaves the message to the consumer's poll; a delayed
 message publishes nothing.
 
-The consumers here are given a poll backoff of 30 to 60 seconds: a `next()` that
-comes back within a few seconds was woken, not polled (no timing is measured)."""
+The consumers here are given polls of 60 seconds: a `next()` that comes back within a
+few seconds was woken, not polled (no timing is measured). Fetches are counted, never
+timed."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import dramatiq
 import pytest
 import redis
 
+from workers import wakeup
 from workers.wakeup import WakingRedisBroker, wait_for_subscriber
 
 
@@ -37,9 +39,7 @@ def _message(ids):
 
 
 def _idle_consumer(broker):
-    consumer = broker.consume("normalise", prefetch=2, timeout=60_000)
-    consumer.misses = 20  # an idle queue: its next backoff is 30-60 s
-    return consumer
+    return broker.consume("normalise", prefetch=2, timeout=60_000)
 
 
 def _polled(consumer):
@@ -70,7 +70,6 @@ def test_an_enqueue_in_another_process_wakes_the_idle_consumer(brokers):
     message = got[0] or next(consumer)
     assert message is not None and message.message_id == sent.message_id
     assert message.args == ([1, 2],)
-    assert consumer.misses == 0  # the next empty poll starts short again
     consumer.ack(message)
 
 
@@ -81,9 +80,10 @@ def test_a_lost_wake_up_leaves_the_message_to_the_poll(brokers, monkeypatch):
         raise redis.ConnectionError("publish lost")
 
     monkeypatch.setattr(intake_side.client, "publish", down)
-    sent = intake_side.enqueue(_message([7]))  # stored and queued all the same
     consumer = worker_side.consume("normalise", prefetch=2, timeout=50)
-    message = _polled(consumer)
+    assert next(consumer) is None  # fetched from the empty queue
+    sent = intake_side.enqueue(_message([7]))  # stored and queued all the same
+    message = _polled(consumer)  # the fetch due FETCH_IDLE_MS after the first
     assert message.message_id == sent.message_id
     consumer.ack(message)
 
@@ -128,3 +128,53 @@ def test_a_busy_consumer_does_not_spin_on_a_wake_up_it_has_seen(brokers):
     assert next(consumer) is None
     assert not consumer.wakeup.is_set()  # it waited; it did not return at once
     consumer.ack(held)
+
+
+def _count_fetches(broker, monkeypatch):
+    fetches: list[str] = []
+    real = broker.do_fetch
+
+    def counted(queue_name, prefetch):
+        fetches.append(queue_name)
+        return real(queue_name, prefetch)
+
+    monkeypatch.setattr(broker, "do_fetch", counted)
+    return fetches
+
+
+def test_an_idle_consumer_polls_without_fetching_until_one_is_due(brokers, monkeypatch):
+    """Each poll returns to the consumer thread (delayed messages, shutdown), but a
+    fetch (a script call in Redis) is made only when woken or every FETCH_IDLE_MS."""
+    broker = brokers()
+    fetches = _count_fetches(broker, monkeypatch)
+    consumer = broker.consume("normalise", prefetch=2, timeout=1)
+    assert next(consumer) is None
+    assert fetches == ["normalise"]
+    monkeypatch.setattr(wakeup, "FETCH_IDLE_MS", 60_000)
+    for _ in range(20):
+        assert next(consumer) is None
+    assert fetches == ["normalise"]  # dramatiq's consumer would have fetched 21 times
+    consumer.wakeup.set()
+    assert next(consumer) is None
+    assert fetches == ["normalise"] * 2  # woken: fetched at once
+    monkeypatch.setattr(wakeup, "FETCH_IDLE_MS", 0)
+    assert next(consumer) is None
+    assert fetches == ["normalise"] * 3  # due: fetched without a wake-up
+
+
+def test_an_ack_makes_room_and_the_next_message_is_fetched_at_once(brokers, monkeypatch):
+    """A consumer whose prefetch is full fetches nothing; the ack of a message wakes it,
+    so the queue's next message is not left waiting for a poll (60 s here)."""
+    broker = brokers()
+    monkeypatch.setattr(wakeup, "FETCH_IDLE_MS", 60_000)
+    broker.enqueue(_message([8]))
+    broker.enqueue(_message([9]))
+    consumer = broker.consume("normalise", prefetch=1, timeout=60_000)
+    first = next(consumer)
+    assert first is not None and first.args == ([8],)
+    consumer.ack(first)
+    thread, got = _next_in_thread(consumer)
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "the ack did not wake the consumer"
+    assert got[0] is not None and got[0].args == ([9],)
+    consumer.ack(got[0])
