@@ -22,6 +22,7 @@ import base64
 import logging
 import secrets
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -100,9 +101,14 @@ class Settle(Protocol):
     def __call__(self, session: Session, rows: list[dict[str, Any]], *, at: datetime,
                  actor: str, write: Callable[[], None]) -> list[int]: ...
 
-    def trace_ahead(self, session: Session, case_ids: list[int]) -> None:
+    def trace_ahead(self, session: Session, case_ids: list[int]) -> Future[Any] | None:
         """Start tracing the new cases `case_ids` in the background while the rest of
         the submission is written (their answers then wait in the caches)."""
+
+    def finish_ahead(self, session: Session, case_ids: list[int],
+                     ahead: Future[Any] | None, *, now: datetime) -> list[int]:
+        """Once the rest is written: trace and queue, in the submission's transaction,
+        the cases whose trace ahead has ended; the ids left for the TRACE stage."""
 
 
 @dataclass
@@ -196,13 +202,17 @@ def store_and_settle(
         ids.extend(part_ids)
 
     to_trace: list[int] = []
+    ahead = None
     if count:
         assert settle is not None
         to_trace = settle(session, rows[:count], at=now, actor=actor,
                           write=lambda: write(rows[:count], events[:count]))
         if count < len(rows):  # the first report alone: trace it while the rest go in
-            settle.trace_ahead(session, to_trace)
+            ahead = settle.trace_ahead(session, to_trace)
     write(rows[count:], events[count:])
+    if ahead is not None:
+        assert settle is not None
+        to_trace = settle.finish_ahead(session, to_trace, ahead, now=now)
     return Stored(
         accepted=[Accepted(report_id, row["ref"], row["url"])
                   for report_id, row in zip(ids, rows, strict=True)],

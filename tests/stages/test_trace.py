@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from sqlalchemy import select, update
 
 from pipeline.core.errors import RetryLater
+from pipeline.core.messaging import NORMALISE
 from pipeline.stages.trace import trace_cases
 from pipeline.store.lifecycle import transition
 from pipeline.store.models import Case, Event
@@ -379,21 +380,14 @@ def test_a_trace_holds_no_case_while_it_waits_for_an_answer_deduplication_is_sto
     assert case.state == CaseState.AWAITING_ASSESSMENT
 
 
-def test_a_large_submission_traces_its_first_report_ahead_while_the_rest_go_in(
-    runtime, make_tracer, hosting, fake_dns, fake_rdap, redis_client
-):
-    """Intake settles a large submission's first report alone and starts tracing its
-    new case before writing the rest; a worker's trace stage then finds every answer
-    in the shared caches. A submission settled whole traces nothing ahead."""
-    from pipeline.core.messaging import TRACE, RecordingEnqueuer
+def _ahead_intake(runtime, tracer, **options):
+    from pipeline.core.messaging import RecordingEnqueuer
     from pipeline.stages.dedupe import DedupRules, IntakeSettler
     from pipeline.stages.intake import accept_reports
     from schemas.intake import ReportIn
 
-    namespace = f"hotline-test-{uuid.uuid4().hex}"
-    intake_tracer = make_tracer(redis=redis_client, namespace=namespace)
     settle = IntakeSettler(up_to=2, options={"claims": None, "rules": DedupRules(),
-                                             "tracer": intake_tracer})
+                                             "tracer": tracer}, **options)
 
     def take_in(urls):
         enqueuer = RecordingEnqueuer()
@@ -403,22 +397,52 @@ def test_a_large_submission_traces_its_first_report_ahead_while_the_rest_go_in(
             settle=settle)
         return [a.id for a in accepted], enqueuer
 
+    return take_in
+
+
+def test_a_large_submission_traces_its_first_report_ahead_while_the_rest_go_in(
+    runtime, make_tracer, hosting, fake_dns, fake_rdap, redis_client
+):
+    """Intake settles a large submission's first report alone and starts tracing its
+    new case before writing the rest; a trace ahead not ended when the rest is written
+    (held here) leaves the case to a worker's trace stage, which then finds every
+    answer in the shared caches. A submission settled whole traces nothing ahead."""
+    import threading
+
+    from pipeline.core.messaging import TRACE
+
+    namespace = f"hotline-test-{uuid.uuid4().hex}"
+    intake_tracer = make_tracer(redis=redis_client, namespace=namespace)
+    take_in = _ahead_intake(runtime, intake_tracer)
+
     # Settled whole (two reports, up to two): nothing asked before the stage.
     take_in(["http://img.example.com/1", "http://img.example.com/2"])
     assert intake_tracer._ahead is None
     assert fake_dns.by_type["A"] == 0 and not fake_rdap.queries_by_kind
 
+    go = threading.Event()
+    real_trace = intake_tracer.trace
+
+    def held_trace(targets, **kwargs):
+        assert go.wait(30)
+        return real_trace(targets, **kwargs)
+
+    intake_tracer.trace = held_trace  # the ahead thread's; intake reads the caches only
     _, enqueuer = take_in([f"http://www.example.com/{i}" for i in range(3)])
     [case_id] = enqueuer.ids(TRACE)
+    assert cases(runtime, [case_id])[0].state == CaseState.NORMALISED
+    go.set()
     assert intake_tracer._ahead is not None
     intake_tracer._ahead.result(timeout=10)
     assert fake_dns.by_type["A"] == 1  # asked by intake, before any trace stage ran
     assert fake_rdap.queries_by_kind == {"ip": 2, "domain": 1}
-    assert cases(runtime, [case_id])[0].state == CaseState.NORMALISED
-    # Its answers are stored and committed already: no batch that traces a case of
-    # the same networks from the caches holds their keys for the stage to wait on.
+    # On PostgreSQL its answers are stored and committed already: no batch that traces
+    # a case of the same networks from the caches holds their keys for the stage to
+    # wait on. (SQLite's one writer would wait for the submission: the stage stores
+    # them.)
+    postgresql = runtime.engine.dialect.name == "postgresql"
     with runtime.session_factory() as session:
-        assert len(session.execute(select(TraceAnswer.key)).all()) == 3
+        assert len(session.execute(select(TraceAnswer.key)).all()) == (3 if postgresql else 0)
 
     # A worker (caches of its own in front of the same Redis) asks nothing more.
     assert run(runtime, [case_id], make_tracer(redis=redis_client, namespace=namespace)) == []
@@ -427,3 +451,37 @@ def test_a_large_submission_traces_its_first_report_ahead_while_the_rest_go_in(
     [case] = cases(runtime, [case_id])
     assert case.state == CaseState.AWAITING_ASSESSMENT
     assert (case.hosting_country, case.registrar) == ("DE", "Example Registrar, Inc.")
+    with runtime.session_factory() as session:
+        assert len(session.execute(select(TraceAnswer.key)).all()) == 3
+
+
+def test_a_trace_ahead_ended_in_time_queues_the_first_case_with_the_submission(
+    runtime, make_tracer, hosting, fake_dns, fake_rdap, redis_client
+):
+    """Once the rest is written, intake waits (up to `ahead_wait`, long here) for the
+    trace ahead and queues the first report's case in the submission's own
+    transaction: no TRACE message, the case committed waiting for assessment with its
+    trace, its audit events chained as the stage's would be."""
+    from pipeline.core.messaging import TRACE
+    from pipeline.store.audit import verify
+
+    namespace = f"hotline-test-{uuid.uuid4().hex}"
+    take_in = _ahead_intake(runtime, make_tracer(redis=redis_client, namespace=namespace),
+                            ahead_wait=30)
+    ids, enqueuer = take_in([f"http://www.example.com/{i}" for i in range(3)])
+    assert enqueuer.ids(TRACE) == []
+    assert len(enqueuer.ids(NORMALISE)) == 2  # the rest, for the workers as before
+    assert fake_dns.by_type["A"] == 1
+    with runtime.session_factory() as session:
+        [case_id] = session.execute(select(Case.id)).scalars().all()
+    [case] = cases(runtime, [case_id])
+    assert case.state == CaseState.AWAITING_ASSESSMENT
+    assert (case.hosting_country, case.registrar) == ("DE", "Example Registrar, Inc.")
+    assert len(traces(runtime, case_id)) == 1
+    with runtime.session_factory() as session:
+        steps = session.execute(select(Event.action, Event.to_state)
+                                .where(Event.case_id == case_id).order_by(Event.id)).all()
+        assert verify(session) == []
+    # Opened at intake, then traced and queued: the states the stage would have written.
+    assert [to for _, to in steps][-1] == CaseState.AWAITING_ASSESSMENT
+    assert steps[0][0] == "case_opened" and len(steps) >= 2
