@@ -25,6 +25,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pipeline.core.config_files import load_yaml
 from pipeline.core.errors import ConfigError
 from schemas.intake import Category
 
@@ -244,7 +245,7 @@ class RuleSet:
 
 def _read_yaml(path: Path, problems: list[str]) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         problems.append(f"{path}: no such file")
     except yaml.YAMLError as exc:

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.core import i18n
+from pipeline.core.config_files import load_yaml
 from pipeline.core.errors import ConfigError
 from pipeline.core.i18n import N_
 from pipeline.core.messaging import DISPATCH, Enqueuer
@@ -97,7 +98,7 @@ def load_rules(path: str | Path, *, directory: Any | None = None) -> EscalationR
     With a destinations directory, every `notify` must name one of its entries."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file"]) from None
     except yaml.YAMLError as exc:

@@ -58,6 +58,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pipeline.core.clock import Clock, as_utc
 from pipeline.core.config import Settings
+from pipeline.core.config_files import load_yaml
 from pipeline.core.errors import BadInput, FieldError, IllegalTransition, NotFound
 from pipeline.core.i18n import N_
 from pipeline.core.messaging import DISPATCH, NORMALISE, Enqueuer
@@ -171,7 +172,7 @@ def load_helpline_rules(path: str | Path, directory: Directory) -> list[Rule]:
     if not path.is_file():
         raise RulesInvalid([f"{path}: no such file"])
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
         RuleFile.model_validate(raw)
     except (yaml.YAMLError, ValidationError) as exc:
         raise RulesInvalid([f"{path}: {exc}"]) from None

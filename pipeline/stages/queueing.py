@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.core.config import load_settings
+from pipeline.core.config_files import load_yaml
 from pipeline.core.errors import ConfigError
 from pipeline.store.db import among
 from pipeline.store.lifecycle import transition
@@ -144,7 +145,7 @@ def resolve_rules_path(path: str | Path) -> Path:
 def parse_rules(text: str, origin: str) -> PriorityRules:
     """Validate a priority-rules document; errors name the file, the rule and the field."""
     try:
-        data = yaml.safe_load(text) or {}
+        data = load_yaml(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError([f"{origin}: not valid YAML: {exc}".replace("\n", " ")]) from None
     try:

@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline.core.config import load_settings
-from pipeline.core.config_files import data_dir_setting
+from pipeline.core.config_files import _yaml_loader, data_dir_setting, load_yaml
 
 
 def _same_as_the_settings() -> Path | None:
@@ -61,3 +62,21 @@ def test_when_unsure_it_says_so(tmp_path, monkeypatch, env, config):
 def test_a_named_file_that_is_not_there_is_left_to_the_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("HOTLINE_CONFIG", str(tmp_path / "missing.yaml"))
     assert data_dir_setting() is None
+
+
+def test_load_yaml_reads_the_shipped_files_as_pyyaml_does_with_libyaml():
+    """Every YAML file the project ships is read by libyaml (PyYAML's wheels carry it)
+    to the same values as PyYAML's own safe loader; a broken document is a YAMLError
+    naming its line, as the callers' messages need."""
+    assert yaml.__with_libyaml__ and _yaml_loader() is yaml.CSafeLoader
+    root = Path(__file__).resolve().parents[2]
+    shipped = [root / "config.yaml", *sorted((root / "rules").glob("*.yaml"))]
+    assert len(shipped) >= 7
+    for path in shipped:
+        text = path.read_text(encoding="utf-8")
+        assert load_yaml(text) == yaml.load(text, Loader=yaml.SafeLoader), path  # noqa: S506
+    with pytest.raises(yaml.YAMLError) as broken:
+        load_yaml("rules:\n  - name: a\n  when: [\n")
+    assert broken.value.problem_mark.line >= 2
+    with pytest.raises(yaml.YAMLError):
+        load_yaml("!!python/object/apply:os.system ['true']")  # safe: no Python objects

@@ -12,6 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from pipeline.core.config_files import load_yaml
 from pipeline.core.errors import ConfigError
 
 
@@ -90,7 +91,7 @@ class Providers:
         if not file.is_file():
             return cls([])
         try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+            data = load_yaml(file.read_text(encoding="utf-8")) or {}
             return cls(ProvidersFile.model_validate(data).providers)
         except yaml.YAMLError as exc:
             raise ConfigError([f"{file}: not valid YAML: {exc}".replace("\n", " ")]) from None
