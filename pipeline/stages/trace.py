@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -199,7 +199,7 @@ def finish_ahead(session: Session, tracer: Tracer, case_ids: Sequence[int],
         return list(case_ids)
     try:
         ahead.result(timeout=wait)  # a failure was logged by the tracer: the stage asks
-    except FutureTimeout:
+    except (FutureTimeout, CancelledError):  # not ended in time; the tracer closed
         return list(case_ids)
     rows = session.execute(
         select(Case.id, Case.host, Case.url_kind, Case.registered_domain)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -485,3 +486,20 @@ def test_a_trace_ahead_ended_in_time_queues_the_first_case_with_the_submission(
     # Opened at intake, then traced and queued: the states the stage would have written.
     assert [to for _, to in steps][-1] == CaseState.AWAITING_ASSESSMENT
     assert steps[0][0] == "case_opened" and len(steps) >= 2
+
+
+def test_a_trace_ahead_not_ended_or_cancelled_leaves_the_cases_to_the_stage(runtime):
+    """`finish_ahead` with a trace still running past its wait, or cancelled (the
+    tracer closed as the process stops), gives every id back and reads nothing."""
+    from concurrent.futures import Future
+
+    from pipeline.stages.trace import finish_ahead
+
+    running: Future[None] = Future()
+    cancelled: Future[None] = Future()
+    assert cancelled.cancel()
+    no_tracer: Any = object()  # not reached: nothing is traced or read
+    with runtime.session_factory() as session:
+        for ahead in (running, cancelled, None):
+            assert finish_ahead(session, no_tracer, [7, 8], ahead, wait=0.01,
+                                now=runtime.clock.now()) == [7, 8]
