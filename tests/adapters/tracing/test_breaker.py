@@ -48,7 +48,10 @@ def tracer_with(trace_config):
 
 
 def test_a_breaker_opens_after_the_failures_in_a_row_and_closes_on_an_answer():
-    breakers = Breakers(failures=2, reset_seconds=0.2)
+    # The reset times here are real time: long enough for the steps in between on a
+    # loaded machine (the suite runs in two processes on two cores), short enough to
+    # sleep past.
+    breakers = Breakers(failures=2, reset_seconds=1.0)
 
     def down():
         raise ServerDown("no answer")
@@ -66,7 +69,7 @@ def test_a_breaker_opens_after_the_failures_in_a_row_and_closes_on_an_answer():
     assert asked == [] and breakers.blocked() == ["rdap x"]
     (circuit,) = breakers.circuits()
     assert circuit.state == OPEN and circuit.retry_at is not None
-    time.sleep(0.25)  # past the reset time: one trial question is let through
+    time.sleep(1.1)  # past the reset time: one trial question is let through
     assert breakers.blocked() == []
     assert breakers.call("rdap x", lambda: "back") == "back"
     assert breakers.circuits()[0].state == CLOSED
@@ -107,10 +110,10 @@ def _held_question(breakers, answer):
 
 
 def test_past_the_reset_time_one_trial_question_goes_out_and_the_rest_wait():
-    breakers = Breakers(failures=1, reset_seconds=0.05)
+    breakers = Breakers(failures=1, reset_seconds=0.5)
     with pytest.raises(RegistryUnreachable):
         breakers.call("rdap x", _raise(ServerDown("no answer")))
-    time.sleep(0.1)
+    time.sleep(0.6)
     with _held_question(breakers, "back") as (answer, release):
         assert breakers.circuits()[0].state == HALF_OPEN
         asked = []
@@ -123,7 +126,7 @@ def test_past_the_reset_time_one_trial_question_goes_out_and_the_rest_wait():
     # A failed trial opens the circuit again for the whole reset time.
     with pytest.raises(RegistryUnreachable):
         breakers.call("rdap x", _raise(ServerDown("no answer")))
-    time.sleep(0.1)
+    time.sleep(0.6)
     with pytest.raises(RegistryUnreachable):
         breakers.call("rdap x", _raise(ServerDown("still no answer")))
     assert breakers.blocked() == ["rdap x"]
@@ -156,7 +159,9 @@ def _raise(exc):
 
 def test_rdap_down_sends_cases_on_as_registries_unreachable_then_traces_them_again(
         runtime, tracer_with, hosting, fake_dns, fake_rdap):  # noqa: F811
-    breakers = Breakers(failures=2, reset_seconds=0.3)
+    # Open for 3 s of real time: tracing a case in between took more than 0.3 s
+    # once, with the suite in two processes on two cores (the server was asked).
+    breakers = Breakers(failures=2, reset_seconds=3.0)
     # Hosts with one IPv4 address each: www.example.com's IPv6 network answers, and
     # its question, asked side by side with the failing one, would count as the
     # server answering in between.
@@ -190,7 +195,7 @@ def test_rdap_down_sends_cases_on_as_registries_unreachable_then_traces_them_aga
     # The registry answers again: past the reset time the scheduler's job sends the
     # waiting cases back to be traced, and they are traced in full.
     fake_rdap.heal("185.50.0.0/16")
-    time.sleep(0.35)
+    time.sleep(3.1)
     assert breakers.blocked() == []
     with runtime.session_factory.begin() as session:
         again = send_back_unreachable(session, now=runtime.clock.now(), limit=100)
