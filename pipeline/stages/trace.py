@@ -166,9 +166,7 @@ def trace_ahead(session: Session, tracer: Tracer,
     storing the same keys, waited for those commits (measured with a first version
     that only filled the caches: the first report's trace took 20-30 ms, and the
     rest of its transaction 373-430)."""
-    rows = session.execute(
-        select(Case.host, Case.url_kind, Case.registered_domain)
-        .where(among(session, Case.id, case_ids))).all()
+    targets = _targets(session, case_ids)
     engine = session.get_bind()
 
     def store(results: dict[TraceTarget, HostTrace]) -> None:
@@ -179,7 +177,7 @@ def trace_ahead(session: Session, tracer: Tracer,
 
     # SQLite: the submission's transaction holds the one write lock until it commits,
     # so the answers wait for the stage (or `finish_ahead`) to store them in theirs.
-    return tracer.trace_ahead([TraceTarget(*row) for row in rows],
+    return tracer.trace_ahead(list(targets.values()),
                               then=store if is_postgresql(session) else None)
 
 
@@ -201,11 +199,7 @@ def finish_ahead(session: Session, tracer: Tracer, case_ids: Sequence[int],
         ahead.result(timeout=wait)  # a failure was logged by the tracer: the stage asks
     except (FutureTimeout, CancelledError):  # not ended in time; the tracer closed
         return list(case_ids)
-    rows = session.execute(
-        select(Case.id, Case.host, Case.url_kind, Case.registered_domain)
-        .where(among(session, Case.id, case_ids), Case.state == CaseState.NORMALISED)).all()
-    targets = {row.id: TraceTarget(row.host, row.url_kind, row.registered_domain)
-               for row in rows}
+    targets = _targets(session, case_ids, CaseState.NORMALISED)
     known = tracer.trace_known(list(targets.values())) if targets else {}
     ready = [case_id for case_id, target in targets.items() if target in known]
     if not ready:
@@ -214,6 +208,17 @@ def finish_ahead(session: Session, tracer: Tracer, case_ids: Sequence[int],
     go_on(session, cases, {case["id"]: known[targets[case["id"]]] for case in cases}, now=now)
     done = {case["id"] for case in cases}
     return [case_id for case_id in case_ids if case_id not in done]
+
+
+def _targets(session: Session, case_ids: Sequence[int],
+             state: CaseState | None = None) -> dict[int, TraceTarget]:
+    """What to trace for each of the cases `case_ids` (those in `state`, if given)."""
+    query = (select(Case.id, Case.host, Case.url_kind, Case.registered_domain)
+             .where(among(session, Case.id, case_ids)))
+    if state is not None:
+        query = query.where(Case.state == state)
+    return {row.id: TraceTarget(row.host, row.url_kind, row.registered_domain)
+            for row in session.execute(query)}
 
 
 def go_on(session: Session, cases: list[dict[str, Any]], results: dict[int, HostTrace], *,
