@@ -203,29 +203,47 @@ class Breakers:
         counted as an answer: the server is there). A failure that left the circuit
         closed is retried after `retry_ms` at most: the next failures open it soon,
         not after the registries' usual retry delay."""
-        breaker = self._breaker(server)
-        delay_ms = int(self.reset_seconds * 1000)
-        if not breaker.admit():
-            raise RegistryUnreachable(
-                server, f"registries unreachable: {server} does not answer (circuit open)",
-                delay_ms)
+        self.admit(server)
         try:
             result = func(*args)
-        except ServerDown as exc:
-            if breaker.failed():
-                raise RegistryUnreachable(
-                    server, f"registries unreachable: {server} does not answer ({exc})",
-                    delay_ms) from exc
-            exc.delay_ms = min(exc.delay_ms, self.retry_ms)
-            raise
-        except Exception:
-            breaker.answered()
-            raise
-        except BaseException:  # interrupted: no answer either way
-            breaker.abandoned()
-            raise
-        breaker.answered()
+        except BaseException as exc:
+            meant = self.settle(server, exc)
+            if meant is exc or meant is None:
+                raise
+            raise meant from exc
+        self.settle(server, None)
         return result
+
+    def admit(self, server: str) -> None:
+        """Let a question to `server` go out, or raise `RegistryUnreachable` when its
+        circuit is open. Each question admitted is then settled (`settle`)."""
+        if not self._breaker(server).admit():
+            raise RegistryUnreachable(
+                server, f"registries unreachable: {server} does not answer (circuit open)",
+                int(self.reset_seconds * 1000))
+
+    def settle(self, server: str, outcome: BaseException | None) -> BaseException | None:
+        """Count the outcome of a question admitted to `server` (None: an answer) and
+        return what it means, as `call` raises it: `RegistryUnreachable` for a
+        failure (`ServerDown`) that opened the circuit, else the outcome itself."""
+        breaker = self._breaker(server)
+        if outcome is None:
+            breaker.answered()
+            return None
+        if isinstance(outcome, ServerDown):
+            if breaker.failed():
+                unreachable = RegistryUnreachable(
+                    server, f"registries unreachable: {server} does not answer ({outcome})",
+                    int(self.reset_seconds * 1000))
+                unreachable.__cause__ = outcome
+                return unreachable
+            outcome.delay_ms = min(outcome.delay_ms, self.retry_ms)
+            return outcome
+        if isinstance(outcome, Exception):  # an answer that is a failure: it is there
+            breaker.answered()
+        else:  # interrupted: no answer either way
+            breaker.abandoned()
+        return outcome
 
     def circuits(self) -> list[Circuit]:
         with self._lock:

@@ -9,12 +9,16 @@ CNAME chain longer than configured each have their own name.
 from __future__ import annotations
 
 import ipaddress
+import selectors
+import socket
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import dns.exception
+import dns.inet
 import dns.message
 import dns.name
 import dns.nameserver
@@ -52,6 +56,19 @@ REASONS = {
     DNS_ERROR: "the host name cannot be asked about in DNS",
     UNREACHABLE: "origin unknown: registries unreachable (no DNS resolver answers)",
 }
+
+
+# What a failed question makes of a host's resolution, first match: (exception, the
+# outcome, what its answer records as the error; None: the exception's name).
+_FAILURES: list[tuple[type[BaseException], str, str | None]] = [
+    (dns.resolver.NXDOMAIN, NXDOMAIN, "NXDOMAIN"),
+    (dns.message.ChainTooLong, CHAIN_TOO_LONG, "chain too long"),
+    (dns.resolver.NoNameservers, SERVFAIL, "SERVFAIL"),
+    (dns.exception.Timeout, TIMEOUT, "timeout"),
+    (RegistryUnreachable, UNREACHABLE, "unreachable"),
+    (dns.exception.DNSException, DNS_ERROR, None),  # e.g. a label too long
+    (ValueError, DNS_ERROR, None),
+]
 
 
 def now_iso() -> str:
@@ -147,63 +164,116 @@ class DnsClient:
                 silent.append(f"{server}: {exc}")
             except dns.resolver.NoNameservers as exc:  # it answered SERVFAIL: next one
                 failure = exc
+        raise self._unanswered(failure, silent)
+
+    def _unanswered(self, failure: BaseException | None, silent: list[str]) -> BaseException:
+        """Why no resolver gave an answer: the last one's failure (SERVFAIL), or that
+        none answered at all, or that the lifetime ran out before any was asked."""
+        assert self.breakers is not None
         if failure is not None:
-            raise failure
+            return failure
         if silent:
-            raise RegistryUnreachable(
+            return RegistryUnreachable(
                 "dns", "registries unreachable: no DNS resolver answered ("
                 + "; ".join(silent) + ")", int(self.breakers.reset_seconds * 1000))
-        raise dns.exception.Timeout(timeout=self.lifetime)
+        return dns.exception.Timeout(timeout=self.lifetime)
+
+    def ask_many(self, questions: Sequence[tuple[str, str]], *,
+                 window: int = 16) -> list[Answer | BaseException]:
+        """What `_ask` gives each (name, type) question, the answer or the exception
+        it raises, the questions asked side by side from this thread
+        (`_ask_round`) rather than each from a thread of its own: profiled on the
+        benchmark, a thread pool's hand-offs cost a worker as much CPU as the
+        questions did. Each resolver in turn is asked what no earlier one settled,
+        through its breaker, all within the lifetime. Needs the breakers."""
+        assert self.breakers is not None
+        deadline = time.monotonic() + self.lifetime
+        asked = [_Question(name, rdtype, deadline) for name, rdtype in questions]
+        for server, address, port in self.each:
+            left = [q for q in asked if q.outcome is None]
+            if not left or time.monotonic() >= deadline:
+                break
+            _ask_round(self.breakers, server, address, port, self.timeout, left, window)
+        out: list[Answer | BaseException] = []
+        for q in asked:
+            outcome = (q.outcome if q.outcome is not None
+                       else self._unanswered(q.failure, q.silent))
+            self.queries += 1
+            DNS_QUERIES.labels(q.rdtype, _query_outcome(outcome)
+                               if isinstance(outcome, BaseException) else
+                               "ok" if outcome.rrset is not None else "no_answer").inc()
+            out.append(outcome)
+        return out
 
     def resolve_host(self, host: str) -> DnsResult:
         """A and AAAA of `host`, following CNAMEs."""
-        result = DnsResult(host=host, outcome=OK)
-        ttls: list[int] = []
+        result, ttls = DnsResult(host=host, outcome=OK), list[int]()
         for rdtype in ("A", "AAAA"):
-            try:
-                answer = self._ask(host, rdtype)
-            except dns.resolver.NXDOMAIN as exc:
-                result.raw[rdtype] = {"at": now_iso(), "error": "NXDOMAIN",
-                                      "text": _responses_text(exc)}
-                result.outcome = NXDOMAIN
+            if not self._take(result, rdtype, self._outcome(host, rdtype), ttls):
                 return result
-            except dns.message.ChainTooLong:
-                result.raw[rdtype] = {"at": now_iso(), "error": "chain too long"}
-                result.outcome = CHAIN_TOO_LONG
-                return result
-            except dns.resolver.NoNameservers as exc:
-                result.raw[rdtype] = {"at": now_iso(), "error": "SERVFAIL", "text": str(exc)}
-                result.outcome = SERVFAIL
-                return result
-            except dns.exception.Timeout as exc:
-                result.raw[rdtype] = {"at": now_iso(), "error": "timeout", "text": str(exc)}
-                result.outcome = TIMEOUT
-                return result
-            except RegistryUnreachable as exc:
-                result.raw[rdtype] = {"at": now_iso(), "error": "unreachable", "text": str(exc)}
-                result.outcome = UNREACHABLE
-                return result
-            except (dns.exception.DNSException, ValueError) as exc:  # e.g. a label too long
-                result.raw[rdtype] = {"at": now_iso(), "error": type(exc).__name__,
-                                      "text": str(exc)}
-                result.outcome = DNS_ERROR
-                return result
-            chain = answer.chaining_result.cnames
-            result.raw[rdtype] = {
-                "at": now_iso(),
-                "resolver": f"{answer.nameserver}:{answer.port}",
-                "text": answer.response.to_text(),
-            }
-            result.resolver = f"{answer.nameserver}:{answer.port}"
-            if len(chain) > self.max_chain:
-                result.outcome = CHAIN_TOO_LONG
-                result.cname_chain = [rr[0].target.to_text() for rr in chain]
-                return result
-            if chain and not result.cname_chain:
-                result.cname_chain = [rr[0].target.to_text().rstrip(".") for rr in chain]
-            ttls.append(answer.chaining_result.minimum_ttl)
-            if answer.rrset is not None:
-                result.addresses.extend(rdata.address for rdata in answer.rrset)
+        return self._finish(result, ttls)
+
+    def resolve_hosts(self, hosts: Sequence[str], *, window: int = 16) -> list[DnsResult]:
+        """`resolve_host` of each of `hosts`, asked side by side on this thread
+        (`ask_many`): every A question, then AAAA for the hosts whose A did not end
+        them, as `resolve_host` asks one host. Without breakers, one host after the
+        other."""
+        if self.breakers is None:
+            return [self.resolve_host(host) for host in hosts]
+        results = {host: DnsResult(host=host, outcome=OK) for host in hosts}
+        ttls: dict[str, list[int]] = {host: [] for host in hosts}
+        going = list(results)
+        for rdtype in ("A", "AAAA"):
+            answers = self.ask_many([(host, rdtype) for host in going], window=window)
+            going = [host for host, answer in zip(going, answers, strict=True)
+                     if self._take(results[host], rdtype, answer, ttls[host])]
+        for host in going:
+            self._finish(results[host], ttls[host])
+        return [results[host] for host in hosts]
+
+    def _outcome(self, name: str, rdtype: str) -> Answer | dns.resolver.Answer | Exception:
+        """`_ask`'s answer, or the exception it raised."""
+        try:
+            return self._ask(name, rdtype)
+        except Exception as exc:
+            return exc
+
+    def _take(self, result: DnsResult, rdtype: str,
+              answer: Answer | dns.resolver.Answer | BaseException, ttls: list[int]) -> bool:
+        """Record the answer to `rdtype` in `result`; False when it ends the host's
+        resolution (a failure, or a CNAME chain too long)."""
+        if isinstance(answer, BaseException):
+            outcome, label = next(((outcome, label) for kind, outcome, label in _FAILURES
+                                   if isinstance(answer, kind)), (None, None))
+            if outcome is None:
+                raise answer
+            result.outcome = outcome
+            result.raw[rdtype] = {"at": now_iso(), "error": label or type(answer).__name__}
+            if isinstance(answer, dns.resolver.NXDOMAIN):
+                result.raw[rdtype]["text"] = _responses_text(answer)
+            elif outcome != CHAIN_TOO_LONG:
+                result.raw[rdtype]["text"] = str(answer)
+            return False
+        chain = answer.chaining_result.cnames
+        result.raw[rdtype] = {
+            "at": now_iso(),
+            "resolver": f"{answer.nameserver}:{answer.port}",
+            "text": answer.response.to_text(),
+        }
+        result.resolver = f"{answer.nameserver}:{answer.port}"
+        if len(chain) > self.max_chain:
+            result.outcome = CHAIN_TOO_LONG
+            result.cname_chain = [rr[0].target.to_text() for rr in chain]
+            return False
+        if chain and not result.cname_chain:
+            result.cname_chain = [rr[0].target.to_text().rstrip(".") for rr in chain]
+        ttls.append(answer.chaining_result.minimum_ttl)
+        if answer.rrset is not None:
+            result.addresses.extend(rdata.address for rdata in answer.rrset)
+        return True
+
+    @staticmethod
+    def _finish(result: DnsResult, ttls: list[int]) -> DnsResult:
         if not result.addresses:
             result.outcome = NO_ANSWER
         result.ttl = min(ttls) if ttls else 0
@@ -211,10 +281,23 @@ class DnsClient:
 
     def nameservers(self, domain: str) -> tuple[list[str], dict[str, Any], int]:
         """(name servers, raw answer, ttl) of a registered domain."""
-        try:
-            answer = self._ask(domain, "NS")
-        except (dns.exception.DNSException, RegistryUnreachable) as exc:
-            return [], {"at": now_iso(), "error": type(exc).__name__}, 0
+        return self._nameservers_of(self._outcome(domain, "NS"))
+
+    def nameservers_many(self, domains: Sequence[str], *, window: int = 16,
+                         ) -> list[tuple[list[str], dict[str, Any], int]]:
+        """`nameservers` of each of `domains`, asked side by side (`ask_many`)."""
+        if self.breakers is None:
+            return [self.nameservers(domain) for domain in domains]
+        return [self._nameservers_of(answer) for answer in
+                self.ask_many([(domain, "NS") for domain in domains], window=window)]
+
+    @staticmethod
+    def _nameservers_of(answer: Answer | dns.resolver.Answer | BaseException,
+                        ) -> tuple[list[str], dict[str, Any], int]:
+        if isinstance(answer, (dns.exception.DNSException, RegistryUnreachable)):
+            return [], {"at": now_iso(), "error": type(answer).__name__}, 0
+        if isinstance(answer, BaseException):
+            raise answer
         raw = {"at": now_iso(), "resolver": f"{answer.nameserver}:{answer.port}",
                "text": answer.response.to_text()}
         if answer.rrset is None:
@@ -275,30 +358,181 @@ def _ask_one(address: str, port: int, name: str, rdtype: str, timeout: float) ->
     `NXDOMAIN`, `YXDOMAIN`, and `NoNameservers` for any other rcode (SERVFAIL,
     REFUSED...) or a malformed answer. Silence (a timeout, a refused or failed
     connection) is `ServerDown`, which counts against the resolver's circuit."""
-    qname = dns.name.from_text(name)
-    request = dns.message.make_query(qname, rdtype)
-    tcp = False
+    request = dns.message.make_query(dns.name.from_text(name), rdtype)
     try:
         response, tcp = dns.query.udp_with_fallback(
             request, address, timeout=timeout, port=port, ignore_unexpected=True,
             ignore_errors=True)
-    except dns.exception.Timeout as exc:
-        raise ServerDown(f"DNS resolver timed out: {exc}", cause=exc) from exc
-    except (OSError, EOFError) as exc:
-        raise ServerDown(f"DNS resolver unreachable: {exc}", cause=exc) from exc
-    except dns.exception.FormError as exc:  # a malformed answer over TCP
-        raise dns.resolver.NoNameservers(request=request,
-                                         errors=[(address, True, port, exc, None)]) from exc
+    except (dns.exception.Timeout, OSError, EOFError, dns.exception.FormError) as exc:
+        raise _network_failure(exc, request, address, port) from exc
+    return _answer(request, response, address, port, tcp)
+
+
+def _network_failure(exc: BaseException, request: dns.message.Message, address: str,
+                     port: int) -> BaseException:
+    """What a failure to get an answer means: silence (`ServerDown`) or, for a
+    malformed answer over TCP, the resolver's failure (`NoNameservers`)."""
+    if isinstance(exc, dns.exception.Timeout):
+        return ServerDown(f"DNS resolver timed out: {exc}", cause=exc)
+    if isinstance(exc, (OSError, EOFError)):
+        return ServerDown(f"DNS resolver unreachable: {exc}", cause=exc)
+    return dns.resolver.NoNameservers(request=request, errors=[(address, True, port, exc, None)])
+
+
+def _answer(request: dns.message.Message, response: dns.message.Message, address: str,
+            port: int, tcp: bool) -> Answer:
+    """The answer in `response`, or the exception its rcode means."""
     rcode = response.rcode()
     if rcode == dns.rcode.NOERROR:
         assert isinstance(response, dns.message.QueryMessage)
         return Answer(response, response.resolve_chaining(), address, port)
     if rcode == dns.rcode.NXDOMAIN:
+        qname = request.question[0].name
         raise dns.resolver.NXDOMAIN(qnames=[qname], responses={qname: response})
     if rcode == dns.rcode.YXDOMAIN:
         raise dns.resolver.YXDOMAIN()
     raise dns.resolver.NoNameservers(
         request=request, errors=[(address, tcp, port, dns.rcode.to_text(rcode), response)])
+
+
+@dataclass
+class _Question:
+    """One question of `DnsClient.ask_many`, as the resolvers are asked in turn."""
+
+    name: str
+    rdtype: str
+    deadline: float  # time.monotonic() after which no resolver is asked (the lifetime)
+    outcome: Answer | BaseException | None = None  # settled: what `_ask` gives
+    failure: BaseException | None = None  # a resolver's SERVFAIL: the next one is asked
+    silent: list[str] = field(default_factory=list)  # resolvers that did not answer
+
+
+@dataclass
+class _InFlight:
+    question: _Question
+    request: dns.message.Message
+    expires: float
+
+
+def _ask_round(breakers: Breakers, server: str, address: str, port: int, timeout: float,
+               questions: list[_Question], window: int) -> None:
+    """Ask one resolver `questions` over UDP from this thread, at most `window` in
+    flight, each on a socket of its own (a port of its own, as `dns.query.udp`
+    gives), each through the resolver's breaker, and settle each as `_ask_one`
+    through `Breakers.call` would: its outcome, a SERVFAIL to pass on to the next
+    resolver, or the resolver's silence. An answer from another address, not
+    answering the question, or malformed is ignored while the question waits; a
+    truncated answer is asked again over TCP."""
+    family = dns.inet.af_for_address(address)
+    destination = dns.inet.low_level_address_tuple((address, port), family)
+    to_ask = iter(questions)
+    with selectors.DefaultSelector() as selector:
+
+        def settle(key: selectors.SelectorKey, outcome: Answer | BaseException) -> None:
+            selector.unregister(key.fileobj)
+            key.fileobj.close()  # type: ignore[union-attr]
+            _settle(breakers, server, key.data.question, outcome)
+
+        def launch() -> None:
+            while len(selector.get_map()) < window:
+                question = next(to_ask, None)
+                if question is None:
+                    return
+                left = question.deadline - time.monotonic()
+                if left <= 0:
+                    continue
+                try:
+                    breakers.admit(server)
+                except RegistryUnreachable as exc:
+                    question.silent.append(f"{server}: {exc}")
+                    continue
+                try:
+                    request = dns.message.make_query(dns.name.from_text(question.name),
+                                                     question.rdtype)
+                    wire = request.to_wire()
+                except Exception as exc:  # e.g. a label too long
+                    _settle(breakers, server, question, exc)
+                    continue
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                try:
+                    sock.setblocking(False)
+                    sock.sendto(wire, destination)
+                except OSError as exc:
+                    sock.close()
+                    _settle(breakers, server, question,
+                            _network_failure(exc, request, address, port))
+                    continue
+                selector.register(sock, selectors.EVENT_READ, _InFlight(
+                    question, request, time.monotonic() + min(left, timeout)))
+
+        launch()
+        while selector.get_map():
+            due = min(key.data.expires for key in selector.get_map().values())
+            for key, _ in selector.select(max(0.0, due - time.monotonic())):
+                sent: _InFlight = key.data
+                try:
+                    wire, source = key.fileobj.recvfrom(65535)  # type: ignore[union-attr]
+                except BlockingIOError:
+                    continue
+                except OSError as exc:
+                    settle(key, _network_failure(exc, sent.request, address, port))
+                    continue
+                outcome = _received(sent, wire, source, destination, family, address, port)
+                if outcome is not None:
+                    settle(key, outcome)
+            now = time.monotonic()
+            for key in [k for k in selector.get_map().values() if k.data.expires <= now]:
+                settle(key, _network_failure(dns.exception.Timeout(), key.data.request,
+                                             address, port))
+            launch()
+
+
+def _received(sent: _InFlight, wire: bytes, source: Any, destination: Any, family: int,
+              address: str, port: int) -> Answer | BaseException | None:
+    """The outcome `wire` gives the question sent, or None when it is to be ignored
+    (as `dns.query.udp` ignores, with `ignore_unexpected` and `ignore_errors`)."""
+    if (dns.inet.inet_pton(family, source[0]) != dns.inet.inet_pton(family, destination[0])
+            or source[1] != destination[1]):
+        return None
+    try:
+        response = dns.message.from_wire(wire, raise_on_truncation=True)
+    except dns.message.Truncated as exc:
+        if not sent.request.is_response(exc.message()):
+            return None
+        try:
+            response = dns.query.tcp(sent.request, address, port=port,
+                                     timeout=max(sent.expires - time.monotonic(), 0.001))
+        except (dns.exception.Timeout, OSError, EOFError, dns.exception.FormError) as failed:
+            return _network_failure(failed, sent.request, address, port)
+        return _answer_or_exception(sent.request, response, address, port, True)
+    except Exception:
+        return None
+    if not sent.request.is_response(response):
+        return None
+    return _answer_or_exception(sent.request, response, address, port, False)
+
+
+def _answer_or_exception(request: dns.message.Message, response: dns.message.Message,
+                         address: str, port: int, tcp: bool) -> Answer | BaseException:
+    try:
+        return _answer(request, response, address, port, tcp)
+    except Exception as exc:
+        return exc
+
+
+def _settle(breakers: Breakers, server: str, question: _Question,
+            outcome: Answer | BaseException) -> None:
+    """Count the outcome against the resolver's breaker and keep what it means for
+    the question, as `DnsClient._ask_each` does with what `Breakers.call` raises."""
+    meant = breakers.settle(server, None if isinstance(outcome, Answer) else outcome)
+    if meant is None:
+        question.outcome = outcome
+    elif isinstance(meant, (RegistryUnreachable, ServerDown)):
+        question.silent.append(f"{server}: {meant}")
+    elif isinstance(meant, dns.resolver.NoNameservers):
+        question.failure = meant
+    else:
+        question.outcome = meant
 
 
 def _query_outcome(exc: BaseException) -> str:

@@ -381,7 +381,9 @@ class Tracer:
         results = {h: tdns.DnsResult.from_dict(v) for h, v in zip(names, cached, strict=True)
                    if v is not None and h not in refresh}
         missing = [] if offline else [h for h in names if h not in results]
-        fresh = list(self.pool.map(self.dns.resolve_host, missing))
+        fresh = (self.dns.resolve_hosts(missing, window=self.config.concurrency)
+                 if self.dns.breakers is not None else
+                 list(self.pool.map(self.dns.resolve_host, missing)))
         to_cache: dict[str, tuple[Any, float]] = {}
         for result in fresh:
             results[result.host] = result
@@ -400,8 +402,10 @@ class Tracer:
         out = {d: v for d, v in zip(names, cached, strict=True) if v is not None}
         missing = [] if offline else [d for d in names if d not in out]
         to_cache: dict[str, tuple[Any, float]] = {}
-        for name, (servers, raw, ttl) in zip(missing, self.pool.map(self.dns.nameservers,
-                                                                      missing), strict=True):
+        answers = (self.dns.nameservers_many(missing, window=self.config.concurrency)
+                   if self.dns.breakers is not None else
+                   self.pool.map(self.dns.nameservers, missing))
+        for name, (servers, raw, ttl) in zip(missing, answers, strict=True):
             out[name] = {"nameservers": servers, "raw": raw}
             if raw.get("error") == RegistryUnreachable.__name__:
                 continue  # not cached: says nothing about the domain

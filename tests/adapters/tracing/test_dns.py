@@ -1,7 +1,8 @@
 """DNS with dnspython against a loopback resolver (dnslib) serving test zones.
 
-Each test of `client` runs twice: through the circuit breakers, as the tracer asks by
-default (one resolver at a time, `dns._ask_one`), and without them
+Each test of `client` runs three times: through the circuit breakers one question at
+a time (`dns._ask_one`), through them with the questions side by side from one thread
+as the tracer asks (`DnsClient.resolve_hosts`, `nameservers_many`), and without them
 (`trace.breaker_failures: 0`, dnspython's stub resolver over all of them)."""
 
 from __future__ import annotations
@@ -15,18 +16,33 @@ from pipeline.adapters.tracing.tracer import TraceTarget
 from tests.netfakes import FakeDNS
 
 _breakers: list[Breakers | None] = [None]
+_side_by_side = [False]
 
 
-@pytest.fixture(autouse=True, params=["breakers", "no breakers"])
+@pytest.fixture(autouse=True, params=["breakers", "side by side", "no breakers"])
 def _paths(request):
-    _breakers[0] = Breakers() if request.param == "breakers" else None
+    _breakers[0] = None if request.param == "no breakers" else Breakers()
+    _side_by_side[0] = request.param == "side by side"
     yield
-    _breakers[0] = None
+    _breakers[0], _side_by_side[0] = None, False
+
+
+class _SideBySide(DnsClient):
+    """Asks one host or domain as the tracer asks a batch of them."""
+
+    def resolve_host(self, host: str) -> tdns.DnsResult:
+        (result,) = self.resolve_hosts([host], window=2)
+        return result
+
+    def nameservers(self, domain: str):
+        (result,) = self.nameservers_many([domain], window=2)
+        return result
 
 
 def client(*servers: FakeDNS, max_chain: int = 8) -> DnsClient:
-    return DnsClient([(s.address, s.port) for s in servers], timeout=0.3, lifetime=1.0,
-                     max_chain=max_chain, breakers=_breakers[0])
+    kind = _SideBySide if _side_by_side[0] else DnsClient
+    return kind([(s.address, s.port) for s in servers], timeout=0.3, lifetime=1.0,
+                max_chain=max_chain, breakers=_breakers[0])
 
 
 def test_every_a_and_aaaa_answer_is_kept_with_the_resolver_that_answered(fake_dns):
@@ -170,3 +186,86 @@ def test_a_failing_origin_zone_never_holds_a_case_back(make_tracer, fake_dns, fa
 def test_a_host_name_dns_cannot_carry_is_an_outcome_not_a_crash(fake_dns):
     result = client(fake_dns).resolve_host("a" * 70 + ".example.com")
     assert result.outcome == tdns.DNS_ERROR
+
+
+def _facts(result: tdns.DnsResult) -> tuple:
+    """A result but its times and the answers' texts (their message ids differ)."""
+    return (result.host, result.outcome, result.addresses, result.cname_chain,
+            result.resolver, result.ttl,
+            {rdtype: (raw.get("error"), raw.get("resolver"), "text" in raw)
+             for rdtype, raw in result.raw.items()})
+
+
+def test_questions_side_by_side_give_what_one_at_a_time_gives(fake_dns):
+    if _breakers[0] is None:
+        pytest.skip("side by side needs the breakers")
+    hosts = []
+    for n in range(8):
+        fake_dns.add_host(f"h{n}.example.com", a=[f"185.1.1.{n + 1}"],
+                          aaaa=[f"2a00:1::{n + 1}"] if n % 2 else None)
+        hosts.append(f"h{n}.example.com")
+    fake_dns.add_cname("www.example.com", "h1.example.com")
+    fake_dns.add_chain("deep.example.com", 12, a="185.1.1.1")
+    fake_dns.add_host("gone.example.com", a=["185.1.1.1"])
+    fake_dns.fail("gone.example.com", "nxdomain")
+    fake_dns.add_host("broken.example.com", a=["185.1.1.1"])
+    fake_dns.fail("broken.example.com", "servfail")
+    fake_dns.add_host("v6only.example.com", aaaa=["2a00:1::9"])
+    hosts += ["www.example.com", "deep.example.com", "gone.example.com",
+              "broken.example.com", "v6only.example.com", "nothing.example.org",
+              "a" * 70 + ".example.com"]
+    one_by_one = [client(fake_dns).resolve_host(host) for host in hosts]
+    asked = dict(fake_dns.by_type)
+    fake_dns.by_type.clear()
+    side_by_side = client(fake_dns).resolve_hosts([*hosts, "h0.example.com"], window=3)
+    assert [_facts(r) for r in side_by_side] == [_facts(r) for r in one_by_one] + [
+        _facts(one_by_one[0])]  # a host named twice is asked about once
+    assert dict(fake_dns.by_type) == asked  # the same questions, no more
+    assert {r.outcome for r in side_by_side} == {
+        tdns.OK, tdns.CHAIN_TOO_LONG, tdns.NXDOMAIN, tdns.SERVFAIL, tdns.DNS_ERROR}
+
+
+def test_name_servers_side_by_side_give_what_one_at_a_time_gives(fake_dns):
+    if _breakers[0] is None:
+        pytest.skip("side by side needs the breakers")
+    fake_dns.add_ns("example.com", ["ns2.example.net", "ns1.example.net"])
+    fake_dns.add_ns("example.org", ["ns.example.org"])
+    domains = ["example.com", "example.org", "example.net"]
+    dns = client(fake_dns)
+    side_by_side = dns.nameservers_many(domains, window=2)
+    one_by_one = [DnsClient.nameservers(dns, domain) for domain in domains]
+    assert [(servers, ttl) for servers, _, ttl in side_by_side] == [
+        (servers, ttl) for servers, _, ttl in one_by_one]
+    assert side_by_side[0][0] == ["ns1.example.net", "ns2.example.net"]
+    assert side_by_side[0][1]["resolver"] == f"127.0.0.1:{fake_dns.port}"
+
+
+def test_side_by_side_a_silent_resolver_opens_its_circuit_and_the_next_answers(fake_dns):
+    hosts = [f"h{n}.example.com" for n in range(5)]
+    with FakeDNS() as second:
+        for host in hosts:
+            fake_dns.fail(host, "timeout")
+            second.add_host(host, a=["185.1.1.1"])
+        breakers = Breakers(failures=3, reset_seconds=60)
+        dns = DnsClient([(fake_dns.address, fake_dns.port), (second.address, second.port)],
+                        timeout=0.3, lifetime=2.0, breakers=breakers)
+        results = dns.resolve_hosts(hosts, window=2)
+        assert [r.outcome for r in results] == [tdns.OK] * 5
+        assert {r.resolver for r in results} == {f"127.0.0.1:{second.port}"}
+        circuits = {c.server: c for c in breakers.circuits()}
+        assert circuits[f"dns 127.0.0.1:{fake_dns.port}"].state == "open"
+        assert circuits[f"dns 127.0.0.1:{second.port}"].state == "closed"
+        # Once open, the silent resolver is not asked at all: the next one answers
+        # at once, well within one timeout.
+        second.add_host("late.example.com", a=["185.1.1.2"])
+        (late,) = dns.resolve_hosts(["late.example.com"])
+    assert late.outcome == tdns.OK and late.resolver == f"127.0.0.1:{second.port}"
+
+
+def test_side_by_side_no_resolver_answering_is_registries_unreachable(fake_dns):
+    fake_dns.fail("www.example.com", "timeout")
+    dns = DnsClient([(fake_dns.address, fake_dns.port)], timeout=0.2, lifetime=1.0,
+                    breakers=Breakers(failures=3, reset_seconds=60))
+    (result,) = dns.resolve_hosts(["www.example.com"])
+    assert result.outcome == tdns.UNREACHABLE
+    assert "no DNS resolver answered" in result.raw["A"]["text"]
