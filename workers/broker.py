@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Sequence
 
@@ -19,6 +18,7 @@ from dramatiq.middleware import (
 )
 
 from pipeline.app.runtime import Runtime
+from pipeline.core.collector import settle_collector
 from pipeline.core.config import Settings
 from pipeline.core.errors import ConfigError
 from pipeline.core.messaging import chunks
@@ -91,20 +91,10 @@ def install(runtime: Runtime) -> dramatiq.Broker:
 POLL_MS = 200
 
 
-# The cyclic collector's thresholds in a worker. The stages allocate many short-lived
-# rows per batch: with Python's defaults (700, 10, 10) the collector ran about 750
-# times per 15,000 reports and took 5% of a worker's CPU, mostly scanning again the
-# long-lived objects of the imports and caches (measured with gc.callbacks); frozen
-# at start and with these, 28 runs of about 5 ms took a fifth of that.
-GC_THRESHOLDS = (10_000, 50, 100)
-
-
 def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
 
     warm_up()
-    gc.collect()
-    gc.freeze()  # what start-up made (and lives) is never scanned again
-    gc.set_threshold(*GC_THRESHOLDS)
+    settle_collector()
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=POLL_MS)
     worker.start()
     return worker

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from pipeline.core.collector import settle_collector
 from pipeline.core.config import Settings, load_settings
 from pipeline.core.errors import BadInput, ConfigError
 
@@ -296,6 +297,7 @@ def serve(host: str | None, port: int | None) -> None:
     runtime, _ = runtime_with_broker(settings)
     ready_to_settle(runtime)  # intake settles reports: ready before the first request
     app = create_app(runtime)
+    settle_collector()
     host, port = host or settings.web.host, port or settings.web.port
     # Without a shared broker nothing consumes what this process would queue: the
     # commands then store and work the reports themselves.
@@ -372,6 +374,7 @@ def scheduler() -> None:
     from pipeline.core.counters import serve_process_metrics
 
     serve_process_metrics(settings.metrics.port)  # the scheduler's counters
+    settle_collector()
     run_forever(runtime, stop)
     runtime.close()
 
