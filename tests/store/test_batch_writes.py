@@ -194,3 +194,26 @@ def test_counting_joined_reports_locks_the_cases_in_id_order_whatever_the_pages(
     with runtime.session_factory() as session:
         assert session.execute(select(Case.report_count).where(
             Case.id.in_([first, second]))).scalars().all() == [2, 2]
+
+
+def test_a_batch_keeps_each_rows_time_whether_shared_aware_or_naive(runtime):
+    # SQLite: each distinct time of a batch is converted once (`db._remembered`);
+    # every row must still keep its own instant.
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from pipeline.store.db import insert_rows
+    from pipeline.store.ops_models import Heartbeat
+
+    base = datetime(2026, 12, 7, 20, 0, 0, 123000, tzinfo=UTC)
+    times = [base, base, base + timedelta(microseconds=1),
+             base.astimezone(timezone(timedelta(hours=2))),  # the same instant as base
+             base.replace(tzinfo=None) + timedelta(hours=1),  # naive: taken as UTC
+             base, base + timedelta(days=1)]
+    rows = [{"name": f"t{i}", "beat_at": at, "host": "h", "pid": i}
+            for i, at in enumerate(times)]
+    with runtime.session_factory.begin() as session:
+        insert_rows(session, Heartbeat.__table__, rows)
+    with runtime.session_factory() as session:
+        kept = {h.name: h.beat_at for h in session.scalars(select(Heartbeat))}
+    expected = [at if at.tzinfo else at.replace(tzinfo=UTC) for at in times]
+    assert [kept[f"t{i}"] for i in range(len(times))] == expected
