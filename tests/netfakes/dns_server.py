@@ -14,6 +14,7 @@ under the origin zone (Team Cymru style) are answered from `add_origin`.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socketserver
 import threading
@@ -69,11 +70,21 @@ class FakeDNS:
         self._lock = threading.Lock()
         # One thread answers every question: cheaper than a thread per packet.
         self.udp_limit = udp_limit
-        self._server = DNSServer(_Resolver(self), port=port, address=address,
-                                 logger=_QuietLogger(), server=_SerialUDPServer)
-        self.port: int = self._server.server.server_address[1]
-        self._tcp = (DNSServer(_Resolver(self), port=self.port, address=address,
-                               logger=_QuietLogger(), tcp=True) if udp_limit else None)
+        # TCP on the UDP port the system chose: that port may be taken for TCP (another
+        # test process's connection), so a new pair is tried then.
+        for attempt in range(20):
+            self._server = DNSServer(_Resolver(self), port=port, address=address,
+                                     logger=_QuietLogger(), server=_SerialUDPServer)
+            self.port: int = self._server.server.server_address[1]
+            try:
+                self._tcp = (DNSServer(_Resolver(self), port=self.port, address=address,
+                                       logger=_QuietLogger(), tcp=True)
+                             if udp_limit else None)
+                break
+            except OSError as exc:
+                self._server.server.server_close()
+                if exc.errno != errno.EADDRINUSE or port or attempt == 19:
+                    raise
 
     # -- zones -----------------------------------------------------------------------
 
