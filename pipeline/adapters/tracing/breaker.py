@@ -222,6 +222,11 @@ class Breakers:
                 server, f"registries unreachable: {server} does not answer (circuit open)",
                 int(self.reset_seconds * 1000))
 
+    def abandon(self, server: str) -> None:
+        """A question admitted to `server` was interrupted before any outcome: a trial
+        question may go out again at once."""
+        self._breaker(server).abandoned()
+
     def settle(self, server: str, outcome: BaseException | None) -> BaseException | None:
         """Count the outcome of a question admitted to `server` (None: an answer) and
         return what it means, as `call` raises it: `RegistryUnreachable` for a

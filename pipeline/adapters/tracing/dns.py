@@ -8,6 +8,7 @@ CNAME chain longer than configured each have their own name.
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 import selectors
 import socket
@@ -182,18 +183,14 @@ class DnsClient:
                  window: int = 16) -> list[Answer | BaseException]:
         """What `_ask` gives each (name, type) question, the answer or the exception
         it raises, the questions asked side by side from this thread
-        (`_ask_round`) rather than each from a thread of its own: profiled on the
+        (`_ask_side_by_side`) rather than each from a thread of its own: profiled on the
         benchmark, a thread pool's hand-offs cost a worker as much CPU as the
-        questions did. Each resolver in turn is asked what no earlier one settled,
-        through its breaker, all within the lifetime. Needs the breakers."""
+        questions did. Each question goes to the resolvers in turn, through their
+        breakers, within the lifetime, as `_ask_each` asks one. Needs the breakers."""
         assert self.breakers is not None
-        deadline = time.monotonic() + self.lifetime
-        asked = [_Question(name, rdtype, deadline) for name, rdtype in questions]
-        for server, address, port in self.each:
-            left = [q for q in asked if q.outcome is None]
-            if not left or time.monotonic() >= deadline:
-                break
-            _ask_round(self.breakers, server, address, port, self.timeout, left, window)
+        asked = [_Question(name, rdtype) for name, rdtype in questions]
+        _ask_side_by_side(self.breakers, self.each, self.timeout, self.lifetime, asked,
+                          window)
         out: list[Answer | BaseException] = []
         for q in asked:
             outcome = (q.outcome if q.outcome is not None
@@ -401,7 +398,8 @@ class _Question:
 
     name: str
     rdtype: str
-    deadline: float  # time.monotonic() after which no resolver is asked (the lifetime)
+    resolver: int = 0  # the index of the resolver to ask next
+    deadline: float | None = None  # set when first asked: then + the lifetime
     outcome: Answer | BaseException | None = None  # settled: what `_ask` gives
     failure: BaseException | None = None  # a resolver's SERVFAIL: the next one is asked
     silent: list[str] = field(default_factory=list)  # resolvers that did not answer
@@ -411,88 +409,113 @@ class _Question:
 class _InFlight:
     question: _Question
     request: dns.message.Message
+    server: str
+    address: str
+    port: int
+    destination: Any  # the socket address the answer must come from
     expires: float
 
 
-def _ask_round(breakers: Breakers, server: str, address: str, port: int, timeout: float,
-               questions: list[_Question], window: int) -> None:
-    """Ask one resolver `questions` over UDP from this thread, at most `window` in
-    flight, each on a socket of its own (a port of its own, as `dns.query.udp`
-    gives), each through the resolver's breaker, and settle each as `_ask_one`
-    through `Breakers.call` would: its outcome, a SERVFAIL to pass on to the next
-    resolver, or the resolver's silence. An answer from another address, not
-    answering the question, or malformed is ignored while the question waits; a
-    truncated answer is asked again over TCP."""
-    family = dns.inet.af_for_address(address)
-    destination = dns.inet.low_level_address_tuple((address, port), family)
-    to_ask = iter(questions)
+def _ask_side_by_side(breakers: Breakers, resolvers: list[tuple[str, str, int]],
+                      timeout: float, lifetime: float, questions: list[_Question],
+                      window: int) -> None:
+    """Ask `questions` over UDP from this thread, at most `window` in flight, each on
+    a socket of its own (a source port of its own, as `dns.query.udp` gives), and
+    settle each as `DnsClient._ask_each` would: the resolvers (server name, address,
+    port) in order, each through its breaker, the next one asked as soon as one is
+    silent or answers SERVFAIL, all within the lifetime from the question's first
+    asking. An answer from another address, not answering the question, or malformed
+    is ignored while the question waits; a truncated answer is asked again over TCP.
+    A question left unsettled had no resolver left in its lifetime."""
+    ready = collections.deque(questions)
     with selectors.DefaultSelector() as selector:
+
+        def attempted(question: _Question, server: str,
+                      outcome: Answer | BaseException) -> None:
+            _settle(breakers, server, question, outcome)
+            if question.outcome is None:  # silent or SERVFAIL: the next resolver, now
+                question.resolver += 1
+                ready.appendleft(question)
 
         def settle(key: selectors.SelectorKey, outcome: Answer | BaseException) -> None:
             selector.unregister(key.fileobj)
             key.fileobj.close()  # type: ignore[union-attr]
-            _settle(breakers, server, key.data.question, outcome)
+            attempted(key.data.question, key.data.server, outcome)
 
         def launch() -> None:
-            while len(selector.get_map()) < window:
-                question = next(to_ask, None)
-                if question is None:
-                    return
-                left = question.deadline - time.monotonic()
-                if left <= 0:
+            while ready and len(selector.get_map()) < window:
+                question = ready.popleft()
+                now = time.monotonic()
+                if question.deadline is None:
+                    question.deadline = now + lifetime
+                left = question.deadline - now
+                if question.resolver >= len(resolvers) or left <= 0:
                     continue
+                server, address, port = resolvers[question.resolver]
                 try:
                     breakers.admit(server)
                 except RegistryUnreachable as exc:
                     question.silent.append(f"{server}: {exc}")
+                    question.resolver += 1
+                    ready.appendleft(question)
                     continue
                 try:
                     request = dns.message.make_query(dns.name.from_text(question.name),
                                                      question.rdtype)
                     wire = request.to_wire()
                 except Exception as exc:  # e.g. a label too long
-                    _settle(breakers, server, question, exc)
+                    attempted(question, server, exc)
                     continue
+                family = dns.inet.af_for_address(address)
+                destination = dns.inet.low_level_address_tuple((address, port), family)
                 sock = socket.socket(family, socket.SOCK_DGRAM)
                 try:
                     sock.setblocking(False)
                     sock.sendto(wire, destination)
                 except OSError as exc:
                     sock.close()
-                    _settle(breakers, server, question,
-                            _network_failure(exc, request, address, port))
+                    attempted(question, server, _network_failure(exc, request, address, port))
                     continue
                 selector.register(sock, selectors.EVENT_READ, _InFlight(
-                    question, request, time.monotonic() + min(left, timeout)))
+                    question, request, server, address, port, destination,
+                    now + min(left, timeout)))
 
-        launch()
-        while selector.get_map():
-            due = min(key.data.expires for key in selector.get_map().values())
-            for key, _ in selector.select(max(0.0, due - time.monotonic())):
-                sent: _InFlight = key.data
-                try:
-                    wire, source = key.fileobj.recvfrom(65535)  # type: ignore[union-attr]
-                except BlockingIOError:
-                    continue
-                except OSError as exc:
-                    settle(key, _network_failure(exc, sent.request, address, port))
-                    continue
-                outcome = _received(sent, wire, source, destination, family, address, port)
-                if outcome is not None:
-                    settle(key, outcome)
-            now = time.monotonic()
-            for key in [k for k in selector.get_map().values() if k.data.expires <= now]:
-                settle(key, _network_failure(dns.exception.Timeout(), key.data.request,
-                                             address, port))
+        try:
             launch()
+            while selector.get_map():
+                due = min(key.data.expires for key in selector.get_map().values())
+                for key, _ in selector.select(max(0.0, due - time.monotonic())):
+                    try:
+                        wire, source = key.fileobj.recvfrom(65535)  # type: ignore[union-attr]
+                    except BlockingIOError:
+                        continue
+                    except OSError as exc:
+                        sent = key.data
+                        settle(key, _network_failure(exc, sent.request, sent.address,
+                                                     sent.port))
+                        continue
+                    outcome = _received(key.data, wire, source)
+                    if outcome is not None:
+                        settle(key, outcome)
+                now = time.monotonic()
+                for key in [k for k in selector.get_map().values() if k.data.expires <= now]:
+                    settle(key, _network_failure(dns.exception.Timeout(), key.data.request,
+                                                 key.data.address, key.data.port))
+                launch()
+        except BaseException:  # interrupted: what is in flight is abandoned
+            for key in list(selector.get_map().values()):
+                selector.unregister(key.fileobj)
+                key.fileobj.close()  # type: ignore[union-attr]
+                breakers.abandon(key.data.server)
+            raise
 
 
-def _received(sent: _InFlight, wire: bytes, source: Any, destination: Any, family: int,
-              address: str, port: int) -> Answer | BaseException | None:
+def _received(sent: _InFlight, wire: bytes, source: Any) -> Answer | BaseException | None:
     """The outcome `wire` gives the question sent, or None when it is to be ignored
     (as `dns.query.udp` ignores, with `ignore_unexpected` and `ignore_errors`)."""
-    if (dns.inet.inet_pton(family, source[0]) != dns.inet.inet_pton(family, destination[0])
-            or source[1] != destination[1]):
+    family = dns.inet.af_for_address(sent.address)
+    if (dns.inet.inet_pton(family, source[0]) != dns.inet.inet_pton(family, sent.address)
+            or source[1] != sent.port):
         return None
     try:
         response = dns.message.from_wire(wire, raise_on_truncation=True)
@@ -500,16 +523,16 @@ def _received(sent: _InFlight, wire: bytes, source: Any, destination: Any, famil
         if not sent.request.is_response(exc.message()):
             return None
         try:
-            response = dns.query.tcp(sent.request, address, port=port,
+            response = dns.query.tcp(sent.request, sent.address, port=sent.port,
                                      timeout=max(sent.expires - time.monotonic(), 0.001))
         except (dns.exception.Timeout, OSError, EOFError, dns.exception.FormError) as failed:
-            return _network_failure(failed, sent.request, address, port)
-        return _answer_or_exception(sent.request, response, address, port, True)
+            return _network_failure(failed, sent.request, sent.address, sent.port)
+        return _answer_or_exception(sent.request, response, sent.address, sent.port, True)
     except Exception:
         return None
     if not sent.request.is_response(response):
         return None
-    return _answer_or_exception(sent.request, response, address, port, False)
+    return _answer_or_exception(sent.request, response, sent.address, sent.port, False)
 
 
 def _answer_or_exception(request: dns.message.Message, response: dns.message.Message,

@@ -269,3 +269,21 @@ def test_side_by_side_no_resolver_answering_is_registries_unreachable(fake_dns):
     (result,) = dns.resolve_hosts(["www.example.com"])
     assert result.outcome == tdns.UNREACHABLE
     assert "no DNS resolver answered" in result.raw["A"]["text"]
+
+
+def test_side_by_side_each_question_goes_to_the_next_resolver_at_once(fake_dns):
+    # One in flight at a time: the first resolver's silence costs each question its
+    # timeout, longer in all than the lifetime. Each question is still asked of the
+    # second resolver as soon as the first failed it, as one host alone is asked, and
+    # its lifetime counts from its own first question, not from the batch's.
+    hosts = [f"h{n}.example.com" for n in range(4)]
+    with FakeDNS() as second:
+        for host in hosts:
+            fake_dns.fail(host, "timeout")
+            second.add_host(host, a=["185.1.1.1"])
+        dns = DnsClient([(fake_dns.address, fake_dns.port), (second.address, second.port)],
+                        timeout=0.3, lifetime=0.8,
+                        breakers=Breakers(failures=100, reset_seconds=60))
+        answers = dns.ask_many([(host, "A") for host in hosts], window=1)
+    assert [a.nameserver for a in answers] == ["127.0.0.1"] * 4
+    assert [a.port for a in answers] == [second.port] * 4
