@@ -13,7 +13,7 @@ import ipaddress
 import selectors
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -179,27 +179,40 @@ class DnsClient:
                 + "; ".join(silent) + ")", int(self.breakers.reset_seconds * 1000))
         return dns.exception.Timeout(timeout=self.lifetime)
 
-    def ask_many(self, questions: Sequence[tuple[str, str]], *,
-                 window: int = 16) -> list[Answer | BaseException]:
+    def ask_many(self, questions: Sequence[tuple[str, str]], *, window: int = 16,
+                 then: Callable[[int, Answer | BaseException], Any] | None = None,
+                 ) -> list[Any]:
         """What `_ask` gives each (name, type) question, the answer or the exception
         it raises, the questions asked side by side from this thread
         (`_ask_side_by_side`) rather than each from a thread of its own: profiled on the
         benchmark, a thread pool's hand-offs cost a worker as much CPU as the
         questions did. Each question goes to the resolvers in turn, through their
-        breakers, within the lifetime, as `_ask_each` asks one. Needs the breakers."""
+        breakers, within the lifetime, as `_ask_each` asks one. Needs the breakers.
+
+        With `then`, what `then(index, outcome)` makes of each question's outcome, as
+        soon as it is settled: the answers (whole DNS messages) are not all held until
+        the last one comes."""
         assert self.breakers is not None
-        asked = [_Question(name, rdtype) for name, rdtype in questions]
-        _ask_side_by_side(self.breakers, self.each, self.timeout, self.lifetime, asked,
-                          window)
-        out: list[Answer | BaseException] = []
-        for q in asked:
-            outcome = (q.outcome if q.outcome is not None
-                       else self._unanswered(q.failure, q.silent))
+        keep = then if then is not None else (lambda _index, outcome: outcome)
+        out: list[Any] = [None] * len(questions)
+
+        def settled(question: _Question) -> None:
+            outcome = (question.outcome if question.outcome is not None
+                       else self._unanswered(question.failure, question.silent))
+            question.outcome, question.done = None, True
             self.queries += 1
-            DNS_QUERIES.labels(q.rdtype, _query_outcome(outcome)
+            DNS_QUERIES.labels(question.rdtype, _query_outcome(outcome)
                                if isinstance(outcome, BaseException) else
                                "ok" if outcome.rrset is not None else "no_answer").inc()
-            out.append(outcome)
+            out[question.index] = keep(question.index, outcome)
+
+        asked = [_Question(index, name, rdtype)
+                 for index, (name, rdtype) in enumerate(questions)]
+        _ask_side_by_side(self.breakers, self.each, self.timeout, self.lifetime, asked,
+                          window, settled)
+        for question in asked:
+            if not question.done:
+                settled(question)
         return out
 
     def resolve_host(self, host: str) -> DnsResult:
@@ -221,9 +234,14 @@ class DnsClient:
         ttls: dict[str, list[int]] = {host: [] for host in hosts}
         going = list(results)
         for rdtype in ("A", "AAAA"):
-            answers = self.ask_many([(host, rdtype) for host in going], window=window)
-            going = [host for host, answer in zip(going, answers, strict=True)
-                     if self._take(results[host], rdtype, answer, ttls[host])]
+
+            def take(i: int, answer: Answer | BaseException, asked: list[str] = going,
+                     rdtype: str = rdtype) -> bool:
+                return self._take(results[asked[i]], rdtype, answer, ttls[asked[i]])
+
+            went_on = self.ask_many([(host, rdtype) for host in going], window=window,
+                                    then=take)
+            going = [host for host, on in zip(going, went_on, strict=True) if on]
         for host in going:
             self._finish(results[host], ttls[host])
         return [results[host] for host in hosts]
@@ -285,8 +303,8 @@ class DnsClient:
         """`nameservers` of each of `domains`, asked side by side (`ask_many`)."""
         if self.breakers is None:
             return [self.nameservers(domain) for domain in domains]
-        return [self._nameservers_of(answer) for answer in
-                self.ask_many([(domain, "NS") for domain in domains], window=window)]
+        return self.ask_many([(domain, "NS") for domain in domains], window=window,
+                             then=lambda _index, answer: self._nameservers_of(answer))
 
     @staticmethod
     def _nameservers_of(answer: Answer | dns.resolver.Answer | BaseException,
@@ -396,6 +414,7 @@ def _answer(request: dns.message.Message, response: dns.message.Message, address
 class _Question:
     """One question of `DnsClient.ask_many`, as the resolvers are asked in turn."""
 
+    index: int  # in the batch
     name: str
     rdtype: str
     resolver: int = 0  # the index of the resolver to ask next
@@ -403,6 +422,7 @@ class _Question:
     outcome: Answer | BaseException | None = None  # settled: what `_ask` gives
     failure: BaseException | None = None  # a resolver's SERVFAIL: the next one is asked
     silent: list[str] = field(default_factory=list)  # resolvers that did not answer
+    done: bool = False  # its outcome handed on (`DnsClient.ask_many`)
 
 
 @dataclass
@@ -418,7 +438,7 @@ class _InFlight:
 
 def _ask_side_by_side(breakers: Breakers, resolvers: list[tuple[str, str, int]],
                       timeout: float, lifetime: float, questions: list[_Question],
-                      window: int) -> None:
+                      window: int, settled: Callable[[_Question], None]) -> None:
     """Ask `questions` over UDP from this thread, at most `window` in flight, each on
     a socket of its own (a source port of its own, as `dns.query.udp` gives), and
     settle each as `DnsClient._ask_each` would: the resolvers (server name, address,
@@ -426,7 +446,8 @@ def _ask_side_by_side(breakers: Breakers, resolvers: list[tuple[str, str, int]],
     silent or answers SERVFAIL, all within the lifetime from the question's first
     asking. An answer from another address, not answering the question, or malformed
     is ignored while the question waits; a truncated answer is asked again over TCP.
-    A question left unsettled had no resolver left in its lifetime."""
+    `settled` gets each question as soon as its outcome is known; one left unsettled
+    had no resolver left in its lifetime."""
     ready = collections.deque(questions)
     with selectors.DefaultSelector() as selector:
 
@@ -436,6 +457,8 @@ def _ask_side_by_side(breakers: Breakers, resolvers: list[tuple[str, str, int]],
             if question.outcome is None:  # silent or SERVFAIL: the next resolver, now
                 question.resolver += 1
                 ready.appendleft(question)
+            else:
+                settled(question)
 
         def settle(key: selectors.SelectorKey, outcome: Answer | BaseException) -> None:
             selector.unregister(key.fileobj)

@@ -113,3 +113,21 @@ def test_side_by_side_each_question_goes_to_the_next_resolver_at_once(fake_dns):
         answers = dns.ask_many([(host, "A") for host in hosts], window=1)
     assert [a.nameserver for a in answers] == ["127.0.0.1"] * 4
     assert [a.port for a in answers] == [second.port] * 4
+
+
+def test_each_answer_is_handed_on_as_soon_as_it_is_settled(fake_dns):
+    # A batch's answers are whole DNS messages: each goes to `then` when it comes, not
+    # all at the end (held together, a worker's memory grew by 40 MB over 100,000
+    # reports). One in flight: the first is handed on before the second is asked.
+    hosts = [f"h{n}.example.com" for n in range(3)]
+    for host in hosts:
+        fake_dns.add_host(host, a=["185.1.1.1"])
+    asked_when_handed: list[int] = []
+
+    def then(index, answer):
+        asked_when_handed.append(fake_dns.by_type["A"])
+        return (index, answer.port)
+
+    kept = client(fake_dns).ask_many([(h, "A") for h in hosts], window=1, then=then)
+    assert asked_when_handed == [1, 2, 3]
+    assert kept == [(0, fake_dns.port), (1, fake_dns.port), (2, fake_dns.port)]
