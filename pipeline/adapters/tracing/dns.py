@@ -226,10 +226,8 @@ class DnsClient:
     def resolve_hosts(self, hosts: Sequence[str], *, window: int = 16) -> list[DnsResult]:
         """`resolve_host` of each of `hosts`, asked side by side on this thread
         (`ask_many`): every A question, then AAAA for the hosts whose A did not end
-        them, as `resolve_host` asks one host. Without breakers, one host after the
-        other."""
-        if self.breakers is None:
-            return [self.resolve_host(host) for host in hosts]
+        them, as `resolve_host` asks one host. Needs the breakers (without them the
+        tracer asks one host per thread of its pool)."""
         results = {host: DnsResult(host=host, outcome=OK) for host in hosts}
         ttls: dict[str, list[int]] = {host: [] for host in hosts}
         going = list(results)
@@ -300,9 +298,8 @@ class DnsClient:
 
     def nameservers_many(self, domains: Sequence[str], *, window: int = 16,
                          ) -> list[tuple[list[str], dict[str, Any], int]]:
-        """`nameservers` of each of `domains`, asked side by side (`ask_many`)."""
-        if self.breakers is None:
-            return [self.nameservers(domain) for domain in domains]
+        """`nameservers` of each of `domains`, asked side by side (`ask_many`). Needs
+        the breakers."""
         return self.ask_many([(domain, "NS") for domain in domains], window=window,
                              then=lambda _index, answer: self._nameservers_of(answer))
 
