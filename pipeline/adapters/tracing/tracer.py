@@ -26,7 +26,7 @@ from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import dns.exception
 
@@ -123,6 +123,8 @@ class HostTrace:
 # The recent traces a worker keeps (see Tracer.__init__).
 RECENT_MAX = 2_048
 
+
+T = TypeVar("T")
 
 # Addresses asked about together are grouped ever finer, round by round: one question
 # per /16 first (most registry networks are that large or larger and then cover the
@@ -381,9 +383,7 @@ class Tracer:
         results = {h: tdns.DnsResult.from_dict(v) for h, v in zip(names, cached, strict=True)
                    if v is not None and h not in refresh}
         missing = [] if offline else [h for h in names if h not in results]
-        fresh = (self.dns.resolve_hosts(missing, window=self.config.concurrency)
-                 if self.dns.breakers is not None else
-                 list(self.pool.map(self.dns.resolve_host, missing)))
+        fresh = self._ask_dns(self.dns.resolve_hosts, self.dns.resolve_host, missing)
         to_cache: dict[str, tuple[Any, float]] = {}
         for result in fresh:
             results[result.host] = result
@@ -402,9 +402,7 @@ class Tracer:
         out = {d: v for d, v in zip(names, cached, strict=True) if v is not None}
         missing = [] if offline else [d for d in names if d not in out]
         to_cache: dict[str, tuple[Any, float]] = {}
-        answers = (self.dns.nameservers_many(missing, window=self.config.concurrency)
-                   if self.dns.breakers is not None else
-                   self.pool.map(self.dns.nameservers, missing))
+        answers = self._ask_dns(self.dns.nameservers_many, self.dns.nameservers, missing)
         for name, (servers, raw, ttl) in zip(missing, answers, strict=True):
             out[name] = {"nameservers": servers, "raw": raw}
             if raw.get("error") == RegistryUnreachable.__name__:
@@ -413,6 +411,14 @@ class Tracer:
                                       if servers else self.config.negative_cache_seconds)
         self.cache.set_many(to_cache)
         return out
+
+    def _ask_dns(self, many: Callable[..., list[T]], one: Callable[[str], T],
+                 names: list[str]) -> list[T]:
+        """`many(names)`, the questions side by side from this thread, with the
+        breakers (`DnsClient.ask_many`); without them `one` per name on the pool."""
+        if self.dns.breakers is not None:
+            return many(names, window=self.config.concurrency)
+        return list(self.pool.map(one, names))
 
     # -- networks, per prefix --------------------------------------------------------
 
