@@ -429,6 +429,7 @@ class _InFlight:
     server: str
     address: str
     port: int
+    family: int
     destination: Any  # the socket address the answer must come from
     expires: float
 
@@ -446,6 +447,10 @@ def _ask_side_by_side(breakers: Breakers, resolvers: list[tuple[str, str, int]],
     `settled` gets each question as soon as its outcome is known; one left unsettled
     had no resolver left in its lifetime."""
     ready = collections.deque(questions)
+    # Per resolver, once: its address family and socket address.
+    sockaddrs = [(family := dns.inet.af_for_address(address),
+                  dns.inet.low_level_address_tuple((address, port), family))
+                 for _, address, port in resolvers]
     with selectors.DefaultSelector() as selector:
 
         def attempted(question: _Question, server: str,
@@ -486,8 +491,7 @@ def _ask_side_by_side(breakers: Breakers, resolvers: list[tuple[str, str, int]],
                 except Exception as exc:  # e.g. a label too long
                     attempted(question, server, exc)
                     continue
-                family = dns.inet.af_for_address(address)
-                destination = dns.inet.low_level_address_tuple((address, port), family)
+                family, destination = sockaddrs[question.resolver]
                 sock = socket.socket(family, socket.SOCK_DGRAM)
                 try:
                     sock.setblocking(False)
@@ -497,7 +501,7 @@ def _ask_side_by_side(breakers: Breakers, resolvers: list[tuple[str, str, int]],
                     attempted(question, server, _network_failure(exc, request, address, port))
                     continue
                 selector.register(sock, selectors.EVENT_READ, _InFlight(
-                    question, request, server, address, port, destination,
+                    question, request, server, address, port, family, destination,
                     now + min(left, timeout)))
 
         try:
@@ -533,9 +537,8 @@ def _ask_side_by_side(breakers: Breakers, resolvers: list[tuple[str, str, int]],
 def _received(sent: _InFlight, wire: bytes, source: Any) -> Answer | BaseException | None:
     """The outcome `wire` gives the question sent, or None when it is to be ignored
     (as `dns.query.udp` ignores, with `ignore_unexpected` and `ignore_errors`)."""
-    family = dns.inet.af_for_address(sent.address)
-    if (dns.inet.inet_pton(family, source[0]) != dns.inet.inet_pton(family, sent.address)
-            or source[1] != sent.port):
+    if (dns.inet.inet_pton(sent.family, source[0])
+            != dns.inet.inet_pton(sent.family, sent.address) or source[1] != sent.port):
         return None
     try:
         response = dns.message.from_wire(wire, raise_on_truncation=True)
