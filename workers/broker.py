@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import dramatiq
 import redis
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -17,7 +18,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from pipeline.app.runtime import Runtime
+from pipeline.app.runtime import Runtime, load_scripts
 from pipeline.core.collector import settle_collector
 from pipeline.core.config import Settings
 from pipeline.core.errors import ConfigError
@@ -68,6 +69,21 @@ class BrokerEnqueuer:
         actor = ACTORS[stage]
         for batch in chunks(list(ids), self.batch_size):
             actor.send(batch)
+
+
+def connect_ahead(broker: dramatiq.Broker) -> None:
+    """Open the Redis broker's connection and load dramatiq's scripts there now, as
+    a web app or a worker starts (`Runtime.connect_ahead` does the same for the
+    database and the project's Redis): otherwise the first enqueue opens the
+    connection and meets NOSCRIPT first (measured: 8 ms of a new web app's first
+    one-report import commit under cProfile, against about 1 after)."""
+    if not isinstance(broker, RedisBroker):
+        return
+    try:
+        load_scripts(broker.client, [script.script for script in broker.scripts.values()])
+    except redis.RedisError as exc:
+        log.info("Could not reach the broker ahead (%s); the first message will try again.",
+                 exc)
 
 
 def install(runtime: Runtime) -> dramatiq.Broker:

@@ -14,11 +14,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from pipeline.adapters.tracing.ratelimit import RateLimiter
 from pipeline.adapters.tracing.tracer import Tracer
 from pipeline.app.runtime import Runtime
 from pipeline.core.errors import ConfigError
 from pipeline.domain.urls import canonicaliser_for, warm_up
-from pipeline.stages.dedupe import IntakeSettler, dedupe_options
+from pipeline.stages.dedupe import DedupClaims, IntakeSettler, dedupe_options
 from pipeline.stages.intake import FIRST_ALONE_ABOVE
 from pipeline.stages.queueing import configured_rules
 
@@ -83,20 +84,24 @@ def _settler(runtime: Runtime) -> IntakeSettler | None:
 def ready_to_settle(runtime: Runtime) -> None:
     """Make this process's settler and build the suffix list's lookup tree now (a web
     process does as it starts), not inside its first intake request: measured, that
-    tree is most of a second (`pipeline.domain.urls.warm_up`)."""
+    tree is most of a second (`pipeline.domain.urls.warm_up`). Then open the
+    connections intake uses (`Runtime.connect_ahead`)."""
     if settler_for(runtime) is not None:
         warm_up()
         _load_rules()  # new cases traced from the caches are queued by them
+    runtime.connect_ahead(DedupClaims.SCRIPTS)
 
 
 def ready_to_work(runtime: Runtime) -> None:
     """What a worker's first messages would otherwise load: this process's tracer
-    and the priority rules (the configuration file read and parsed). A worker does
-    this as it starts: measured (make bench, API path), the first trace of a new
-    worker took 100 ms longer than the next ones, and the first report of the first
-    request waited on it."""
+    and the priority rules (the configuration file read and parsed), and the
+    connections they use (`Runtime.connect_ahead`). A worker does this as it starts:
+    measured (make bench, API path), the first trace of a new worker took 100 ms
+    longer than the next ones, and the first report of the first request waited on
+    it."""
     tracer_for(runtime)
     _load_rules()
+    runtime.connect_ahead((*DedupClaims.SCRIPTS, *RateLimiter.SCRIPTS))
 
 
 def _load_rules() -> None:

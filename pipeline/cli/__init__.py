@@ -291,11 +291,13 @@ def serve(host: str | None, port: int | None) -> None:
     from pipeline.app.running import KeepAnnounced, announce, withdraw
     from pipeline.app.tracers import ready_to_settle
     from pipeline.web.app import create_app
+    from workers.broker import connect_ahead
 
     settings = settings_or_exit()
     setup_logging(settings)
-    runtime, _ = runtime_with_broker(settings)
+    runtime, broker = runtime_with_broker(settings)
     ready_to_settle(runtime)  # intake settles reports: ready before the first request
+    connect_ahead(broker)
     app = create_app(runtime)
     settle_collector()
     host, port = host or settings.web.host, port or settings.web.port
@@ -328,7 +330,7 @@ def worker(threads: int | None) -> None:
     from pipeline.app.liveness import ProcessHeartbeat
     from pipeline.app.preflight import say_rules_problems
     from pipeline.app.tracers import ready_to_work
-    from workers.broker import check_broker_safe, start_worker
+    from workers.broker import check_broker_safe, connect_ahead, start_worker
 
     settings = settings_or_exit()
     setup_logging(settings)
@@ -350,6 +352,7 @@ def worker(threads: int | None) -> None:
     # The scheduler releases what this process claimed once it stops beating.
     liveness = ProcessHeartbeat(runtime).start()
     ready_to_work(runtime)
+    connect_ahead(broker)
     worker = start_worker(broker, threads or settings.worker.threads)
     logging.getLogger(__name__).info("Worker started with %d threads.", worker.worker_threads)
     stop.wait()

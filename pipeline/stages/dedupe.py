@@ -135,6 +135,8 @@ class DedupClaims:
     flushed), and the unique `open_key` decides who opens a case.
     """
 
+    SCRIPTS = (_CLAIM_SCRIPT, _RELEASE_SCRIPT, _SETTLE_SCRIPT)  # loaded ahead by processes
+
     def __init__(self, redis: Any, namespace: str, *, ttl_seconds: int = 86_400):
         self.redis = redis
         self.prefix = f"{namespace}:dedup:"

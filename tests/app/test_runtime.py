@@ -4,8 +4,11 @@ and one Redis client per runtime."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import subprocess
 import sys
+import uuid
 
 from sqlalchemy import text
 
@@ -79,3 +82,32 @@ rt.close()
     before, count, after = done.stdout.split()
     assert before == "False" and after == "True"
     assert int(count) >= 20  # every model module's, helpline and mail ones included
+
+
+def test_connect_ahead_opens_a_pooled_connection_and_loads_the_scripts(
+        settings_factory, pg_database_url, redis_url):
+    rt = build_runtime(settings_factory(database={"url": pg_database_url},
+                                        redis={"url": redis_url}))
+    script = f"return '{uuid.uuid4().hex}'"  # no other test loads it
+    sha = hashlib.sha1(script.encode()).hexdigest()
+    try:
+        assert rt.engine.pool.checkedin() == 0
+        assert rt.redis.script_exists(sha) == [False]
+        rt.connect_ahead([script])
+        assert rt.engine.pool.checkedin() == 1  # the first request takes it from here
+        assert rt.redis.script_exists(sha) == [True]
+        assert rt.redis.register_script(script)() == script.split("'")[1].encode()
+    finally:
+        rt.close()
+
+
+def test_connect_ahead_with_nothing_to_reach_says_so_and_goes_on(settings_factory, caplog):
+    rt = build_runtime(settings_factory(redis={"url": "redis://127.0.0.1:1/0"}))
+    try:
+        with caplog.at_level(logging.INFO, logger="pipeline.app.runtime"):
+            rt.connect_ahead(["return 1"])  # no exception: the first use reports it
+        assert "Could not connect ahead (ConnectionError" in caplog.text
+        with rt.session_factory() as session:  # the database was reached before
+            assert session.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        rt.close()

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.adapters.tracing.ratelimit import RateLimiter
 from pipeline.app import tracers
 from pipeline.app.runtime import build_runtime
 from pipeline.core.clock import FrozenClock
+from pipeline.stages.dedupe import DedupClaims
 
 
 @pytest.fixture
@@ -42,3 +44,16 @@ def test_a_forgotten_tracer_is_closed_and_the_next_use_makes_a_new_one(two_runti
     tracers.forget_tracer(one)
     tracers.forget_tracer(one)  # nothing held: nothing to close
     assert closed == [tracer]
+
+
+def test_a_process_connects_ahead_with_the_scripts_its_work_runs(two_runtimes, monkeypatch):
+    """The web app loads the dedup claims' scripts, a worker those and the RDAP rate
+    limiter's (`Runtime.connect_ahead`)."""
+    one, _ = two_runtimes
+    asked: list[tuple[str, ...]] = []
+    monkeypatch.setattr(type(one), "connect_ahead",
+                        lambda self, scripts=(): asked.append(tuple(scripts)))
+    tracers.ready_to_settle(one)
+    tracers.ready_to_work(one)
+    assert asked == [DedupClaims.SCRIPTS, (*DedupClaims.SCRIPTS, *RateLimiter.SCRIPTS)]
+    assert all(isinstance(script, str) and "redis.call" in script for script in asked[1])

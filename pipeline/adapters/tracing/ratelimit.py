@@ -32,6 +32,8 @@ return 0
 
 
 class RateLimiter:
+    SCRIPTS = (_GCRA,)  # loaded ahead by processes (`Runtime.connect_ahead`)
+
     def __init__(
         self,
         rate_per_second: float,
