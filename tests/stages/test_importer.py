@@ -267,6 +267,7 @@ class _Batches:
         self.running = 0
         self.most = 0
         self.started: list[int] = []
+        self.beside: list[int] = []
         self.returned: list[list[int]] = []  # the ids of each batch that committed
         self.hold = hold or {}
         self.fail = fail
@@ -279,6 +280,7 @@ class _Batches:
             self.running += 1
             self.most = max(self.most, self.running)
             self.started.append(len(args[1]))
+            self.beside.append(self.running - 1)  # batches running as this one started
             number = len(self.started)
             if self.running > 1:
                 self.second_started.set()
@@ -309,7 +311,7 @@ def test_on_postgresql_two_batches_settle_at_once_and_every_line_lands_once(
         pg_runtime, tmp_path, monkeypatch, redis_client, redis_namespace):
     """Batches of 8 lines over 12 URLs written many ways: consecutive batches share
     most URLs, so each batch's cases meet the one before it still in its transaction.
-    Two are in flight (after the first line, alone); every line is stored once, one
+    Two are in flight once batches are full; every line is stored once, one
     case per URL, counts add up, each new case queued for tracing once, the audit
     verifies."""
     from pipeline.core.messaging import NORMALISE, TRACE
@@ -330,6 +332,8 @@ def test_on_postgresql_two_batches_settle_at_once_and_every_line_lands_once(
 
     assert result.imported == 240 and result.errors == []
     assert batches.most == 2 and batches.first_alone
+    # Until the batches are full (1, 2, 4 lines) each starts alone.
+    assert batches.started[:4] == [1, 2, 4, 8] and batches.beside[:3] == [0, 0, 0]
     # A batch whose settling lost to the other too often is stored for the workers.
     with rt.session_factory.begin() as session:
         normalise_and_dedupe(session, rt.enqueuer.ids(NORMALISE), clock=rt.clock)
@@ -352,6 +356,7 @@ def test_the_first_line_goes_alone_then_two_batches_overlap_on_postgresql(
     """The second batch is held in its transaction's end until a third one has started:
     only an importer with two batches in flight gets past it without waiting."""
     rt = pg_runtime
+    rt.settings.intake.import_commit_every = 4  # batches of 1, 2, then 4 lines
     path = tmp_path / "reports.csv"
     path.write_text("url\n" + "".join(f"http://h{i}.example/x\n" for i in range(30)))
     release = threading.Event()
@@ -359,7 +364,7 @@ def test_the_first_line_goes_alone_then_two_batches_overlap_on_postgresql(
     batches.second_started = release  # set when two run at once
     result = _import(rt, path)
     assert result.imported == 30
-    assert batches.most == 2 and release.is_set()
+    assert batches.most == 2 and release.is_set() and batches.first_alone
     assert batches.started[:3] == [1, 2, 4]
 
 
@@ -377,6 +382,7 @@ def test_a_batch_that_fails_fails_the_import_once_the_other_batch_is_done(
     raises only when nothing runs any more, and every batch that committed was
     queued (what was stored is never left unqueued)."""
     rt = pg_runtime
+    rt.settings.intake.import_commit_every = 4  # batches of 1, 2, then 4 lines
     path = tmp_path / "reports.csv"
     path.write_text("url\n" + "".join(f"http://h{i}.example/x\n" for i in range(60)))
     batches = _Batches(monkeypatch, fail=3)
@@ -389,4 +395,4 @@ def test_a_batch_that_fails_fails_the_import_once_the_other_batch_is_done(
     with rt.session_factory() as session:
         stored = sorted(session.execute(select(Report.id)).scalars())
     assert stored == committed == sorted(enqueuer.sent) and enqueuer.problems == []
-    assert len(stored) in (1 + 2, 1 + 2 + 8)  # the fourth batch ran beside the third, or not
+    assert len(stored) in (1 + 2, 1 + 2 + 4)  # the fourth batch ran beside the third, or not
