@@ -332,8 +332,10 @@ def test_on_postgresql_two_batches_settle_at_once_and_every_line_lands_once(
 
     assert result.imported == 240 and result.errors == []
     assert batches.most == 2 and batches.first_alone
-    # Until the batches are full (1, 2, 4 lines) each starts alone.
-    assert batches.started[:4] == [1, 2, 4, 8] and batches.beside[:3] == [0, 0, 0]
+    # Until the batches are full (1, 2, 4 lines) one at a time: the first two start
+    # alone (the third may see the fourth, full, start first: threads race).
+    assert sorted(batches.started[:4]) == [1, 2, 4, 8] and batches.beside[:2] == [0, 0]
+    assert batches.started[:2] == [1, 2]
     # A batch whose settling lost to the other too often is stored for the workers.
     with rt.session_factory.begin() as session:
         normalise_and_dedupe(session, rt.enqueuer.ids(NORMALISE), clock=rt.clock)
@@ -365,7 +367,7 @@ def test_the_first_line_goes_alone_then_two_batches_overlap_on_postgresql(
     result = _import(rt, path)
     assert result.imported == 30
     assert batches.most == 2 and release.is_set() and batches.first_alone
-    assert batches.started[:3] == [1, 2, 4]
+    assert sorted(batches.started[:3]) == [1, 2, 4]
 
 
 def test_sqlite_takes_one_batch_at_a_time(sqlite_runtime, tmp_path, monkeypatch):
