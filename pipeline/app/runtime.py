@@ -59,16 +59,16 @@ class Runtime:
         """Open now what a process's first request or message would open on its way:
         a connection of the database pool and one of Redis, with the Lua `scripts`
         loaded there, so that their first call is not a NOSCRIPT answer and a second
-        round trip. Measured (make bench, import path): the first
-        one-report transaction of a new web app took 22 ms, the next ones 14; a new
-        connection was 12 ms of it under cProfile. What cannot be opened now is left
-        to the first use, which says what is wrong."""
+        round trip. Measured (make bench, import path): the first one-report
+        transaction of a new web app took 22 ms, the next ones 14; a new connection
+        was 12 ms of it under cProfile. What cannot be opened now is left to the
+        first use, which says what is wrong."""
         try:
             with self.engine.connect() as connection:
                 connection.exec_driver_sql("SELECT 1")
             if self.redis is not None:
                 load_scripts(self.redis, scripts)
-        except Exception as exc:  # noqa: BLE001 - the first real use reports it
+        except Exception as exc:  # any failure: the first real use reports it
             log.info("Could not connect ahead (%s: %s); the first use will try again.",
                      type(exc).__name__, exc)
 
