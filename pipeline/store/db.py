@@ -307,16 +307,18 @@ def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]], *,
     defaults = python_defaults(table, given)  # COPY knows only the server's defaults
     columns = given + list(defaults)
     convert: list[Any] = []
+    types: list[str | None] = []  # each column's in a binary COPY (`_binary_type`)
     for name in columns:
         column_type = table.c[name].type
         if isinstance(column_type, JSON):
             convert.append(_json_text)
         else:
             convert.append(column_type.bind_processor(dialect))
+        types.append(_binary_type(column_type))
+    binary = None not in types
     driver: Any = session.connection().connection.driver_connection
-    binary = [_binary_type(table.c[name].type) for name in columns]
     statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-    if None not in binary:
+    if binary:
         statement += " (FORMAT BINARY)"
     tail = list(defaults.values())
     # Only the columns with a bind processor are touched per row (profiled: the loop
@@ -326,8 +328,8 @@ def insert_rows(session: Session, table: Any, rows: list[dict[str, Any]], *,
     # a worker); one column would come back bare, not as a tuple.
     pick = operator.itemgetter(*given) if len(given) > 1 else (lambda r: (r[given[0]],))
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        if None not in binary:
-            copy.set_types(binary)
+        if binary:
+            copy.set_types(types)
         for row in rows:
             values = [*pick(row), *tail]
             for i, fn in processed:
